@@ -1,0 +1,134 @@
+"""
+The private cattrs converter: JSON data to models, leniently.
+
+Owns how wire data becomes models: ISO timestamps to aware datetimes, enum
+fields that keep unknown values as the raw string, plain-data fields kept as
+they are, lists to tuples, unknown keys ignored. A body that still does not
+fit raises ``ResponseValidationError`` with cattrs' readable error lines.
+
+May import: ``models``, ``errors``.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar, Union, get_args, get_origin
+
+import attrs
+import cattrs
+
+from cattrs.preconf.json import make_converter
+
+from . import errors, models
+
+
+T = TypeVar("T")
+
+
+def _is_enum_or_str(tp: Any) -> bool:
+    if get_origin(tp) not in (Union, types.UnionType):
+        return False
+    args = [a for a in get_args(tp) if a is not type(None)]
+    return (
+        len(args) == 2
+        and args[1] is str
+        and isinstance(args[0], type)
+        and issubclass(args[0], enum.Enum)
+    )
+
+
+def _enum_or_str(tp: Any) -> Callable[[Any, Any], Any]:
+    enum_cls = next(a for a in get_args(tp) if a is not type(None))
+    members: Mapping[str, Any] = {m.value: m for m in enum_cls}
+
+    def structure(value: Any, _: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise TypeError(f"expected a string, got {type(value).__name__}")
+        # The API mixes casings for one concept; members are lowercase.
+        return members.get(value) or members.get(value.lower()) or value
+
+    return structure
+
+
+def _structure_datetime(value: Any, _: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _structure_plain(value: Any, _: Any) -> Any:
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+def _make() -> cattrs.Converter:
+    converter = make_converter()
+    converter.register_structure_hook(datetime, _structure_datetime)
+    converter.register_structure_hook_factory(_is_enum_or_str, _enum_or_str)
+    converter.register_structure_hook_func(
+        lambda tp: tp == Mapping[str, Any], _structure_plain
+    )
+    return converter
+
+
+_CONVERTER = _make()
+
+
+def structure(data: Any, cls: type[T], *, request_id: str | None = None) -> T:
+    """
+    Build a *cls* from JSON data; ``request_id`` is set where the model has one.
+
+    Raises:
+        errors.ResponseValidationError: The data does not fit the model.
+    """
+    if request_id is not None and isinstance(data, dict) and _has_request_id(cls):
+        data = {**data, "request_id": request_id}
+    try:
+        return _CONVERTER.structure(data, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+        raise _invalid(exc, cls.__name__, request_id) from None
+
+
+def structure_list(
+    data: Any, cls: type[T], *, request_id: str | None = None
+) -> tuple[T, ...]:
+    """
+    Build a tuple of *cls* from a JSON array.
+
+    Raises:
+        errors.ResponseValidationError: ``data`` is not an array of *cls*.
+    """
+    if not isinstance(data, list):
+        raise errors.ResponseValidationError(
+            f"expected a list of {cls.__name__}, got {type(data).__name__}",
+            request_id=request_id,
+        )
+    try:
+        return tuple(_CONVERTER.structure(item, cls) for item in data)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+        raise _invalid(exc, cls.__name__, request_id) from None
+
+
+def _has_request_id(cls: type[Any]) -> bool:
+    return attrs.has(cls) and "request_id" in attrs.fields_dict(cls)
+
+
+def _invalid(
+    exc: Exception, name: str, request_id: str | None
+) -> errors.ResponseValidationError:
+    if isinstance(exc, cattrs.BaseValidationError):
+        detail = "; ".join(cattrs.transform_error(exc, path=name))
+    else:
+        detail = f"{name}: {exc}"
+    return errors.ResponseValidationError(
+        f"response does not match {name}: {detail}", request_id=request_id
+    )
+

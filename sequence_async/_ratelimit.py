@@ -1,0 +1,133 @@
+"""
+The client-side token bucket that keeps a client under the API's rate limit.
+
+Owns request admission: ``rate`` requests per minute with a small burst,
+shared by every request of one client, triggers served before polls, and a
+drain until ``Retry-After`` when the server answers 429. No background task:
+waiters are woken by one timer handle at a time.
+
+May import: nothing from the package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import time
+
+from collections import deque
+from collections.abc import Callable
+
+
+class Priority(enum.IntEnum):
+    """
+    Who is served first when tokens are short (lower first).
+    """
+
+    TRIGGER = 0
+    OTHER = 1
+    POLL = 2
+
+
+class TokenBucket:
+    """
+    An asyncio token bucket with priorities.
+
+    Args:
+        per_minute: Sustained requests per minute.
+        burst: Tokens that may be spent at once; default a tenth of a
+            minute's worth, so no 60-second window ever sees much more than
+            *per_minute* requests.
+        clock: Monotonic seconds (injectable for tests).
+    """
+
+    __slots__ = ("_blocked_until", "_burst", "_clock", "_queues", "_rate", "_timer", "_tokens", "_updated")
+
+    def __init__(
+        self,
+        per_minute: float,
+        *,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if per_minute <= 0:
+            raise ValueError("rate_limit must be a positive number of requests per minute")
+        self._rate = per_minute / 60.0
+        self._burst = max(1.0, burst if burst is not None else per_minute / 10)
+        self._clock = clock
+        self._tokens = self._burst
+        self._updated = clock()
+        self._blocked_until = 0.0
+        self._queues: tuple[deque[asyncio.Future[None]], ...] = tuple(
+            deque() for _ in Priority
+        )
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __repr__(self) -> str:
+        waiting = sum(len(q) for q in self._queues)
+        return f"<TokenBucket {self._rate * 60:g}/min, {waiting} waiting>"
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+        self._updated = now
+
+    async def acquire(self, priority: Priority = Priority.OTHER) -> None:
+        """
+        Wait for a token; cancelling the wait gives nothing up.
+        """
+        now = self._clock()
+        self._refill(now)
+        if (
+            self._tokens >= 1
+            and now >= self._blocked_until
+            and not any(self._queues)
+        ):
+            self._tokens -= 1
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._queues[priority].append(future)
+        self._schedule(now)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self._tokens += 1  # granted just as we were cancelled: give it back
+            else:
+                with contextlib.suppress(ValueError):  # _wake may have dropped it
+                    self._queues[priority].remove(future)
+            self._schedule(self._clock())
+            raise
+
+    def drain(self, seconds: float) -> None:
+        """
+        Admit nothing for *seconds* (the server said 429 with ``Retry-After``).
+        """
+        now = self._clock()
+        self._refill(now)
+        self._tokens = 0.0
+        self._blocked_until = max(self._blocked_until, now + seconds)
+
+    def _schedule(self, now: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not any(self._queues):
+            return
+        ready_at = max(
+            self._blocked_until, now + max(0.0, 1 - self._tokens) / self._rate
+        )
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(max(0.0, ready_at - now), self._wake)
+
+    def _wake(self) -> None:
+        self._timer = None
+        now = self._clock()
+        self._refill(now)
+        for queue in self._queues:
+            while queue and self._tokens >= 1 and now >= self._blocked_until:
+                future = queue.popleft()
+                if not future.done():
+                    self._tokens -= 1
+                    future.set_result(None)
+        self._schedule(now)

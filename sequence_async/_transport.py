@@ -1,0 +1,123 @@
+"""
+The one seam to the network: send a ``_wire.Request``, get a ``_wire.Response``.
+
+Owns the ``aiohttp.ClientSession`` (created lazily inside the running loop,
+or borrowed from the caller and then never closed), the per-attempt timeout,
+and the mapping of aiohttp and timeout failures to ``APIConnectionError`` /
+``APITimeoutError``, done once, here.
+
+May import: ``_wire``, ``errors``. The only module that imports aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as _ssl
+
+import aiohttp
+
+from . import errors
+from ._wire import Request, Response
+
+
+ClientSession = aiohttp.ClientSession
+
+
+class _Session:
+    """
+    The session behind a transport and its views, opened on first use.
+    """
+
+    __slots__ = ("owned", "session", "ssl")
+
+    def __init__(
+        self, session: aiohttp.ClientSession | None, ssl: _ssl.SSLContext | bool | None
+    ) -> None:
+        self.session = session
+        self.owned = session is None
+        self.ssl = ssl
+
+    def open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=100, ttl_dns_cache=300, ssl=self.ssl if self.ssl is not None else True
+        )
+        self.session = aiohttp.ClientSession(connector=connector, trust_env=True)
+        return self.session
+
+
+class Transport:
+    """
+    Sends requests through one aiohttp session.
+
+    Args:
+        base_url: Prefix of every path.
+        timeout: Seconds per attempt.
+        session: A caller's session, used as is and never closed here.
+        ssl: An SSL context (or ``False``) for a session made here.
+    """
+
+    __slots__ = ("_base_url", "_shared", "_timeout")
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float,
+        session: aiohttp.ClientSession | None = None,
+        ssl: _ssl.SSLContext | bool | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._shared = _Session(session, ssl)
+
+    def with_timeout(self, timeout: float) -> Transport:
+        """
+        Return a transport sharing this one's session, with another timeout.
+        """
+        view = Transport(self._base_url, timeout=timeout)
+        view._shared = self._shared  # noqa: SLF001
+        return view
+
+    async def send(self, request: Request) -> Response:
+        """
+        Send *request* once and read the whole answer.
+
+        Raises:
+            errors.APITimeoutError: The attempt ran past the timeout.
+            errors.APIConnectionError: No HTTP answer was had.
+        """
+        session = self._shared.session or self._shared.open()
+        try:
+            async with session.request(
+                request.method,
+                self._base_url + request.path,
+                params=request.params,
+                data=request.body,
+                headers=request.headers,
+                timeout=self._timeout,
+            ) as response:
+                body = await response.read()
+                return Response(response.status, response.headers, body)
+        except TimeoutError:
+            raise errors.APITimeoutError(
+                f"{request.method} {request.path} timed out after "
+                f"{self._timeout.total:g}s",
+                request_id=request.headers.get("X-Request-ID"),
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise errors.APIConnectionError(
+                f"{request.method} {request.path} failed: "
+                f"{type(exc).__name__}: {exc}",
+                request_id=request.headers.get("X-Request-ID"),
+            ) from None
+
+    async def aclose(self) -> None:
+        """
+        Close the session if this transport created it.
+        """
+        shared = self._shared
+        session, shared.session = shared.session, None
+        if session is not None and shared.owned and not session.closed:
+            await session.close()
+            # Let the connector's transports finish closing (aiohttp's advice).
+            await asyncio.sleep(0)

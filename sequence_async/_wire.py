@@ -1,0 +1,314 @@
+"""
+Sans-I/O wire logic: plain functions over plain values.
+
+Owns the request and response values, the headers every request carries, the
+idempotency-key rule, decoding of the ``{request_id, data}`` envelope, the one
+mapping from status and error code to exception class, ``Retry-After`` parsing
+and query-string building. No event loop, no sockets: every function here is
+tested with plain values.
+
+May import: ``errors``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import importlib.metadata
+import json
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Final, NamedTuple
+
+from . import errors
+
+
+VERSION: Final = importlib.metadata.version("sequence-async")
+USER_AGENT: Final = f"sequence-async/{VERSION}"
+DEFAULT_BASE_URL: Final = "https://api.getsequence.io/api/v1"
+RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER: Final = 60.0
+MAX_PAGE_SIZE: Final = 100
+_MESSAGE_CHARS: Final = 200
+
+_STATUS_ERRORS: Final[Mapping[int, type[errors.APIStatusError]]] = {
+    400: errors.BadRequestError,
+    401: errors.AuthenticationError,
+    403: errors.PermissionDeniedError,
+    404: errors.NotFoundError,
+    409: errors.ConflictError,
+    422: errors.BadRequestError,
+    429: errors.RateLimitError,
+}
+
+
+class Request(NamedTuple):
+    """
+    One HTTP request, ready to send.
+    """
+
+    method: str
+    path: str
+    params: Mapping[str, str] | None
+    body: bytes | None
+    headers: Mapping[str, str]
+    idempotency_key: str | None
+
+
+class Response(NamedTuple):
+    """
+    One HTTP answer: status, headers (case-insensitive mapping) and raw body.
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class Envelope(NamedTuple):
+    """
+    A decoded success body.
+    """
+
+    data: Any
+    request_id: str | None
+    page_info: Mapping[str, Any] | None
+
+
+def build_request(
+    method: str,
+    path: str,
+    *,
+    auth: str,
+    request_id: str,
+    params: Mapping[str, str] | None = None,
+    json_body: Mapping[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    default_headers: Mapping[str, str] | None = None,
+) -> Request:
+    """
+    Build the request for one logical call (reused unchanged by its retries).
+
+    ``auth`` is the whole ``Authorization`` value; it is never put anywhere
+    but the headers.
+    """
+    headers = {**default_headers} if default_headers else {}
+    headers["Authorization"] = auth
+    headers["X-Request-ID"] = request_id
+    headers["User-Agent"] = USER_AGENT
+    body = None
+    if json_body is not None:
+        headers["Content-Type"] = "application/json"
+        body = json.dumps(json_body, separators=(",", ":")).encode()
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    return Request(method, path, params, body, headers, idempotency_key)
+
+
+def check_idempotency_key(key: object) -> str:
+    """
+    Return *key* when it is 1 to 255 printable ASCII characters, else raise.
+
+    Raises:
+        ValueError: The key is empty, too long or not printable ASCII.
+        TypeError: The key is not a string.
+    """
+    if not isinstance(key, str):
+        raise TypeError(f"idempotency_key must be a str, not {type(key).__name__}")
+    if not 1 <= len(key) <= 255 or not all(" " < c <= "~" for c in key):
+        raise ValueError(
+            "idempotency_key must be 1 to 255 printable ASCII characters "
+            "without spaces"
+        )
+    return key
+
+
+def query(**params: object) -> dict[str, str]:
+    """
+    Build a query mapping: ``None`` dropped, datetimes as ISO 8601 UTC.
+
+    A trailing underscore is dropped from names (``from_`` is sent as
+    ``from``).
+    """
+    out: dict[str, str] = {}
+    for name, value in params.items():
+        if value is None:
+            continue
+        key = name.rstrip("_")
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError(f"{name} must be an aware datetime")
+            out[key] = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        elif isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        else:
+            out[key] = str(value)
+    return out
+
+
+def is_int(value: object) -> bool:
+    """
+    Whether *value* is an ``int`` and not a ``bool``.
+    """
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_page_size(first: int | None) -> int | None:
+    """
+    Return *first* when it is ``None`` or 1 to 100, else raise ``ValueError``.
+    """
+    if first is not None and not (is_int(first) and 1 <= first <= MAX_PAGE_SIZE):
+        raise ValueError(f"page_size must be an int from 1 to {MAX_PAGE_SIZE}")
+    return first
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
+    """
+    Return ``Retry-After`` (seconds or an HTTP date) as seconds from *now*.
+
+    Unparseable values give ``None``; dates in the past give ``0.0``.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def decode_response(
+    response: Response,
+    *,
+    request_id: str,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> Envelope:
+    """
+    Decode a success envelope, or raise the error the response stands for.
+
+    Raises:
+        errors.APIStatusError: A subclass chosen by the status (and code).
+        errors.ResponseValidationError: A 2xx body that is not the envelope.
+    """
+    status = response.status
+    server_request_id = response.headers.get("X-Request-ID") or request_id
+    if status >= 400:
+        raise error_for(
+            response,
+            request_id=server_request_id,
+            idempotency_key=idempotency_key,
+            now=now or datetime.now(UTC),
+        )
+    if status == 204 or not response.body:
+        return Envelope(None, server_request_id, None)
+    try:
+        payload = json.loads(response.body)
+    except ValueError:
+        raise errors.ResponseValidationError(
+            f"expected a JSON body, got {_snippet(response.body)!r}",
+            status=status,
+            request_id=server_request_id,
+        ) from None
+    if not isinstance(payload, dict) or "data" not in payload:
+        raise errors.ResponseValidationError(
+            f"expected a {{request_id, data}} envelope, got {_snippet(response.body)!r}",
+            status=status,
+            request_id=server_request_id,
+        )
+    body_request_id = payload.get("request_id")
+    page_info = payload.get("page_info")
+    return Envelope(
+        payload["data"],
+        body_request_id if isinstance(body_request_id, str) else server_request_id,
+        page_info if isinstance(page_info, dict) else None,
+    )
+
+
+def error_for(
+    response: Response,
+    *,
+    request_id: str | None,
+    idempotency_key: str | None,
+    now: datetime,
+) -> errors.APIStatusError:
+    """
+    Return the exception for an error response (the one status-to-class map).
+
+    The envelope's ``error.code`` and ``error.message`` are used when present;
+    any other body (plain text, HTML, empty) gives its first 200 characters as
+    the message.
+    """
+    status = response.status
+    code: str | None = None
+    message = _snippet(response.body) or f"HTTP {status}"
+    try:
+        payload = json.loads(response.body)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        if isinstance(error, dict):
+            raw_code, raw_message = error.get("code"), error.get("message")
+            code = raw_code if isinstance(raw_code, str) else None
+            if isinstance(raw_message, str):
+                message = raw_message[:_MESSAGE_CHARS]
+        body_request_id = payload.get("request_id")
+        if isinstance(body_request_id, str):
+            request_id = body_request_id
+    cls = _STATUS_ERRORS.get(status)
+    if cls is None:
+        cls = errors.ServerError if status >= 500 else errors.APIStatusError
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "request_id": request_id,
+        "idempotency_key": idempotency_key,
+    }
+    if cls is errors.RateLimitError:
+        kwargs["retry_after"] = parse_retry_after(
+            response.headers.get("Retry-After"), now=now
+        )
+    return cls(message, **kwargs)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """
+    Whether a failed attempt may be retried (never for 4xx but 408 and 429).
+    """
+    if isinstance(exc, errors.APIConnectionError):
+        return True
+    return isinstance(exc, errors.APIStatusError) and exc.status in RETRYABLE_STATUSES
+
+
+def next_cursor(
+    page_info: Mapping[str, Any] | None, *, items: int, page_size: int
+) -> str | None:
+    """
+    Return the cursor of the next page, or ``None`` when this was the last.
+
+    ``has_next_page`` decides when the server sends it; otherwise a full page
+    with an ``end_cursor`` means there may be more.
+    """
+    if not page_info:
+        return None
+    cursor = page_info.get("end_cursor")
+    if not isinstance(cursor, str) or not cursor:
+        return None
+    has_next = page_info.get("has_next_page")
+    if isinstance(has_next, bool):
+        return cursor if has_next else None
+    return cursor if items >= page_size else None
+
+
+def _snippet(body: bytes) -> str:
+    return body[:_MESSAGE_CHARS].decode("utf-8", "replace").strip()
