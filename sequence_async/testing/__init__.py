@@ -1,0 +1,77 @@
+"""
+An in-memory Sequence ``/api/v1`` server for demos, tests and benchmarks.
+
+Start it with ``async with serve() as server:`` and point a client at
+``server.url`` with ``server.api_key``; steer it through the same object
+(``finish()``, ``set_faults()``, ``state``, ``received``). The pytest plugin
+gives the ``sequence_server`` and ``sequence_client`` fixtures.
+
+May import: the public ``sequence_async`` package only (never its private
+modules): the server judges requests by the API reference, on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from .app import Faults, FakeSequence, Received
+from .seed import ALL_SCOPES, DEMO_API_KEY, Behavior, Permission, Seed, demo_seed
+from .state import ManualClock, State
+
+
+__all__ = [
+    "ALL_SCOPES",
+    "DEMO_API_KEY",
+    "Behavior",
+    "FakeSequence",
+    "Faults",
+    "ManualClock",
+    "Permission",
+    "Received",
+    "Seed",
+    "State",
+    "demo_seed",
+    "serve",
+]
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    seed: Seed | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    clock: Callable[[], float] = time.time,
+    rng_seed: int = 0,
+    visibility_delay: float = 0.0,
+    rate_limit: int | None = None,
+    record: bool = True,
+) -> AsyncIterator[FakeSequence]:
+    """
+    Run the fake server on loopback (a free port by default) until exit.
+
+    Yields the ``FakeSequence``, with ``url`` and ``api_key`` set.
+    """
+    server = FakeSequence(
+        seed,
+        clock=clock,
+        rng_seed=rng_seed,
+        visibility_delay=visibility_delay,
+        rate_limit=rate_limit,
+        record=record,
+    )
+    runner = web.AppRunner(server.app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        server.url = f"http://{bound_host}:{bound_port}/api/v1"
+        yield server
+    finally:
+        await runner.cleanup()
