@@ -21,6 +21,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 import attrs
 import cattrs
 
+from cattrs.gen import make_dict_structure_fn
 from cattrs.preconf.json import make_converter
 
 from . import errors, models
@@ -69,8 +70,45 @@ def _structure_plain(value: Any, _: Any) -> Any:
     return value
 
 
+def _objects_only(converter: cattrs.Converter) -> Callable[[Any], Any]:
+    def factory(cls: Any) -> Callable[[Any, Any], Any]:
+        build = make_dict_structure_fn(cls, converter)
+
+        def structure(value: Any, tp: Any) -> Any:
+            if not isinstance(value, dict):
+                raise TypeError(f"expected an object, got {type(value).__name__}")
+            return build(value, tp)
+
+        return structure
+
+    return factory
+
+
+def _is_homogeneous_tuple(tp: Any) -> bool:
+    args = get_args(tp)
+    return get_origin(tp) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _lists_only(converter: cattrs.Converter) -> Callable[[Any], Any]:
+    def factory(tp: Any) -> Callable[[Any, Any], Any]:
+        item_type = get_args(tp)[0]
+
+        def structure(value: Any, _: Any) -> tuple[Any, ...]:
+            if not isinstance(value, list):
+                raise TypeError(f"expected an array, got {type(value).__name__}")
+            item = converter.get_structure_hook(item_type)
+            return tuple(item(v, item_type) for v in value)
+
+        return structure
+
+    return factory
+
+
 def _make() -> cattrs.Converter:
     converter = make_converter()
+    # Strings and objects are iterable: never read one as a list or a model.
+    converter.register_structure_hook_factory(attrs.has, _objects_only(converter))
+    converter.register_structure_hook_factory(_is_homogeneous_tuple, _lists_only(converter))
     converter.register_structure_hook(datetime, _structure_datetime)
     converter.register_structure_hook_factory(_is_enum_or_str, _enum_or_str)
     converter.register_structure_hook_func(
