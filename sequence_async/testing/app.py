@@ -265,12 +265,12 @@ class FakeSequence:
                     self.state.idempotent_end(key, request.path, idem_key, (status, data))
         except ApiError as exc:
             return _error(exc.status, exc.code, exc.message, request_id)
-        if faults is not None and self._late_fault(faults, "drop"):
+        if faults is not None and self._late_fault(faults, "drops_next", "drop_rate"):
             # The write is committed; the client never hears about it.
             if request.transport is not None:
                 request.transport.close()
             raise web.HTTPServiceUnavailable
-        if faults is not None and self._late_fault(faults, "malformed"):
+        if faults is not None and self._late_fault(faults, "malformed_next", "malformed_rate"):
             return web.Response(status=200, text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
         payload: dict[str, Any] = {"request_id": request_id, "data": data}
         if page_info is not None:
@@ -288,13 +288,13 @@ class FakeSequence:
             return _error(429, "rate_limit_exceeded", "Too many requests.", request_id, retry_after=faults.retry_after)
         return None
 
-    def _late_fault(self, faults: Faults, kind: str) -> bool:
-        count = f"{kind}s_next"
-        if getattr(faults, count) > 0:
-            setattr(faults, count, getattr(faults, count) - 1)
+    def _late_fault(self, faults: Faults, count: str, rate: str) -> bool:
+        left: int = getattr(faults, count)
+        if left > 0:
+            setattr(faults, count, left - 1)
             return True
-        rate: float = getattr(faults, f"{kind}_rate")
-        return bool(rate) and self.rng.random() < rate
+        chance: float = getattr(faults, rate)
+        return bool(chance) and self.rng.random() < chance
 
     # -- endpoints ---------------------------------------------------------
 
