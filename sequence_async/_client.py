@@ -57,7 +57,9 @@ class SequenceClient:
         max_retries: Retries after a failed attempt (connection errors,
             timeouts, 408, 429, 5xx).
         rate_limit: Requests per minute this client may send, shared by every
-            request; ``None`` turns the limiter off.
+            request, triggers first; ``None`` turns the limiter off.
+        rate_limit_burst: Requests the limiter lets out at once (default a
+            tenth of *rate_limit*).
         session: Your ``aiohttp.ClientSession``; used as is, never closed.
         default_headers: Headers added to every request.
         ssl: An SSL context (or ``False``) for the session the client makes.
@@ -75,6 +77,7 @@ class SequenceClient:
         timeout: float = 30.0,
         max_retries: int = 3,
         rate_limit: float | None = None,
+        rate_limit_burst: float | None = None,
         session: ClientSession | None = None,
         default_headers: Mapping[str, str] | None = None,
         ssl: _ssl.SSLContext | bool | None = None,
@@ -91,7 +94,11 @@ class SequenceClient:
         ).rstrip("/")
         self._retry = RetryPolicy(max_retries=max_retries)
         self._transport = Transport(self.base_url, timeout=timeout, session=session, ssl=ssl)
-        self._limiter = TokenBucket(rate_limit) if rate_limit is not None else None
+        self._limiter = (
+            TokenBucket(rate_limit, burst=rate_limit_burst)
+            if rate_limit is not None
+            else None
+        )
         self._default_headers = dict(default_headers or {})
         self._state = _State()
         self._poller = Poller(self._request, poll or PollPolicy())

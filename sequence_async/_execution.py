@@ -190,7 +190,15 @@ class Poller:
     async def _list(
         self, rule_id: str, pending: Mapping[str, Execution]
     ) -> dict[str, models.RuleExecution]:
-        oldest = min(e.triggered_at for e in pending.values()) - _CLOCK_SKEW
+        # Where to stop paging when some pending id is not on the pages (not
+        # visible yet): past the oldest pending execution, by the server's own
+        # created_at when it was seen before, else by our trigger time.
+        oldest = min(
+            e.result.created_at
+            if e.result is not None and e.result.created_at is not None
+            else e.triggered_at - _CLOCK_SKEW
+            for e in pending.values()
+        )
         found: dict[str, models.RuleExecution] = {}
         params = {"rule_id": rule_id, "first": str(_LIST_PAGE)}
         for _ in range(_MAX_LIST_PAGES):

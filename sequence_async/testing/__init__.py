@@ -50,6 +50,7 @@ async def serve(
     rng_seed: int = 0,
     visibility_delay: float = 0.0,
     rate_limit: int | None = None,
+    rate_burst: int | None = None,
     record: bool = True,
 ) -> AsyncIterator[FakeSequence]:
     """
@@ -63,6 +64,7 @@ async def serve(
         rng_seed=rng_seed,
         visibility_delay=visibility_delay,
         rate_limit=rate_limit,
+        rate_burst=rate_burst,
         record=record,
     )
     runner = web.AppRunner(server.app, access_log=None, handle_signals=False)

@@ -81,11 +81,13 @@ class Received:
 
 class _RateLimit:
     """
-    Per-key token bucket: *per_minute* tokens, refilled continuously.
+    Per-key token bucket refilled at *per_minute*; holds *burst* tokens
+    (default: a minute's worth, as Sequence's documented 100-token bucket).
     """
 
-    def __init__(self, per_minute: int, clock: Callable[[], float]) -> None:
+    def __init__(self, per_minute: int, burst: int | None, clock: Callable[[], float]) -> None:
         self.per_minute = per_minute
+        self.burst = float(burst or per_minute)
         self.clock = clock
         self.buckets: dict[str, tuple[float, float]] = {}
 
@@ -95,8 +97,8 @@ class _RateLimit:
         """
         now = self.clock()
         rate = self.per_minute / 60.0
-        tokens, then = self.buckets.get(key, (float(self.per_minute), now))
-        tokens = min(float(self.per_minute), tokens + (now - then) * rate)
+        tokens, then = self.buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - then) * rate)
         if tokens >= 1:
             self.buckets[key] = (tokens - 1, now)
             return None
@@ -118,6 +120,7 @@ class FakeSequence:
         rng_seed: Seed of durations, outcomes and fault rates.
         visibility_delay: Seconds a new execution stays invisible (404).
         rate_limit: Requests per minute per key; ``None`` for no limit.
+        rate_burst: Tokens of that limit's bucket (default *rate_limit*).
         record: Keep the received requests (``received``); counts are kept
             always.
 
@@ -134,6 +137,7 @@ class FakeSequence:
         rng_seed: int = 0,
         visibility_delay: float = 0.0,
         rate_limit: int | None = None,
+        rate_burst: int | None = None,
         record: bool = True,
     ) -> None:
         seed = seed if seed is not None else demo_seed()
@@ -142,7 +146,9 @@ class FakeSequence:
         self.url: str | None = None
         self.api_key = DEMO_API_KEY if DEMO_API_KEY in seed.keys else next(iter(seed.keys), "")
         self.faults: dict[str, Faults] = {}
-        self.rate_limit = _RateLimit(rate_limit, state.clock) if rate_limit else None
+        self.rate_limit = (
+            _RateLimit(rate_limit, rate_burst, state.clock) if rate_limit else None
+        )
         self.record = record
         self.received: deque[Received] = deque(maxlen=100_000)
         self.counts: Counter[str] = Counter()

@@ -65,10 +65,12 @@ def _iso(ts: float) -> str:
 class ManualClock:
     """
     A clock that moves only when told: ``advance(seconds)``.
+
+    It starts at the real time (or *start*), so timestamps look current.
     """
 
-    def __init__(self, start: float = 1_767_225_600.0) -> None:  # 2026-01-01
-        self.now = start
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
 
     def __call__(self) -> float:
         return self.now
