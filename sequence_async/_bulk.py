@@ -167,6 +167,7 @@ async def trigger_many(
     workers: set[asyncio.Task[None]] = set()
     keys: set[str] = set()
     stop = asyncio.Event()
+    room = asyncio.Event()
 
     def report() -> None:
         if on_progress is not None:
@@ -220,13 +221,22 @@ async def trigger_many(
         finish(TriggerOutcome(index=index, request=request, error=error))
 
     async def produce() -> None:
+        items = aiter(_aiter(requests))
+        index = -1
         try:
-            index = -1
-            async for item in _aiter(requests):
-                index += 1
+            while True:
+                # Backpressure: pull nothing while the consumer is behind.
+                while outcomes.qsize() >= concurrency:
+                    room.clear()
+                    await room.wait()
                 if not stop.is_set():
                     # Slots free up as triggers finish, failed ones included.
                     await slots.acquire()
+                try:
+                    item = await anext(items)
+                except StopAsyncIteration:
+                    break
+                index += 1
                 if stop.is_set():
                     reject(index, item, errors.NotStartedError("max_failures reached"))
                     continue
@@ -251,6 +261,7 @@ async def trigger_many(
     producer = asyncio.create_task(produce())
     try:
         while (outcome := await outcomes.get()) is not None:
+            room.set()
             if isinstance(outcome, Exception):
                 raise outcome
             yield outcome

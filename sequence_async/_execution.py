@@ -124,8 +124,7 @@ class Poller:
         finally:
             if group.pending.get(execution.id) is execution:
                 del group.pending[execution.id]
-            if not group.pending and group.inflight is None:
-                self._groups.pop(execution.rule_id, None)
+            self._forget_if_idle(execution.rule_id, group)
         assert result is not None  # noqa: S101 (the done predicate ensures it)
         return result
 
@@ -181,11 +180,14 @@ class Poller:
         finally:
             if group.inflight is asyncio.current_task():
                 group.inflight = None
+            self._forget_if_idle(rule_id, group)
         if started >= group.snapshot_started:
             group.snapshot, group.snapshot_started = found, started
-        if not group.pending:
-            self._groups.pop(rule_id, None)
         return found
+
+    def _forget_if_idle(self, rule_id: str, group: _Group) -> None:
+        if not group.pending and group.inflight is None and self._groups.get(rule_id) is group:
+            del self._groups[rule_id]
 
     async def _list(
         self, rule_id: str, pending: Mapping[str, Execution]

@@ -1,0 +1,204 @@
+"""
+Tests of bulk triggering against the fake server over real HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from sequence_async import (
+    BulkProgress,
+    ExecutionFailedError,
+    ExecutionStatus,
+    NotFoundError,
+    NotStartedError,
+    PermissionDeniedError,
+    SequenceClient,
+    TriggerRequest,
+)
+from sequence_async.testing import Behavior, FakeSequence, Permission
+
+from .test_execution import other_tasks
+
+
+@pytest.fixture
+def quick(server: FakeSequence) -> FakeSequence:
+    """
+    The fake server with every demo rule finishing at once.
+    """
+    for rule_id in server.state.rules:
+        server.state.behaviors[rule_id] = Behavior(median=0.0, sigma=0.0)
+    return server
+
+
+async def test_mixed_outcomes_are_reported_per_item(live: SequenceClient, quick: FakeSequence) -> None:
+    """Success, failed run, forbidden and not found each end as their own outcome."""
+    quick.state.behaviors["rule_0002"] = Behavior(median=0.0, sigma=0.0, failure_rate=1.0)
+    quick.state.keys[quick.api_key] = (
+        Permission(scope="TRIGGER_RULES", resources=("rule_0001", "rule_0002", "rule_nope")),
+        Permission(scope="READ_RULE_EXECUTIONS"),
+    )
+
+    outcomes = await live.trigger_all(
+        ["rule_0001", TriggerRequest("rule_0002"), "rule_0003", "rule_nope"], concurrency=2
+    )
+
+    assert [0, 1, 2, 3] == [o.index for o in outcomes]
+    assert [True, False, False, False] == [o.ok for o in outcomes]
+    assert ExecutionStatus.EXECUTED == outcomes[0].result.status  # type: ignore[union-attr]
+    assert isinstance(outcomes[1].error, ExecutionFailedError)
+    assert ExecutionStatus.FAILED == outcomes[1].result.status  # type: ignore[union-attr]
+    assert isinstance(outcomes[2].error, PermissionDeniedError)
+    assert isinstance(outcomes[3].error, NotFoundError)
+    assert (None, None) == (outcomes[2].execution, outcomes[2].result)
+
+
+async def test_input_is_consumed_lazily(live: SequenceClient, quick: FakeSequence) -> None:
+    """A generator of 100,000 requests is pulled only as far as work starts."""
+    pulled = 0
+
+    def requests() -> Iterator[str]:
+        nonlocal pulled
+        for _ in range(100_000):
+            pulled += 1
+            yield "rule_0001"
+
+    seen = 0
+    async with live.trigger_many(requests(), concurrency=4, wait=False) as run:
+        async for _ in run:
+            seen += 1
+            if seen == 10:
+                break
+
+    assert 10 == seen
+    assert pulled <= 10 + 2 * 4
+    assert not other_tasks()
+
+
+async def test_concurrency_bound_is_respected(live: SequenceClient, quick: FakeSequence) -> None:
+    """No more than `concurrency` triggers are ever at the server at once."""
+    quick.set_faults("trigger_rule", latency=0.01)
+
+    outcomes = await live.trigger_all(["rule_0001"] * 40, concurrency=5, wait=False)
+
+    assert all(o.ok for o in outcomes)
+    assert 5 == quick.max_in_flight
+
+
+async def test_async_iterables_and_progress(live: SequenceClient, quick: FakeSequence) -> None:
+    """An async iterable works; on_progress sees the final counts."""
+
+    async def requests() -> AsyncIterator[TriggerRequest]:
+        for n in range(6):
+            yield TriggerRequest("rule_0001", manual_execute_amount=100 * (n + 1))
+
+    progress: list[BulkProgress] = []
+    outcomes = await live.trigger_all(requests(), concurrency=3, on_progress=progress.append)
+
+    last = progress[-1]
+    assert all(o.ok for o in outcomes)
+    assert (6, 0, 6, 0, 0, 6) == (
+        last.started,
+        last.in_flight,
+        last.succeeded,
+        last.failed,
+        last.not_started,
+        last.finished,
+    )
+
+
+async def test_max_failures_stops_starting_new_items(live: SequenceClient, quick: FakeSequence) -> None:
+    """After max_failures failures, the rest are reported as not started and never sent."""
+    outcomes = await live.trigger_all(["rule_nope"] * 10, concurrency=1, max_failures=3)
+
+    errors = [type(o.error) for o in outcomes]
+    assert [NotFoundError] * 3 + [NotStartedError] * 7 == errors
+    assert 3 == quick.counts["trigger_rule"]
+
+
+async def test_duplicate_idempotency_keys_are_rejected_before_sending(
+    live: SequenceClient, quick: FakeSequence
+) -> None:
+    """A key used twice in one batch fails its second item locally."""
+    outcomes = await live.trigger_all(
+        [TriggerRequest("rule_0001", idempotency_key="k1"), TriggerRequest("rule_0002", idempotency_key="k1")],
+        wait=False,
+    )
+
+    assert [True, False] == [o.ok for o in outcomes]
+    assert isinstance(outcomes[1].error, ValueError)
+    assert 1 == quick.counts["trigger_rule"]
+
+
+async def test_bad_items_are_outcomes(live: SequenceClient, quick: FakeSequence) -> None:
+    """An item that is neither a rule id nor a TriggerRequest is a TypeError outcome."""
+    outcomes = await live.trigger_all(["rule_0001", 42, TriggerRequest("rule_0001", manual_execute_amount=-1)], wait=False)  # type: ignore[list-item]
+
+    assert [True, False, False] == [o.ok for o in outcomes]
+    assert isinstance(outcomes[1].error, TypeError)
+    assert isinstance(outcomes[2].error, ValueError)
+
+
+async def test_wait_false_returns_handles(live: SequenceClient, quick: FakeSequence) -> None:
+    """wait=False yields outcomes with a handle and no result."""
+    (outcome,) = await live.trigger_all(["rule_0001"], wait=False)
+
+    assert outcome.execution is not None
+    assert outcome.result is None
+    assert outcome.execution.id in quick.state.executions
+
+
+async def test_cancelling_the_consumer_cancels_in_flight_work(live: SequenceClient, server: FakeSequence) -> None:
+    """Cancelling the task consuming outcomes stops triggers and waits; nothing leaks."""
+
+    async def consume() -> None:
+        async with live.trigger_many(["rule_0001"] * 50, concurrency=4) as run:
+            async for _ in run:
+                pass
+
+    task = asyncio.create_task(consume())
+    while len(server.state.executions) < 8:
+        await asyncio.sleep(0.001)
+
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    sent = server.counts["trigger_rule"]
+    await asyncio.sleep(0.05)
+
+    assert sent == server.counts["trigger_rule"]
+    assert not other_tasks()
+    assert {} == live._poller._groups
+
+
+async def test_timeouts_are_outcomes(live: SequenceClient, server: FakeSequence) -> None:
+    """A wait that times out is that item's outcome; the execution goes on."""
+    from sequence_async import WaitTimeoutError  # noqa: PLC0415
+
+    (outcome,) = await live.trigger_all(["rule_0001"], timeout=0.05)
+
+    assert isinstance(outcome.error, WaitTimeoutError)
+    assert outcome.execution is not None
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [({"concurrency": 0}, "concurrency"), ({"max_failures": 0}, "max_failures")])
+async def test_bad_options_raise(live: SequenceClient, kwargs: dict[str, int], match: str) -> None:
+    """concurrency and max_failures must be at least 1."""
+    with pytest.raises(ValueError, match=match):
+        await live.trigger_all(["rule_0001"], **kwargs)
+
+
+async def test_failing_input_iterator_is_raised(live: SequenceClient, quick: FakeSequence) -> None:
+    """An exception from the caller's iterator comes out of the loop."""
+
+    def requests() -> Iterator[str]:
+        yield "rule_0001"
+        raise RuntimeError("input broke")
+
+    with pytest.raises(RuntimeError, match="input broke"):
+        await live.trigger_all(requests(), wait=False)
+    assert not other_tasks()
