@@ -101,7 +101,9 @@ class Poller:
         """
         group = self._groups.setdefault(execution.rule_id, _Group())
         group.pending[execution.id] = execution
-        state = _WaitState(since=float("-inf"), max_age=0.0)
+        # A snapshot up to half a poll interval old is as good as a new poll:
+        # on average a waiter sees a change half an interval late anyway.
+        state = _WaitState(since=float("-inf"), max_age=0.5 * policy.delay(1))
         first = max(0.0, policy.delay(1) - execution.age())
 
         async def observe() -> models.RuleExecution | None:

@@ -1,0 +1,8 @@
+"""
+``python -m sequence_async``: the ``sequence-async`` command line.
+"""
+
+from .cli import main
+
+
+raise SystemExit(main())
