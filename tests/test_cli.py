@@ -1,0 +1,196 @@
+"""
+Tests of the command line, run as subprocesses against ``sequence-async serve``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sequence_async.testing import Behavior, demo_seed
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """
+    Run ``python -m sequence_async ARGS`` and capture its output.
+    """
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "sequence_async", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """
+    A ``sequence-async serve`` process whose rules finish at once; yields its env.
+    """
+    seed = demo_seed(rules=3)
+    for rule_id in ("rule_0001", "rule_0002"):
+        seed.behaviors[rule_id] = Behavior(median=0.0, sigma=0.0)
+    seed.behaviors["rule_0003"] = Behavior(median=0.0, sigma=0.0, failure_rate=1.0)
+    path = tmp_path_factory.mktemp("seed") / "seed.json"
+    path.write_text(seed.to_json())
+    with subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "sequence_async", "serve", "--port", "0", "--seed", str(path), "--json"],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            info = json.loads(process.stdout.readline())
+            env = {k: v for k, v in os.environ.items() if not k.startswith("SEQUENCE_")}
+            yield env | {"SEQUENCE_API_KEY": info["api_key"], "SEQUENCE_BASE_URL": info["url"]}
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def lines(result: subprocess.CompletedProcess[str]) -> list[Any]:
+    """
+    The JSON lines a --json command printed.
+    """
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def test_accounts_list_json(served: dict[str, str]) -> None:
+    """accounts list --json prints the accounts as one JSON array."""
+    result = run_cli("accounts", "list", "--json", env=served)
+
+    (accounts,) = lines(result)
+    assert 0 == result.returncode
+    assert "acc_0001" == accounts[0]["id"]
+
+
+def test_accounts_get_and_rules_get(served: dict[str, str]) -> None:
+    """get commands print one object; tables print for people."""
+    account = run_cli("accounts", "get", "acc_0001", "--json", env=served)
+    rule = run_cli("rules", "get", "rule_0001", "--json", env=served)
+    table = run_cli("rules", "list", env=served)
+
+    assert 50_000_000 == lines(account)[0]["balance"]["balance_in_cents"]
+    assert "MANUAL" == lines(rule)[0]["trigger"]["type"]
+    assert "rule_0003" in table.stdout
+
+
+def test_trigger_with_wait_prints_the_result(served: dict[str, str]) -> None:
+    """rules trigger --wait --json prints the finished execution and exits 0."""
+    result = run_cli("rules", "trigger", "rule_0001", "--amount", "2500", "--wait", "--json", env=served)
+
+    (execution,) = lines(result)
+    assert (0, "executed") == (result.returncode, execution["status"])
+
+
+def test_failed_execution_exits_1(served: dict[str, str]) -> None:
+    """A failed execution exits 1."""
+    result = run_cli("rules", "trigger", "rule_0003", "--wait", "--json", env=served)
+
+    assert (1, "failed") == (result.returncode, lines(result)[0]["status"])
+
+
+def test_trigger_without_wait_prints_a_resume_token(served: dict[str, str]) -> None:
+    """Without --wait the id and a token come back; executions wait resumes from it."""
+    triggered = lines(run_cli("rules", "trigger", "rule_0002", "--idempotency-key", "cli-1", "--json", env=served))[0]
+    waited = run_cli("executions", "wait", triggered["token"], "--json", env=served)
+    by_id = run_cli("executions", "wait", triggered["execution_id"], "--json", env=served)
+    got = run_cli("executions", "get", triggered["execution_id"], "--json", env=served)
+    listed = run_cli("executions", "list", "--rule-id", "rule_0002", "--limit", "1", "--json", env=served)
+
+    assert "cli-1" == triggered["idempotency_key"]
+    assert ["executed"] * 3 == [lines(r)[0]["status"] for r in (waited, by_id, got)]
+    assert 1 == len(lines(listed)[0])
+
+
+def test_api_errors_are_one_line_exit_1(served: dict[str, str]) -> None:
+    """An API error prints one readable line, no traceback, and exits 1."""
+    result = run_cli("rules", "get", "rule_nope", env=served)
+
+    assert 1 == result.returncode
+    assert "sequence-async: NotFoundError: 404 resource_not_found: Rule with id 'rule_nope' was not found." == result.stderr.strip()
+
+
+def test_missing_key_is_a_usage_error(served: dict[str, str]) -> None:
+    """Without SEQUENCE_API_KEY the command exits 2 and says what to set."""
+    env = {k: v for k, v in served.items() if k != "SEQUENCE_API_KEY"}
+
+    result = run_cli("accounts", "list", env=env)
+
+    assert 2 == result.returncode
+    assert "SEQUENCE_API_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["nope"], ["rules", "trigger"], ["trigger-many", "r", "--concurrency", "0"]])
+def test_bad_arguments_exit_2(served: dict[str, str], args: list[str]) -> None:
+    """argparse usage errors exit 2."""
+    assert 2 == run_cli(*args, env=served).returncode
+
+
+def test_trigger_many_json(served: dict[str, str]) -> None:
+    """trigger-many prints one line per outcome and a summary; a failure exits 1."""
+    ok = run_cli("trigger-many", "rule_0001", "rule_0002", "--repeat", "3", "--json", env=served)
+    mixed = run_cli("trigger-many", "-", "--json", env=served, stdin="rule_0001\nrule_0003\n")
+
+    *outcomes, summary = lines(ok)
+    assert 0 == ok.returncode
+    assert ["executed"] * 6 == [o["status"] for o in outcomes]
+    assert "6" == summary["summary"]["executed"]
+    assert 1 == mixed.returncode
+    assert {"executed", "failed"} == {o["status"] for o in lines(mixed)[:-1]}
+
+
+def test_trigger_many_shows_progress_and_summary(served: dict[str, str]) -> None:
+    """Without --json, trigger-many draws the bar and a summary table."""
+    result = run_cli("trigger-many", "rule_0001", "--repeat", "5", "--no-wait", env=served)
+
+    assert 0 == result.returncode
+    assert "5/5" in result.stdout
+    assert "Summary" in result.stdout
+
+
+def test_transfers_commands(served: dict[str, str]) -> None:
+    """transfers create, get and list work end to end."""
+    created = lines(
+        run_cli(
+            "transfers", "create", "--from", "acc_0001", "--to", "acc_0002", "--amount", "700",
+            "--idempotency-key", "t-1", "--json", env=served,
+        )
+    )[0]
+    got = lines(run_cli("transfers", "get", created["id"], "--json", env=served))[0]
+    listed = run_cli("transfers", "list", "--account-id", "acc_0002", "--json", env=served)
+    table = run_cli("transfers", "list", "--account-id", "acc_0002", env=served)
+
+    assert ("processing", 700) == (created["status"], got["amount_in_cents"])
+    assert created["id"] in [t["id"] for t in lines(listed)[0]]
+    assert "Transfers" in table.stdout
+
+
+def test_demo_runs_and_summarises(tmp_path: Path) -> None:
+    """The demo bulk-triggers against its own fake server and prints a summary."""
+    result = run_cli("demo", "--count", "40", "--median", "0.05", "--json")
+
+    summary = lines(result)[-1]["summary"]
+    assert 0 == result.returncode
+    assert "40" == summary["total"]
+    assert float(summary["requests per execution"]) < 2
+
+
+def test_help_of_module_entry_point() -> None:
+    """python -m sequence_async --help lists the commands."""
+    result = run_cli("--help")
+
+    assert 0 == result.returncode
+    for command in ("demo", "serve", "accounts", "rules", "executions", "transfers", "trigger-many"):
+        assert command in result.stdout
