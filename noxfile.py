@@ -24,6 +24,7 @@ def tests(session: nox.Session) -> None:
     session.install(".", *_group("tests"))
     session.run("coverage", "erase")
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "combine", "--quiet")
     session.run("coverage", "report")
 
 

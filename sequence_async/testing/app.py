@@ -207,8 +207,12 @@ class FakeSequence:
 
     def _wrap(self, route: str, handler: Handler, *, mutating: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def endpoint(request: web.Request) -> web.StreamResponse:
-            request_id = request.headers.get("X-Request-ID") or f"req_{uuid.uuid4().hex[:20]}"
+            given = request.headers.get("X-Request-ID")
+            request_id = given or f"req_{uuid.uuid4().hex[:20]}"
             self.counts[route] += 1
+            if given is not None and not _printable(given, 128):
+                self.statuses[400] += 1
+                return _error(400, "invalid_request", "X-Request-ID must be 1 to 128 printable ASCII characters.", f"req_{uuid.uuid4().hex[:20]}")
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
@@ -418,6 +422,10 @@ class FakeSequence:
         rows = self.state.card_transactions_of(card["id"], request.query)
         items, page_info = self.state.page(rows, request.query)
         return 200, items, page_info
+
+
+def _printable(value: str, longest: int) -> bool:
+    return 1 <= len(value) <= longest and all(" " < c <= "~" for c in value)
 
 
 def _required(query: Mapping[str, str], name: str) -> str:

@@ -207,7 +207,7 @@ class State:
             ApiError: 400 for a bad key or a replay with another body; 409 while
                 the first request with this key still runs.
         """
-        if not 1 <= len(idem_key) <= 255 or not all(" " < c <= "~" for c in idem_key):
+        if not 1 <= len(idem_key) <= 255 or not all(" " < c <= "~" for c in idem_key):  # noqa: PLR2004
             raise ApiError(400, "invalid_request", "Idempotency-Key must be 1 to 255 printable ASCII characters.")
         now = self.clock()
         fingerprint = hashlib.sha256(

@@ -1,0 +1,81 @@
+"""
+Fuzz the fake server against its OpenAPI description with schemathesis.
+
+The description (``sequence_async/testing/openapi.yaml``) is written from the
+API reference; schemathesis sends generated valid and invalid requests over
+real HTTP and checks that no answer is a 5xx and every answer matches the
+description. Examples are bounded so the suite stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+import sequence_async.testing
+
+from sequence_async.testing import DEMO_API_KEY, serve
+
+
+SPEC = Path(sequence_async.testing.__file__).with_name("openapi.yaml")
+schema = schemathesis.openapi.from_path(SPEC)
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    """
+    The fake server, in a thread of its own (schemathesis calls it synchronously).
+    """
+    ready = threading.Event()
+    url: list[str] = []
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        async with serve(record=False) as server:
+            assert server.url
+            url.append(server.url)
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
+    thread.start()
+    assert ready.wait(timeout=30)
+    try:
+        yield url[0]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=30)
+        loop.close()
+
+
+@schema.parametrize()
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+def test_fake_server_matches_its_openapi_description(case: schemathesis.Case, base_url: str) -> None:
+    """No 5xx, documented statuses only, bodies matching the schemas."""
+    case.call_and_validate(
+        base_url=base_url,
+        headers={"Authorization": f"ApiKey {DEMO_API_KEY}"},
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_headers_conformance,
+            response_schema_conformance,
+        ],
+    )
