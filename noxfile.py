@@ -39,10 +39,12 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typing(session: nox.Session) -> None:
-    """mypy --strict over the package and the tests."""
+    """Mypy --strict over the package and the tests."""
     session.install(".", *_group("typing"))
     session.run("mypy")
-    session.run("mypy", "tests", "--check-untyped-defs", "--disallow-untyped-defs=False")
+    session.run(
+        "mypy", "tests", "--check-untyped-defs", "--disallow-untyped-defs=False"
+    )
 
 
 @nox.session

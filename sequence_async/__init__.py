@@ -8,7 +8,7 @@ from ._bulk import BulkProgress, BulkRun, TriggerOutcome, TriggerRequest
 from ._client import SequenceClient
 from ._execution import Execution
 from ._retry import PollPolicy
-from ._wire import VERSION as __version__
+from ._wire import VERSION
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -49,6 +49,8 @@ from .models import (
     TransferStatus,
 )
 
+
+__version__ = VERSION
 
 __all__ = [
     "APIConnectionError",

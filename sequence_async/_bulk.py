@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -24,7 +23,7 @@ from collections.abc import (
     Callable,
     Iterable,
 )
-from typing import Protocol
+from typing import Protocol, Self
 
 import attrs
 
@@ -210,14 +209,32 @@ async def trigger_many(
             if wait:
                 result = await execution.wait(timeout)
         except errors.ExecutionFailedError as exc:
-            finish(TriggerOutcome(index=index, request=request, execution=execution, result=exc.result, error=exc))
+            finish(
+                TriggerOutcome(
+                    index=index,
+                    request=request,
+                    execution=execution,
+                    result=exc.result,
+                    error=exc,
+                )
+            )
         except Exception as exc:  # noqa: BLE001 (an item's failure is its outcome)
-            finish(TriggerOutcome(index=index, request=request, execution=execution, error=exc))
+            finish(
+                TriggerOutcome(
+                    index=index, request=request, execution=execution, error=exc
+                )
+            )
         else:
-            finish(TriggerOutcome(index=index, request=request, execution=execution, result=result))
+            finish(
+                TriggerOutcome(
+                    index=index, request=request, execution=execution, result=result
+                )
+            )
 
     def reject(index: int, item: object, error: Exception) -> None:
-        request = item if isinstance(item, TriggerRequest) else TriggerRequest(str(item))
+        request = (
+            item if isinstance(item, TriggerRequest) else TriggerRequest(str(item))
+        )
         finish(TriggerOutcome(index=index, request=request, error=error))
 
     async def produce() -> None:
@@ -277,7 +294,9 @@ def _checked(item: object, keys: set[str]) -> TriggerRequest:
     key = request.idempotency_key
     if key is not None:
         if key in keys:
-            raise ValueError(f"duplicate idempotency_key {key!r} in this batch; not sent")
+            raise ValueError(
+                f"duplicate idempotency_key {key!r} in this batch; not sent"
+            )
         keys.add(key)
     return request
 
@@ -296,13 +315,13 @@ class BulkRun:
     def __init__(self, outcomes: AsyncGenerator[TriggerOutcome, None]) -> None:
         self._outcomes = outcomes
 
-    def __aiter__(self) -> BulkRun:
+    def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> TriggerOutcome:
         return await anext(self._outcomes)
 
-    async def __aenter__(self) -> BulkRun:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

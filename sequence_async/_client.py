@@ -17,7 +17,6 @@ import os
 import ssl as _ssl
 import time
 import uuid
-
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
@@ -93,7 +92,9 @@ class SequenceClient:
             base_url or os.environ.get("SEQUENCE_BASE_URL") or DEFAULT_BASE_URL
         ).rstrip("/")
         self._retry = RetryPolicy(max_retries=max_retries)
-        self._transport = Transport(self.base_url, timeout=timeout, session=session, ssl=ssl)
+        self._transport = Transport(
+            self.base_url, timeout=timeout, session=session, ssl=ssl
+        )
         self._limiter = (
             TokenBucket(rate_limit, burst=rate_limit_burst)
             if rate_limit is not None
@@ -211,14 +212,20 @@ class SequenceClient:
                     describe=f"{method} {path}",
                 )
             except (errors.APIStatusError, errors.APIConnectionError) as exc:
-                if idempotency_key is not None and uncertain[0] and _may_have_acted(exc):
+                if (
+                    idempotency_key is not None
+                    and uncertain[0]
+                    and _may_have_acted(exc)
+                ):
                     raise errors.OutcomeUnknownError(
                         f"{method} {path} may have been carried out: {exc}",
                         idempotency_key=idempotency_key,
                     ) from exc
                 raise
 
-    async def _attempt(self, request: Request, priority: Priority, attempt: int) -> Envelope:
+    async def _attempt(
+        self, request: Request, priority: Priority, attempt: int
+    ) -> Envelope:
         if self._limiter is not None:
             await self._limiter.acquire(priority)
         started = time.perf_counter()
@@ -241,7 +248,9 @@ class SequenceClient:
             )
         except errors.RateLimitError as exc:
             if self._limiter is not None:
-                self._limiter.drain(exc.retry_after if exc.retry_after is not None else 1.0)
+                self._limiter.drain(
+                    exc.retry_after if exc.retry_after is not None else 1.0
+                )
             raise
 
     # -- executions --------------------------------------------------------
@@ -297,7 +306,9 @@ class SequenceClient:
             manual_execute_amount=manual_execute_amount,
             idempotency_key=idempotency_key,
         )
-        return await execution.wait(timeout, raise_on_failure=raise_on_failure, poll=poll)
+        return await execution.wait(
+            timeout, raise_on_failure=raise_on_failure, poll=poll
+        )
 
     def execution_from_token(self, token: str) -> Execution:
         """
@@ -369,8 +380,13 @@ class SequenceClient:
 
 def _may_have_acted(exc: Exception) -> bool:
     # A 429 or 409 after an uncertain attempt still leaves the first unknown.
-    return not isinstance(exc, errors.APIStatusError) or exc.status >= 500 or exc.status in (
-        408,
-        409,
-        429,
+    return (
+        not isinstance(exc, errors.APIStatusError)
+        or exc.status >= 500
+        or exc.status
+        in (
+            408,
+            409,
+            429,
+        )
     )

@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import enum
 import types
-
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
-
 from cattrs.gen import make_dict_structure_fn
 from cattrs.preconf.json import make_converter
 
-from . import errors, models
+from . import errors
 
 
 T = TypeVar("T")
@@ -108,7 +106,9 @@ def _make() -> cattrs.Converter:
     converter = make_converter()
     # Strings and objects are iterable: never read one as a list or a model.
     converter.register_structure_hook_factory(attrs.has, _objects_only(converter))
-    converter.register_structure_hook_factory(_is_homogeneous_tuple, _lists_only(converter))
+    converter.register_structure_hook_factory(
+        _is_homogeneous_tuple, _lists_only(converter)
+    )
     converter.register_structure_hook(datetime, _structure_datetime)
     converter.register_structure_hook_factory(_is_enum_or_str, _enum_or_str)
     converter.register_structure_hook_func(
@@ -169,4 +169,3 @@ def _invalid(
     return errors.ResponseValidationError(
         f"response does not match {name}: {detail}", request_id=request_id
     )
-

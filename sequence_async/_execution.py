@@ -23,7 +23,6 @@ import asyncio
 import json
 import logging
 import time
-
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -188,7 +187,11 @@ class Poller:
         return found
 
     def _forget_if_idle(self, rule_id: str, group: _Group) -> None:
-        if not group.pending and group.inflight is None and self._groups.get(rule_id) is group:
+        if (
+            not group.pending
+            and group.inflight is None
+            and self._groups.get(rule_id) is group
+        ):
             del self._groups[rule_id]
 
     async def _list(
@@ -221,7 +224,9 @@ class Poller:
                 or not items
                 or not isinstance(cursor, str)
                 or page_info.get("has_next_page") is False
-                or any(i.created_at is not None and i.created_at < oldest for i in items)
+                or any(
+                    i.created_at is not None and i.created_at < oldest for i in items
+                )
             ):
                 break
             params = {**params, "after": cursor}
@@ -289,7 +294,10 @@ class Execution:
     def _seen(self, snapshot: models.RuleExecution) -> None:
         self._last = snapshot
         status = snapshot.status
-        if not isinstance(status, models.ExecutionStatus) and status not in self._warned:
+        if (
+            not isinstance(status, models.ExecutionStatus)
+            and status not in self._warned
+        ):
             self._warned.add(status)
             log.warning(
                 "execution %s has status %r, unknown to this version of "
@@ -389,7 +397,9 @@ def from_token(token: str, poller: Poller) -> Execution:
         rule_id=fields["rule_id"],
         request_id=_opt_str(data.get("request_id")),
         idempotency_key=_opt_str(data.get("idempotency_key")),
-        triggered_at=triggered_at if triggered_at.tzinfo else triggered_at.replace(tzinfo=UTC),
+        triggered_at=triggered_at
+        if triggered_at.tzinfo
+        else triggered_at.replace(tzinfo=UTC),
         poller=poller,
     )
 

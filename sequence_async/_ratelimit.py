@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import enum
 import time
-
 from collections import deque
 from collections.abc import Callable
 
@@ -42,7 +41,16 @@ class TokenBucket:
         clock: Monotonic seconds (injectable for tests).
     """
 
-    __slots__ = ("_blocked_until", "_burst", "_clock", "_queues", "_rate", "_timer", "_tokens", "_updated")
+    __slots__ = (
+        "_blocked_until",
+        "_burst",
+        "_clock",
+        "_queues",
+        "_rate",
+        "_timer",
+        "_tokens",
+        "_updated",
+    )
 
     def __init__(
         self,
@@ -52,7 +60,9 @@ class TokenBucket:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if per_minute <= 0:
-            raise ValueError("rate_limit must be a positive number of requests per minute")
+            raise ValueError(
+                "rate_limit must be a positive number of requests per minute"
+            )
         self._rate = per_minute / 60.0
         self._burst = max(1.0, burst if burst is not None else per_minute / 10)
         self._clock = clock
@@ -69,7 +79,9 @@ class TokenBucket:
         return f"<TokenBucket {self._rate * 60:g}/min, {waiting} waiting>"
 
     def _refill(self, now: float) -> None:
-        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+        self._tokens = min(
+            self._burst, self._tokens + (now - self._updated) * self._rate
+        )
         self._updated = now
 
     async def acquire(self, priority: Priority = Priority.OTHER) -> None:
@@ -78,11 +90,7 @@ class TokenBucket:
         """
         now = self._clock()
         self._refill(now)
-        if (
-            self._tokens >= 1
-            and now >= self._blocked_until
-            and not any(self._queues)
-        ):
+        if self._tokens >= 1 and now >= self._blocked_until and not any(self._queues):
             self._tokens -= 1
             return
         future = asyncio.get_running_loop().create_future()

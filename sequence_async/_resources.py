@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import urllib.parse
 import uuid
-
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from . import _convert, models
-from .errors import ResponseValidationError
 from ._ratelimit import Priority
 from ._wire import (
     Envelope,
@@ -28,6 +26,7 @@ from ._wire import (
     next_cursor,
     query,
 )
+from .errors import ResponseValidationError
 
 
 if TYPE_CHECKING:
@@ -166,7 +165,9 @@ class _Resource:
         params: Mapping[str, str] | None = None,
         request_id: str | None,
     ) -> T:
-        envelope = await self._request("GET", path, params=params, request_id=request_id)
+        envelope = await self._request(
+            "GET", path, params=params, request_id=request_id
+        )
         return _convert.structure(envelope.data, model, request_id=envelope.request_id)
 
     async def _list(
@@ -177,9 +178,13 @@ class _Resource:
         params: Mapping[str, str] | None = None,
         request_id: str | None,
     ) -> list[T]:
-        envelope = await self._request("GET", path, params=params, request_id=request_id)
+        envelope = await self._request(
+            "GET", path, params=params, request_id=request_id
+        )
         return list(
-            _convert.structure_list(envelope.data, model, request_id=envelope.request_id)
+            _convert.structure_list(
+                envelope.data, model, request_id=envelope.request_id
+            )
         )
 
 
@@ -203,7 +208,9 @@ class Accounts(_Resource):
             "/accounts", models.Account, params=query(type=type), request_id=request_id
         )
 
-    async def get(self, account_id: str, *, request_id: str | None = None) -> models.Account:
+    async def get(
+        self, account_id: str, *, request_id: str | None = None
+    ) -> models.Account:
         """
         Get one account with its balance (scope ``READ_ACCOUNTS``).
         """
@@ -343,7 +350,13 @@ class RuleExecutions(_Resource):
         return Paginator(
             self._request,
             "/rule-executions",
-            query(rule_id=rule_id, status=status, trigger_type=trigger_type, from_=from_, to=to),
+            query(
+                rule_id=rule_id,
+                status=status,
+                trigger_type=trigger_type,
+                from_=from_,
+                to=to,
+            ),
             models.RuleExecution,
             page_size=page_size,
             request_id=request_id,
@@ -415,7 +428,9 @@ class Transfers(_Resource):
             request_id=request_id,
         )
 
-    async def get(self, transfer_id: str, *, request_id: str | None = None) -> models.Transfer:
+    async def get(
+        self, transfer_id: str, *, request_id: str | None = None
+    ) -> models.Transfer:
         """
         Get one transfer.
         """

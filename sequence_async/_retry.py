@@ -24,7 +24,6 @@ import asyncio
 import logging
 import random
 import time
-
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 

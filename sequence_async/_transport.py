@@ -75,7 +75,7 @@ class Transport:
         Return a transport sharing this one's session, with another timeout.
         """
         view = Transport(self._base_url, timeout=timeout)
-        view._shared = self._shared  # noqa: SLF001
+        view._shared = self._shared
         return view
 
     async def send(self, request: Request) -> Response:
@@ -106,8 +106,7 @@ class Transport:
             ) from None
         except aiohttp.ClientError as exc:
             raise errors.APIConnectionError(
-                f"{request.method} {request.path} failed: "
-                f"{type(exc).__name__}: {exc}",
+                f"{request.method} {request.path} failed: {type(exc).__name__}: {exc}",
                 request_id=request.headers.get("X-Request-ID"),
             ) from None
 

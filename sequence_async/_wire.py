@@ -15,7 +15,7 @@ from __future__ import annotations
 import email.utils
 import importlib.metadata
 import json
-
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
@@ -117,8 +117,7 @@ def check_idempotency_key(key: object) -> str:
         raise TypeError(f"idempotency_key must be a str, not {type(key).__name__}")
     if not 1 <= len(key) <= 255 or not all(" " < c <= "~" for c in key):
         raise ValueError(
-            "idempotency_key must be 1 to 255 printable ASCII characters "
-            "without spaces"
+            "idempotency_key must be 1 to 255 printable ASCII characters without spaces"
         )
     return key
 
@@ -181,7 +180,7 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         seconds = (when - now).total_seconds()
-    if seconds != seconds:  # NaN
+    if math.isnan(seconds):
         return None
     return max(0.0, seconds)
 
@@ -221,7 +220,8 @@ def decode_response(
         ) from None
     if not isinstance(payload, dict) or "data" not in payload:
         raise errors.ResponseValidationError(
-            f"expected a {{request_id, data}} envelope, got {_snippet(response.body)!r}",
+            "expected a {request_id, data} envelope, got "
+            f"{_snippet(response.body)!r}",
             status=status,
             request_id=server_request_id,
         )

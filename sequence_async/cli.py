@@ -21,7 +21,6 @@ import os
 import signal
 import sys
 import time
-
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import datetime
@@ -30,7 +29,6 @@ from typing import Any
 import attrs
 
 import sequence_async as sq
-
 from sequence_async import testing
 
 
@@ -45,7 +43,11 @@ class UsageError(Exception):
 
 def _jsonable(value: Any) -> Any:
     if attrs.has(type(value)):
-        return {k: _jsonable(v) for k, v in attrs.asdict(value, recurse=False).items() if k != "_poller"}
+        return {
+            k: _jsonable(v)
+            for k, v in attrs.asdict(value, recurse=False).items()
+            if k != "_poller"
+        }
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -138,7 +140,11 @@ class Summary:
         """
         Items that succeeded.
         """
-        return self.statuses["executed"] + self.statuses["partial"] + self.statuses["triggered"]
+        return (
+            self.statuses["executed"]
+            + self.statuses["partial"]
+            + self.statuses["triggered"]
+        )
 
 
 async def run_bulk(
@@ -171,7 +177,7 @@ async def run_bulk(
             rich.progress.TimeElapsedColumn(),
             console=out.console,
         )
-    task_id = None
+    task_id: Any = None
 
     def on_progress(p: sq.BulkProgress) -> None:
         if progress is not None and task_id is not None:
@@ -210,7 +216,9 @@ async def run_bulk(
                         {
                             "index": outcome.index,
                             "rule_id": outcome.request.rule_id,
-                            "execution_id": outcome.execution.id if outcome.execution else None,
+                            "execution_id": outcome.execution.id
+                            if outcome.execution
+                            else None,
                             "status": key,
                             "error": str(outcome.error) if outcome.error else None,
                         }
@@ -227,7 +235,9 @@ def _outcome_key(outcome: sq.TriggerOutcome) -> str:
     return "triggered"
 
 
-def print_summary(out: Output, summary: Summary, extra: dict[str, str] | None = None) -> None:
+def print_summary(
+    out: Output, summary: Summary, extra: dict[str, str] | None = None
+) -> None:
     """
     Print the summary table of a bulk run.
     """
@@ -235,7 +245,9 @@ def print_summary(out: Output, summary: Summary, extra: dict[str, str] | None = 
         **{name: str(count) for name, count in sorted(summary.statuses.items())},
         "total": str(summary.total),
         "seconds": f"{summary.seconds:.2f}",
-        "per second": f"{summary.total / summary.seconds:.0f}" if summary.seconds else "-",
+        "per second": f"{summary.total / summary.seconds:.0f}"
+        if summary.seconds
+        else "-",
         **(extra or {}),
     }
     if out.as_json:
@@ -260,24 +272,38 @@ def _client(args: argparse.Namespace) -> sq.SequenceClient:
 
 async def cmd_demo(args: argparse.Namespace, out: Output) -> int:
     """Bulk trigger-and-wait against the fake server, in-process."""
-    seed = testing.demo_seed(rules=args.rules, failure_rate=args.failure_rate, median=args.median)
+    seed = testing.demo_seed(
+        rules=args.rules, failure_rate=args.failure_rate, median=args.median
+    )
     async with testing.serve(seed, rng_seed=args.rng_seed, record=False) as server:
         if not out.as_json:
             out.console.print(
                 f"[bold]sequence-async demo[/]: fake Sequence API at {server.url}; "
-                f"{args.count} executions of {args.rules} rules, concurrency {args.concurrency}"
+                f"{args.count} executions of {args.rules} rules, "
+                f"concurrency {args.concurrency}"
             )
         rule_ids = list(server.state.rules)
-        requests = [sq.TriggerRequest(rule_ids[n % len(rule_ids)]) for n in range(args.count)]
+        requests = [
+            sq.TriggerRequest(rule_ids[n % len(rule_ids)]) for n in range(args.count)
+        ]
         async with sq.SequenceClient(server.api_key, base_url=server.url) as client:
             summary = await run_bulk(
-                client, requests, out=out, concurrency=args.concurrency, wait=True, timeout=args.timeout, max_failures=None
+                client,
+                requests,
+                out=out,
+                concurrency=args.concurrency,
+                wait=True,
+                timeout=args.timeout,
+                max_failures=None,
             )
         http = sum(server.counts.values())
         print_summary(
             out,
             summary,
-            {"HTTP requests": str(http), "requests per execution": f"{http / max(1, summary.total):.2f}"},
+            {
+                "HTTP requests": str(http),
+                "requests per execution": f"{http / max(1, summary.total):.2f}",
+            },
         )
     return EXIT_OK
 
@@ -286,17 +312,28 @@ async def cmd_serve(args: argparse.Namespace, out: Output) -> int:
     """Run the fake server until interrupted."""
     seed = testing.Seed.load(args.seed) if args.seed else testing.demo_seed()
     async with testing.serve(
-        seed, host=args.host, port=args.port, rng_seed=args.rng_seed, rate_limit=args.rate_limit, record=False,
+        seed,
+        host=args.host,
+        port=args.port,
+        rng_seed=args.rng_seed,
+        rate_limit=args.rate_limit,
+        record=False,
         visibility_delay=args.visibility_delay / 1000,
     ) as server:
         if args.latency or args.error_rate:
-            server.set_faults("*", latency=args.latency / 1000, error_rate=args.error_rate)
+            server.set_faults(
+                "*", latency=args.latency / 1000, error_rate=args.error_rate
+            )
         info = {"url": server.url, "api_key": server.api_key}
         if out.as_json:
             print(json.dumps(info), flush=True)
         else:
             print(f"Fake Sequence API listening on {server.url}", flush=True)
-            print(f"export SEQUENCE_BASE_URL={server.url} SEQUENCE_API_KEY={server.api_key}", flush=True)
+            print(
+                f"export SEQUENCE_BASE_URL={server.url} "
+                f"SEQUENCE_API_KEY={server.api_key}",
+                flush=True,
+            )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -306,7 +343,7 @@ async def cmd_serve(args: argparse.Namespace, out: Output) -> int:
 
 
 async def cmd_accounts(args: argparse.Namespace, out: Output) -> int:
-    """accounts list|get."""
+    """Accounts list|get."""
     async with _client(args) as client:
         if args.action == "get":
             out.data(await client.accounts.get(args.id))
@@ -317,19 +354,31 @@ async def cmd_accounts(args: argparse.Namespace, out: Output) -> int:
 
 
 async def cmd_rules(args: argparse.Namespace, out: Output) -> int:
-    """rules list|get|trigger."""
+    """Rules list|get|trigger."""
     async with _client(args) as client:
         if args.action == "list":
-            out.table(await client.rules.list(source_id=args.source_id), ["id", "nickname", "status", "trigger_type"], "Rules")
+            out.table(
+                await client.rules.list(source_id=args.source_id),
+                ["id", "nickname", "status", "trigger_type"],
+                "Rules",
+            )
             return EXIT_OK
         if args.action == "get":
             out.data(await client.rules.get(args.id))
             return EXIT_OK
         execution = await client.rules.trigger(
-            args.id, manual_execute_amount=args.amount, idempotency_key=args.idempotency_key
+            args.id,
+            manual_execute_amount=args.amount,
+            idempotency_key=args.idempotency_key,
         )
         if not args.wait:
-            out.data({"execution_id": execution.id, "idempotency_key": execution.idempotency_key, "token": execution.to_token()})
+            out.data(
+                {
+                    "execution_id": execution.id,
+                    "idempotency_key": execution.idempotency_key,
+                    "token": execution.to_token(),
+                }
+            )
             return EXIT_OK
         result = await execution.wait(args.timeout, raise_on_failure=False)
         out.data(result)
@@ -337,15 +386,19 @@ async def cmd_rules(args: argparse.Namespace, out: Output) -> int:
 
 
 async def cmd_executions(args: argparse.Namespace, out: Output) -> int:
-    """executions list|get|wait."""
+    """Executions list|get|wait."""
     async with _client(args) as client:
         if args.action == "list":
             rows = []
-            async for execution in client.rule_executions.list(rule_id=args.rule_id, status=args.status):
+            async for execution in client.rule_executions.list(
+                rule_id=args.rule_id, status=args.status
+            ):
                 rows.append(execution)
                 if len(rows) >= args.limit:
                     break
-            out.table(rows, ["id", "rule_id", "status", "created_at"], "Rule executions")
+            out.table(
+                rows, ["id", "rule_id", "status", "created_at"], "Rule executions"
+            )
             return EXIT_OK
         if args.action == "get":
             out.data(await client.rule_executions.get(args.id))
@@ -368,22 +421,37 @@ async def _handle(client: sq.SequenceClient, id_or_token: str) -> sq.Execution:
             "v": 1,
             "id": current.id,
             "rule_id": current.rule_id,
-            "triggered_at": (current.created_at or datetime.now().astimezone()).isoformat(),
+            "triggered_at": (
+                current.created_at or datetime.now().astimezone()
+            ).isoformat(),
         }
     )
     return client.execution_from_token(token)
 
 
 async def cmd_transfers(args: argparse.Namespace, out: Output) -> int:
-    """transfers list|get|create."""
+    """Transfers list|get|create."""
     async with _client(args) as client:
         if args.action == "list":
             rows = []
-            async for transfer in client.transfers.list(account_id=args.account_id, status=args.status):
+            async for transfer in client.transfers.list(
+                account_id=args.account_id, status=args.status
+            ):
                 rows.append(transfer)
                 if len(rows) >= args.limit:
                     break
-            out.table(rows, ["id", "amount_in_cents", "status", "source", "destination", "created_at"], "Transfers")
+            out.table(
+                rows,
+                [
+                    "id",
+                    "amount_in_cents",
+                    "status",
+                    "source",
+                    "destination",
+                    "created_at",
+                ],
+                "Transfers",
+            )
         elif args.action == "get":
             out.data(await client.transfers.get(args.id))
         else:
@@ -402,7 +470,11 @@ async def cmd_transfers(args: argparse.Namespace, out: Output) -> int:
 async def cmd_trigger_many(args: argparse.Namespace, out: Output) -> int:
     """trigger-many RULE_ID... (or - for ids on stdin)."""
     ids = _rule_ids(args.rule_ids)
-    requests = [sq.TriggerRequest(rule_id, manual_execute_amount=args.amount) for rule_id in ids for _ in range(args.repeat)]
+    requests = [
+        sq.TriggerRequest(rule_id, manual_execute_amount=args.amount)
+        for rule_id in ids
+        for _ in range(args.repeat)
+    ]
     if not requests:
         raise UsageError("no rule ids given")
     async with _client(args) as client:
@@ -448,58 +520,107 @@ def build_parser() -> argparse.ArgumentParser:
     """
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
-    common.add_argument("--base-url", help="API base URL (default SEQUENCE_BASE_URL, else production)")
-    common.add_argument("--debug", action="store_true", help="tracebacks and DEBUG logs")
+    common.add_argument(
+        "--base-url", help="API base URL (default SEQUENCE_BASE_URL, else production)"
+    )
+    common.add_argument(
+        "--debug", action="store_true", help="tracebacks and DEBUG logs"
+    )
     parser = argparse.ArgumentParser(
-        prog="sequence-async", description="The Sequence money-automation API from the shell.", parents=[common]
+        prog="sequence-async",
+        description="The Sequence money-automation API from the shell.",
+        parents=[common],
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", parents=[common], help="bulk trigger-and-wait against the embedded fake server")
-    demo.add_argument("--count", type=_positive(int), default=300, help="executions to run (300)")
-    demo.add_argument("--rules", type=_positive(int), default=10, help="rules to spread them over (10)")
+    demo = commands.add_parser(
+        "demo",
+        parents=[common],
+        help="bulk trigger-and-wait against the embedded fake server",
+    )
+    demo.add_argument(
+        "--count", type=_positive(int), default=300, help="executions to run (300)"
+    )
+    demo.add_argument(
+        "--rules",
+        type=_positive(int),
+        default=10,
+        help="rules to spread them over (10)",
+    )
     demo.add_argument("--concurrency", type=_positive(int), default=16)
-    demo.add_argument("--median", type=_positive(float), default=1.5, help="median execution seconds (1.5)")
+    demo.add_argument(
+        "--median",
+        type=_positive(float),
+        default=1.5,
+        help="median execution seconds (1.5)",
+    )
     demo.add_argument("--failure-rate", type=float, default=0.04)
     demo.add_argument("--timeout", type=_positive(float), default=120.0)
     demo.add_argument("--rng-seed", type=int, default=7)
     demo.set_defaults(run=cmd_demo)
 
-    serve = commands.add_parser("serve", parents=[common], help="run the fake Sequence server")
+    serve = commands.add_parser(
+        "serve", parents=[common], help="run the fake Sequence server"
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
-    serve.add_argument("--seed", metavar="FILE", help="seed JSON (default: the demo organization)")
-    serve.add_argument("--rate-limit", type=_positive(int), help="requests per minute per key")
-    serve.add_argument("--latency", type=float, default=0.0, metavar="MS", help="added latency")
-    serve.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 500")
+    serve.add_argument(
+        "--seed", metavar="FILE", help="seed JSON (default: the demo organization)"
+    )
+    serve.add_argument(
+        "--rate-limit", type=_positive(int), help="requests per minute per key"
+    )
+    serve.add_argument(
+        "--latency", type=float, default=0.0, metavar="MS", help="added latency"
+    )
+    serve.add_argument(
+        "--error-rate", type=float, default=0.0, help="share of requests answered 500"
+    )
     serve.add_argument("--visibility-delay", type=float, default=0.0, metavar="MS")
     serve.add_argument("--rng-seed", type=int, default=0)
     serve.set_defaults(run=cmd_serve)
 
-    accounts = commands.add_parser("accounts", parents=[common], help="list or get accounts")
+    accounts = commands.add_parser(
+        "accounts", parents=[common], help="list or get accounts"
+    )
     acc = accounts.add_subparsers(dest="action", required=True)
     acc_list = acc.add_parser("list", parents=[common])
-    acc_list.add_argument("--type", choices=["income_source", "pod", "external_account"])
+    acc_list.add_argument(
+        "--type", choices=["income_source", "pod", "external_account"]
+    )
     acc.add_parser("get", parents=[common]).add_argument("id")
     accounts.set_defaults(run=cmd_accounts)
 
-    rules = commands.add_parser("rules", parents=[common], help="list, get or trigger rules")
+    rules = commands.add_parser(
+        "rules", parents=[common], help="list, get or trigger rules"
+    )
     rl = rules.add_subparsers(dest="action", required=True)
     rl.add_parser("list", parents=[common]).add_argument("--source-id")
     rl.add_parser("get", parents=[common]).add_argument("id")
     trigger = rl.add_parser("trigger", parents=[common])
     trigger.add_argument("id")
-    trigger.add_argument("--amount", type=int, metavar="CENTS", help="manual_execute_amount (MANUAL rules)")
+    trigger.add_argument(
+        "--amount",
+        type=int,
+        metavar="CENTS",
+        help="manual_execute_amount (MANUAL rules)",
+    )
     trigger.add_argument("--idempotency-key")
-    trigger.add_argument("--wait", action="store_true", help="wait until the execution ends")
+    trigger.add_argument(
+        "--wait", action="store_true", help="wait until the execution ends"
+    )
     trigger.add_argument("--timeout", type=_positive(float), default=300.0, metavar="S")
     rules.set_defaults(run=cmd_rules)
 
-    executions = commands.add_parser("executions", parents=[common], help="list, get or wait for executions")
+    executions = commands.add_parser(
+        "executions", parents=[common], help="list, get or wait for executions"
+    )
     ex = executions.add_subparsers(dest="action", required=True)
     ex_list = ex.add_parser("list", parents=[common])
     ex_list.add_argument("--rule-id", required=True)
-    ex_list.add_argument("--status", choices=["in_progress", "executed", "partial", "failed"])
+    ex_list.add_argument(
+        "--status", choices=["in_progress", "executed", "partial", "failed"]
+    )
     ex_list.add_argument("--limit", type=_positive(int), default=20)
     ex.add_parser("get", parents=[common]).add_argument("id")
     ex_wait = ex.add_parser("wait", parents=[common])
@@ -507,7 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex_wait.add_argument("--timeout", type=_positive(float), default=300.0, metavar="S")
     executions.set_defaults(run=cmd_executions)
 
-    transfers = commands.add_parser("transfers", parents=[common], help="list, get or create transfers")
+    transfers = commands.add_parser(
+        "transfers", parents=[common], help="list, get or create transfers"
+    )
     tr = transfers.add_subparsers(dest="action", required=True)
     tr_list = tr.add_parser("list", parents=[common])
     tr_list.add_argument("--account-id", required=True)
@@ -522,12 +645,26 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--idempotency-key")
     transfers.set_defaults(run=cmd_transfers)
 
-    many = commands.add_parser("trigger-many", parents=[common], help="trigger many rules with a progress bar")
-    many.add_argument("rule_ids", nargs="+", metavar="RULE_ID", help="rule ids; - reads them from stdin")
-    many.add_argument("--repeat", type=_positive(int), default=1, help="trigger each rule this many times")
+    many = commands.add_parser(
+        "trigger-many", parents=[common], help="trigger many rules with a progress bar"
+    )
+    many.add_argument(
+        "rule_ids",
+        nargs="+",
+        metavar="RULE_ID",
+        help="rule ids; - reads them from stdin",
+    )
+    many.add_argument(
+        "--repeat",
+        type=_positive(int),
+        default=1,
+        help="trigger each rule this many times",
+    )
     many.add_argument("--amount", type=int, metavar="CENTS")
     many.add_argument("--concurrency", type=_positive(int), default=16)
-    many.add_argument("--no-wait", action="store_true", help="do not wait for the executions")
+    many.add_argument(
+        "--no-wait", action="store_true", help="do not wait for the executions"
+    )
     many.add_argument("--timeout", type=_positive(float), default=300.0, metavar="S")
     many.add_argument("--max-failures", type=_positive(int))
     many.set_defaults(run=cmd_trigger_many)
@@ -558,5 +695,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
-
-

@@ -13,7 +13,6 @@ May import: nothing from the package (attrs only).
 from __future__ import annotations
 
 import enum
-
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -22,6 +21,7 @@ import attrs
 
 
 __all__ = [
+    "TERMINAL_STATUSES",
     "Account",
     "AccountRef",
     "AccountType",
@@ -37,7 +37,6 @@ __all__ = [
     "RuleStep",
     "RuleSummary",
     "RuleTrigger",
-    "TERMINAL_STATUSES",
     "Transfer",
     "TransferDirection",
     "TransferStatus",

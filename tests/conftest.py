@@ -12,7 +12,6 @@ into a no-op once either side is fixed: delete it then.
 from __future__ import annotations
 
 import inspect
-
 from collections.abc import AsyncIterator, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -21,7 +20,6 @@ import aiohttp
 import aioresponses.core
 import pytest
 import pytest_asyncio
-
 from aioresponses import aioresponses as Aioresponses  # noqa: N812
 
 from sequence_async import PollPolicy, SequenceClient
@@ -36,8 +34,12 @@ NO_WAIT_RETRIES = RetryPolicy(max_retries=3, wait_initial=0.0, wait_max=0.0)
 
 
 def _needs_stream_writer_shim() -> bool:
-    wanted = "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).parameters
-    passed = "stream_writer" in inspect.getsource(aioresponses.core.RequestMatch._build_response)
+    wanted = (
+        "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).parameters
+    )
+    passed = "stream_writer" in inspect.getsource(
+        aioresponses.core.RequestMatch._build_response
+    )
     return wanted and not passed
 
 
@@ -48,7 +50,7 @@ if _needs_stream_writer_shim():  # aioresponses#289: remove when fixed upstream
             kwargs.setdefault("stream_writer", SimpleNamespace(output_size=0))
             super().__init__(*args, **kwargs)
 
-    aioresponses.core.ClientResponse = _ShimmedResponse  # type: ignore[misc]
+    aioresponses.core.ClientResponse = _ShimmedResponse  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ Tests of bulk triggering against the fake server over real HTTP.
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -35,16 +35,23 @@ def quick(server: FakeSequence) -> FakeSequence:
     return server
 
 
-async def test_mixed_outcomes_are_reported_per_item(live: SequenceClient, quick: FakeSequence) -> None:
+async def test_mixed_outcomes_are_reported_per_item(
+    live: SequenceClient, quick: FakeSequence
+) -> None:
     """Success, failed run, forbidden and not found each end as their own outcome."""
-    quick.state.behaviors["rule_0002"] = Behavior(median=0.0, sigma=0.0, failure_rate=1.0)
+    quick.state.behaviors["rule_0002"] = Behavior(
+        median=0.0, sigma=0.0, failure_rate=1.0
+    )
     quick.state.keys[quick.api_key] = (
-        Permission(scope="TRIGGER_RULES", resources=("rule_0001", "rule_0002", "rule_nope")),
+        Permission(
+            scope="TRIGGER_RULES", resources=("rule_0001", "rule_0002", "rule_nope")
+        ),
         Permission(scope="READ_RULE_EXECUTIONS"),
     )
 
     outcomes = await live.trigger_all(
-        ["rule_0001", TriggerRequest("rule_0002"), "rule_0003", "rule_nope"], concurrency=2
+        ["rule_0001", TriggerRequest("rule_0002"), "rule_0003", "rule_nope"],
+        concurrency=2,
     )
 
     assert [0, 1, 2, 3] == [o.index for o in outcomes]
@@ -57,7 +64,9 @@ async def test_mixed_outcomes_are_reported_per_item(live: SequenceClient, quick:
     assert (None, None) == (outcomes[2].execution, outcomes[2].result)
 
 
-async def test_input_is_consumed_lazily(live: SequenceClient, quick: FakeSequence) -> None:
+async def test_input_is_consumed_lazily(
+    live: SequenceClient, quick: FakeSequence
+) -> None:
     """A generator of 100,000 requests is pulled only as far as work starts."""
     pulled = 0
 
@@ -79,7 +88,9 @@ async def test_input_is_consumed_lazily(live: SequenceClient, quick: FakeSequenc
     assert not other_tasks()
 
 
-async def test_concurrency_bound_is_respected(live: SequenceClient, quick: FakeSequence) -> None:
+async def test_concurrency_bound_is_respected(
+    live: SequenceClient, quick: FakeSequence
+) -> None:
     """No more than `concurrency` triggers are ever at the server at once."""
     quick.set_faults("trigger_rule", latency=0.01)
 
@@ -89,7 +100,9 @@ async def test_concurrency_bound_is_respected(live: SequenceClient, quick: FakeS
     assert 5 == quick.max_in_flight
 
 
-async def test_async_iterables_and_progress(live: SequenceClient, quick: FakeSequence) -> None:
+async def test_async_iterables_and_progress(
+    live: SequenceClient, quick: FakeSequence
+) -> None:
     """An async iterable works; on_progress sees the final counts."""
 
     async def requests() -> AsyncIterator[TriggerRequest]:
@@ -97,7 +110,9 @@ async def test_async_iterables_and_progress(live: SequenceClient, quick: FakeSeq
             yield TriggerRequest("rule_0001", manual_execute_amount=100 * (n + 1))
 
     progress: list[BulkProgress] = []
-    outcomes = await live.trigger_all(requests(), concurrency=3, on_progress=progress.append)
+    outcomes = await live.trigger_all(
+        requests(), concurrency=3, on_progress=progress.append
+    )
 
     last = progress[-1]
     assert all(o.ok for o in outcomes)
@@ -111,8 +126,10 @@ async def test_async_iterables_and_progress(live: SequenceClient, quick: FakeSeq
     )
 
 
-async def test_max_failures_stops_starting_new_items(live: SequenceClient, quick: FakeSequence) -> None:
-    """After max_failures failures, the rest are reported as not started and never sent."""
+async def test_max_failures_stops_starting_new_items(
+    live: SequenceClient, quick: FakeSequence
+) -> None:
+    """After max_failures failures, the rest are not started and never sent."""
     outcomes = await live.trigger_all(["rule_nope"] * 10, concurrency=1, max_failures=3)
 
     errors = [type(o.error) for o in outcomes]
@@ -125,7 +142,10 @@ async def test_duplicate_idempotency_keys_are_rejected_before_sending(
 ) -> None:
     """A key used twice in one batch fails its second item locally."""
     outcomes = await live.trigger_all(
-        [TriggerRequest("rule_0001", idempotency_key="k1"), TriggerRequest("rule_0002", idempotency_key="k1")],
+        [
+            TriggerRequest("rule_0001", idempotency_key="k1"),
+            TriggerRequest("rule_0002", idempotency_key="k1"),
+        ],
         wait=False,
     )
 
@@ -134,16 +154,25 @@ async def test_duplicate_idempotency_keys_are_rejected_before_sending(
     assert 1 == quick.counts["trigger_rule"]
 
 
-async def test_bad_items_are_outcomes(live: SequenceClient, quick: FakeSequence) -> None:
+async def test_bad_items_are_outcomes(
+    live: SequenceClient, quick: FakeSequence
+) -> None:
     """An item that is neither a rule id nor a TriggerRequest is a TypeError outcome."""
-    outcomes = await live.trigger_all(["rule_0001", 42, TriggerRequest("rule_0001", manual_execute_amount=-1)], wait=False)  # type: ignore[list-item]
+    items: list[Any] = [
+        "rule_0001",
+        42,
+        TriggerRequest("rule_0001", manual_execute_amount=-1),
+    ]
+    outcomes = await live.trigger_all(items, wait=False)
 
     assert [True, False, False] == [o.ok for o in outcomes]
     assert isinstance(outcomes[1].error, TypeError)
     assert isinstance(outcomes[2].error, ValueError)
 
 
-async def test_wait_false_returns_handles(live: SequenceClient, quick: FakeSequence) -> None:
+async def test_wait_false_returns_handles(
+    live: SequenceClient, quick: FakeSequence
+) -> None:
     """wait=False yields outcomes with a handle and no result."""
     (outcome,) = await live.trigger_all(["rule_0001"], wait=False)
 
@@ -152,8 +181,10 @@ async def test_wait_false_returns_handles(live: SequenceClient, quick: FakeSeque
     assert outcome.execution.id in quick.state.executions
 
 
-async def test_cancelling_the_consumer_cancels_in_flight_work(live: SequenceClient, server: FakeSequence) -> None:
-    """Cancelling the task consuming outcomes stops triggers and waits; nothing leaks."""
+async def test_cancelling_the_consumer_cancels_in_flight_work(
+    live: SequenceClient, server: FakeSequence
+) -> None:
+    """Cancelling the consumer stops triggers and waits; nothing leaks."""
 
     async def consume() -> None:
         async with live.trigger_many(["rule_0001"] * 50, concurrency=4) as run:
@@ -175,9 +206,11 @@ async def test_cancelling_the_consumer_cancels_in_flight_work(live: SequenceClie
     assert {} == live._poller._groups
 
 
-async def test_timeouts_are_outcomes(live: SequenceClient, server: FakeSequence) -> None:
+async def test_timeouts_are_outcomes(
+    live: SequenceClient, server: FakeSequence
+) -> None:
     """A wait that times out is that item's outcome; the execution goes on."""
-    from sequence_async import WaitTimeoutError  # noqa: PLC0415
+    from sequence_async import WaitTimeoutError
 
     (outcome,) = await live.trigger_all(["rule_0001"], timeout=0.05)
 
@@ -185,14 +218,21 @@ async def test_timeouts_are_outcomes(live: SequenceClient, server: FakeSequence)
     assert outcome.execution is not None
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [({"concurrency": 0}, "concurrency"), ({"max_failures": 0}, "max_failures")])
-async def test_bad_options_raise(live: SequenceClient, kwargs: dict[str, int], match: str) -> None:
-    """concurrency and max_failures must be at least 1."""
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"concurrency": 0}, "concurrency"), ({"max_failures": 0}, "max_failures")],
+)
+async def test_bad_options_raise(
+    live: SequenceClient, kwargs: dict[str, int], match: str
+) -> None:
+    """Concurrency and max_failures must be at least 1."""
     with pytest.raises(ValueError, match=match):
         await live.trigger_all(["rule_0001"], **kwargs)
 
 
-async def test_failing_input_iterator_is_raised(live: SequenceClient, quick: FakeSequence) -> None:
+async def test_failing_input_iterator_is_raised(
+    live: SequenceClient, quick: FakeSequence
+) -> None:
     """An exception from the caller's iterator comes out of the loop."""
 
     def requests() -> Iterator[str]:

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,9 @@ import pytest
 from sequence_async.testing import Behavior, demo_seed
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """
     Run ``python -m sequence_async ARGS`` and capture its output.
     """
@@ -45,7 +46,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     path = tmp_path_factory.mktemp("seed") / "seed.json"
     path.write_text(seed.to_json())
     with subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "sequence_async", "serve", "--port", "0", "--seed", str(path), "--json"],
+        [
+            sys.executable,
+            "-m",
+            "sequence_async",
+            "serve",
+            "--port",
+            "0",
+            "--seed",
+            str(path),
+            "--json",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     ) as process:
@@ -53,7 +64,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
             assert process.stdout is not None
             info = json.loads(process.stdout.readline())
             env = {k: v for k, v in os.environ.items() if not k.startswith("SEQUENCE_")}
-            yield env | {"SEQUENCE_API_KEY": info["api_key"], "SEQUENCE_BASE_URL": info["url"]}
+            yield env | {
+                "SEQUENCE_API_KEY": info["api_key"],
+                "SEQUENCE_BASE_URL": info["url"],
+            }
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -67,7 +81,7 @@ def lines(result: subprocess.CompletedProcess[str]) -> list[Any]:
 
 
 def test_accounts_list_json(served: dict[str, str]) -> None:
-    """accounts list --json prints the accounts as one JSON array."""
+    """Accounts list --json prints the accounts as one JSON array."""
     result = run_cli("accounts", "list", "--json", env=served)
 
     (accounts,) = lines(result)
@@ -76,7 +90,7 @@ def test_accounts_list_json(served: dict[str, str]) -> None:
 
 
 def test_accounts_get_and_rules_get(served: dict[str, str]) -> None:
-    """get commands print one object; tables print for people."""
+    """Get commands print one object; tables print for people."""
     account = run_cli("accounts", "get", "acc_0001", "--json", env=served)
     rule = run_cli("rules", "get", "rule_0001", "--json", env=served)
     table = run_cli("rules", "list", env=served)
@@ -87,8 +101,17 @@ def test_accounts_get_and_rules_get(served: dict[str, str]) -> None:
 
 
 def test_trigger_with_wait_prints_the_result(served: dict[str, str]) -> None:
-    """rules trigger --wait --json prints the finished execution and exits 0."""
-    result = run_cli("rules", "trigger", "rule_0001", "--amount", "2500", "--wait", "--json", env=served)
+    """Rules trigger --wait --json prints the finished execution and exits 0."""
+    result = run_cli(
+        "rules",
+        "trigger",
+        "rule_0001",
+        "--amount",
+        "2500",
+        "--wait",
+        "--json",
+        env=served,
+    )
 
     (execution,) = lines(result)
     assert (0, "executed") == (result.returncode, execution["status"])
@@ -103,11 +126,32 @@ def test_failed_execution_exits_1(served: dict[str, str]) -> None:
 
 def test_trigger_without_wait_prints_a_resume_token(served: dict[str, str]) -> None:
     """Without --wait the id and a token come back; executions wait resumes from it."""
-    triggered = lines(run_cli("rules", "trigger", "rule_0002", "--idempotency-key", "cli-1", "--json", env=served))[0]
+    triggered = lines(
+        run_cli(
+            "rules",
+            "trigger",
+            "rule_0002",
+            "--idempotency-key",
+            "cli-1",
+            "--json",
+            env=served,
+        )
+    )[0]
     waited = run_cli("executions", "wait", triggered["token"], "--json", env=served)
-    by_id = run_cli("executions", "wait", triggered["execution_id"], "--json", env=served)
+    by_id = run_cli(
+        "executions", "wait", triggered["execution_id"], "--json", env=served
+    )
     got = run_cli("executions", "get", triggered["execution_id"], "--json", env=served)
-    listed = run_cli("executions", "list", "--rule-id", "rule_0002", "--limit", "1", "--json", env=served)
+    listed = run_cli(
+        "executions",
+        "list",
+        "--rule-id",
+        "rule_0002",
+        "--limit",
+        "1",
+        "--json",
+        env=served,
+    )
 
     assert "cli-1" == triggered["idempotency_key"]
     assert ["executed"] * 3 == [lines(r)[0]["status"] for r in (waited, by_id, got)]
@@ -119,7 +163,10 @@ def test_api_errors_are_one_line_exit_1(served: dict[str, str]) -> None:
     result = run_cli("rules", "get", "rule_nope", env=served)
 
     assert 1 == result.returncode
-    assert "sequence-async: NotFoundError: 404 resource_not_found: Rule with id 'rule_nope' was not found." == result.stderr.strip()
+    assert (
+        "sequence-async: NotFoundError: 404 resource_not_found: "
+        "Rule with id 'rule_nope' was not found." == result.stderr.strip()
+    )
 
 
 def test_missing_key_is_a_usage_error(served: dict[str, str]) -> None:
@@ -132,16 +179,23 @@ def test_missing_key_is_a_usage_error(served: dict[str, str]) -> None:
     assert "SEQUENCE_API_KEY" in result.stderr
 
 
-@pytest.mark.parametrize("args", [[], ["nope"], ["rules", "trigger"], ["trigger-many", "r", "--concurrency", "0"]])
+@pytest.mark.parametrize(
+    "args",
+    [[], ["nope"], ["rules", "trigger"], ["trigger-many", "r", "--concurrency", "0"]],
+)
 def test_bad_arguments_exit_2(served: dict[str, str], args: list[str]) -> None:
-    """argparse usage errors exit 2."""
+    """Argparse usage errors exit 2."""
     assert 2 == run_cli(*args, env=served).returncode
 
 
 def test_trigger_many_json(served: dict[str, str]) -> None:
     """trigger-many prints one line per outcome and a summary; a failure exits 1."""
-    ok = run_cli("trigger-many", "rule_0001", "rule_0002", "--repeat", "3", "--json", env=served)
-    mixed = run_cli("trigger-many", "-", "--json", env=served, stdin="rule_0001\nrule_0003\n")
+    ok = run_cli(
+        "trigger-many", "rule_0001", "rule_0002", "--repeat", "3", "--json", env=served
+    )
+    mixed = run_cli(
+        "trigger-many", "-", "--json", env=served, stdin="rule_0001\nrule_0003\n"
+    )
 
     *outcomes, summary = lines(ok)
     assert 0 == ok.returncode
@@ -153,7 +207,9 @@ def test_trigger_many_json(served: dict[str, str]) -> None:
 
 def test_trigger_many_shows_progress_and_summary(served: dict[str, str]) -> None:
     """Without --json, trigger-many draws the bar and a summary table."""
-    result = run_cli("trigger-many", "rule_0001", "--repeat", "5", "--no-wait", env=served)
+    result = run_cli(
+        "trigger-many", "rule_0001", "--repeat", "5", "--no-wait", env=served
+    )
 
     assert 0 == result.returncode
     assert "5/5" in result.stdout
@@ -161,15 +217,27 @@ def test_trigger_many_shows_progress_and_summary(served: dict[str, str]) -> None
 
 
 def test_transfers_commands(served: dict[str, str]) -> None:
-    """transfers create, get and list work end to end."""
+    """Transfers create, get and list work end to end."""
     created = lines(
         run_cli(
-            "transfers", "create", "--from", "acc_0001", "--to", "acc_0002", "--amount", "700",
-            "--idempotency-key", "t-1", "--json", env=served,
+            "transfers",
+            "create",
+            "--from",
+            "acc_0001",
+            "--to",
+            "acc_0002",
+            "--amount",
+            "700",
+            "--idempotency-key",
+            "t-1",
+            "--json",
+            env=served,
         )
     )[0]
     got = lines(run_cli("transfers", "get", created["id"], "--json", env=served))[0]
-    listed = run_cli("transfers", "list", "--account-id", "acc_0002", "--json", env=served)
+    listed = run_cli(
+        "transfers", "list", "--account-id", "acc_0002", "--json", env=served
+    )
     table = run_cli("transfers", "list", "--account-id", "acc_0002", env=served)
 
     assert ("processing", 700) == (created["status"], got["amount_in_cents"])
@@ -188,9 +256,17 @@ def test_demo_runs_and_summarises(tmp_path: Path) -> None:
 
 
 def test_help_of_module_entry_point() -> None:
-    """python -m sequence_async --help lists the commands."""
+    """Python -m sequence_async --help lists the commands."""
     result = run_cli("--help")
 
     assert 0 == result.returncode
-    for command in ("demo", "serve", "accounts", "rules", "executions", "transfers", "trigger-many"):
+    for command in (
+        "demo",
+        "serve",
+        "accounts",
+        "rules",
+        "executions",
+        "transfers",
+        "trigger-many",
+    ):
         assert command in result.stdout

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from typing import Any
 
 import aiohttp
 import pytest
-
 from aioresponses import CallbackResult
 from aioresponses import aioresponses as Aioresponses  # noqa: N812
 from yarl import URL
@@ -21,7 +21,7 @@ from sequence_async._retry import RetryPolicy
 from .conftest import API_KEY, BASE_URL, envelope, url
 
 
-def sent(mock: Aioresponses, method: str, path: str) -> list[dict[str, object]]:
+def sent(mock: Aioresponses, method: str, path: str) -> list[dict[str, Any]]:
     """
     The kwargs of every request sent to one path.
     """
@@ -33,7 +33,9 @@ def sent(mock: Aioresponses, method: str, path: str) -> list[dict[str, object]]:
     ]
 
 
-async def test_headers_of_a_get(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_headers_of_a_get(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """A GET carries the ApiKey header, a uuid4 request id and the user agent."""
     mock_http.get(url("/accounts"), payload=envelope([]))
 
@@ -47,7 +49,9 @@ async def test_headers_of_a_get(client: SequenceClient, mock_http: Aioresponses)
     assert "Idempotency-Key" not in headers
 
 
-async def test_caller_request_id_is_sent(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_caller_request_id_is_sent(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """request_id= is sent as X-Request-ID."""
     mock_http.get(url("/rules/r1"), payload=envelope({"id": "r1"}))
 
@@ -76,7 +80,11 @@ async def test_client_errors_are_not_retried(
     client: SequenceClient, mock_http: Aioresponses, status: int
 ) -> None:
     """4xx other than 408 and 429 fail at once."""
-    mock_http.get(url("/accounts/a1"), status=status, payload={"error": {"code": "c", "message": "m"}})
+    mock_http.get(
+        url("/accounts/a1"),
+        status=status,
+        payload={"error": {"code": "c", "message": "m"}},
+    )
 
     with pytest.raises(errors.APIStatusError) as info:
         await client.accounts.get("a1")
@@ -98,8 +106,12 @@ async def test_retries_run_out(client: SequenceClient, mock_http: Aioresponses) 
 async def test_connection_errors_are_retried_and_mapped(
     client: SequenceClient, mock_http: Aioresponses
 ) -> None:
-    """aiohttp errors become APIConnectionError, and are retried."""
-    mock_http.get(url("/accounts/a1"), exception=aiohttp.ClientConnectionError("reset"), repeat=True)
+    """Aiohttp errors become APIConnectionError, and are retried."""
+    mock_http.get(
+        url("/accounts/a1"),
+        exception=aiohttp.ClientConnectionError("reset"),
+        repeat=True,
+    )
 
     with pytest.raises(errors.APIConnectionError, match="reset"):
         await client.accounts.get("a1")
@@ -107,7 +119,9 @@ async def test_connection_errors_are_retried_and_mapped(
     assert 4 == len(sent(mock_http, "GET", "/accounts/a1"))
 
 
-async def test_timeouts_are_mapped(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_timeouts_are_mapped(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """A timeout becomes APITimeoutError (a kind of APIConnectionError)."""
     mock_http.get(url("/accounts/a1"), exception=TimeoutError(), repeat=True)
 
@@ -120,8 +134,14 @@ async def test_trigger_reuses_its_idempotency_key_and_request_id_on_retries(
 ) -> None:
     """One logical trigger sends one key and one request id on every attempt."""
     mock_http.post(url("/rules/r1/trigger"), status=503)
-    mock_http.post(url("/rules/r1/trigger"), exception=aiohttp.ServerDisconnectedError())
-    mock_http.post(url("/rules/r1/trigger"), status=202, payload=envelope({"execution_id": "rex_1"}))
+    mock_http.post(
+        url("/rules/r1/trigger"), exception=aiohttp.ServerDisconnectedError()
+    )
+    mock_http.post(
+        url("/rules/r1/trigger"),
+        status=202,
+        payload=envelope({"execution_id": "rex_1"}),
+    )
 
     execution = await client.rules.trigger("r1")
 
@@ -131,16 +151,24 @@ async def test_trigger_reuses_its_idempotency_key_and_request_id_on_retries(
     assert 3 == len(calls)
     assert {execution.idempotency_key} == keys
     assert 1 == len(ids)
-    assert ("rex_1", "r1", "req_srv_1") == (execution.id, execution.rule_id, execution.request_id)
+    assert ("rex_1", "r1", "req_srv_1") == (
+        execution.id,
+        execution.rule_id,
+        execution.request_id,
+    )
 
 
 async def test_trigger_sends_caller_key_and_amount(
     client: SequenceClient, mock_http: Aioresponses
 ) -> None:
     """The caller's key and manual_execute_amount are sent as given."""
-    mock_http.post(url("/rules/r1/trigger"), payload=envelope({"execution_id": "rex_1"}))
+    mock_http.post(
+        url("/rules/r1/trigger"), payload=envelope({"execution_id": "rex_1"})
+    )
 
-    execution = await client.rules.trigger("r1", manual_execute_amount=150_000, idempotency_key="order-42")
+    execution = await client.rules.trigger(
+        "r1", manual_execute_amount=150_000, idempotency_key="order-42"
+    )
 
     (call,) = sent(mock_http, "POST", "/rules/r1/trigger")
     assert b'{"manual_execute_amount":150000}' == call["data"]
@@ -152,7 +180,9 @@ async def test_trigger_sends_empty_object_without_amount(
     client: SequenceClient, mock_http: Aioresponses
 ) -> None:
     """A trigger without amount sends {}."""
-    mock_http.post(url("/rules/r1/trigger"), payload=envelope({"execution_id": "rex_1"}))
+    mock_http.post(
+        url("/rules/r1/trigger"), payload=envelope({"execution_id": "rex_1"})
+    )
 
     await client.rules.trigger("r1")
 
@@ -171,7 +201,10 @@ async def test_trigger_sends_empty_object_without_amount(
     ],
 )
 async def test_bad_trigger_input_fails_before_sending(
-    client: SequenceClient, mock_http: Aioresponses, kwargs: dict[str, object], exc: type[Exception]
+    client: SequenceClient,
+    mock_http: Aioresponses,
+    kwargs: dict[str, object],
+    exc: type[Exception],
 ) -> None:
     """Bad amounts and keys raise locally; nothing is sent."""
     with pytest.raises(exc):
@@ -186,7 +219,9 @@ async def test_empty_rule_id_fails_before_sending(client: SequenceClient) -> Non
         await client.rules.trigger("")
 
 
-async def test_ids_are_escaped_in_paths(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_ids_are_escaped_in_paths(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """An id with a slash cannot reach another path."""
     mock_http.get(url("/rules/a%2F..%2Fb"), payload=envelope({"id": "x"}))
 
@@ -208,8 +243,12 @@ async def test_trigger_answer_without_execution_id_is_a_validation_error(
 async def test_lost_trigger_responses_raise_outcome_unknown(
     client: SequenceClient, mock_http: Aioresponses
 ) -> None:
-    """A trigger whose retries all fail on the network may have run: OutcomeUnknownError."""
-    mock_http.post(url("/rules/r1/trigger"), exception=aiohttp.ServerDisconnectedError(), repeat=True)
+    """A trigger whose retries all fail on the network may have run: outcome unknown."""
+    mock_http.post(
+        url("/rules/r1/trigger"),
+        exception=aiohttp.ServerDisconnectedError(),
+        repeat=True,
+    )
 
     with pytest.raises(errors.OutcomeUnknownError) as info:
         await client.rules.trigger("r1", idempotency_key="k-1")
@@ -223,7 +262,11 @@ async def test_conflict_after_a_lost_trigger_is_outcome_unknown(
 ) -> None:
     """A 409 after a lost attempt means the first is still running: outcome unknown."""
     mock_http.post(url("/rules/r1/trigger"), exception=TimeoutError())
-    mock_http.post(url("/rules/r1/trigger"), status=409, payload={"error": {"code": "request_in_progress", "message": "m"}})
+    mock_http.post(
+        url("/rules/r1/trigger"),
+        status=409,
+        payload={"error": {"code": "request_in_progress", "message": "m"}},
+    )
 
     with pytest.raises(errors.OutcomeUnknownError) as info:
         await client.rules.trigger("r1", idempotency_key="k-2")
@@ -235,7 +278,11 @@ async def test_a_plain_rejected_trigger_is_not_outcome_unknown(
     client: SequenceClient, mock_http: Aioresponses
 ) -> None:
     """A 403 on the first attempt is a PermissionDeniedError: nothing ran."""
-    mock_http.post(url("/rules/r1/trigger"), status=403, payload={"error": {"code": "forbidden", "message": "no"}})
+    mock_http.post(
+        url("/rules/r1/trigger"),
+        status=403,
+        payload={"error": {"code": "forbidden", "message": "no"}},
+    )
 
     with pytest.raises(errors.PermissionDeniedError) as info:
         await client.rules.trigger("r1", idempotency_key="k-3")
@@ -262,10 +309,16 @@ async def test_retry_after_seconds_is_honoured(mock_http: Aioresponses) -> None:
     assert [2.0] == sleeps
 
 
-async def test_retry_after_http_date_is_honoured(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_retry_after_http_date_is_honoured(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """Retry-After as an HTTP date in the past retries at once."""
     mock_http.get(url("/accounts"), status=503)
-    mock_http.get(url("/accounts"), status=429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
+    mock_http.get(
+        url("/accounts"),
+        status=429,
+        headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"},
+    )
     mock_http.get(url("/accounts"), payload=envelope([]))
 
     assert [] == await client.accounts.list()
@@ -296,7 +349,9 @@ async def test_max_retries_zero_sends_once(mock_http: Aioresponses) -> None:
     assert 1 == len(sent(mock_http, "GET", "/accounts"))
 
 
-async def test_with_options_shares_the_session(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_with_options_shares_the_session(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """A view with other options sends through the same session and stays usable."""
     mock_http.get(url("/accounts"), payload=envelope([]), repeat=True)
     view = client.with_options(timeout=5.0, max_retries=0)
@@ -390,7 +445,13 @@ async def test_api_key_never_appears_in_repr_errors_or_logs(
     """The key is absent from the client's repr, log lines and error messages."""
     caplog.set_level(logging.DEBUG, logger="sequence_async")
     mock_http.get(url("/accounts"), status=503)
-    mock_http.get(url("/accounts"), status=401, payload={"error": {"code": "unauthorized", "message": "Missing or invalid API key."}})
+    mock_http.get(
+        url("/accounts"),
+        status=401,
+        payload={
+            "error": {"code": "unauthorized", "message": "Missing or invalid API key."}
+        },
+    )
 
     with pytest.raises(errors.AuthenticationError) as info:
         await client.accounts.list()
@@ -410,23 +471,42 @@ async def test_debug_log_lines_carry_method_path_status_attempt_and_request_id(
     await client.accounts.list(request_id="rid-9")
 
     (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
-    assert re.fullmatch(r"GET /accounts -> 200 in [\d.]+ ms \(attempt 1, request id rid-9\)", line)
+    assert re.fullmatch(
+        r"GET /accounts -> 200 in [\d.]+ ms \(attempt 1, request id rid-9\)", line
+    )
 
 
-async def test_callback_sees_the_json_body(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_callback_sees_the_json_body(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """transfers.create sends the documented body with an idempotency key."""
     seen: dict[str, object] = {}
 
     def callback(_: URL, **kwargs: object) -> CallbackResult:
         seen.update(kwargs)
-        return CallbackResult(status=201, payload=envelope({"id": "txr_1", "amount_in_cents": 500, "status": "processing"}))
+        return CallbackResult(
+            status=201,
+            payload=envelope(
+                {"id": "txr_1", "amount_in_cents": 500, "status": "processing"}
+            ),
+        )
 
     mock_http.post(url("/transfers"), callback=callback)
 
     transfer = await client.transfers.create(
-        source_account_id="acc_1", destination_account_id="acc_2", amount_in_cents=500, description="rent"
+        source_account_id="acc_1",
+        destination_account_id="acc_2",
+        amount_in_cents=500,
+        description="rent",
     )
 
-    assert b'{"source_account_id":"acc_1","destination_account_id":"acc_2","amount_in_cents":500,"description":"rent"}' == seen["data"]
+    assert (
+        b'{"source_account_id":"acc_1","destination_account_id":"acc_2","amount_in_cents":500,"description":"rent"}'
+        == seen["data"]
+    )
     assert seen["headers"]["Idempotency-Key"]  # type: ignore[index]
-    assert ("txr_1", 500, "req_srv_1") == (transfer.id, transfer.amount_in_cents, transfer.request_id)
+    assert ("txr_1", 500, "req_srv_1") == (
+        transfer.id,
+        transfer.amount_in_cents,
+        transfer.request_id,
+    )

@@ -1,6 +1,8 @@
 """
-Tests of Execution handles and waiting: against the fake server over real
-HTTP where behaviour crosses the wire, with aioresponses for exact sequences.
+Tests of Execution handles and waiting.
+
+Against the fake server over real HTTP where behaviour crosses the wire, with
+aioresponses for exact request sequences.
 """
 
 from __future__ import annotations
@@ -9,11 +11,10 @@ import asyncio
 import json
 import logging
 import random
-
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-
 from aioresponses import aioresponses as Aioresponses  # noqa: N812
 
 from sequence_async import (
@@ -30,7 +31,7 @@ from sequence_async.testing import Behavior, FakeSequence
 from .conftest import FAST_POLL, envelope, url
 
 
-def execution_body(status: str, execution_id: str = "rex_1") -> dict[str, object]:
+def execution_body(status: str, execution_id: str = "rex_1") -> dict[str, Any]:
     """
     A rule-execution envelope with *status*.
     """
@@ -49,16 +50,24 @@ def other_tasks() -> set[asyncio.Task[object]]:
     }
 
 
-async def test_trigger_and_wait_returns_the_finished_execution(live: SequenceClient, server: FakeSequence) -> None:
+async def test_trigger_and_wait_returns_the_finished_execution(
+    live: SequenceClient, server: FakeSequence
+) -> None:
     """trigger_and_wait returns the terminal execution from the fake server."""
     server.state.behaviors["rule_0001"] = Behavior(median=0.0, sigma=0.0)
 
     result = await live.trigger_and_wait("rule_0001", manual_execute_amount=1_500)
 
-    assert (ExecutionStatus.EXECUTED, "rule_0001", 2) == (result.status, result.rule_id, result.transfers_completed)
+    assert (ExecutionStatus.EXECUTED, "rule_0001", 2) == (
+        result.status,
+        result.rule_id,
+        result.transfers_completed,
+    )
 
 
-async def test_wait_polls_until_the_server_finishes_it(live: SequenceClient, server: FakeSequence) -> None:
+async def test_wait_polls_until_the_server_finishes_it(
+    live: SequenceClient, server: FakeSequence
+) -> None:
     """A handle waits while in_progress and returns once the server ends the run."""
     execution = await live.rules.trigger("rule_0001")
     waiting = asyncio.create_task(execution.wait(timeout=30))
@@ -73,9 +82,13 @@ async def test_wait_polls_until_the_server_finishes_it(live: SequenceClient, ser
     assert result is execution.result
 
 
-async def test_failed_execution_raises_with_its_result(live: SequenceClient, server: FakeSequence) -> None:
+async def test_failed_execution_raises_with_its_result(
+    live: SequenceClient, server: FakeSequence
+) -> None:
     """A failed run raises ExecutionFailedError carrying the result."""
-    server.state.behaviors["rule_0001"] = Behavior(median=0.0, sigma=0.0, failure_rate=1.0)
+    server.state.behaviors["rule_0001"] = Behavior(
+        median=0.0, sigma=0.0, failure_rate=1.0
+    )
 
     with pytest.raises(ExecutionFailedError) as info:
         await live.trigger_and_wait("rule_0001")
@@ -84,17 +97,23 @@ async def test_failed_execution_raises_with_its_result(live: SequenceClient, ser
     assert "Insufficient funds" in str(info.value)
 
 
-async def test_failed_execution_returned_when_asked(live: SequenceClient, server: FakeSequence) -> None:
+async def test_failed_execution_returned_when_asked(
+    live: SequenceClient, server: FakeSequence
+) -> None:
     """raise_on_failure=False returns the failed result."""
-    server.state.behaviors["rule_0001"] = Behavior(median=0.0, sigma=0.0, failure_rate=1.0)
+    server.state.behaviors["rule_0001"] = Behavior(
+        median=0.0, sigma=0.0, failure_rate=1.0
+    )
 
     result = await live.trigger_and_wait("rule_0001", raise_on_failure=False)
 
     assert ExecutionStatus.FAILED == result.status
 
 
-async def test_timeout_carries_the_handle_and_last_status(live: SequenceClient, server: FakeSequence) -> None:
-    """On timeout the error holds the handle and the last status; waiting again works."""
+async def test_timeout_carries_the_handle_and_last_status(
+    live: SequenceClient, server: FakeSequence
+) -> None:
+    """On timeout the error holds the handle and last status; waiting again works."""
     execution = await live.rules.trigger("rule_0001")
 
     with pytest.raises(WaitTimeoutError) as info:
@@ -110,8 +129,10 @@ async def test_timeout_carries_the_handle_and_last_status(live: SequenceClient, 
 
 
 @pytest.mark.parametrize("timeout", [0, -1])
-async def test_non_positive_timeout_is_rejected(live: SequenceClient, timeout: float) -> None:
-    """timeout must be positive or None."""
+async def test_non_positive_timeout_is_rejected(
+    live: SequenceClient, timeout: float
+) -> None:
+    """Timeout must be positive or None."""
     execution = await live.rules.trigger("rule_0001")
 
     with pytest.raises(ValueError, match="timeout"):
@@ -122,7 +143,9 @@ async def test_unknown_status_keeps_waiting_with_one_warning(
     client: SequenceClient, mock_http: Aioresponses, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An unknown status is not terminal; it is logged once at WARNING."""
-    mock_http.post(url("/rules/r1/trigger"), payload=envelope({"execution_id": "rex_1"}))
+    mock_http.post(
+        url("/rules/r1/trigger"), payload=envelope({"execution_id": "rex_1"})
+    )
     for status in ("settling", "settling", "settling", "executed"):
         mock_http.get(url("/rule-executions/rex_1"), payload=execution_body(status))
 
@@ -134,9 +157,13 @@ async def test_unknown_status_keeps_waiting_with_one_warning(
     assert "settling" in warnings[0].getMessage()
 
 
-async def test_404_right_after_trigger_means_not_visible_yet(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_404_right_after_trigger_means_not_visible_yet(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """404s within the grace period keep the wait going."""
-    mock_http.post(url("/rules/r1/trigger"), payload=envelope({"execution_id": "rex_1"}))
+    mock_http.post(
+        url("/rules/r1/trigger"), payload=envelope({"execution_id": "rex_1"})
+    )
     mock_http.get(url("/rule-executions/rex_1"), status=404, repeat=False)
     mock_http.get(url("/rule-executions/rex_1"), status=404)
     mock_http.get(url("/rule-executions/rex_1"), payload=execution_body("executed"))
@@ -146,7 +173,9 @@ async def test_404_right_after_trigger_means_not_visible_yet(client: SequenceCli
     assert ExecutionStatus.EXECUTED == result.status
 
 
-async def test_404_after_the_grace_period_is_raised(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_404_after_the_grace_period_is_raised(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """An execution still unknown 30 s after its trigger raises NotFoundError."""
     old = (datetime.now(UTC) - timedelta(seconds=60)).isoformat()
     token = json.dumps({"v": 1, "id": "rex_1", "rule_id": "r1", "triggered_at": old})
@@ -160,7 +189,9 @@ async def test_404_then_visible_against_the_fake_server(server: FakeSequence) ->
     """With the server's visibility delay the wait rides out the 404s."""
     server.state.visibility_delay = 1.0
     server.state.behaviors["rule_0001"] = Behavior(median=0.0, sigma=0.0)
-    async with SequenceClient(server.api_key, base_url=server.url, poll=FAST_POLL) as client:
+    async with SequenceClient(
+        server.api_key, base_url=server.url, poll=FAST_POLL
+    ) as client:
         execution = await client.rules.trigger("rule_0001")
         waiting = asyncio.create_task(execution.wait(timeout=30))
         while server.counts["get_rule_execution"] < 2:
@@ -172,9 +203,13 @@ async def test_404_then_visible_against_the_fake_server(server: FakeSequence) ->
     assert server.statuses[404] >= 2
 
 
-async def test_failed_polls_do_not_end_the_wait(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_failed_polls_do_not_end_the_wait(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """Polls failing past their retries are retried on the poll schedule."""
-    mock_http.post(url("/rules/r1/trigger"), payload=envelope({"execution_id": "rex_1"}))
+    mock_http.post(
+        url("/rules/r1/trigger"), payload=envelope({"execution_id": "rex_1"})
+    )
     for _ in range(6):
         mock_http.get(url("/rule-executions/rex_1"), status=503)
     mock_http.get(url("/rule-executions/rex_1"), payload=execution_body("executed"))
@@ -184,10 +219,18 @@ async def test_failed_polls_do_not_end_the_wait(client: SequenceClient, mock_htt
     assert ExecutionStatus.EXECUTED == result.status
 
 
-async def test_non_retryable_poll_errors_end_the_wait(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_non_retryable_poll_errors_end_the_wait(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """A 403 while polling is raised: waiting cannot succeed."""
-    mock_http.post(url("/rules/r1/trigger"), payload=envelope({"execution_id": "rex_1"}))
-    mock_http.get(url("/rule-executions/rex_1"), status=403, payload={"error": {"code": "forbidden", "message": "m"}})
+    mock_http.post(
+        url("/rules/r1/trigger"), payload=envelope({"execution_id": "rex_1"})
+    )
+    mock_http.get(
+        url("/rule-executions/rex_1"),
+        status=403,
+        payload={"error": {"code": "forbidden", "message": "m"}},
+    )
 
     with pytest.raises(PermissionDeniedError):
         await client.trigger_and_wait("r1")
@@ -214,13 +257,17 @@ async def test_cancelling_trigger_and_wait_stops_polling_and_leaks_nothing(
     assert "in_progress" == server.state.executions[execution_id].data["status"]
 
 
-async def test_resume_token_round_trip(live: SequenceClient, server: FakeSequence) -> None:
+async def test_resume_token_round_trip(
+    live: SequenceClient, server: FakeSequence
+) -> None:
     """A token taken in one client resumes the wait in another."""
     execution = await live.rules.trigger("rule_0001", idempotency_key="order-7")
     token = execution.to_token()
     server.finish(execution.id)
 
-    async with SequenceClient(server.api_key, base_url=server.url, poll=FAST_POLL) as other:
+    async with SequenceClient(
+        server.api_key, base_url=server.url, poll=FAST_POLL
+    ) as other:
         resumed = other.execution_from_token(token)
         result = await resumed.wait(timeout=30)
 
@@ -251,18 +298,25 @@ async def test_bad_tokens_raise_value_error(client: SequenceClient, token: str) 
         client.execution_from_token(token)
 
 
-async def test_refresh_fetches_the_latest_state(live: SequenceClient, server: FakeSequence) -> None:
+async def test_refresh_fetches_the_latest_state(
+    live: SequenceClient, server: FakeSequence
+) -> None:
     """refresh() returns the latest state and updates status."""
     execution = await live.rules.trigger("rule_0001")
     server.finish(execution.id, "failed")
 
     result = await execution.refresh()
 
-    assert (ExecutionStatus.FAILED, ExecutionStatus.FAILED) == (result.status, execution.status)
+    assert (ExecutionStatus.FAILED, ExecutionStatus.FAILED) == (
+        result.status,
+        execution.status,
+    )
     assert "rule_0001" in repr(execution)
 
 
-async def test_wait_on_a_done_handle_returns_at_once(live: SequenceClient, server: FakeSequence) -> None:
+async def test_wait_on_a_done_handle_returns_at_once(
+    live: SequenceClient, server: FakeSequence
+) -> None:
     """A handle already seen terminal answers without polling."""
     execution = await live.rules.trigger("rule_0001")
     server.finish(execution.id)
@@ -277,7 +331,7 @@ async def test_wait_on_a_done_handle_returns_at_once(live: SequenceClient, serve
 
 async def test_closing_the_client_ends_pending_waits(live: SequenceClient) -> None:
     """A wait pending when the client closes ends with ClientClosedError."""
-    from sequence_async import ClientClosedError  # noqa: PLC0415
+    from sequence_async import ClientClosedError
 
     execution = await live.rules.trigger("rule_0001")
     waiting = asyncio.create_task(execution.wait(timeout=30))
@@ -293,10 +347,14 @@ async def test_closing_the_client_ends_pending_waits(live: SequenceClient) -> No
 COALESCE_POLL = PollPolicy(wait_initial=0.05, multiplier=1.0, wait_max=0.05, jitter=0.0)
 
 
-async def test_pending_executions_of_one_rule_share_list_polls(server: FakeSequence) -> None:
+async def test_pending_executions_of_one_rule_share_list_polls(
+    server: FakeSequence,
+) -> None:
     """500 executions of 5 rules cost a few list calls per tick, not 500 polls."""
     rules = [f"rule_{n:04d}" for n in range(1, 6)]
-    async with SequenceClient(server.api_key, base_url=server.url, poll=COALESCE_POLL) as client:
+    async with SequenceClient(
+        server.api_key, base_url=server.url, poll=COALESCE_POLL
+    ) as client:
         executions = [await client.rules.trigger(r) for r in rules for _ in range(100)]
         waits = [asyncio.create_task(e.wait(timeout=60)) for e in executions]
         while server.counts["list_rule_executions"] < 15:
@@ -318,7 +376,9 @@ async def test_pending_executions_of_one_rule_share_list_polls(server: FakeSeque
 
 async def test_more_than_a_page_of_pending_executions(server: FakeSequence) -> None:
     """With 250 pending executions of one rule, list polls page until all are seen."""
-    async with SequenceClient(server.api_key, base_url=server.url, poll=COALESCE_POLL) as client:
+    async with SequenceClient(
+        server.api_key, base_url=server.url, poll=COALESCE_POLL
+    ) as client:
         executions = [await client.rules.trigger("rule_0001") for _ in range(250)]
         for execution in executions:
             server.finish(execution.id)
@@ -328,12 +388,19 @@ async def test_more_than_a_page_of_pending_executions(server: FakeSequence) -> N
     assert any(r.query.get("after") for r in server.requests_to("list_rule_executions"))
 
 
-async def test_out_of_order_finishes_reach_the_right_waiters(server: FakeSequence) -> None:
+async def test_out_of_order_finishes_reach_the_right_waiters(
+    server: FakeSequence,
+) -> None:
     """Executions of one rule ending in random order each get their own result."""
     statuses = ["executed", "partial", "failed"]
-    async with SequenceClient(server.api_key, base_url=server.url, poll=FAST_POLL) as client:
+    async with SequenceClient(
+        server.api_key, base_url=server.url, poll=FAST_POLL
+    ) as client:
         executions = [await client.rules.trigger("rule_0002") for _ in range(30)]
-        waits = {e.id: asyncio.create_task(e.wait(timeout=60, raise_on_failure=False)) for e in executions}
+        waits = {
+            e.id: asyncio.create_task(e.wait(timeout=60, raise_on_failure=False))
+            for e in executions
+        }
         expected = {e.id: statuses[n % 3] for n, e in enumerate(executions)}
         order = list(expected)
         random.Random(7).shuffle(order)
@@ -347,7 +414,9 @@ async def test_out_of_order_finishes_reach_the_right_waiters(server: FakeSequenc
 
 async def test_cancelling_one_waiter_leaves_the_others(server: FakeSequence) -> None:
     """One cancelled waiter of a rule does not disturb the others."""
-    async with SequenceClient(server.api_key, base_url=server.url, poll=FAST_POLL) as client:
+    async with SequenceClient(
+        server.api_key, base_url=server.url, poll=FAST_POLL
+    ) as client:
         executions = [await client.rules.trigger("rule_0003") for _ in range(5)]
         waits = [asyncio.create_task(e.wait(timeout=60)) for e in executions]
         while server.counts["list_rule_executions"] < 3:
@@ -358,6 +427,8 @@ async def test_cancelling_one_waiter_leaves_the_others(server: FakeSequence) -> 
         results = await asyncio.gather(*waits, return_exceptions=True)
 
         assert isinstance(results[2], asyncio.CancelledError)
-        assert [ExecutionStatus.EXECUTED] * 4 == [r.status for r in results if not isinstance(r, BaseException)]
+        assert [ExecutionStatus.EXECUTED] * 4 == [
+            r.status for r in results if not isinstance(r, BaseException)
+        ]
         assert not other_tasks()
         assert {} == client._poller._groups

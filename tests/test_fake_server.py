@@ -1,14 +1,15 @@
 """
-Tests of the fake server over raw HTTP: it is checked against the API reference
-on its own, never through our client.
+Tests of the fake server over raw HTTP.
+
+The server is checked against the API reference on its own, never through our
+client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -31,12 +32,20 @@ class Raw:
     A tiny raw-HTTP client of the fake server.
     """
 
-    def __init__(self, http: aiohttp.ClientSession, server: FakeSequence, key: str) -> None:
+    def __init__(
+        self, http: aiohttp.ClientSession, server: FakeSequence, key: str
+    ) -> None:
         self.http, self.server, self.key = http, server, key
 
     async def call(
-        self, method: str, path: str, *, key: str | None = None, body: Any = None, **headers: str
-    ) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
+        self,
+        method: str,
+        path: str,
+        *,
+        key: str | None = None,
+        body: Any = None,
+        **headers: str,
+    ) -> tuple[int, Any, Mapping[str, str]]:
         """
         Send one request; return status, decoded JSON (or text) and headers.
         """
@@ -56,7 +65,9 @@ class Raw:
         """
         Trigger a rule and return the execution id.
         """
-        status, body, _ = await self.call("POST", f"/rules/{rule_id}/trigger", body={}, **headers)
+        status, body, _ = await self.call(
+            "POST", f"/rules/{rule_id}/trigger", body={}, **headers
+        )
         assert 202 == status, body
         return str(body["data"]["execution_id"])
 
@@ -75,7 +86,9 @@ def restricted_seed() -> Seed:
     The demo organization plus keys with narrow permissions.
     """
     seed = demo_seed(rules=3)
-    seed.api_key("k_rules_only", [Permission(scope="TRIGGER_RULES", resources=("rule_0001",))])
+    seed.api_key(
+        "k_rules_only", [Permission(scope="TRIGGER_RULES", resources=("rule_0001",))]
+    )
     seed.api_key(
         "k_reader",
         [
@@ -90,7 +103,9 @@ def restricted_seed() -> Seed:
         [
             Permission(
                 scope="MANUAL_TRANSFER",
-                transfers=({"source": "acc_0001", "target": "acc_0002", "max_amount": 10_000},),
+                transfers=(
+                    {"source": "acc_0001", "target": "acc_0002", "max_amount": 10_000},
+                ),
             )
         ],
     )
@@ -102,11 +117,16 @@ async def strict(clock: ManualClock) -> AsyncIterator[Raw]:
     """
     Raw HTTP to a server with restricted keys.
     """
-    async with serve(restricted_seed(), clock=clock) as server, aiohttp.ClientSession() as http:
+    async with (
+        serve(restricted_seed(), clock=clock) as server,
+        aiohttp.ClientSession() as http,
+    ):
         yield Raw(http, server, server.api_key)
 
 
-@pytest.mark.parametrize("auth", [None, "Bearer sk_demo_fake_sequence_key", "ApiKey nope"])
+@pytest.mark.parametrize(
+    "auth", [None, "Bearer sk_demo_fake_sequence_key", "ApiKey nope"]
+)
 async def test_missing_or_invalid_key_is_401(raw: Raw, auth: str | None) -> None:
     """A missing, mis-schemed or unknown key gets 401 unauthorized."""
     headers = {} if auth is None else {"Authorization": auth}
@@ -114,7 +134,10 @@ async def test_missing_or_invalid_key_is_401(raw: Raw, auth: str | None) -> None
     async with raw.http.get(raw.server.url + "/accounts", headers=headers) as response:
         body = await response.json()
 
-    assert (401, {"error": {"code": "unauthorized", "message": "Missing or invalid API key."}}) == (
+    assert (
+        401,
+        {"error": {"code": "unauthorized", "message": "Missing or invalid API key."}},
+    ) == (
         response.status,
         body,
     )
@@ -134,17 +157,25 @@ async def test_missing_or_invalid_key_is_401(raw: Raw, auth: str | None) -> None
         ("k_mover", "GET", "/transfers/txr_1"),
     ],
 )
-async def test_scope_and_resource_lists_are_enforced(strict: Raw, key: str, method: str, path: str) -> None:
+async def test_scope_and_resource_lists_are_enforced(
+    strict: Raw, key: str, method: str, path: str
+) -> None:
     """A key without the scope, or without the id in its list, gets 403 forbidden."""
-    status, body, _ = await strict.call(method, path, key=key, body={} if method == "POST" else None)
+    status, body, _ = await strict.call(
+        method, path, key=key, body={} if method == "POST" else None
+    )
 
     assert (403, "forbidden") == (status, body["error"]["code"])
 
 
 async def test_allowed_resources_pass(strict: Raw) -> None:
     """A key whose list holds the id gets through."""
-    status, _, _ = await strict.call("POST", "/rules/rule_0001/trigger", key="k_rules_only", body={})
-    account_status, account, _ = await strict.call("GET", "/accounts/acc_0001", key="k_reader")
+    status, _, _ = await strict.call(
+        "POST", "/rules/rule_0001/trigger", key="k_rules_only", body={}
+    )
+    account_status, account, _ = await strict.call(
+        "GET", "/accounts/acc_0001", key="k_reader"
+    )
 
     assert (202, 200) == (status, account_status)
     assert 50_000_000 == account["data"]["balance"]["balance_in_cents"]
@@ -172,7 +203,10 @@ async def test_trigger_unknown_rule_is_404_with_documented_message(raw: Raw) -> 
     """Triggering an unknown rule says which rule was not found."""
     status, body, _ = await raw.call("POST", "/rules/rule_123/trigger", body={})
 
-    assert (404, "Rule with id 'rule_123' was not found.") == (status, body["error"]["message"])
+    assert (404, "Rule with id 'rule_123' was not found.") == (
+        status,
+        body["error"]["message"],
+    )
 
 
 @pytest.mark.parametrize("path", ["/rule-executions", "/transfers", "/cards"])
@@ -185,9 +219,15 @@ async def test_required_filters_are_required(raw: Raw, path: str) -> None:
 
 async def test_request_id_is_echoed_in_header_and_body(raw: Raw) -> None:
     """A client's X-Request-ID comes back in the header and the body."""
-    status, body, headers = await raw.call("GET", "/accounts", **{"X-Request-ID": "my-id"})
+    status, body, headers = await raw.call(
+        "GET", "/accounts", **{"X-Request-ID": "my-id"}
+    )
 
-    assert (200, "my-id", "my-id") == (status, headers["X-Request-ID"], body["request_id"])
+    assert (200, "my-id", "my-id") == (
+        status,
+        headers["X-Request-ID"],
+        body["request_id"],
+    )
 
 
 async def test_request_id_is_made_when_absent(raw: Raw) -> None:
@@ -199,7 +239,7 @@ async def test_request_id_is_made_when_absent(raw: Raw) -> None:
 
 
 async def test_pagination_defaults_and_cursors(raw: Raw) -> None:
-    """first defaults to 20; after walks pages newest first; has_next_page ends it."""
+    """First defaults to 20; after walks pages newest first; has_next_page ends it."""
     ids = [await raw.trigger() for _ in range(45)]
 
     seen: list[str] = []
@@ -220,8 +260,10 @@ async def test_pagination_defaults_and_cursors(raw: Raw) -> None:
 
 @pytest.mark.parametrize("first", ["0", "101", "ten", "-1"])
 async def test_bad_first_is_400(raw: Raw, first: str) -> None:
-    """first outside 1..100 gets 400."""
-    status, _, _ = await raw.call("GET", f"/rule-executions?rule_id=rule_0001&first={first}")
+    """First outside 1..100 gets 400."""
+    status, _, _ = await raw.call(
+        "GET", f"/rule-executions?rule_id=rule_0001&first={first}"
+    )
 
     assert 400 == status
 
@@ -234,8 +276,10 @@ async def test_first_100_is_allowed_and_bad_cursor_is_400(raw: Raw) -> None:
     assert (200, 400) == (ok, bad)
 
 
-async def test_execution_lifecycle_follows_the_clock(raw: Raw, clock: ManualClock) -> None:
-    """An execution is in_progress until its duration passes, then terminal with transfers."""
+async def test_execution_lifecycle_follows_the_clock(
+    raw: Raw, clock: ManualClock
+) -> None:
+    """An execution runs until its duration passes, then ends with transfers."""
     raw.server.state.behaviors["rule_0001"] = Behavior(median=5.0, sigma=0.0)
     execution_id = await raw.trigger()
 
@@ -260,7 +304,9 @@ async def test_execution_lifecycle_follows_the_clock(raw: Raw, clock: ManualCloc
 
 async def test_outcomes_follow_the_behaviour(raw: Raw, clock: ManualClock) -> None:
     """failure_rate 1 fails every run with an error message and failed transfers."""
-    raw.server.state.behaviors["rule_0001"] = Behavior(median=1.0, sigma=0.0, failure_rate=1.0)
+    raw.server.state.behaviors["rule_0001"] = Behavior(
+        median=1.0, sigma=0.0, failure_rate=1.0
+    )
     execution_id = await raw.trigger()
     clock.advance(1.0)
 
@@ -270,9 +316,13 @@ async def test_outcomes_follow_the_behaviour(raw: Raw, clock: ManualClock) -> No
     assert body["data"]["error_message"]
 
 
-async def test_partial_outcome_has_a_failed_transfer(raw: Raw, clock: ManualClock) -> None:
-    """partial ends with one completed and one failed transfer."""
-    raw.server.state.behaviors["rule_0001"] = Behavior(median=1.0, sigma=0.0, partial_rate=1.0)
+async def test_partial_outcome_has_a_failed_transfer(
+    raw: Raw, clock: ManualClock
+) -> None:
+    """Partial ends with one completed and one failed transfer."""
+    raw.server.state.behaviors["rule_0001"] = Behavior(
+        median=1.0, sigma=0.0, partial_rate=1.0
+    )
     execution_id = await raw.trigger()
     clock.advance(2.0)
 
@@ -287,7 +337,9 @@ async def test_partial_outcome_has_a_failed_transfer(raw: Raw, clock: ManualCloc
 
 async def test_manual_rules_honour_manual_execute_amount(raw: Raw) -> None:
     """A MANUAL rule moves manual_execute_amount on each action."""
-    status, body, _ = await raw.call("POST", "/rules/rule_0001/trigger", body={"manual_execute_amount": 150_000})
+    status, body, _ = await raw.call(
+        "POST", "/rules/rule_0001/trigger", body={"manual_execute_amount": 150_000}
+    )
     execution_id = body["data"]["execution_id"]
     raw.server.finish(execution_id)
 
@@ -302,7 +354,9 @@ async def test_manual_rules_honour_manual_execute_amount(raw: Raw) -> None:
     assert [150_000, 150_000] == amounts
 
 
-@pytest.mark.parametrize("body", [{"manual_execute_amount": -1}, {"manual_execute_amount": "5"}, [1]])
+@pytest.mark.parametrize(
+    "body", [{"manual_execute_amount": -1}, {"manual_execute_amount": "5"}, [1]]
+)
 async def test_bad_trigger_bodies_are_400(raw: Raw, body: Any) -> None:
     """A bad manual_execute_amount or a non-object body gets 400."""
     status, _, _ = await raw.call("POST", "/rules/rule_0001/trigger", body=body)
@@ -343,7 +397,10 @@ async def test_idempotency_key_with_another_body_is_400(raw: Raw) -> None:
     await raw.trigger(**{"Idempotency-Key": "k1"})
 
     status, body, _ = await raw.call(
-        "POST", "/rules/rule_0001/trigger", body={"manual_execute_amount": 5}, **{"Idempotency-Key": "k1"}
+        "POST",
+        "/rules/rule_0001/trigger",
+        body={"manual_execute_amount": 5},
+        **{"Idempotency-Key": "k1"},
     )
 
     assert (400, "idempotency_key_mismatch") == (status, body["error"]["code"])
@@ -352,11 +409,17 @@ async def test_idempotency_key_with_another_body_is_400(raw: Raw) -> None:
 async def test_concurrent_duplicate_is_409(raw: Raw) -> None:
     """A duplicate arriving while the first still runs gets 409."""
     raw.server.set_faults("trigger_rule", latency=0.2)
-    first = asyncio.create_task(raw.call("POST", "/rules/rule_0001/trigger", body={}, **{"Idempotency-Key": "k1"}))
+    first = asyncio.create_task(
+        raw.call(
+            "POST", "/rules/rule_0001/trigger", body={}, **{"Idempotency-Key": "k1"}
+        )
+    )
     while not raw.server.in_flight:
         await asyncio.sleep(0.001)
 
-    status, body, _ = await raw.call("POST", "/rules/rule_0001/trigger", body={}, **{"Idempotency-Key": "k1"})
+    status, _, _ = await raw.call(
+        "POST", "/rules/rule_0001/trigger", body={}, **{"Idempotency-Key": "k1"}
+    )
 
     assert (409, 202) == (status, (await first)[0])
     assert 1 == len(raw.server.state.executions)
@@ -364,11 +427,20 @@ async def test_concurrent_duplicate_is_409(raw: Raw) -> None:
 
 async def test_manual_transfer_permissions_and_max_amount(strict: Raw) -> None:
     """A transfer must match a MANUAL_TRANSFER pair and stay under its max_amount."""
-    body = {"source_account_id": "acc_0001", "destination_account_id": "acc_0002", "amount_in_cents": 10_000}
+    body = {
+        "source_account_id": "acc_0001",
+        "destination_account_id": "acc_0002",
+        "amount_in_cents": 10_000,
+    }
     ok, created, _ = await strict.call("POST", "/transfers", key="k_mover", body=body)
-    too_much, err, _ = await strict.call("POST", "/transfers", key="k_mover", body=body | {"amount_in_cents": 10_001})
+    too_much, err, _ = await strict.call(
+        "POST", "/transfers", key="k_mover", body=body | {"amount_in_cents": 10_001}
+    )
     other_pair, _, _ = await strict.call(
-        "POST", "/transfers", key="k_mover", body=body | {"destination_account_id": "acc_0003"}
+        "POST",
+        "/transfers",
+        key="k_mover",
+        body=body | {"destination_account_id": "acc_0003"},
     )
 
     assert (201, "processing") == (ok, created["data"]["status"])
@@ -376,23 +448,42 @@ async def test_manual_transfer_permissions_and_max_amount(strict: Raw) -> None:
     assert 403 == other_pair
 
 
-async def test_manual_transfer_completes_and_is_listed(raw: Raw, clock: ManualClock) -> None:
+async def test_manual_transfer_completes_and_is_listed(
+    raw: Raw, clock: ManualClock
+) -> None:
     """A manual transfer completes after a moment and shows in the account's list."""
-    body = {"source_account_id": "acc_0001", "destination_account_id": "acc_0002", "amount_in_cents": 700}
+    body = {
+        "source_account_id": "acc_0001",
+        "destination_account_id": "acc_0002",
+        "amount_in_cents": 700,
+    }
     _, created, _ = await raw.call("POST", "/transfers", body=body)
     clock.advance(2)
 
-    _, listed, _ = await raw.call("GET", "/transfers?account_id=acc_0002&account_role=destination&origin=user")
+    _, listed, _ = await raw.call(
+        "GET", "/transfers?account_id=acc_0002&account_role=destination&origin=user"
+    )
 
-    assert [(created["data"]["id"], "complete")] == [(t["id"], t["status"]) for t in listed["data"]]
+    assert [(created["data"]["id"], "complete")] == [
+        (t["id"], t["status"]) for t in listed["data"]
+    ]
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        {"source_account_id": "acc_0001", "destination_account_id": "acc_0002", "amount_in_cents": 0},
+        {
+            "source_account_id": "acc_0001",
+            "destination_account_id": "acc_0002",
+            "amount_in_cents": 0,
+        },
         {"source_account_id": "acc_0001", "amount_in_cents": 5},
-        {"source_account_id": "acc_0001", "destination_account_id": "acc_0002", "amount_in_cents": 5, "description": 3},
+        {
+            "source_account_id": "acc_0001",
+            "destination_account_id": "acc_0002",
+            "amount_in_cents": 5,
+            "description": 3,
+        },
     ],
 )
 async def test_bad_transfer_bodies_are_400(raw: Raw, body: dict[str, Any]) -> None:
@@ -408,12 +499,24 @@ async def test_list_filters_apply(raw: Raw) -> None:
     await raw.trigger()
     raw.server.finish(done, "failed")
 
-    _, failed, _ = await raw.call("GET", "/rule-executions?rule_id=rule_0001&status=failed")
-    _, manual, _ = await raw.call("GET", "/rule-executions?rule_id=rule_0001&trigger_type=manual")
-    _, future, _ = await raw.call("GET", "/rule-executions?rule_id=rule_0001&from=2099-01-01T00:00:00Z")
-    _, money_in, _ = await raw.call("GET", "/transfers?account_id=acc_0001&direction=money_in")
-    bad_status, _, _ = await raw.call("GET", "/rule-executions?rule_id=rule_0001&status=nope")
-    bad_time, _, _ = await raw.call("GET", "/rule-executions?rule_id=rule_0001&to=yesterday")
+    _, failed, _ = await raw.call(
+        "GET", "/rule-executions?rule_id=rule_0001&status=failed"
+    )
+    _, manual, _ = await raw.call(
+        "GET", "/rule-executions?rule_id=rule_0001&trigger_type=manual"
+    )
+    _, future, _ = await raw.call(
+        "GET", "/rule-executions?rule_id=rule_0001&from=2099-01-01T00:00:00Z"
+    )
+    _, money_in, _ = await raw.call(
+        "GET", "/transfers?account_id=acc_0001&direction=money_in"
+    )
+    bad_status, _, _ = await raw.call(
+        "GET", "/rule-executions?rule_id=rule_0001&status=nope"
+    )
+    bad_time, _, _ = await raw.call(
+        "GET", "/rule-executions?rule_id=rule_0001&to=yesterday"
+    )
 
     assert [done] == [e["id"] for e in failed["data"]]
     assert 2 == len(manual["data"])
@@ -428,7 +531,9 @@ async def test_accounts_rules_and_cards_lists(raw: Raw) -> None:
     _, rules, _ = await raw.call("GET", "/rules?source_id=acc_0001")
     _, none, _ = await raw.call("GET", "/rules?source_id=acc_0002")
     _, cards, _ = await raw.call("GET", "/cards?account_id=acc_0002&type=physical")
-    _, txs, _ = await raw.call("GET", "/cards/card_0001/transactions?direction=debit&first=2")
+    _, txs, _ = await raw.call(
+        "GET", "/cards/card_0001/transactions?direction=debit&first=2"
+    )
 
     assert {"pod"} == {a["type"] for a in pods["data"]}
     assert 10 == len(rules["data"])
@@ -450,7 +555,10 @@ async def test_injected_5xx_and_429(raw: Raw) -> None:
 
 async def test_rate_limit_per_key(clock: ManualClock) -> None:
     """Past the per-key limit, 429 with Retry-After until tokens refill."""
-    async with serve(clock=clock, rate_limit=60) as server, aiohttp.ClientSession() as http:
+    async with (
+        serve(clock=clock, rate_limit=60) as server,
+        aiohttp.ClientSession() as http,
+    ):
         raw = Raw(http, server, server.api_key)
         statuses = [(await raw.call("GET", "/rules"))[0] for _ in range(61)]
         _, _, headers = await raw.call("GET", "/rules")
@@ -467,7 +575,9 @@ async def test_dropped_response_still_commits(raw: Raw) -> None:
     raw.server.set_faults("trigger_rule", drops_next=1)
 
     with pytest.raises(aiohttp.ClientError):
-        await raw.call("POST", "/rules/rule_0001/trigger", body={}, **{"Idempotency-Key": "k1"})
+        await raw.call(
+            "POST", "/rules/rule_0001/trigger", body={}, **{"Idempotency-Key": "k1"}
+        )
     replay = await raw.trigger(**{"Idempotency-Key": "k1"})
 
     assert [replay] == list(raw.server.state.executions)
@@ -485,7 +595,10 @@ async def test_malformed_body_fault(raw: Raw) -> None:
 
 async def test_visibility_delay_hides_new_executions(clock: ManualClock) -> None:
     """A new execution answers 404 and is left out of lists until the delay passes."""
-    async with serve(clock=clock, visibility_delay=2.0) as server, aiohttp.ClientSession() as http:
+    async with (
+        serve(clock=clock, visibility_delay=2.0) as server,
+        aiohttp.ClientSession() as http,
+    ):
         raw = Raw(http, server, server.api_key)
         execution_id = await raw.trigger()
         hidden, _, _ = await raw.call("GET", f"/rule-executions/{execution_id}")
@@ -497,7 +610,7 @@ async def test_visibility_delay_hides_new_executions(clock: ManualClock) -> None
 
 
 async def test_latency_fault_delays_answers(raw: Raw) -> None:
-    """latency makes requests overlap: the server counts them in flight."""
+    """Latency makes requests overlap: the server counts them in flight."""
     raw.server.set_faults("list_accounts", latency=0.05)
 
     await asyncio.gather(*(raw.call("GET", "/accounts") for _ in range(4)))
@@ -511,7 +624,11 @@ async def test_requests_are_recorded_without_the_key(raw: Raw) -> None:
 
     (received,) = raw.server.requests_to("trigger_rule")
 
-    assert ("POST", {}, "k9") == (received.method, received.body, received.headers["Idempotency-Key"])
+    assert ("POST", {}, "k9") == (
+        received.method,
+        received.body,
+        received.headers["Idempotency-Key"],
+    )
     assert "Authorization" not in received.headers
     assert ["k9"] == raw.server.state.idempotency_keys
 

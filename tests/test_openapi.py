@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
-
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -28,7 +27,6 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import sequence_async.testing
-
 from sequence_async.testing import DEMO_API_KEY, serve
 
 
@@ -53,7 +51,9 @@ def base_url() -> Iterator[str]:
             ready.set()
             await stop.wait()
 
-    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(run(),), daemon=True
+    )
     thread.start()
     assert ready.wait(timeout=30)
     try:
@@ -66,7 +66,9 @@ def base_url() -> Iterator[str]:
 
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
-def test_fake_server_matches_its_openapi_description(case: schemathesis.Case, base_url: str) -> None:
+def test_fake_server_matches_its_openapi_description(
+    case: schemathesis.Case[Any], base_url: str
+) -> None:
     """No 5xx, documented statuses only, bodies matching the schemas."""
     case.call_and_validate(
         base_url=base_url,

@@ -9,7 +9,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-USER_TESTS = '''
+USER_TESTS = """
 import aiohttp
 import pytest
 
@@ -18,11 +18,13 @@ pytestmark = pytest.mark.asyncio
 
 async def test_raw_http_trigger_finishes(sequence_server):
     headers = {"Authorization": f"ApiKey {sequence_server.api_key}"}
+    trigger = sequence_server.url + "/rules/rule_0001/trigger"
     async with aiohttp.ClientSession(headers=headers) as http:
-        async with http.post(sequence_server.url + "/rules/rule_0001/trigger", json={}) as r:
+        async with http.post(trigger, json={}) as r:
             execution_id = (await r.json())["data"]["execution_id"]
         sequence_server.state.clock.advance(60)
-        async with http.get(sequence_server.url + "/rule-executions/" + execution_id) as r:
+        execution_url = sequence_server.url + "/rule-executions/" + execution_id
+        async with http.get(execution_url) as r:
             body = await r.json()
     assert body["data"]["status"] in {"executed", "partial", "failed"}
 
@@ -32,7 +34,7 @@ async def test_client_fixture_waits(sequence_server, sequence_client):
     sequence_server.finish(execution.id)
     result = await execution.wait(timeout=10)
     assert "executed" == result.status
-'''
+"""
 
 
 def test_plugin_fixtures_work_in_a_users_suite(pytester: pytest.Pytester) -> None:

@@ -81,11 +81,17 @@ async def test_no_429_reaches_the_caller_below_the_server_limit() -> None:
     """With the client's limit under the server's, the server never answers 429."""
     # Headroom in both rate and burst: a client bucket measures when requests
     # leave, the server's when they arrive, and connection setup bunches them.
-    async with serve(rate_limit=6000, rate_burst=30) as server:
-        async with SequenceClient(
-            server.api_key, base_url=server.url, rate_limit=3000, rate_limit_burst=5, max_retries=0
-        ) as client:
-            await asyncio.gather(*(client.rules.list() for _ in range(60)))
+    async with (
+        serve(rate_limit=6000, rate_burst=30) as server,
+        SequenceClient(
+            server.api_key,
+            base_url=server.url,
+            rate_limit=3000,
+            rate_limit_burst=5,
+            max_retries=0,
+        ) as client,
+    ):
+        await asyncio.gather(*(client.rules.list() for _ in range(60)))
 
     assert 0 == server.statuses[429]
     assert 60 == server.statuses[200]
@@ -93,9 +99,13 @@ async def test_no_429_reaches_the_caller_below_the_server_limit() -> None:
 
 async def test_without_the_limiter_the_server_throttles() -> None:
     """The same load without a client limit does meet 429s (the test has teeth)."""
-    async with serve(rate_limit=6000, rate_burst=30) as server:
-        async with SequenceClient(server.api_key, base_url=server.url, max_retries=0) as client:
-            results = await asyncio.gather(*(client.rules.list() for _ in range(60)), return_exceptions=True)
+    async with (
+        serve(rate_limit=6000, rate_burst=30) as server,
+        SequenceClient(server.api_key, base_url=server.url, max_retries=0) as client,
+    ):
+        results = await asyncio.gather(
+            *(client.rules.list() for _ in range(60)), return_exceptions=True
+        )
 
     assert server.statuses[429] > 0
     assert any(isinstance(r, Exception) for r in results)
@@ -105,7 +115,9 @@ async def test_a_429_drains_the_client_bucket() -> None:
     """A 429 with Retry-After stops the client's limiter for that long."""
     async with serve() as server:
         server.set_faults("list_rules", throttles_next=1, retry_after=3)
-        async with SequenceClient(server.api_key, base_url=server.url, rate_limit=600, max_retries=0) as client:
+        async with SequenceClient(
+            server.api_key, base_url=server.url, rate_limit=600, max_retries=0
+        ) as client:
             with pytest.raises(Exception, match="429"):
                 await client.rules.list()
             limiter = client._limiter

@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-
 from aioresponses import aioresponses as Aioresponses  # noqa: N812
 from yarl import URL
 
@@ -40,7 +39,10 @@ ACCOUNT = {
     "beneficiary_name": "John Smith",
     "institution_name": "American Express",
     "can_be_source": False,
-    "balance": {"balance_in_cents": 12345, "balance_last_updated_at": "2024-04-23T09:15:00Z"},
+    "balance": {
+        "balance_in_cents": 12345,
+        "balance_last_updated_at": "2024-04-23T09:15:00Z",
+    },
     "some_future_field": {"x": 1},
 }
 
@@ -55,8 +57,10 @@ async def test_accounts_list(client: SequenceClient, mock_http: Aioresponses) ->
     assert ["acc_01HGHI7890"] == [a.id for a in accounts]
 
 
-async def test_accounts_get_with_balance(client: SequenceClient, mock_http: Aioresponses) -> None:
-    """GET /accounts/{id} parses the balance, enum and request id; unknown fields are ignored."""
+async def test_accounts_get_with_balance(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
+    """GET /accounts/{id} parses balance, enum and request id; skips unknown fields."""
     mock_http.get(url("/accounts/acc_01HGHI7890"), payload=envelope(ACCOUNT))
 
     account = await client.accounts.get("acc_01HGHI7890")
@@ -64,7 +68,10 @@ async def test_accounts_get_with_balance(client: SequenceClient, mock_http: Aior
     assert AccountType.EXTERNAL_ACCOUNT == account.type
     assert account.balance is not None
     assert 12345 == account.balance.balance_in_cents
-    assert datetime(2024, 4, 23, 9, 15, tzinfo=UTC) == account.balance.balance_last_updated_at
+    assert (
+        datetime(2024, 4, 23, 9, 15, tzinfo=UTC)
+        == account.balance.balance_last_updated_at
+    )
     assert "req_srv_1" == account.request_id
 
 
@@ -88,12 +95,22 @@ async def test_rules_list(client: SequenceClient, mock_http: Aioresponses) -> No
 
     (rule,) = await client.rules.list(source_id="acc_1")
 
-    assert ("rule_1", RuleStatus.ENABLED, "acc_1") == (rule.id, rule.status, rule.source and rule.source.id)
+    assert ("rule_1", RuleStatus.ENABLED, "acc_1") == (
+        rule.id,
+        rule.status,
+        rule.source and rule.source.id,
+    )
 
 
-async def test_rules_get_keeps_unknown_nested_shapes(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_rules_get_keeps_unknown_nested_shapes(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """GET /rules/{id}: steps keep conditions and actions as plain data."""
-    condition = {"all": [{"condition": {"fact": "BALANCE", "operator": "GREATER_THAN", "value": 100}}]}
+    condition = {
+        "all": [
+            {"condition": {"fact": "BALANCE", "operator": "GREATER_THAN", "value": 100}}
+        ]
+    }
     action = {"type": "SOME_NEW_ACTION", "weird": [1, 2]}
     mock_http.get(
         url("/rules/rule_1"),
@@ -129,7 +146,9 @@ EXECUTION = {
 }
 
 
-async def test_rule_executions_get(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_rule_executions_get(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """GET /rule-executions/{id} parses outcome fields."""
     mock_http.get(url("/rule-executions/rex_1"), payload=envelope(EXECUTION))
 
@@ -142,18 +161,28 @@ async def test_rule_executions_get(client: SequenceClient, mock_http: Aiorespons
     )
 
 
-async def test_unknown_enum_values_are_kept_raw(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_unknown_enum_values_are_kept_raw(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """An execution status this version does not know stays a plain string."""
-    mock_http.get(url("/rule-executions/rex_1"), payload=envelope({**EXECUTION, "status": "awaiting_settlement"}))
+    mock_http.get(
+        url("/rule-executions/rex_1"),
+        payload=envelope({**EXECUTION, "status": "awaiting_settlement"}),
+    )
 
     execution = await client.rule_executions.get("rex_1")
 
     assert ("awaiting_settlement", False) == (execution.status, execution.done)
 
 
-async def test_rule_executions_list_pages_across_cursors(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_rule_executions_list_pages_across_cursors(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """The list follows end_cursor while has_next_page, lazily, with the filters."""
-    base = "/rule-executions?rule_id=rule_1&status=failed&from=2024-01-01T00:00:00Z&first=2"
+    base = (
+        "/rule-executions?rule_id=rule_1&status=failed"
+        "&from=2024-01-01T00:00:00Z&first=2"
+    )
     mock_http.get(
         url(base),
         payload=envelope(
@@ -163,13 +192,19 @@ async def test_rule_executions_list_pages_across_cursors(client: SequenceClient,
     )
     mock_http.get(
         url(base + "&after=c1"),
-        payload=envelope([{**EXECUTION, "id": "rex_3"}], page_info={"end_cursor": "c2", "has_next_page": False}),
+        payload=envelope(
+            [{**EXECUTION, "id": "rex_3"}],
+            page_info={"end_cursor": "c2", "has_next_page": False},
+        ),
     )
 
     ids = [
         e.id
         async for e in client.rule_executions.list(
-            rule_id="rule_1", status="failed", from_=datetime(2024, 1, 1, tzinfo=UTC), page_size=2
+            rule_id="rule_1",
+            status="failed",
+            from_=datetime(2024, 1, 1, tzinfo=UTC),
+            page_size=2,
         )
     ]
 
@@ -177,16 +212,22 @@ async def test_rule_executions_list_pages_across_cursors(client: SequenceClient,
     assert 2 == len(mock_http.requests)
 
 
-async def test_pages_gives_page_objects(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_pages_gives_page_objects(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """.pages() yields Page values with their page info."""
     mock_http.get(
         url("/rule-executions?rule_id=rule_1&first=100"),
-        payload=envelope([EXECUTION], page_info={"end_cursor": "c1", "has_next_page": False}),
+        payload=envelope(
+            [EXECUTION], page_info={"end_cursor": "c1", "has_next_page": False}
+        ),
     )
 
     pages = [p async for p in client.rule_executions.list(rule_id="rule_1").pages()]
 
-    assert [("c1", False, 1)] == [(p.page_info.end_cursor, p.page_info.has_next_page, len(p.items)) for p in pages]
+    assert [("c1", False, 1)] == [
+        (p.page_info.end_cursor, p.page_info.has_next_page, len(p.items)) for p in pages
+    ]
 
 
 async def test_paging_without_has_next_page_stops_on_a_short_page(
@@ -195,8 +236,12 @@ async def test_paging_without_has_next_page_stops_on_a_short_page(
     """Without has_next_page, a full page goes on and a short one ends the list."""
     base = "/transfers?account_id=acc_1&first=1"
     transfer = {"id": "txr_1", "amount_in_cents": 1, "status": "complete"}
-    mock_http.get(url(base), payload=envelope([transfer], page_info={"end_cursor": "c1"}))
-    mock_http.get(url(base + "&after=c1"), payload=envelope([], page_info={"end_cursor": None}))
+    mock_http.get(
+        url(base), payload=envelope([transfer], page_info={"end_cursor": "c1"})
+    )
+    mock_http.get(
+        url(base + "&after=c1"), payload=envelope([], page_info={"end_cursor": None})
+    )
 
     items = [t async for t in client.transfers.list(account_id="acc_1", page_size=1)]
 
@@ -214,14 +259,18 @@ async def test_list_requires_its_filter_locally(client: SequenceClient) -> None:
         client.transfers.list(account_id="a", page_size=500)
 
 
-async def test_transfers_list_filters(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_transfers_list_filters(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """GET /transfers sends every documented filter."""
     mock_http.get(
         url(
             "/transfers?account_id=acc_1&account_role=source&direction=internal&origin=rule"
             "&status=complete&to=2024-02-01T00:00:00Z&first=100"
         ),
-        payload=envelope([{"id": "txr_1", "status": "complete", "direction": "internal"}]),
+        payload=envelope(
+            [{"id": "txr_1", "status": "complete", "direction": "internal"}]
+        ),
     )
 
     (transfer,) = [
@@ -250,7 +299,11 @@ async def test_transfers_get(client: SequenceClient, mock_http: Aioresponses) ->
                 "direction": "internal",
                 "origin": "rule",
                 "status": "complete",
-                "source": {"id": "acc_1", "name": "Main Payroll", "type": "income_source"},
+                "source": {
+                    "id": "acc_1",
+                    "name": "Main Payroll",
+                    "type": "income_source",
+                },
                 "destination": {"id": "acc_2", "name": "Emergency Fund", "type": "pod"},
             }
         ),
@@ -258,14 +311,21 @@ async def test_transfers_get(client: SequenceClient, mock_http: Aioresponses) ->
 
     transfer = await client.transfers.get("txr_1")
 
-    assert (100000, "acc_2") == (transfer.amount_in_cents, transfer.destination and transfer.destination.id)
+    assert (100000, "acc_2") == (
+        transfer.amount_in_cents,
+        transfer.destination and transfer.destination.id,
+    )
 
 
 @pytest.mark.parametrize("amount", [0, -5])
-async def test_transfers_create_rejects_non_positive_amounts(client: SequenceClient, amount: int) -> None:
+async def test_transfers_create_rejects_non_positive_amounts(
+    client: SequenceClient, amount: int
+) -> None:
     """amount_in_cents must be at least 1."""
     with pytest.raises(ValueError, match="amount_in_cents"):
-        await client.transfers.create(source_account_id="a", destination_account_id="b", amount_in_cents=amount)
+        await client.transfers.create(
+            source_account_id="a", destination_account_id="b", amount_in_cents=amount
+        )
 
 
 async def test_cards_endpoints(client: SequenceClient, mock_http: Aioresponses) -> None:
@@ -280,7 +340,9 @@ async def test_cards_endpoints(client: SequenceClient, mock_http: Aioresponses) 
         "account_id": "acc_2",
         "created_at": "2024-01-15T10:00:00Z",
     }
-    mock_http.get(url("/cards?account_id=acc_2&status=active"), payload=envelope([card]))
+    mock_http.get(
+        url("/cards?account_id=acc_2&status=active"), payload=envelope([card])
+    )
     mock_http.get(url("/cards/card_1"), payload=envelope(card))
     mock_http.get(
         url("/cards/card_1/transactions?direction=debit&first=100"),
@@ -296,7 +358,9 @@ async def test_cards_endpoints(client: SequenceClient, mock_http: Aioresponses) 
     assert ["ctx_1"] == [t.id for t in txs]
 
 
-async def test_wrong_shapes_raise_validation_errors(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_wrong_shapes_raise_validation_errors(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """A list where an object belongs, or a missing id, is a ResponseValidationError."""
     mock_http.get(url("/accounts"), payload=envelope({"not": "a list"}))
     mock_http.get(url("/accounts/a"), payload=envelope({"name": "no id"}))
@@ -310,11 +374,16 @@ async def test_wrong_shapes_raise_validation_errors(client: SequenceClient, mock
         await client.rules.get("r")
 
 
-async def test_invalid_items_in_a_list_raise_validation_errors(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_invalid_items_in_a_list_raise_validation_errors(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
     """A list item of the wrong shape is a ResponseValidationError, not a KeyError."""
     mock_http.get(url("/rules"), payload=envelope([{"nickname": "no id"}]))
     mock_http.get(url("/rule-executions/x"), payload=envelope({"id": "x", "status": 5}))
-    mock_http.get(url("/rule-executions/y"), payload=envelope({"id": "y", "status": "executed", "trigger_details": [1]}))
+    mock_http.get(
+        url("/rule-executions/y"),
+        payload=envelope({"id": "y", "status": "executed", "trigger_details": [1]}),
+    )
 
     with pytest.raises(errors.ResponseValidationError):
         await client.rules.list()

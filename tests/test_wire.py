@@ -5,7 +5,6 @@ Tests of the sans-I/O wire module: plain values in, plain values out.
 from __future__ import annotations
 
 import json
-
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -25,7 +24,7 @@ def response(status: int, body: object = b"", **headers: str) -> _wire.Response:
 
 
 def test_build_request_sets_documented_headers() -> None:
-    """Every request carries auth, request id and user agent; POSTs a JSON body and key."""
+    """Requests carry auth, request id and user agent; POSTs a JSON body and key."""
     req = _wire.build_request(
         "POST",
         "/rules/r/trigger",
@@ -50,7 +49,11 @@ def test_build_request_sets_documented_headers() -> None:
 def test_default_headers_cannot_override_auth() -> None:
     """A caller's default header never replaces the Authorization header."""
     req = _wire.build_request(
-        "GET", "/x", auth="ApiKey k", request_id="r", default_headers={"Authorization": "x"}
+        "GET",
+        "/x",
+        auth="ApiKey k",
+        request_id="r",
+        default_headers={"Authorization": "x"},
     )
 
     assert "ApiKey k" == req.headers["Authorization"]
@@ -119,7 +122,9 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
 def test_decode_success_envelope() -> None:
     """The envelope's data, request id and page info are returned."""
     env = _wire.decode_response(
-        response(200, {"request_id": "req_1", "data": [1], "page_info": {"end_cursor": "c"}}),
+        response(
+            200, {"request_id": "req_1", "data": [1], "page_info": {"end_cursor": "c"}}
+        ),
         request_id="mine",
     )
 
@@ -137,7 +142,9 @@ def test_decode_empty_204() -> None:
 def test_decode_rejects_bodies_that_are_not_the_envelope(body: bytes) -> None:
     """A 2xx body that is not the envelope raises ResponseValidationError."""
     with pytest.raises(errors.ResponseValidationError) as info:
-        _wire.decode_response(response(200, body, **{"X-Request-ID": "srv"}), request_id="r")
+        _wire.decode_response(
+            response(200, body, **{"X-Request-ID": "srv"}), request_id="r"
+        )
 
     assert "srv" == info.value.request_id
 
@@ -161,7 +168,9 @@ def test_decode_rejects_bodies_that_are_not_the_envelope(body: bytes) -> None:
 def test_each_status_maps_to_its_error_class(status: int, cls: type[Exception]) -> None:
     """The one status-to-class map picks the documented class."""
     body = {"error": {"code": "some_code", "message": "Some message."}}
-    exc = _wire.error_for(response(status, body), request_id="r", idempotency_key="k", now=NOW)
+    exc = _wire.error_for(
+        response(status, body), request_id="r", idempotency_key="k", now=NOW
+    )
 
     assert cls is type(exc)
     assert (status, "some_code", "Some message.", "r", "k") == (
@@ -175,7 +184,9 @@ def test_each_status_maps_to_its_error_class(status: int, cls: type[Exception]) 
 
 def test_plain_text_error_body_keeps_its_class_and_first_200_chars() -> None:
     """A non-envelope body (text, HTML) still maps by status, message cut to 200."""
-    exc = _wire.error_for(response(404, b"x" * 500), request_id=None, idempotency_key=None, now=NOW)
+    exc = _wire.error_for(
+        response(404, b"x" * 500), request_id=None, idempotency_key=None, now=NOW
+    )
 
     assert (errors.NotFoundError, None, "x" * 200) == (type(exc), exc.code, exc.message)
 
@@ -190,7 +201,11 @@ def test_empty_error_body_has_a_readable_message() -> None:
 def test_rate_limit_error_carries_retry_after() -> None:
     """A 429's Retry-After is parsed onto the error."""
     exc = _wire.error_for(
-        response(429, {"error": {"code": "rate_limit_exceeded", "message": "m"}}, **{"Retry-After": "7"}),
+        response(
+            429,
+            {"error": {"code": "rate_limit_exceeded", "message": "m"}},
+            **{"Retry-After": "7"},
+        ),
         request_id=None,
         idempotency_key=None,
         now=NOW,
@@ -203,7 +218,9 @@ def test_rate_limit_error_carries_retry_after() -> None:
 def test_error_body_request_id_wins() -> None:
     """When an error body carries a request_id, the error keeps it."""
     exc = _wire.error_for(
-        response(400, {"request_id": "req_body", "error": {"code": 5, "message": None}}),
+        response(
+            400, {"request_id": "req_body", "error": {"code": 5, "message": None}}
+        ),
         request_id="hdr",
         idempotency_key=None,
         now=NOW,
@@ -243,6 +260,8 @@ def test_is_retryable(exc: BaseException, expected: bool) -> None:
         ({"end_cursor": None, "has_next_page": True}, 100, None),
     ],
 )
-def test_next_cursor(page_info: dict[str, object] | None, items: int, expected: str | None) -> None:
+def test_next_cursor(
+    page_info: dict[str, object] | None, items: int, expected: str | None
+) -> None:
     """has_next_page decides; without it, a full page with a cursor goes on."""
     assert expected == _wire.next_cursor(page_info, items=items, page_size=100)

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from .app import Faults, FakeSequence, Received
+from .app import FakeSequence, Faults, Received
 from .seed import ALL_SCOPES, DEMO_API_KEY, Behavior, Permission, Seed, demo_seed
 from .state import ManualClock, State
 

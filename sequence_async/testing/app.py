@@ -18,13 +18,11 @@ import math
 import random
 import time
 import uuid
-
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import attrs
-
 from aiohttp import web
 
 from .seed import DEMO_API_KEY, Permission, Seed, demo_seed
@@ -81,11 +79,15 @@ class Received:
 
 class _RateLimit:
     """
-    Per-key token bucket refilled at *per_minute*; holds *burst* tokens
-    (default: a minute's worth, as Sequence's documented 100-token bucket).
+    Per-key token bucket refilled at *per_minute*.
+
+    It holds *burst* tokens: by default a minute's worth, like the 100-token
+    bucket the reference describes.
     """
 
-    def __init__(self, per_minute: int, burst: int | None, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, per_minute: int, burst: int | None, clock: Callable[[], float]
+    ) -> None:
         self.per_minute = per_minute
         self.burst = float(burst or per_minute)
         self.clock = clock
@@ -106,7 +108,10 @@ class _RateLimit:
         return (1 - tokens) / rate
 
 
-Handler = Callable[[web.Request, tuple[Permission, ...], str], Awaitable[tuple[int, Any, Mapping[str, Any] | None]]]
+Handler = Callable[
+    [web.Request, tuple[Permission, ...], str],
+    Awaitable[tuple[int, Any, Mapping[str, Any] | None]],
+]
 
 
 class FakeSequence:
@@ -141,10 +146,14 @@ class FakeSequence:
         record: bool = True,
     ) -> None:
         seed = seed if seed is not None else demo_seed()
-        state = State(seed, clock=clock, rng_seed=rng_seed, visibility_delay=visibility_delay)
+        state = State(
+            seed, clock=clock, rng_seed=rng_seed, visibility_delay=visibility_delay
+        )
         self.state = state
         self.url: str | None = None
-        self.api_key = DEMO_API_KEY if DEMO_API_KEY in seed.keys else next(iter(seed.keys), "")
+        self.api_key = (
+            DEMO_API_KEY if DEMO_API_KEY in seed.keys else next(iter(seed.keys), "")
+        )
         self.faults: dict[str, Faults] = {}
         self.rate_limit = (
             _RateLimit(rate_limit, rate_burst, state.clock) if rate_limit else None
@@ -189,34 +198,60 @@ class FakeSequence:
             ("GET", "/api/v1/rules", "list_rules", self._list_rules),
             ("GET", "/api/v1/rules/{id}", "get_rule", self._get_rule),
             ("POST", "/api/v1/rules/{id}/trigger", "trigger_rule", self._trigger_rule),
-            ("GET", "/api/v1/rule-executions", "list_rule_executions", self._list_executions),
-            ("GET", "/api/v1/rule-executions/{id}", "get_rule_execution", self._get_execution),
+            (
+                "GET",
+                "/api/v1/rule-executions",
+                "list_rule_executions",
+                self._list_executions,
+            ),
+            (
+                "GET",
+                "/api/v1/rule-executions/{id}",
+                "get_rule_execution",
+                self._get_execution,
+            ),
             ("GET", "/api/v1/transfers", "list_transfers", self._list_transfers),
             ("GET", "/api/v1/transfers/{id}", "get_transfer", self._get_transfer),
             ("POST", "/api/v1/transfers", "create_transfer", self._create_transfer),
             ("GET", "/api/v1/cards", "list_cards", self._list_cards),
             ("GET", "/api/v1/cards/{id}", "get_card", self._get_card),
-            ("GET", "/api/v1/cards/{id}/transactions", "list_card_transactions", self._card_transactions),
+            (
+                "GET",
+                "/api/v1/cards/{id}/transactions",
+                "list_card_transactions",
+                self._card_transactions,
+            ),
         ]
         for method, path, name, handler in routes:
-            app.router.add_route(method, path, self._wrap(name, handler, mutating=method == "POST"))
+            app.router.add_route(
+                method, path, self._wrap(name, handler, mutating=method == "POST")
+            )
         return app
 
     def _fault(self, route: str) -> Faults | None:
         return self.faults.get(route) or self.faults.get("*")
 
-    def _wrap(self, route: str, handler: Handler, *, mutating: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _wrap(
+        self, route: str, handler: Handler, *, mutating: bool
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def endpoint(request: web.Request) -> web.StreamResponse:
             given = request.headers.get("X-Request-ID")
             request_id = given or f"req_{uuid.uuid4().hex[:20]}"
             self.counts[route] += 1
             if given is not None and not _printable(given, 128):
                 self.statuses[400] += 1
-                return _error(400, "invalid_request", "X-Request-ID must be 1 to 128 printable ASCII characters.", f"req_{uuid.uuid4().hex[:20]}")
+                return _error(
+                    400,
+                    "invalid_request",
+                    "X-Request-ID must be 1 to 128 printable ASCII characters.",
+                    f"req_{uuid.uuid4().hex[:20]}",
+                )
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
-                response = await self._answer(request, route, handler, request_id, mutating=mutating)
+                response = await self._answer(
+                    request, route, handler, request_id, mutating=mutating
+                )
             finally:
                 self.in_flight -= 1
             response.headers["X-Request-ID"] = request_id
@@ -226,7 +261,13 @@ class FakeSequence:
         return endpoint
 
     async def _answer(
-        self, request: web.Request, route: str, handler: Handler, request_id: str, *, mutating: bool
+        self,
+        request: web.Request,
+        route: str,
+        handler: Handler,
+        request_id: str,
+        *,
+        mutating: bool,
     ) -> web.StreamResponse:
         faults = self._fault(route)
         body: Any = None
@@ -234,7 +275,12 @@ class FakeSequence:
             try:
                 body = await request.json()
             except ValueError:
-                return _error(400, "invalid_request", "The request body is not valid JSON.", request_id)
+                return _error(
+                    400,
+                    "invalid_request",
+                    "The request body is not valid JSON.",
+                    request_id,
+                )
         if self.record:
             self.received.append(
                 Received(
@@ -242,7 +288,11 @@ class FakeSequence:
                     path=request.path,
                     route=route,
                     query=dict(request.query),
-                    headers={k: v for k, v in request.headers.items() if k.lower() != "authorization"},
+                    headers={
+                        k: v
+                        for k, v in request.headers.items()
+                        if k.lower() != "authorization"
+                    },
                     body=body,
                 )
             )
@@ -251,8 +301,17 @@ class FakeSequence:
         try:
             self.state.settle()
             permissions = self.state.permissions(key)
-            if self.rate_limit is not None and (wait := self.rate_limit.take(key)) is not None:
-                return _error(429, "rate_limit_exceeded", "Too many requests.", request_id, retry_after=wait)
+            if (
+                self.rate_limit is not None
+                and (wait := self.rate_limit.take(key)) is not None
+            ):
+                return _error(
+                    429,
+                    "rate_limit_exceeded",
+                    "Too many requests.",
+                    request_id,
+                    retry_after=wait,
+                )
             if faults is not None:
                 early = self._early_fault(faults, request_id)
                 if early is not None:
@@ -272,7 +331,9 @@ class FakeSequence:
                         self.state.idempotent_end(key, request.path, idem_key, None)
                     raise
                 if idem_key is not None:
-                    self.state.idempotent_end(key, request.path, idem_key, (status, data))
+                    self.state.idempotent_end(
+                        key, request.path, idem_key, (status, data)
+                    )
         except ApiError as exc:
             return _error(exc.status, exc.code, exc.message, request_id)
         if faults is not None and self._late_fault(faults, "drops_next", "drop_rate"):
@@ -280,8 +341,14 @@ class FakeSequence:
             if request.transport is not None:
                 request.transport.close()
             raise web.HTTPServiceUnavailable
-        if faults is not None and self._late_fault(faults, "malformed_next", "malformed_rate"):
-            return web.Response(status=200, text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
+        if faults is not None and self._late_fault(
+            faults, "malformed_next", "malformed_rate"
+        ):
+            return web.Response(
+                status=200,
+                text="<html><body>502 Bad Gateway</body></html>",
+                content_type="text/html",
+            )
         payload: dict[str, Any] = {"request_id": request_id, "data": data}
         if page_info is not None:
             payload["page_info"] = page_info
@@ -293,9 +360,17 @@ class FakeSequence:
             return _error(503, "service_unavailable", "Injected outage.", request_id)
         if faults.error_rate and self.rng.random() < faults.error_rate:
             return _error(500, "internal_error", "Injected failure.", request_id)
-        if faults.throttles_next > 0 or (faults.throttle_rate and self.rng.random() < faults.throttle_rate):
+        if faults.throttles_next > 0 or (
+            faults.throttle_rate and self.rng.random() < faults.throttle_rate
+        ):
             faults.throttles_next = max(0, faults.throttles_next - 1)
-            return _error(429, "rate_limit_exceeded", "Too many requests.", request_id, retry_after=faults.retry_after)
+            return _error(
+                429,
+                "rate_limit_exceeded",
+                "Too many requests.",
+                request_id,
+                retry_after=faults.retry_after,
+            )
         return None
 
     def _late_fault(self, faults: Faults, count: str, rate: str) -> bool:
@@ -308,17 +383,27 @@ class FakeSequence:
 
     # -- endpoints ---------------------------------------------------------
 
-    async def _list_accounts(self, request: web.Request, perms: tuple[Permission, ...], _: Any) -> tuple[int, Any, Any]:
+    async def _list_accounts(
+        self, request: web.Request, perms: tuple[Permission, ...], _: Any
+    ) -> tuple[int, Any, Any]:
         State.require(perms, "LIST_ACCOUNTS")
         kind = enum_param(request.query, "type", ACCOUNT_TYPES)
-        return 200, [a for a in self.state.accounts.values() if not kind or a["type"] == kind], None
+        return (
+            200,
+            [a for a in self.state.accounts.values() if not kind or a["type"] == kind],
+            None,
+        )
 
-    async def _get_account(self, request: web.Request, perms: tuple[Permission, ...], _: Any) -> tuple[int, Any, Any]:
+    async def _get_account(
+        self, request: web.Request, perms: tuple[Permission, ...], _: Any
+    ) -> tuple[int, Any, Any]:
         account_id = request.match_info["id"]
         State.require(perms, "READ_ACCOUNTS", account_id)
         return 200, self.state.account(account_id, with_balance=True), None
 
-    async def _list_rules(self, request: web.Request, perms: tuple[Permission, ...], _: Any) -> tuple[int, Any, Any]:
+    async def _list_rules(
+        self, request: web.Request, perms: tuple[Permission, ...], _: Any
+    ) -> tuple[int, Any, Any]:
         State.require(perms, "LIST_RULES")
         source_id = request.query.get("source_id")
         out = []
@@ -342,56 +427,93 @@ class FakeSequence:
             )
         return 200, out, None
 
-    async def _get_rule(self, request: web.Request, perms: tuple[Permission, ...], _: Any) -> tuple[int, Any, Any]:
+    async def _get_rule(
+        self, request: web.Request, perms: tuple[Permission, ...], _: Any
+    ) -> tuple[int, Any, Any]:
         rule_id = request.match_info["id"]
         State.require(perms, "READ_RULES", rule_id)
         rule = self.state.rules.get(rule_id)
         if rule is None:
-            raise ApiError(404, "resource_not_found", f"Rule with id '{rule_id}' was not found.")
+            raise ApiError(
+                404, "resource_not_found", f"Rule with id '{rule_id}' was not found."
+            )
         return 200, rule, None
 
-    async def _trigger_rule(self, request: web.Request, perms: tuple[Permission, ...], body: Any) -> tuple[int, Any, Any]:
+    async def _trigger_rule(
+        self, request: web.Request, perms: tuple[Permission, ...], body: Any
+    ) -> tuple[int, Any, Any]:
         rule_id = request.match_info["id"]
         State.require(perms, "TRIGGER_RULES", rule_id)
         return 202, self.state.trigger(rule_id, body), None
 
-    async def _list_executions(self, request: web.Request, perms: tuple[Permission, ...], _: Any) -> tuple[int, Any, Any]:
+    async def _list_executions(
+        self, request: web.Request, perms: tuple[Permission, ...], _: Any
+    ) -> tuple[int, Any, Any]:
         rule_id = _required(request.query, "rule_id")
         State.require(perms, "READ_RULE_EXECUTIONS", rule_id)
-        items, page_info = self.state.page(self.state.list_executions(request.query), request.query)
+        items, page_info = self.state.page(
+            self.state.list_executions(request.query), request.query
+        )
         return 200, items, page_info
 
-    async def _get_execution(self, request: web.Request, perms: tuple[Permission, ...], _: Any) -> tuple[int, Any, Any]:
+    async def _get_execution(
+        self, request: web.Request, perms: tuple[Permission, ...], _: Any
+    ) -> tuple[int, Any, Any]:
         execution_id = request.match_info["id"]
         State.require(perms, "READ_RULE_EXECUTIONS")
         execution = self.state.visible_execution(execution_id)
         if execution is None:
-            raise ApiError(404, "resource_not_found", f"Rule execution with id '{execution_id}' was not found.")
+            raise ApiError(
+                404,
+                "resource_not_found",
+                f"Rule execution with id '{execution_id}' was not found.",
+            )
         State.require(perms, "READ_RULE_EXECUTIONS", execution.data["rule_id"])
         return 200, execution.data, None
 
-    async def _list_transfers(self, request: web.Request, perms: tuple[Permission, ...], _: Any) -> tuple[int, Any, Any]:
+    async def _list_transfers(
+        self, request: web.Request, perms: tuple[Permission, ...], _: Any
+    ) -> tuple[int, Any, Any]:
         account_id = _required(request.query, "account_id")
         State.require(perms, "READ_TRANSFERS", account_id)
-        items, page_info = self.state.page(self.state.list_transfers(request.query), request.query)
+        items, page_info = self.state.page(
+            self.state.list_transfers(request.query), request.query
+        )
         return 200, items, page_info
 
-    async def _get_transfer(self, request: web.Request, perms: tuple[Permission, ...], _: Any) -> tuple[int, Any, Any]:
+    async def _get_transfer(
+        self, request: web.Request, perms: tuple[Permission, ...], _: Any
+    ) -> tuple[int, Any, Any]:
         transfer_id = request.match_info["id"]
         State.require(perms, "READ_TRANSFERS")
         transfer = self.state.transfers.get(transfer_id)
         if transfer is None:
-            raise ApiError(404, "resource_not_found", f"Transfer with id '{transfer_id}' was not found.")
-        ends = [(transfer.get(side) or {}).get("id") for side in ("source", "destination")]
-        if not any(p.scope == "READ_TRANSFERS" and p.allows(e) for p in perms for e in ends if e):
+            raise ApiError(
+                404,
+                "resource_not_found",
+                f"Transfer with id '{transfer_id}' was not found.",
+            )
+        ends = [
+            (transfer.get(side) or {}).get("id") for side in ("source", "destination")
+        ]
+        if not any(
+            p.scope == "READ_TRANSFERS" and p.allows(e)
+            for p in perms
+            for e in ends
+            if e
+        ):
             raise State.forbidden()
         return 200, transfer, None
 
-    async def _create_transfer(self, request: web.Request, perms: tuple[Permission, ...], body: Any) -> tuple[int, Any, Any]:
+    async def _create_transfer(
+        self, _: web.Request, perms: tuple[Permission, ...], body: Any
+    ) -> tuple[int, Any, Any]:
         State.require(perms, "MANUAL_TRANSFER")
         return 201, self.state.create_transfer(perms, body), None
 
-    async def _list_cards(self, request: web.Request, perms: tuple[Permission, ...], _: Any) -> tuple[int, Any, Any]:
+    async def _list_cards(
+        self, request: web.Request, perms: tuple[Permission, ...], _: Any
+    ) -> tuple[int, Any, Any]:
         account_id = _required(request.query, "account_id")
         State.require(perms, "READ_CARDS", account_id)
         status = enum_param(request.query, "status", CARD_STATUSES)
@@ -405,19 +527,27 @@ class FakeSequence:
         ]
         return 200, cards, None
 
-    def _card(self, request: web.Request, perms: tuple[Permission, ...]) -> dict[str, Any]:
+    def _card(
+        self, request: web.Request, perms: tuple[Permission, ...]
+    ) -> dict[str, Any]:
         card_id = request.match_info["id"]
         State.require(perms, "READ_CARDS")
         card = self.state.cards.get(card_id)
         if card is None:
-            raise ApiError(404, "resource_not_found", f"Card with id '{card_id}' was not found.")
+            raise ApiError(
+                404, "resource_not_found", f"Card with id '{card_id}' was not found."
+            )
         State.require(perms, "READ_CARDS", card["account_id"])
         return card
 
-    async def _get_card(self, request: web.Request, perms: tuple[Permission, ...], _: Any) -> tuple[int, Any, Any]:
+    async def _get_card(
+        self, request: web.Request, perms: tuple[Permission, ...], _: Any
+    ) -> tuple[int, Any, Any]:
         return 200, self._card(request, perms), None
 
-    async def _card_transactions(self, request: web.Request, perms: tuple[Permission, ...], _: Any) -> tuple[int, Any, Any]:
+    async def _card_transactions(
+        self, request: web.Request, perms: tuple[Permission, ...], _: Any
+    ) -> tuple[int, Any, Any]:
         card = self._card(request, perms)
         rows = self.state.card_transactions_of(card["id"], request.query)
         items, page_info = self.state.page(rows, request.query)
@@ -431,7 +561,9 @@ def _printable(value: str, longest: int) -> bool:
 def _required(query: Mapping[str, str], name: str) -> str:
     value = query.get(name)
     if not value:
-        raise ApiError(400, "invalid_request", f"The {name} query parameter is required.")
+        raise ApiError(
+            400, "invalid_request", f"The {name} query parameter is required."
+        )
     return value
 
 
@@ -439,10 +571,20 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _error(status: int, code: str, message: str, request_id: str, *, retry_after: float | None = None) -> web.Response:
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    request_id: str,
+    *,
+    retry_after: float | None = None,
+) -> web.Response:
     headers = {"X-Request-ID": request_id}
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return web.json_response(
-        {"error": {"code": code, "message": message}}, status=status, headers=headers, dumps=_dumps
+        {"error": {"code": code, "message": message}},
+        status=status,
+        headers=headers,
+        dumps=_dumps,
     )

@@ -13,6 +13,7 @@ May import: ``sequence_async`` (public API), ``testing``.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -20,11 +21,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sequence_async import SequenceClient
     from sequence_async.testing import FakeSequence
-
-try:
-    import pytest_asyncio
-except ImportError:  # pragma: no cover (the fixtures need pytest-asyncio)
-    pytest_asyncio = None
 
 
 async def sequence_server() -> AsyncIterator[FakeSequence]:
@@ -37,7 +33,9 @@ async def sequence_server() -> AsyncIterator[FakeSequence]:
         yield server
 
 
-async def sequence_client(sequence_server: FakeSequence) -> AsyncIterator[SequenceClient]:
+async def sequence_client(
+    sequence_server: FakeSequence,
+) -> AsyncIterator[SequenceClient]:
     """
     A ``SequenceClient`` bound to ``sequence_server``, polling every 10 ms.
     """
@@ -50,6 +48,9 @@ async def sequence_client(sequence_server: FakeSequence) -> AsyncIterator[Sequen
         yield client
 
 
-if pytest_asyncio is not None:
+# The fixtures need pytest-asyncio; without it the plugin offers none.
+if importlib.util.find_spec("pytest_asyncio") is not None:
+    import pytest_asyncio
+
     sequence_server = pytest_asyncio.fixture(sequence_server)
     sequence_client = pytest_asyncio.fixture(sequence_client)

@@ -12,7 +12,6 @@ May import: nothing from the package.
 from __future__ import annotations
 
 import json
-
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,7 +68,9 @@ class Permission:
         Whether the entry covers *resource_id* (``None``: the scope alone).
         """
         return (
-            resource_id is None or self.resources == "*" or resource_id in self.resources
+            resource_id is None
+            or self.resources == "*"
+            or resource_id in self.resources
         )
 
 
@@ -106,7 +107,9 @@ class Seed:
                 "name": name,
                 "type": type,
                 "description": None,
-                "external_account_type": "DEPOSITORY" if type == "external_account" else None,
+                "external_account_type": "DEPOSITORY"
+                if type == "external_account"
+                else None,
                 "beneficiary_name": "Demo User",
                 "institution_name": institution_name or "Sequence",
                 "can_be_source": True,
@@ -175,7 +178,9 @@ class Seed:
             self.behaviors[rule_id] = behavior
         return rule_id
 
-    def card(self, account_id: str, *, id: str | None = None, transactions: int = 3) -> str:
+    def card(
+        self, account_id: str, *, id: str | None = None, transactions: int = 3
+    ) -> str:
         """
         Add a debit card on *account_id* with a few transactions.
         """
@@ -239,7 +244,8 @@ class Seed:
                 "balances": self.balances,
                 "behaviors": {k: attrs.asdict(v) for k, v in self.behaviors.items()},
                 "keys": {
-                    k: [attrs.asdict(p) for p in perms] for k, perms in self.keys.items()
+                    k: [attrs.asdict(p) for p in perms]
+                    for k, perms in self.keys.items()
                 },
             },
             indent=2,
@@ -294,7 +300,9 @@ def _ref(accounts: Mapping[str, Mapping[str, Any]], account_id: str) -> dict[str
     return {"id": account_id, "type": account.get("type"), "name": account.get("name")}
 
 
-def demo_seed(*, rules: int = 10, failure_rate: float = 0.04, median: float = 1.5) -> Seed:
+def demo_seed(
+    *, rules: int = 10, failure_rate: float = 0.04, median: float = 1.5
+) -> Seed:
     """
     Return the demo organization: a payroll account, pods, rules and a card.
 
@@ -304,22 +312,33 @@ def demo_seed(*, rules: int = 10, failure_rate: float = 0.04, median: float = 1.
     """
     seed = Seed()
     payroll = seed.account(
-        "Chase Checking ••4567", type="income_source", balance=50_000_000, institution_name="Chase"
+        "Chase Checking ••4567",
+        type="income_source",
+        balance=50_000_000,
+        institution_name="Chase",
     )
     pods = [
         seed.account(name, type="pod")
         for name in ("Taxes", "Emergency Fund", "Vacation", "Rent", "Investing")
     ]
-    seed.account("Amex Gold ••1234", type="external_account", institution_name="American Express")
+    seed.account(
+        "Amex Gold ••1234", type="external_account", institution_name="American Express"
+    )
     names = {a["id"]: a["name"] for a in seed.accounts}
     for n in range(rules):
         seed.rule(
             f"Save to {names[pods[n % len(pods)]]} #{n + 1}",
             source=payroll,
-            destinations=[(pods[n % len(pods)], 1_000 * (n + 1)), (pods[(n + 1) % len(pods)], 500)],
+            destinations=[
+                (pods[n % len(pods)], 1_000 * (n + 1)),
+                (pods[(n + 1) % len(pods)], 500),
+            ],
             trigger=("MANUAL", "ON_FUNDS_TRANSFERRED", "SCHEDULED")[n % 3],
             behavior=Behavior(
-                median=median, sigma=0.6, failure_rate=failure_rate, partial_rate=failure_rate / 2
+                median=median,
+                sigma=0.6,
+                failure_rate=failure_rate,
+                partial_rate=failure_rate / 2,
             ),
         )
     seed.card(pods[0])

@@ -21,7 +21,6 @@ import json
 import math
 import random
 import time
-
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -37,9 +36,23 @@ EXECUTION_TRIGGER_TYPES = ("manual", "scheduled", "on_funds_transferred")
 ACCOUNT_TYPES = ("income_source", "pod", "external_account")
 ACCOUNT_ROLES = ("source", "destination", "either")
 DIRECTIONS = ("money_in", "money_out", "internal")
-ORIGINS = ("paycheck", "check_deposit", "cashback", "user_pull", "rule", "user", "external_pull")
+ORIGINS = (
+    "paycheck",
+    "check_deposit",
+    "cashback",
+    "user_pull",
+    "rule",
+    "user",
+    "external_pull",
+)
 TRANSFER_STATUSES = (
-    "pending_approval", "processing", "pending", "complete", "incomplete", "error", "cancelled",
+    "pending_approval",
+    "processing",
+    "pending",
+    "complete",
+    "incomplete",
+    "error",
+    "cancelled",
 )
 CARD_STATUSES = ("active", "inactive", "frozen", "stolen", "lost")
 CARD_TYPES = ("virtual", "physical")
@@ -73,6 +86,9 @@ class ManualClock:
         self.now = time.time() if start is None else start
 
     def __call__(self) -> float:
+        """
+        The current time, in epoch seconds.
+        """
         return self.now
 
     def advance(self, seconds: float) -> None:
@@ -183,7 +199,9 @@ class State:
         """
         The 403 answer.
         """
-        return ApiError(403, "forbidden", "This API key does not have the required permission.")
+        return ApiError(
+            403, "forbidden", "This API key does not have the required permission."
+        )
 
     @staticmethod
     def require(
@@ -207,8 +225,12 @@ class State:
             ApiError: 400 for a bad key or a replay with another body; 409 while
                 the first request with this key still runs.
         """
-        if not 1 <= len(idem_key) <= 255 or not all(" " < c <= "~" for c in idem_key):  # noqa: PLR2004
-            raise ApiError(400, "invalid_request", "Idempotency-Key must be 1 to 255 printable ASCII characters.")
+        if not 1 <= len(idem_key) <= 255 or not all(" " < c <= "~" for c in idem_key):
+            raise ApiError(
+                400,
+                "invalid_request",
+                "Idempotency-Key must be 1 to 255 printable ASCII characters.",
+            )
         now = self.clock()
         fingerprint = hashlib.sha256(
             json.dumps(body, sort_keys=True).encode()
@@ -222,9 +244,17 @@ class State:
             self.idempotency_keys.append(idem_key)
             return None
         if entry.fingerprint != fingerprint:
-            raise ApiError(400, "idempotency_key_mismatch", "This Idempotency-Key was used with another request body.")
+            raise ApiError(
+                400,
+                "idempotency_key_mismatch",
+                "This Idempotency-Key was used with another request body.",
+            )
         if entry.reply is None:
-            raise ApiError(409, "request_in_progress", "A request with this Idempotency-Key is still in progress.")
+            raise ApiError(
+                409,
+                "request_in_progress",
+                "A request with this Idempotency-Key is still in progress.",
+            )
         return entry.reply
 
     def idempotent_end(
@@ -257,17 +287,29 @@ class State:
         except ValueError:
             first = 0
         if not 1 <= first <= 100:
-            raise ApiError(400, "invalid_request", "first must be an integer from 1 to 100.")
+            raise ApiError(
+                400, "invalid_request", "first must be an integer from 1 to 100."
+            )
         start = 0
         if "after" in query:
             try:
-                after = int(base64.urlsafe_b64decode(query["after"].encode()).decode().removeprefix("c:"))
+                after = int(
+                    base64.urlsafe_b64decode(query["after"].encode())
+                    .decode()
+                    .removeprefix("c:")
+                )
             except ValueError:
-                raise ApiError(400, "invalid_request", "after is not a valid cursor.") from None
-            start = next((i for i, (seq, _) in enumerate(items) if seq < after), len(items))
+                raise ApiError(
+                    400, "invalid_request", "after is not a valid cursor."
+                ) from None
+            start = next(
+                (i for i, (seq, _) in enumerate(items) if seq < after), len(items)
+            )
         chunk = items[start : start + first]
         end_cursor = (
-            base64.urlsafe_b64encode(f"c:{chunk[-1][0]}".encode()).decode() if chunk else None
+            base64.urlsafe_b64encode(f"c:{chunk[-1][0]}".encode()).decode()
+            if chunk
+            else None
         )
         return [item for _, item in chunk], {
             "end_cursor": end_cursor,
@@ -286,16 +328,24 @@ class State:
         """
         rule = self.rules.get(rule_id)
         if rule is None:
-            raise ApiError(404, "resource_not_found", f"Rule with id '{rule_id}' was not found.")
+            raise ApiError(
+                404, "resource_not_found", f"Rule with id '{rule_id}' was not found."
+            )
         if body is None:
             body = {}
         if not isinstance(body, dict):
-            raise ApiError(400, "invalid_request", "The request body must be a JSON object.")
+            raise ApiError(
+                400, "invalid_request", "The request body must be a JSON object."
+            )
         amount = body.get("manual_execute_amount")
         if amount is not None and (
             isinstance(amount, bool) or not isinstance(amount, int) or amount < 0
         ):
-            raise ApiError(400, "invalid_request", "manual_execute_amount must be a non-negative integer (cents).")
+            raise ApiError(
+                400,
+                "invalid_request",
+                "manual_execute_amount must be a non-negative integer (cents).",
+            )
         if rule.get("status") != "enabled":
             raise ApiError(403, "rule_deactivated", f"Rule '{rule_id}' is disabled.")
         behavior = self.behaviors.get(rule_id, self.default_behavior)
@@ -315,14 +365,17 @@ class State:
         )
         seq, execution_id = self._next("rex")
         manual = rule["trigger"].get("type") == "MANUAL"
-        data = {
+        data: dict[str, Any] = {
             "id": execution_id,
             "rule_id": rule_id,
             "rule_name": rule.get("nickname"),
             "trigger_type": "manual",
             "status": "in_progress",
             "created_at": _iso(now),
-            "trigger_details": {"type": "manual", "amount_in_cents": amount if manual else None},
+            "trigger_details": {
+                "type": "manual",
+                "amount_in_cents": amount if manual else None,
+            },
             "step_index_matched": None,
             "conditions_not_met": False,
             "transfers_attempted": 0,
@@ -364,8 +417,14 @@ class State:
         ids: list[str] = []
         completed = failed = 0
         for n, action in enumerate(actions):
-            amount = execution.amount if execution.amount is not None else action.get("amount_in_cents", 0)
-            fails = outcome == "failed" or (outcome == "partial" and n == len(actions) - 1)
+            amount = (
+                execution.amount
+                if execution.amount is not None
+                else action.get("amount_in_cents", 0)
+            )
+            fails = outcome == "failed" or (
+                outcome == "partial" and n == len(actions) - 1
+            )
             if amount <= 0 and not fails:
                 continue
             seq, transfer_id = self._next("txr")
@@ -393,7 +452,9 @@ class State:
             transfers_completed=completed,
             transfers_failed=failed,
             transfer_ids=ids,
-            error_message="Insufficient funds in the source account." if outcome == "failed" else None,
+            error_message="Insufficient funds in the source account."
+            if outcome == "failed"
+            else None,
         )
 
     def visible_execution(self, execution_id: str) -> _Execution | None:
@@ -470,13 +531,24 @@ class State:
                 ``MANUAL_TRANSFER`` entry allows the pair or the amount.
         """
         if not isinstance(body, dict):
-            raise ApiError(400, "invalid_request", "The request body must be a JSON object.")
-        source, target = body.get("source_account_id"), body.get("destination_account_id")
+            raise ApiError(
+                400, "invalid_request", "The request body must be a JSON object."
+            )
+        source, target = (
+            body.get("source_account_id"),
+            body.get("destination_account_id"),
+        )
         amount = body.get("amount_in_cents")
         if not isinstance(source, str) or not isinstance(target, str):
-            raise ApiError(400, "invalid_request", "source_account_id and destination_account_id are required strings.")
+            raise ApiError(
+                400,
+                "invalid_request",
+                "source_account_id and destination_account_id are required strings.",
+            )
         if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
-            raise ApiError(400, "invalid_request", "amount_in_cents must be a positive integer.")
+            raise ApiError(
+                400, "invalid_request", "amount_in_cents must be a positive integer."
+            )
         description = body.get("description")
         if description is not None and not isinstance(description, str):
             raise ApiError(400, "invalid_request", "description must be a string.")
@@ -489,11 +561,22 @@ class State:
         ]
         if not entries:
             raise State.forbidden()
-        if all(t.get("max_amount") is not None and amount > t["max_amount"] for t in entries):
-            raise ApiError(403, "maximum_amount_exceeded", "The amount exceeds this key's max_amount for this pair.")
+        if all(
+            t.get("max_amount") is not None and amount > t["max_amount"]
+            for t in entries
+        ):
+            raise ApiError(
+                403,
+                "maximum_amount_exceeded",
+                "The amount exceeds this key's max_amount for this pair.",
+            )
         for name, account_id in (("source", source), ("destination", target)):
             if account_id not in self.accounts:
-                raise ApiError(400, f"transfer_{name}_not_found", f"Account '{account_id}' was not found.")
+                raise ApiError(
+                    400,
+                    f"transfer_{name}_not_found",
+                    f"Account '{account_id}' was not found.",
+                )
         now = self.clock()
         seq, transfer_id = self._next("txr")
         self._transfer_seq[transfer_id] = seq
@@ -524,7 +607,11 @@ class State:
         """
         account = self.accounts.get(account_id)
         if account is None:
-            raise ApiError(404, "resource_not_found", f"Account with id '{account_id}' was not found.")
+            raise ApiError(
+                404,
+                "resource_not_found",
+                f"Account with id '{account_id}' was not found.",
+            )
         if not with_balance:
             return account
         balance = self.balances.get(account_id)
@@ -539,7 +626,9 @@ class State:
             }
         }
 
-    def card_transactions_of(self, card_id: str, query: Mapping[str, str]) -> list[tuple[int, Any]]:
+    def card_transactions_of(
+        self, card_id: str, query: Mapping[str, str]
+    ) -> list[tuple[int, Any]]:
         """
         Return a card's transactions matching *query*, newest first.
         """
@@ -557,15 +646,26 @@ class State:
 
 
 def _ref(account: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": account["id"], "type": account.get("type"), "name": account.get("name")}
+    return {
+        "id": account["id"],
+        "type": account.get("type"),
+        "name": account.get("name"),
+    }
 
 
-def enum_param(query: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
+def enum_param(
+    query: Mapping[str, str], name: str, allowed: tuple[str, ...]
+) -> str | None:
+    """
+    Return query parameter *name* if it is one of *allowed*; raise 400 if not.
+    """
     value = query.get(name)
     if value is None:
         return None
     if value not in allowed:
-        raise ApiError(400, "invalid_request", f"{name} must be one of: {', '.join(allowed)}.")
+        raise ApiError(
+            400, "invalid_request", f"{name} must be one of: {', '.join(allowed)}."
+        )
     return value
 
 
@@ -576,7 +676,9 @@ def _when(query: Mapping[str, str], name: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise ApiError(400, "invalid_request", f"{name} must be an ISO 8601 timestamp.") from None
+        raise ApiError(
+            400, "invalid_request", f"{name} must be an ISO 8601 timestamp."
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
