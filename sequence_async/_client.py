@@ -16,7 +16,6 @@ import logging
 import os
 import ssl as _ssl
 import time
-import uuid
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
@@ -25,6 +24,7 @@ from typing import Any, Self
 from . import _bulk, errors, models
 from ._bulk import BulkProgress, BulkRun, TriggerOutcome, TriggerRequest
 from ._execution import Execution, Poller, from_token
+from ._ids import new_id
 from ._ratelimit import Priority, TokenBucket
 from ._resources import Accounts, Cards, RuleExecutions, Rules, Transfers
 from ._retry import PollPolicy, RetryPolicy, retry_request
@@ -181,7 +181,7 @@ class SequenceClient:
             method,
             path,
             auth=self._auth,
-            request_id=request_id or str(uuid.uuid4()),
+            request_id=request_id or new_id(),
             params=params,
             json_body=json,
             idempotency_key=idempotency_key,

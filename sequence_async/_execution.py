@@ -111,7 +111,7 @@ class Poller:
             state.max_age = 0.5 * policy.delay(state.polls + 2)
             state.polls += 1
             if snapshot is not None:
-                execution._seen(snapshot)  # noqa: SLF001
+                execution._record(snapshot)  # noqa: SLF001
             return snapshot
 
         try:
@@ -240,7 +240,19 @@ class _WaitState:
     polls: int = 0
 
 
-@attrs.define(eq=False, repr=False)
+class _Seen:
+    """
+    What a handle has seen so far (the handle itself is frozen).
+    """
+
+    __slots__ = ("last", "warned")
+
+    def __init__(self) -> None:
+        self.last: models.RuleExecution | None = None
+        self.warned: set[str] | None = None
+
+
+@attrs.frozen(eq=False, repr=False)
 class Execution:
     """
     The handle of one rule execution: wait for it, refresh it, resume it.
@@ -250,14 +262,13 @@ class Execution:
     itself, and Sequence has no endpoint that could.
     """
 
-    id: str = attrs.field(on_setattr=attrs.setters.frozen)
-    rule_id: str = attrs.field(on_setattr=attrs.setters.frozen)
-    request_id: str | None = attrs.field(on_setattr=attrs.setters.frozen)
-    idempotency_key: str | None = attrs.field(on_setattr=attrs.setters.frozen)
-    triggered_at: datetime = attrs.field(on_setattr=attrs.setters.frozen)
+    id: str
+    rule_id: str
+    request_id: str | None
+    idempotency_key: str | None
+    triggered_at: datetime
     _poller: Poller = attrs.field(alias="poller")
-    _last: models.RuleExecution | None = attrs.field(default=None, init=False)
-    _warned: set[str] = attrs.field(factory=set, init=False)
+    _seen: _Seen = attrs.field(factory=_Seen, init=False)
 
     def __repr__(self) -> str:
         return (
@@ -269,21 +280,21 @@ class Execution:
         """
         The last status seen, or ``None`` before the first look.
         """
-        return self._last.status if self._last else None
+        return self._seen.last.status if self._seen.last else None
 
     @property
     def done(self) -> bool:
         """
         Whether the last status seen is terminal.
         """
-        return self._last is not None and self._last.done
+        return self._seen.last is not None and self._seen.last.done
 
     @property
     def result(self) -> models.RuleExecution | None:
         """
         The last state seen, or ``None``.
         """
-        return self._last
+        return self._seen.last
 
     def age(self) -> float:
         """
@@ -291,14 +302,14 @@ class Execution:
         """
         return (datetime.now(UTC) - self.triggered_at).total_seconds()
 
-    def _seen(self, snapshot: models.RuleExecution) -> None:
-        self._last = snapshot
+    def _record(self, snapshot: models.RuleExecution) -> None:
+        self._seen.last = snapshot
         status = snapshot.status
-        if (
-            not isinstance(status, models.ExecutionStatus)
-            and status not in self._warned
-        ):
-            self._warned.add(status)
+        if isinstance(status, models.ExecutionStatus):
+            return
+        warned = self._seen.warned = self._seen.warned or set()
+        if status not in warned:
+            warned.add(status)
             log.warning(
                 "execution %s has status %r, unknown to this version of "
                 "sequence-async; waiting on until it is terminal or the wait times out",
@@ -311,7 +322,7 @@ class Execution:
         Fetch the execution's latest state now.
         """
         snapshot = await self._poller.get(self.id)
-        self._seen(snapshot)
+        self._record(snapshot)
         return snapshot
 
     async def wait(
@@ -349,7 +360,7 @@ class Execution:
                 raise errors.WaitTimeoutError(
                     self, timeout=timeout or 0.0, last_status=self.status
                 ) from None
-        result = self._last
+        result = self._seen.last
         assert result is not None  # noqa: S101 (done implies a result)
         if raise_on_failure and result.status == models.ExecutionStatus.FAILED:
             raise errors.ExecutionFailedError(result)

@@ -11,12 +11,12 @@ May import: ``_convert``, ``_ratelimit``, ``_wire``, ``models``, ``errors``.
 from __future__ import annotations
 
 import urllib.parse
-import uuid
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from . import _convert, models
+from ._ids import new_id
 from ._ratelimit import Priority
 from ._wire import (
     Envelope,
@@ -287,11 +287,11 @@ class Rules(_Resource):
                 manual_execute_amount, "manual_execute_amount", minimum=0
             )
         key = (
-            str(uuid.uuid4())
+            new_id()
             if idempotency_key is None
             else check_idempotency_key(idempotency_key)
         )
-        triggered_at = datetime.now().astimezone()
+        triggered_at = datetime.now(UTC)
         envelope = await self._request(
             "POST",
             path,
@@ -470,7 +470,7 @@ class Transfers(_Resource):
         if description is not None:
             body["description"] = description
         key = (
-            str(uuid.uuid4())
+            new_id()
             if idempotency_key is None
             else check_idempotency_key(idempotency_key)
         )

@@ -15,6 +15,9 @@ import asyncio
 import ssl as _ssl
 
 import aiohttp
+import yarl
+
+from aiohttp.helpers import get_env_proxy_for_url
 
 from . import errors
 from ._wire import Request, Response
@@ -28,7 +31,7 @@ class _Session:
     The session behind a transport and its views, opened on first use.
     """
 
-    __slots__ = ("owned", "session", "ssl")
+    __slots__ = ("owned", "proxy", "proxy_auth", "session", "ssl")
 
     def __init__(
         self, session: aiohttp.ClientSession | None, ssl: _ssl.SSLContext | bool | None
@@ -36,12 +39,21 @@ class _Session:
         self.session = session
         self.owned = session is None
         self.ssl = ssl
+        self.proxy: yarl.URL | None = None
+        self.proxy_auth: aiohttp.BasicAuth | None = None
 
-    def open(self) -> aiohttp.ClientSession:
+    def open(self, base_url: str) -> aiohttp.ClientSession:
+        # The proxy environment variables are read once, here, not through
+        # trust_env: that costs two thread hops per request and reads ~/.netrc,
+        # whose credentials would clash with our Authorization header.
+        try:
+            self.proxy, self.proxy_auth = get_env_proxy_for_url(yarl.URL(base_url))
+        except LookupError:
+            self.proxy = self.proxy_auth = None
         connector = aiohttp.TCPConnector(
             limit=100, ttl_dns_cache=300, ssl=self.ssl if self.ssl is not None else True
         )
-        self.session = aiohttp.ClientSession(connector=connector, trust_env=True)
+        self.session = aiohttp.ClientSession(connector=connector)
         return self.session
 
 
@@ -86,7 +98,8 @@ class Transport:
             errors.APITimeoutError: The attempt ran past the timeout.
             errors.APIConnectionError: No HTTP answer was had.
         """
-        session = self._shared.session or self._shared.open()
+        shared = self._shared
+        session = shared.session or shared.open(self._base_url)
         try:
             async with session.request(
                 request.method,
@@ -95,6 +108,8 @@ class Transport:
                 data=request.body,
                 headers=request.headers,
                 timeout=self._timeout,
+                proxy=shared.proxy,
+                proxy_auth=shared.proxy_auth,
             ) as response:
                 body = await response.read()
                 return Response(response.status, response.headers, body)

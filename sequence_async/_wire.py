@@ -42,6 +42,11 @@ _STATUS_ERRORS: Final[Mapping[int, type[errors.APIStatusError]]] = {
 }
 
 
+# One encoder for every body: json.dumps builds a new one per call when given
+# separators.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
 class Request(NamedTuple):
     """
     One HTTP request, ready to send.
@@ -99,7 +104,7 @@ def build_request(
     body = None
     if json_body is not None:
         headers["Content-Type"] = "application/json"
-        body = json.dumps(json_body, separators=(",", ":")).encode()
+        body = _encode(json_body).encode() if json_body else b"{}"
     if idempotency_key is not None:
         headers["Idempotency-Key"] = idempotency_key
     return Request(method, path, params, body, headers, idempotency_key)

@@ -40,13 +40,14 @@ def execution_body(status: str, execution_id: str = "rex_1") -> dict[str, Any]:
 
 def other_tasks() -> set[asyncio.Task[object]]:
     """
-    Tasks other than the test's own and the fake server's connection handlers.
+    Tasks other than the test's own and the fake server's (accept, handlers).
     """
+    server_side = ("RequestHandler.", "BaseSelectorEventLoop.")
     return {
         t
         for t in asyncio.all_tasks()
         if t is not asyncio.current_task()
-        and not t.get_coro().__qualname__.startswith("RequestHandler.")  # type: ignore[union-attr]
+        and not t.get_coro().__qualname__.startswith(server_side)  # type: ignore[union-attr]
     }
 
 
