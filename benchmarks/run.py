@@ -27,7 +27,6 @@ import subprocess
 import sys
 import time
 import uuid
-
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,7 +68,7 @@ class ServerProcess:
         ]
 
     def __enter__(self) -> dict[str, str]:
-        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True)  # noqa: S603
+        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         info: dict[str, str] = json.loads(self.process.stdout.readline())
         return info

@@ -22,7 +22,7 @@ _next = 0
 
 
 def _forget() -> None:
-    global _pool, _next  # noqa: PLW0603 (process-wide buffer, reset on fork)
+    global _pool, _next
     _pool, _next = b"", 0
 
 

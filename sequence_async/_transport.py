@@ -16,7 +16,6 @@ import ssl as _ssl
 
 import aiohttp
 import yarl
-
 from aiohttp.helpers import get_env_proxy_for_url
 
 from . import errors
