@@ -33,7 +33,7 @@ from pathlib import Path
 import aiohttp
 
 from sequence_async import PollPolicy, SequenceClient
-from sequence_async.testing import Behavior, ManualClock, demo_seed, serve
+from sequence_async.testing import Behavior, demo_seed, serve
 
 
 def rss_mb() -> tuple[float, float]:
@@ -257,12 +257,14 @@ async def bench_rate_limit(n: int) -> dict[str, float]:
 async def bench_memory(n: int) -> dict[str, float]:
     """
     Benchmark 4: peak RSS growth while n waits are pending.
+
+    The server runs in another process, so only the client is measured; its
+    executions last an hour, so every wait stays pending.
     """
-    clock = ManualClock()  # executions never finish: every wait stays pending
-    async with serve(clock=clock, record=False) as server:
+    with ServerProcess("--median", "3600") as info:
         policy = PollPolicy(wait_initial=0.5, multiplier=1.0, wait_max=0.5)
         async with SequenceClient(
-            server.api_key, base_url=server.url, poll=policy
+            info["api_key"], base_url=info["url"], poll=policy
         ) as client:
             outcomes = await client.trigger_all(
                 [f"rule_{(i % 10) + 1:04d}" for i in range(n)],
@@ -270,6 +272,7 @@ async def bench_memory(n: int) -> dict[str, float]:
                 wait=False,
             )
             handles = [o.execution for o in outcomes if o.execution]
+            del outcomes
             before, _ = rss_mb()
             waits = [asyncio.create_task(h.wait(timeout=None)) for h in handles]
             await asyncio.sleep(3)  # a few shared poll rounds

@@ -2,16 +2,14 @@
 Execution handles and waiting for them, alone or by the thousand.
 
 Owns the ``Execution`` handle (what ``rules.trigger()`` returns), its resume
-token, and the ``Poller``: one per client, shared by every waiter. Each
-waiter runs its own poll schedule (``_retry.poll``, result-based tenacity),
-but asks the poller for an *observation* instead of sending a request: the
-poller answers from the rule's latest poll when that poll is recent enough
-and started after the waiter's previous look, joins a poll already in flight,
-or starts one. One poll serves every pending execution of its rule: one
-``GET /rule-executions/{id}`` when one is pending, else
-``GET /rule-executions?rule_id=…&first=100`` paged until every pending id is
-seen. Cancelling a wait stops its polling at once; a shared poll is cancelled
-only when no waiter is left on it.
+token, and the ``Poller``, the client's one poll scheduler. A wait registers
+a future with its own schedule; per rule with pending waits, one loop (on
+tenacity, ``_retry.poll_loop``) ticks when the earliest waiter is due and
+sends one request for all of them: ``GET /rule-executions/{id}`` when one is
+pending, else ``GET /rule-executions?rule_id=…&first=100`` paged until every
+pending id is seen. A wait costs a future and a small record, not a task.
+Cancelling a wait stops its polling at once; the rule's loop stops with its
+last waiter.
 
 May import: ``_convert``, ``_ratelimit``, ``_retry``, ``_wire``, ``models``,
 ``errors``.
@@ -20,6 +18,8 @@ May import: ``_convert``, ``_ratelimit``, ``_retry``, ``_wire``, ``models``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import time
@@ -32,7 +32,7 @@ import attrs
 from . import _convert, errors, models
 from ._ratelimit import Priority
 from ._resources import RequestFn
-from ._retry import PollPolicy, poll
+from ._retry import PollPolicy, poll_loop
 from ._wire import is_retryable
 
 
@@ -45,23 +45,79 @@ _MAX_LIST_PAGES = 20
 _CLOCK_SKEW = timedelta(seconds=60)
 
 
-@attrs.define(eq=False)
-class _Group:
+class _Waiter:
     """
-    The pending executions of one rule and its latest poll.
+    One pending wait: the handle, its future and its own poll schedule.
     """
 
-    pending: dict[str, Execution] = attrs.Factory(dict)
-    snapshot: Mapping[str, models.RuleExecution] = attrs.Factory(dict)
-    snapshot_started: float = float("-inf")
-    inflight: asyncio.Task[Mapping[str, models.RuleExecution]] | None = None
-    inflight_started: float = 0.0
-    inflight_users: int = 0
+    __slots__ = ("due", "execution", "future", "interval", "policy", "polls")
+
+    def __init__(
+        self, execution: Execution, policy: PollPolicy, now: float, first: float
+    ) -> None:
+        self.execution = execution
+        self.policy = policy
+        self.future: asyncio.Future[models.RuleExecution] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self.polls = 0
+        self.interval = first
+        self.due = now + first
+
+    def advance(self, now: float) -> None:
+        """
+        Count a poll made at *now* for this waiter, if it was close to due.
+
+        The schedule is anchored to the trigger (1 s, then x1.5 ...), as a
+        lone poller's would be. A poll at most half an interval before the
+        waiter's next point counts as that point, and the waiter moves on to
+        the point after: sharing saves requests at the price of seeing an end
+        up to half an interval later. An earlier poll brings news for free and
+        changes nothing.
+        """
+        while self.due - now <= 0.5 * self.interval:
+            self.polls += 1
+            self.interval = max(self.policy.delay(self.polls + 1), 0.001)
+            self.due += self.interval
+
+
+class _Group:
+    """
+    The pending waits on one rule and the task that polls for them.
+    """
+
+    __slots__ = ("rule_id", "task", "waiters", "wake")
+
+    def __init__(self, rule_id: str) -> None:
+        self.rule_id = rule_id
+        self.waiters: dict[str, list[_Waiter]] = {}
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def all(self) -> list[_Waiter]:
+        return [w for ws in self.waiters.values() for w in ws]
+
+    def remove(self, waiter: _Waiter) -> None:
+        same = self.waiters.get(waiter.execution.id, [])
+        if waiter in same:
+            same.remove(waiter)
+            if not same:
+                del self.waiters[waiter.execution.id]
+
+    def next_due(self) -> float:
+        return min(w.due for ws in self.waiters.values() for w in ws)
 
 
 class Poller:
     """
-    The client's shared poll machinery (one per client).
+    The client's poll scheduler: one loop per rule with pending executions.
+
+    Waiters register a future; each tick of a rule's loop sends one request
+    for all of that rule's pending executions and resolves every waiter it
+    can. A tick comes when the earliest waiter of the rule is due on its own
+    schedule (``PollPolicy``); every waiter seen in a tick moves on to its
+    next delay. The loop runs through tenacity (``_retry.poll_loop``) and ends
+    when its rule has no waiter left.
     """
 
     def __init__(
@@ -75,10 +131,9 @@ class Poller:
         self.policy = policy
         self._clock = clock
         self._groups: dict[str, _Group] = {}
-        self.requests = 0  # polls sent, for tests and benchmarks
 
     def __repr__(self) -> str:
-        pending = sum(len(g.pending) for g in self._groups.values())
+        pending = sum(len(g.waiters) for g in self._groups.values())
         return f"<Poller {len(self._groups)} rules, {pending} pending>"
 
     async def get(self, execution_id: str) -> models.RuleExecution:
@@ -96,131 +151,127 @@ class Poller:
         self, execution: Execution, policy: PollPolicy
     ) -> models.RuleExecution:
         """
-        Poll until *execution* is terminal (the caller bounds the time).
+        Register *execution* and wait until a poll finds it terminal.
+
+        The caller bounds the time; cancelling leaves nothing behind.
         """
-        group = self._groups.setdefault(execution.rule_id, _Group())
-        group.pending[execution.id] = execution
-        # A snapshot up to half a poll interval old is as good as a new poll:
-        # on average a waiter sees a change half an interval late anyway.
-        state = _WaitState(since=float("-inf"), max_age=0.5 * policy.delay(1))
+        group = self._groups.get(execution.rule_id)
+        if group is None:
+            group = self._groups[execution.rule_id] = _Group(execution.rule_id)
         first = max(0.0, policy.delay(1) - execution.age())
-
-        async def observe() -> models.RuleExecution | None:
-            snapshot = await self._observe(group, execution, state)
-            state.since = self._clock()
-            state.max_age = 0.5 * policy.delay(state.polls + 2)
-            state.polls += 1
-            if snapshot is not None:
-                execution._record(snapshot)  # noqa: SLF001
-            return snapshot
-
+        waiter = _Waiter(execution, policy, self._clock(), first)
+        group.waiters.setdefault(execution.id, []).append(waiter)
+        if group.task is None or group.task.done():
+            group.task = asyncio.create_task(self._run(group))
+        else:
+            group.wake.set()  # the loop replans: this waiter may be due sooner
         try:
-            result = await poll(
-                observe,
-                done=lambda s: s is not None and s.done,
-                keep_going=is_retryable,
-                policy=policy,
-                first_delay=first,
-            )
+            return await waiter.future
         finally:
-            if group.pending.get(execution.id) is execution:
-                del group.pending[execution.id]
-            self._forget_if_idle(execution.rule_id, group)
-        assert result is not None  # noqa: S101 (the done predicate ensures it)
-        return result
+            await self._leave(group, waiter)
 
-    async def _observe(
-        self, group: _Group, execution: Execution, state: _WaitState
-    ) -> models.RuleExecution | None:
-        now = self._clock()
-        cached = group.snapshot.get(execution.id)
-        if (
-            cached is not None
-            and group.snapshot_started >= state.since
-            and now - group.snapshot_started <= state.max_age
-        ):
-            return cached
-        if group.inflight is None or group.inflight_started < state.since:
-            group.inflight = asyncio.create_task(
-                self._poll_group(group, execution.rule_id)
-            )
-            # Its waiters may all be gone when it fails: mark the error seen.
-            group.inflight.add_done_callback(_consume)
-            group.inflight_started = now
-            group.inflight_users = 0
-        task = group.inflight
-        group.inflight_users += 1
+    async def _leave(self, group: _Group, waiter: _Waiter) -> None:
+        group.remove(waiter)
+        if group.waiters or group.task is None:
+            return
+        # The last waiter of the rule is gone: stop its loop now, and be sure
+        # it has stopped before returning, so no task outlives the wait.
+        task, group.task = group.task, None
+        if self._groups.get(group.rule_id) is group:
+            del self._groups[group.rule_id]
+        if task is not asyncio.current_task() and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+
+    async def _run(self, group: _Group) -> None:
+        await poll_loop(
+            functools.partial(self._tick, group),
+            wait=lambda: (
+                max(0.0, group.next_due() - self._clock()) if group.waiters else 0.0
+            ),
+            sleep=lambda seconds: _sleep_or_wake(group.wake, seconds),
+        )
+
+    async def _tick(self, group: _Group) -> bool:
+        """
+        Poll the rule if a waiter is due; return whether waiters remain.
+        """
+        if not group.waiters:
+            return False
+        started = self._clock()
+        if group.next_due() > started:
+            return True  # woken early by a new waiter: nothing due yet
+        pending = group.waiters
+        ids = list(pending)
         try:
-            found = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if not task.done():
-                group.inflight_users -= 1
-                if group.inflight_users == 0:
-                    task.cancel()  # nobody else wants it
-            raise
+            if len(ids) == 1:
+                found = {ids[0]: await self.get(ids[0])}
+            else:
+                found = await self._list(group.rule_id, pending)
         except errors.NotFoundError:
             found = {}
-        snapshot = found.get(execution.id)
-        if snapshot is None and execution.age() > self.policy.not_visible_grace:
-            # Never seen in time: ask for it alone, so a real 404 surfaces.
-            snapshot = await self.get(execution.id)
-        return snapshot
-
-    async def _poll_group(
-        self, group: _Group, rule_id: str
-    ) -> Mapping[str, models.RuleExecution]:
-        started = self._clock()
-        pending = dict(group.pending)
-        try:
-            if len(pending) == 1:
-                (execution_id,) = pending
-                self.requests += 1
-                found = {execution_id: await self.get(execution_id)}
+        except errors.SequenceError as exc:
+            if is_retryable(exc):
+                log.info("poll of rule %s failed (%s); retrying", group.rule_id, exc)
+                found = {}
             else:
-                found = await self._list(rule_id, pending)
-        finally:
-            if group.inflight is asyncio.current_task():
-                group.inflight = None
-            self._forget_if_idle(rule_id, group)
-        if started >= group.snapshot_started:
-            group.snapshot, group.snapshot_started = found, started
-        return found
+                for waiter in group.all():
+                    _finish(group, waiter, exc)
+                return False
+        for execution_id in ids:
+            snapshot = found.get(execution_id)
+            for waiter in list(pending.get(execution_id, ())):
+                waiter.advance(started)
+                if snapshot is not None:
+                    waiter.execution._record(snapshot)  # noqa: SLF001
+                    if snapshot.done:
+                        _finish(group, waiter, snapshot)
+                elif waiter.execution.age() > waiter.policy.not_visible_grace:
+                    await self._settle_alone(group, waiter)
+        return bool(group.waiters)
 
-    def _forget_if_idle(self, rule_id: str, group: _Group) -> None:
-        if (
-            not group.pending
-            and group.inflight is None
-            and self._groups.get(rule_id) is group
-        ):
-            del self._groups[rule_id]
+    async def _settle_alone(self, group: _Group, waiter: _Waiter) -> None:
+        # Never seen within the grace period: ask for it alone, so that a real
+        # 404 (or its state) reaches this waiter only.
+        try:
+            snapshot = await self.get(waiter.execution.id)
+        except errors.SequenceError as exc:
+            if not is_retryable(exc):
+                _finish(group, waiter, exc)
+            return
+        waiter.execution._record(snapshot)  # noqa: SLF001
+        if snapshot.done:
+            _finish(group, waiter, snapshot)
 
     async def _list(
-        self, rule_id: str, pending: Mapping[str, Execution]
+        self, rule_id: str, pending: Mapping[str, list[_Waiter]]
     ) -> dict[str, models.RuleExecution]:
         # Where to stop paging when some pending id is not on the pages (not
         # visible yet): past the oldest pending execution, by the server's own
         # created_at when it was seen before, else by our trigger time.
         oldest = min(
-            e.result.created_at
-            if e.result is not None and e.result.created_at is not None
-            else e.triggered_at - _CLOCK_SKEW
-            for e in pending.values()
+            w.execution.result.created_at
+            if w.execution.result is not None
+            and w.execution.result.created_at is not None
+            else w.execution.triggered_at - _CLOCK_SKEW
+            for ws in pending.values()
+            for w in ws
         )
+        wanted = set(pending)
         found: dict[str, models.RuleExecution] = {}
         params = {"rule_id": rule_id, "first": str(_LIST_PAGE)}
         for _ in range(_MAX_LIST_PAGES):
-            self.requests += 1
             envelope = await self._request(
                 "GET", "/rule-executions", params=params, priority=Priority.POLL
             )
             items = _convert.structure_list(
                 envelope.data, models.RuleExecution, request_id=envelope.request_id
             )
-            found.update((item.id, item) for item in items)
+            found.update((item.id, item) for item in items if item.id in wanted)
             page_info = envelope.page_info or {}
             cursor = page_info.get("end_cursor")
             if (
-                pending.keys() <= found.keys()
+                wanted <= found.keys()
                 or not items
                 or not isinstance(cursor, str)
                 or page_info.get("has_next_page") is False
@@ -231,13 +282,6 @@ class Poller:
                 break
             params = {**params, "after": cursor}
         return found
-
-
-@attrs.define(eq=False)
-class _WaitState:
-    since: float
-    max_age: float
-    polls: int = 0
 
 
 class _Seen:
@@ -415,9 +459,25 @@ def from_token(token: str, poller: Poller) -> Execution:
     )
 
 
-def _consume(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
+def _finish(
+    group: _Group, waiter: _Waiter, outcome: models.RuleExecution | BaseException
+) -> None:
+    group.remove(waiter)
+    if waiter.future.done():
+        return
+    if isinstance(outcome, BaseException):
+        waiter.future.set_exception(outcome)
+    else:
+        waiter.future.set_result(outcome)
+
+
+async def _sleep_or_wake(wake: asyncio.Event, seconds: float) -> None:
+    # A new waiter may be due sooner than the loop planned: it sets `wake`
+    # (perhaps during the last tick, so a set flag ends the sleep at once).
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await wake.wait()
+    wake.clear()
 
 
 def _opt_str(value: object) -> str | None:

@@ -7,13 +7,14 @@ Owns two schedules:
   ``d = min(wait_max, wait_initial * 2 ** (n - 1))`` then a sleep drawn from
   ``[d / 2, d]``; a ``Retry-After`` hint wins (capped at 60 s); when the next
   sleep would pass the caller's deadline the last error is raised at once;
-- polling: result-based retry until a predicate holds, sleeping
-  ``min(wait_max, wait_initial * multiplier ** (n - 1))`` scaled by a random
-  factor in ``[1 - jitter, 1 + jitter]``.
+- polling (``PollPolicy``): the n-th poll of an execution comes
+  ``min(wait_max, wait_initial * multiplier ** (n - 1))`` seconds after the
+  previous one, scaled by a random factor in ``[1 - jitter, 1 + jitter]``;
+  ``poll_loop`` runs a scheduler's ticks as a result-based tenacity retry.
 
 ``asyncio.CancelledError`` is a ``BaseException``, and the predicates here
-only ever accept the package's own retryable errors, so cancellation is never
-retried or swallowed.
+only ever accept the package's own retryable errors or results, so
+cancellation is never retried or swallowed.
 
 May import: ``_wire``, ``errors``.
 """
@@ -166,27 +167,24 @@ async def retry_request(
     return await retrying(send)
 
 
-async def poll(
-    fetch: Callable[[], Awaitable[T]],
+async def poll_loop(
+    tick: Callable[[], Awaitable[bool]],
     *,
-    done: Callable[[T], bool],
-    keep_going: Callable[[BaseException], bool],
-    policy: PollPolicy,
-    first_delay: float,
-) -> T:
+    wait: Callable[[], float],
+    sleep: Callable[[float], Awaitable[None]],
+) -> None:
     """
-    Call *fetch* until ``done(result)``, sleeping the poll schedule between.
+    Call *tick* until it returns false, sleeping ``wait()`` seconds between.
 
-    An exception for which *keep_going* is true counts as "not done yet";
-    any other ends the poll. There is no stop here: the caller bounds the
-    whole poll with its own deadline, so no sleep can pass it.
+    Result-based retry: a tick's result says whether anything is still
+    pending. *wait* is asked afresh before every sleep (the schedule belongs
+    to the caller's waiters), and *sleep* may end early when the caller has
+    news. There is no stop: each waiter bounds its own wait with a deadline.
     """
-    await asyncio.sleep(first_delay)
     retrying = tenacity.AsyncRetrying(
-        retry=tenacity.retry_if_result(lambda r: not done(r))
-        | tenacity.retry_if_exception(keep_going),
-        wait=lambda s: policy.delay(s.attempt_number + 1),
+        retry=tenacity.retry_if_result(bool),
+        wait=lambda _: wait(),
         stop=tenacity.stop_never,
-        reraise=True,
+        sleep=sleep,
     )
-    return await retrying(fetch)
+    await retrying(tick)

@@ -324,6 +324,10 @@ async def cmd_serve(args: argparse.Namespace, out: Output) -> int:
             server.set_faults(
                 "*", latency=args.latency / 1000, error_rate=args.error_rate
             )
+        if args.median is not None:
+            state = server.state
+            state.default_behavior = testing.Behavior(median=args.median)
+            state.behaviors = dict.fromkeys(state.rules, state.default_behavior)
         info = {"url": server.url, "api_key": server.api_key}
         if out.as_json:
             print(json.dumps(info), flush=True)
@@ -577,6 +581,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--error-rate", type=float, default=0.0, help="share of requests answered 500"
     )
     serve.add_argument("--visibility-delay", type=float, default=0.0, metavar="MS")
+    serve.add_argument(
+        "--median", type=float, metavar="S", help="median execution seconds, every rule"
+    )
     serve.add_argument("--rng-seed", type=int, default=0)
     serve.set_defaults(run=cmd_serve)
 
