@@ -29,7 +29,14 @@ from ._ratelimit import Priority, TokenBucket
 from ._resources import Accounts, Cards, RuleExecutions, Rules, Transfers
 from ._retry import PollPolicy, RetryPolicy, retry_request
 from ._transport import ClientSession, Transport
-from ._wire import DEFAULT_BASE_URL, Envelope, Request, build_request, decode_response
+from ._wire import (
+    DEFAULT_BASE_URL,
+    Envelope,
+    Request,
+    build_request,
+    check_request_id,
+    decode_response,
+)
 
 
 log = logging.getLogger("sequence_async")
@@ -181,7 +188,7 @@ class SequenceClient:
             method,
             path,
             auth=self._auth,
-            request_id=request_id or new_id(),
+            request_id=new_id() if request_id is None else check_request_id(request_id),
             params=params,
             json_body=json,
             idempotency_key=idempotency_key,

@@ -115,9 +115,9 @@ class Poller:
     Waiters register a future; each tick of a rule's loop sends one request
     for all of that rule's pending executions and resolves every waiter it
     can. A tick comes when the earliest waiter of the rule is due on its own
-    schedule (``PollPolicy``); every waiter seen in a tick moves on to its
-    next delay. The loop runs through tenacity (``_retry.poll_loop``) and ends
-    when its rule has no waiter left.
+    schedule (``PollPolicy``); waiters close to due count it as their own poll
+    (``_Waiter.advance``). The loop runs through tenacity
+    (``_retry.poll_loop``) and ends when its rule has no waiter left.
     """
 
     def __init__(

@@ -118,13 +118,28 @@ def check_idempotency_key(key: object) -> str:
         ValueError: The key is empty, too long or not printable ASCII.
         TypeError: The key is not a string.
     """
-    if not isinstance(key, str):
-        raise TypeError(f"idempotency_key must be a str, not {type(key).__name__}")
-    if not 1 <= len(key) <= 255 or not all(" " < c <= "~" for c in key):
+    return _check_token(key, "idempotency_key", 255)
+
+
+def check_request_id(request_id: object) -> str:
+    """
+    Return *request_id* when it is 1 to 128 printable ASCII characters.
+
+    Raises:
+        ValueError: The id is empty, too long or not printable ASCII.
+        TypeError: The id is not a string.
+    """
+    return _check_token(request_id, "request_id", 128)
+
+
+def _check_token(value: object, name: str, longest: int) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if not 1 <= len(value) <= longest or not all(" " < c <= "~" for c in value):
         raise ValueError(
-            "idempotency_key must be 1 to 255 printable ASCII characters without spaces"
+            f"{name} must be 1 to {longest} printable ASCII characters without spaces"
         )
-    return key
+    return value
 
 
 def query(**params: object) -> dict[str, str]:

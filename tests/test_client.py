@@ -213,6 +213,17 @@ async def test_bad_trigger_input_fails_before_sending(
     assert {} == mock_http.requests
 
 
+@pytest.mark.parametrize("request_id", ["", "has space", "x" * 129, "line\nbreak"])
+async def test_bad_request_ids_fail_before_sending(
+    client: SequenceClient, mock_http: Aioresponses, request_id: str
+) -> None:
+    """A request id that is not 1 to 128 printable ASCII characters raises locally."""
+    with pytest.raises(ValueError, match="request_id"):
+        await client.accounts.list(request_id=request_id)
+
+    assert {} == mock_http.requests
+
+
 async def test_empty_rule_id_fails_before_sending(client: SequenceClient) -> None:
     """An empty id is a ValueError, not a request to /rules//trigger."""
     with pytest.raises(ValueError, match="rule_id"):
