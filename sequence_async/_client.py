@@ -33,6 +33,7 @@ from ._wire import (
     DEFAULT_BASE_URL,
     Envelope,
     Request,
+    Secret,
     build_request,
     check_request_id,
     decode_response,
@@ -94,7 +95,7 @@ class SequenceClient:
             raise ValueError(
                 "no API key: pass SequenceClient(api_key=...) or set SEQUENCE_API_KEY"
             )
-        self._auth = f"ApiKey {key}"
+        self._auth = Secret(f"ApiKey {key}")
         self.base_url = (
             base_url or os.environ.get("SEQUENCE_BASE_URL") or DEFAULT_BASE_URL
         ).rstrip("/")

@@ -47,6 +47,36 @@ _STATUS_ERRORS: Final[Mapping[int, type[errors.APIStatusError]]] = {
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
+class Secret:
+    """
+    A value that never shows itself: its repr is redacted (the API key).
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "Secret('<redacted>')"
+
+
+class Headers(dict[str, str]):
+    """
+    Request headers whose repr hides the ``Authorization`` value.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(
+            {
+                k: "<redacted>" if k.lower() == "authorization" else v
+                for k, v in self.items()
+            }
+        )
+
+
 class Request(NamedTuple):
     """
     One HTTP request, ready to send.
@@ -84,7 +114,7 @@ def build_request(
     method: str,
     path: str,
     *,
-    auth: str,
+    auth: Secret,
     request_id: str,
     params: Mapping[str, str] | None = None,
     json_body: Mapping[str, Any] | None = None,
@@ -95,10 +125,10 @@ def build_request(
     Build the request for one logical call (reused unchanged by its retries).
 
     ``auth`` is the whole ``Authorization`` value; it is never put anywhere
-    but the headers.
+    but the headers, whose repr hides it.
     """
-    headers = {**default_headers} if default_headers else {}
-    headers["Authorization"] = auth
+    headers = Headers(default_headers) if default_headers else Headers()
+    headers["Authorization"] = auth.value
     headers["X-Request-ID"] = request_id
     headers["User-Agent"] = USER_AGENT
     body = None

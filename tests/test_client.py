@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import traceback
 from typing import Any
 
 import aiohttp
@@ -453,7 +454,7 @@ async def test_owned_session_is_closed(mock_http: Aioresponses) -> None:
 async def test_api_key_never_appears_in_repr_errors_or_logs(
     client: SequenceClient, mock_http: Aioresponses, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The key is absent from the client's repr, log lines and error messages."""
+    """The key is absent from reprs, log lines, errors and traceback locals."""
     caplog.set_level(logging.DEBUG, logger="sequence_async")
     mock_http.get(url("/accounts"), status=503)
     mock_http.get(
@@ -467,7 +468,12 @@ async def test_api_key_never_appears_in_repr_errors_or_logs(
     with pytest.raises(errors.AuthenticationError) as info:
         await client.accounts.list()
 
-    seen = [repr(client), str(info.value), repr(info.value), caplog.text]
+    with_locals = "".join(
+        traceback.TracebackException.from_exception(
+            info.value, capture_locals=True
+        ).format()
+    )
+    seen = [repr(client), str(info.value), repr(info.value), caplog.text, with_locals]
     assert caplog.records
     assert not [s for s in seen if API_KEY in s]
 

@@ -28,7 +28,7 @@ def test_build_request_sets_documented_headers() -> None:
     req = _wire.build_request(
         "POST",
         "/rules/r/trigger",
-        auth="ApiKey k",
+        auth=_wire.Secret("ApiKey k"),
         request_id="rid",
         json_body={"a": 1},
         idempotency_key="idem",
@@ -46,12 +46,21 @@ def test_build_request_sets_documented_headers() -> None:
     assert b'{"a":1}' == req.body
 
 
+def test_request_repr_hides_the_key() -> None:
+    """Neither the request nor the secret shows the key in its repr."""
+    secret = _wire.Secret("ApiKey sk_live_abc")
+    req = _wire.build_request("GET", "/x", auth=secret, request_id="r")
+
+    assert "sk_live_abc" not in repr(req) + repr(secret) + str(req.headers)
+    assert "ApiKey sk_live_abc" == req.headers["Authorization"]
+
+
 def test_default_headers_cannot_override_auth() -> None:
     """A caller's default header never replaces the Authorization header."""
     req = _wire.build_request(
         "GET",
         "/x",
-        auth="ApiKey k",
+        auth=_wire.Secret("ApiKey k"),
         request_id="r",
         default_headers={"Authorization": "x"},
     )
