@@ -17,7 +17,7 @@ import os
 import ssl as _ssl
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -269,7 +269,7 @@ class SequenceClient:
         execution_id: str,
         rule_id: str,
         request_id: str | None,
-        idempotency_key: str,
+        idempotency_key: str | None,
         triggered_at: datetime,
     ) -> Execution:
         return Execution(
@@ -317,6 +317,30 @@ class SequenceClient:
         return await execution.wait(
             timeout, raise_on_failure=raise_on_failure, poll=poll
         )
+
+    async def execution_from_id(self, execution_id: str) -> Execution:
+        """
+        Fetch an execution by id and return its handle, to wait on it.
+
+        Raises:
+            errors.NotFoundError: No such execution.
+            errors.ResponseValidationError: The answer names no rule.
+        """
+        current = await self.rule_executions.get(execution_id)
+        if not current.rule_id:
+            raise errors.ResponseValidationError(
+                f"execution {current.id} names no rule_id",
+                request_id=current.request_id,
+            )
+        execution = self._make_execution(
+            execution_id=current.id,
+            rule_id=current.rule_id,
+            request_id=current.request_id,
+            idempotency_key=None,
+            triggered_at=current.created_at or datetime.now(UTC),
+        )
+        execution._record(current)  # noqa: SLF001
+        return execution
 
     def execution_from_token(self, token: str) -> Execution:
         """

@@ -394,18 +394,17 @@ class Execution:
         """
         if timeout is not None and timeout <= 0:
             raise ValueError("timeout must be a positive number of seconds or None")
-        if not self.done:
+        result = self._seen.last
+        if result is None or not result.done:
             try:
                 async with asyncio.timeout(timeout) as deadline:
-                    await self._poller.wait(self, poll or self._poller.policy)
+                    result = await self._poller.wait(self, poll or self._poller.policy)
             except TimeoutError:
                 if not deadline.expired():
                     raise
                 raise errors.WaitTimeoutError(
                     self, timeout=timeout or 0.0, last_status=self.status
                 ) from None
-        result = self._seen.last
-        assert result is not None  # noqa: S101 (done implies a result)
         if raise_on_failure and result.status == models.ExecutionStatus.FAILED:
             raise errors.ExecutionFailedError(result)
         return result

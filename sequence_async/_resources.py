@@ -22,7 +22,6 @@ from ._wire import (
     Envelope,
     check_idempotency_key,
     check_page_size,
-    is_int,
     next_cursor,
     query,
 )
@@ -82,9 +81,8 @@ def _segment(value: object, name: str) -> str:
 
 
 def _amount(value: object, name: str, *, minimum: int) -> int:
-    if not is_int(value):
+    if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int number of cents")
-    assert isinstance(value, int)  # noqa: S101 (narrowing for mypy)
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum} cents")
     return value

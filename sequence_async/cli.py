@@ -22,9 +22,9 @@ import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -33,6 +33,7 @@ from sequence_async import testing
 
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+T = TypeVar("T")
 
 
 class UsageError(Exception):
@@ -384,22 +385,23 @@ async def cmd_rules(args: argparse.Namespace, out: Output) -> int:
                 }
             )
             return EXIT_OK
-        result = await execution.wait(args.timeout, raise_on_failure=False)
-        out.data(result)
-        return EXIT_OK if result.status != sq.ExecutionStatus.FAILED else EXIT_FAILURE
+        return _finished(
+            out, await execution.wait(args.timeout, raise_on_failure=False)
+        )
 
 
 async def cmd_executions(args: argparse.Namespace, out: Output) -> int:
     """Executions list|get|wait."""
     async with _client(args) as client:
         if args.action == "list":
-            rows = []
-            async for execution in client.rule_executions.list(
-                rule_id=args.rule_id, status=args.status
-            ):
-                rows.append(execution)
-                if len(rows) >= args.limit:
-                    break
+            rows = await _first(
+                aiter(
+                    client.rule_executions.list(
+                        rule_id=args.rule_id, status=args.status
+                    )
+                ),
+                args.limit,
+            )
             out.table(
                 rows, ["id", "rule_id", "status", "created_at"], "Rule executions"
             )
@@ -408,42 +410,44 @@ async def cmd_executions(args: argparse.Namespace, out: Output) -> int:
             out.data(await client.rule_executions.get(args.id))
             return EXIT_OK
         handle = await _handle(client, args.id)
-        result = await handle.wait(args.timeout, raise_on_failure=False)
-        out.data(result)
-        return EXIT_OK if result.status != sq.ExecutionStatus.FAILED else EXIT_FAILURE
+        return _finished(out, await handle.wait(args.timeout, raise_on_failure=False))
 
 
 async def _handle(client: sq.SequenceClient, id_or_token: str) -> sq.Execution:
-    if id_or_token.lstrip().startswith("{"):
-        try:
-            return client.execution_from_token(id_or_token)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-    current = await client.rule_executions.get(id_or_token)
-    token = json.dumps(
-        {
-            "v": 1,
-            "id": current.id,
-            "rule_id": current.rule_id,
-            "triggered_at": (
-                current.created_at or datetime.now().astimezone()
-            ).isoformat(),
-        }
-    )
-    return client.execution_from_token(token)
+    if not id_or_token.lstrip().startswith("{"):
+        return await client.execution_from_id(id_or_token)
+    try:
+        return client.execution_from_token(id_or_token)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+async def _first(items: AsyncIterator[T], limit: int) -> list[T]:
+    rows: list[T] = []
+    async for item in items:
+        rows.append(item)
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def _finished(out: Output, result: sq.RuleExecution) -> int:
+    out.data(result)
+    return EXIT_FAILURE if result.status == sq.ExecutionStatus.FAILED else EXIT_OK
 
 
 async def cmd_transfers(args: argparse.Namespace, out: Output) -> int:
     """Transfers list|get|create."""
     async with _client(args) as client:
         if args.action == "list":
-            rows = []
-            async for transfer in client.transfers.list(
-                account_id=args.account_id, status=args.status
-            ):
-                rows.append(transfer)
-                if len(rows) >= args.limit:
-                    break
+            rows = await _first(
+                aiter(
+                    client.transfers.list(
+                        account_id=args.account_id, status=args.status
+                    )
+                ),
+                args.limit,
+            )
             out.table(
                 rows,
                 [

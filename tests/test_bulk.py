@@ -19,6 +19,7 @@ from sequence_async import (
     PermissionDeniedError,
     SequenceClient,
     TriggerRequest,
+    WaitTimeoutError,
 )
 from sequence_async.testing import Behavior, FakeSequence, Permission
 
@@ -210,8 +211,6 @@ async def test_timeouts_are_outcomes(
     live: SequenceClient, server: FakeSequence
 ) -> None:
     """A wait that times out is that item's outcome; the execution goes on."""
-    from sequence_async import WaitTimeoutError
-
     (outcome,) = await live.trigger_all(["rule_0001"], timeout=0.05)
 
     assert isinstance(outcome.error, WaitTimeoutError)

@@ -18,11 +18,13 @@ import pytest
 from aioresponses import aioresponses as Aioresponses  # noqa: N812
 
 from sequence_async import (
+    ClientClosedError,
     ExecutionFailedError,
     ExecutionStatus,
     NotFoundError,
     PermissionDeniedError,
     PollPolicy,
+    ResponseValidationError,
     SequenceClient,
     WaitTimeoutError,
 )
@@ -332,8 +334,6 @@ async def test_wait_on_a_done_handle_returns_at_once(
 
 async def test_closing_the_client_ends_pending_waits(live: SequenceClient) -> None:
     """A wait pending when the client closes ends with ClientClosedError."""
-    from sequence_async import ClientClosedError
-
     execution = await live.rules.trigger("rule_0001")
     waiting = asyncio.create_task(execution.wait(timeout=30))
     while execution.status is None:
@@ -433,3 +433,29 @@ async def test_cancelling_one_waiter_leaves_the_others(server: FakeSequence) -> 
         ]
         assert not other_tasks()
         assert {} == client._poller._groups
+
+
+async def test_execution_from_id_gives_a_handle(
+    live: SequenceClient, server: FakeSequence
+) -> None:
+    """execution_from_id fetches an execution and returns a handle to wait on."""
+    execution = await live.rules.trigger("rule_0002")
+
+    handle = await live.execution_from_id(execution.id)
+    server.finish(execution.id)
+    result = await handle.wait(timeout=30)
+
+    assert ("rule_0002", ExecutionStatus.EXECUTED) == (handle.rule_id, result.status)
+
+
+async def test_execution_from_id_needs_a_rule(
+    client: SequenceClient, mock_http: Aioresponses
+) -> None:
+    """An execution without rule_id cannot be waited on: ResponseValidationError."""
+    mock_http.get(
+        url("/rule-executions/rex_1"),
+        payload=envelope({"id": "rex_1", "status": "in_progress"}),
+    )
+
+    with pytest.raises(ResponseValidationError, match="rule_id"):
+        await client.execution_from_id("rex_1")
