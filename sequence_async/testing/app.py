@@ -26,7 +26,15 @@ import attrs
 from aiohttp import web
 
 from .seed import DEMO_API_KEY, Permission, Seed, demo_seed
-from .state import ACCOUNT_TYPES, CARD_STATUSES, CARD_TYPES, ApiError, State, enum_param
+from .state import (
+    ACCOUNT_TYPES,
+    CARD_STATUSES,
+    CARD_TYPES,
+    ApiError,
+    State,
+    enum_param,
+    not_found,
+)
 
 
 @attrs.define(kw_only=True)
@@ -434,9 +442,7 @@ class FakeSequence:
         State.require(perms, "READ_RULES", rule_id)
         rule = self.state.rules.get(rule_id)
         if rule is None:
-            raise ApiError(
-                404, "resource_not_found", f"Rule with id '{rule_id}' was not found."
-            )
+            raise not_found("Rule", rule_id)
         return 200, rule, None
 
     async def _trigger_rule(
@@ -463,11 +469,7 @@ class FakeSequence:
         State.require(perms, "READ_RULE_EXECUTIONS")
         execution = self.state.visible_execution(execution_id)
         if execution is None:
-            raise ApiError(
-                404,
-                "resource_not_found",
-                f"Rule execution with id '{execution_id}' was not found.",
-            )
+            raise not_found("Rule execution", execution_id)
         State.require(perms, "READ_RULE_EXECUTIONS", execution.data["rule_id"])
         return 200, execution.data, None
 
@@ -488,11 +490,7 @@ class FakeSequence:
         State.require(perms, "READ_TRANSFERS")
         transfer = self.state.transfers.get(transfer_id)
         if transfer is None:
-            raise ApiError(
-                404,
-                "resource_not_found",
-                f"Transfer with id '{transfer_id}' was not found.",
-            )
+            raise not_found("Transfer", transfer_id)
         ends = [
             (transfer.get(side) or {}).get("id") for side in ("source", "destination")
         ]
@@ -534,9 +532,7 @@ class FakeSequence:
         State.require(perms, "READ_CARDS")
         card = self.state.cards.get(card_id)
         if card is None:
-            raise ApiError(
-                404, "resource_not_found", f"Card with id '{card_id}' was not found."
-            )
+            raise not_found("Card", card_id)
         State.require(perms, "READ_CARDS", card["account_id"])
         return card
 

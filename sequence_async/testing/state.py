@@ -71,6 +71,15 @@ class ApiError(Exception):
         self.message = message
 
 
+def not_found(kind: str, resource_id: str) -> ApiError:
+    """
+    The documented 404 answer for an unknown id of *kind*.
+    """
+    return ApiError(
+        404, "resource_not_found", f"{kind} with id '{resource_id}' was not found."
+    )
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
@@ -328,9 +337,7 @@ class State:
         """
         rule = self.rules.get(rule_id)
         if rule is None:
-            raise ApiError(
-                404, "resource_not_found", f"Rule with id '{rule_id}' was not found."
-            )
+            raise not_found("Rule", rule_id)
         if body is None:
             body = {}
         if not isinstance(body, dict):
@@ -607,11 +614,7 @@ class State:
         """
         account = self.accounts.get(account_id)
         if account is None:
-            raise ApiError(
-                404,
-                "resource_not_found",
-                f"Account with id '{account_id}' was not found.",
-            )
+            raise not_found("Account", account_id)
         if not with_balance:
             return account
         balance = self.balances.get(account_id)
