@@ -44,11 +44,7 @@ class UsageError(Exception):
 
 def _jsonable(value: Any) -> Any:
     if attrs.has(type(value)):
-        return {
-            k: _jsonable(v)
-            for k, v in attrs.asdict(value, recurse=False).items()
-            if k != "_poller"
-        }
+        return {k: _jsonable(v) for k, v in attrs.asdict(value, recurse=False).items()}
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
