@@ -22,7 +22,7 @@ async def test_raw_http_trigger_finishes(sequence_server):
     async with aiohttp.ClientSession(headers=headers) as http:
         async with http.post(trigger, json={}) as r:
             execution_id = (await r.json())["data"]["execution_id"]
-        sequence_server.state.clock.advance(60)
+        sequence_server.advance(60)
         execution_url = sequence_server.url + "/rule-executions/" + execution_id
         async with http.get(execution_url) as r:
             body = await r.json()

@@ -13,6 +13,7 @@ May import: ``testing.state``, ``testing.seed``.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import math
 import random
@@ -25,12 +26,13 @@ from typing import Any
 import attrs
 from aiohttp import web
 
-from .seed import DEMO_API_KEY, Permission, Seed, demo_seed
+from .seed import DEMO_API_KEY, Behavior, Permission, Seed, demo_seed
 from .state import (
     ACCOUNT_TYPES,
     CARD_STATUSES,
     CARD_TYPES,
     ApiError,
+    ManualClock,
     State,
     enum_param,
     not_found,
@@ -116,6 +118,24 @@ class _RateLimit:
         return (1 - tokens) / rate
 
 
+# (method, path, route name); the endpoint of a route is ``FakeSequence._<name>``.
+ROUTES = (
+    ("GET", "/api/v1/accounts", "list_accounts"),
+    ("GET", "/api/v1/accounts/{id}", "get_account"),
+    ("GET", "/api/v1/rules", "list_rules"),
+    ("GET", "/api/v1/rules/{id}", "get_rule"),
+    ("POST", "/api/v1/rules/{id}/trigger", "trigger_rule"),
+    ("GET", "/api/v1/rule-executions", "list_rule_executions"),
+    ("GET", "/api/v1/rule-executions/{id}", "get_rule_execution"),
+    ("GET", "/api/v1/transfers", "list_transfers"),
+    ("GET", "/api/v1/transfers/{id}", "get_transfer"),
+    ("POST", "/api/v1/transfers", "create_transfer"),
+    ("GET", "/api/v1/cards", "list_cards"),
+    ("GET", "/api/v1/cards/{id}", "get_card"),
+    ("GET", "/api/v1/cards/{id}/transactions", "list_card_transactions"),
+)
+ROUTE_NAMES = tuple(name for _, _, name in ROUTES)
+
 Handler = Callable[
     [web.Request, tuple[Permission, ...], str],
     Awaitable[tuple[int, Any, Mapping[str, Any] | None]],
@@ -177,12 +197,117 @@ class FakeSequence:
 
     # -- control -----------------------------------------------------------
 
-    def set_faults(self, route: str = "*", **faults: Any) -> Faults:
+    def set_faults(
+        self,
+        route: str = "*",
+        *,
+        latency: float = 0.0,
+        error_rate: float = 0.0,
+        errors_next: int = 0,
+        throttle_rate: float = 0.0,
+        throttles_next: int = 0,
+        retry_after: float = 1.0,
+        drop_rate: float = 0.0,
+        drops_next: int = 0,
+        malformed_rate: float = 0.0,
+        malformed_next: int = 0,
+    ) -> Faults:
         """
         Replace the faults of *route* (a route name, or ``"*"`` for all).
+
+        The keywords are those of ``Faults``; leaving them all out clears the
+        route's faults.
+
+        Raises:
+            ValueError: *route* is not ``"*"`` or a route name (see ``ROUTES``).
         """
-        self.faults[route] = Faults(**faults)
+        if route != "*" and route not in ROUTE_NAMES:
+            valid = ", ".join(("*", *ROUTE_NAMES))
+            raise ValueError(f"unknown route {route!r}; valid routes: {valid}")
+        self.faults[route] = Faults(
+            latency=latency,
+            error_rate=error_rate,
+            errors_next=errors_next,
+            throttle_rate=throttle_rate,
+            throttles_next=throttles_next,
+            retry_after=retry_after,
+            drop_rate=drop_rate,
+            drops_next=drops_next,
+            malformed_rate=malformed_rate,
+            malformed_next=malformed_next,
+        )
         return self.faults[route]
+
+    def advance(self, seconds: float) -> None:
+        """
+        Move the server's clock forward and settle what came due.
+
+        Executions and manual transfers whose time has come end now.
+
+        Raises:
+            TypeError: The server was not started with a ``ManualClock``.
+            ValueError: *seconds* is negative or not finite.
+        """
+        clock = self.state.clock
+        if not isinstance(clock, ManualClock):
+            raise TypeError(
+                "advance() needs a manual clock: start the server with "
+                "serve(clock=ManualClock())"
+            )
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"seconds must be finite and >= 0, not {seconds!r}")
+        clock.advance(seconds)
+        self.state.settle()
+
+    def set_behavior(self, rule_id: str, behavior: Behavior) -> None:
+        """
+        Set how the next executions of *rule_id* play out.
+
+        ``rule_id="*"`` sets it for every rule and for the default (rules
+        without a behaviour of their own).
+
+        Raises:
+            ValueError: *rule_id* is not ``"*"`` or a seeded rule.
+        """
+        if rule_id == "*":
+            self.state.default_behavior = behavior
+            self.state.behaviors = dict.fromkeys(self.state.rules, behavior)
+            return
+        if rule_id not in self.state.rules:
+            raise ValueError(f"unknown rule id {rule_id!r}; see rule_ids")
+        self.state.behaviors[rule_id] = behavior
+
+    def set_visibility_delay(self, seconds: float) -> None:
+        """
+        Set how long new executions stay invisible (404, left out of lists).
+
+        Raises:
+            ValueError: *seconds* is negative or not finite.
+        """
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"seconds must be finite and >= 0, not {seconds!r}")
+        self.state.visibility_delay = seconds
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        """
+        The ids of the seeded rules, in seed order.
+        """
+        return tuple(self.state.rules)
+
+    def executions(self) -> list[dict[str, Any]]:
+        """
+        Every execution started so far, oldest first, as the API shows it.
+
+        Each is a copy of the execution's JSON (settled to the current time,
+        visible or not yet) plus ``idempotency_key``: the key it was
+        triggered with, or ``None``.
+        """
+        self.state.settle()
+        return [
+            copy.deepcopy(e.data) | {"idempotency_key": e.idempotency_key}
+            for e in self.state.executions.values()
+        ]
 
     def finish(self, execution_id: str, status: str = "executed") -> None:
         """
@@ -200,37 +325,8 @@ class FakeSequence:
 
     def _build(self) -> web.Application:
         app = web.Application()
-        routes: list[tuple[str, str, str, Handler]] = [
-            ("GET", "/api/v1/accounts", "list_accounts", self._list_accounts),
-            ("GET", "/api/v1/accounts/{id}", "get_account", self._get_account),
-            ("GET", "/api/v1/rules", "list_rules", self._list_rules),
-            ("GET", "/api/v1/rules/{id}", "get_rule", self._get_rule),
-            ("POST", "/api/v1/rules/{id}/trigger", "trigger_rule", self._trigger_rule),
-            (
-                "GET",
-                "/api/v1/rule-executions",
-                "list_rule_executions",
-                self._list_executions,
-            ),
-            (
-                "GET",
-                "/api/v1/rule-executions/{id}",
-                "get_rule_execution",
-                self._get_execution,
-            ),
-            ("GET", "/api/v1/transfers", "list_transfers", self._list_transfers),
-            ("GET", "/api/v1/transfers/{id}", "get_transfer", self._get_transfer),
-            ("POST", "/api/v1/transfers", "create_transfer", self._create_transfer),
-            ("GET", "/api/v1/cards", "list_cards", self._list_cards),
-            ("GET", "/api/v1/cards/{id}", "get_card", self._get_card),
-            (
-                "GET",
-                "/api/v1/cards/{id}/transactions",
-                "list_card_transactions",
-                self._card_transactions,
-            ),
-        ]
-        for method, path, name, handler in routes:
+        for method, path, name in ROUTES:
+            handler: Handler = getattr(self, f"_{name}")
             app.router.add_route(
                 method, path, self._wrap(name, handler, mutating=method == "POST")
             )
@@ -450,9 +546,10 @@ class FakeSequence:
     ) -> tuple[int, Any, Any]:
         rule_id = request.match_info["id"]
         State.require(perms, "TRIGGER_RULES", rule_id)
-        return 202, self.state.trigger(rule_id, body), None
+        key = request.headers.get("Idempotency-Key")
+        return 202, self.state.trigger(rule_id, body, idempotency_key=key), None
 
-    async def _list_executions(
+    async def _list_rule_executions(
         self, request: web.Request, perms: tuple[Permission, ...], _: Any
     ) -> tuple[int, Any, Any]:
         rule_id = _required(request.query, "rule_id")
@@ -462,7 +559,7 @@ class FakeSequence:
         )
         return 200, items, page_info
 
-    async def _get_execution(
+    async def _get_rule_execution(
         self, request: web.Request, perms: tuple[Permission, ...], _: Any
     ) -> tuple[int, Any, Any]:
         execution_id = request.match_info["id"]
@@ -541,7 +638,7 @@ class FakeSequence:
     ) -> tuple[int, Any, Any]:
         return 200, self._card(request, perms), None
 
-    async def _card_transactions(
+    async def _list_card_transactions(
         self, request: web.Request, perms: tuple[Permission, ...], _: Any
     ) -> tuple[int, Any, Any]:
         card = self._card(request, perms)

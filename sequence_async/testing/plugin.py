@@ -2,8 +2,8 @@
 The pytest plugin (entry point ``sequence_async``): fake-server fixtures.
 
 Gives ``sequence_server``, a fake server on loopback whose clock moves only
-when the test says (``sequence_server.state.clock.advance(s)``) or when it
-ends an execution (``sequence_server.finish(id)``), and ``sequence_client``,
+when the test says (``sequence_server.advance(seconds)``) or when it ends an
+execution (``sequence_server.finish(id)``), and ``sequence_client``,
 a ``SequenceClient`` bound to it that polls every 10 ms. Both are async
 fixtures for pytest-asyncio. Imports stay inside the fixtures, so merely
 having the package installed costs a pytest run nothing.

@@ -116,6 +116,7 @@ class _Execution:
     outcome: str
     visible_at: float
     amount: int | None
+    idempotency_key: str | None = None
 
 
 @attrs.define(eq=False)
@@ -327,7 +328,9 @@ class State:
 
     # -- executions --------------------------------------------------------
 
-    def trigger(self, rule_id: str, body: Any) -> dict[str, Any]:
+    def trigger(
+        self, rule_id: str, body: Any, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         """
         Start an execution of *rule_id*; return ``{"execution_id": ...}``.
 
@@ -400,6 +403,7 @@ class State:
             outcome=outcome,
             visible_at=now + self.visibility_delay,
             amount=amount if manual else None,
+            idempotency_key=idempotency_key,
         )
         self.executions[execution_id] = execution
         self._by_rule.setdefault(rule_id, []).append(execution)
