@@ -1,5 +1,8 @@
 """
 Tests of the pytest plugin, as a user's test suite would use it.
+
+Each case runs a small user suite in a pytest subprocess (pytester), in
+pytest-asyncio's strict and auto modes, with a timeout so that a hang fails.
 """
 
 from __future__ import annotations
@@ -9,7 +12,21 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-USER_TESTS = """
+MODES = ["strict", "auto"]
+
+README_SNIPPET = """
+import pytest
+
+
+@pytest.mark.asyncio
+async def test_payout_runs(sequence_server, sequence_client):
+    execution = await sequence_client.rules.trigger("rule_0001")
+    sequence_server.finish(execution.id, "executed")  # or sequence_server.advance(60)
+    result = await execution.wait(timeout=10)
+    assert "executed" == result.status
+"""
+
+RAW_AND_CLIENT = """
 import aiohttp
 import pytest
 
@@ -36,12 +53,119 @@ async def test_client_fixture_waits(sequence_server, sequence_client):
     assert "executed" == result.status
 """
 
+WIDER_LOOPS = """
+import pytest
 
-def test_plugin_fixtures_work_in_a_users_suite(pytester: pytest.Pytester) -> None:
+
+async def run(sequence_server, sequence_client):
+    execution = await sequence_client.rules.trigger("rule_0001")
+    sequence_server.advance(3600)
+    result = await execution.wait(timeout=5)
+    return result.status in {"executed", "partial", "failed"}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_module_loop(sequence_server, sequence_client):
+    assert await run(sequence_server, sequence_client)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_session_loop(sequence_server, sequence_client):
+    assert await run(sequence_server, sequence_client)
+
+
+@pytest.mark.asyncio(loop_scope="class")
+class TestOnAClassLoop:
+    async def test_class_loop(self, sequence_server, sequence_client):
+        assert await run(sequence_server, sequence_client)
+
+    async def test_same_loop_new_server(self, sequence_server):
+        assert [] == sequence_server.executions()
+"""
+
+UNMARKED = """
+async def test_forgot_the_mark(sequence_client):
+    await sequence_client.rules.list()
+"""
+
+SYNC_TEST = """
+def test_sync_test_gets_a_server(sequence_server):
+    assert sequence_server.url.startswith("http://127.0.0.1:")
+    assert "rule_0001" == sequence_server.rule_ids[0]
+"""
+
+
+def run_suite(
+    pytester: pytest.Pytester, mode: str, source: str, *args: str
+) -> pytest.RunResult:
+    """
+    Run *source* as a user's test module in a subprocess, in asyncio *mode*.
+    """
+    pytester.makepyfile(test_user=source)
+    pytester.makeini(
+        f"[pytest]\nasyncio_mode = {mode}\n"
+        "asyncio_default_fixture_loop_scope = function\n"
+    )
+    return pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-W", "error", *args, timeout=120
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_readme_snippet_passes_as_written(pytester: pytest.Pytester, mode: str) -> None:
+    """The README's pytest snippet passes in strict and in auto mode."""
+    result = run_suite(pytester, mode, README_SNIPPET)
+
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_plugin_fixtures_work_in_a_users_suite(
+    pytester: pytest.Pytester, mode: str
+) -> None:
     """A user's suite gets sequence_server and sequence_client from the entry point."""
-    pytester.makepyfile(test_user=USER_TESTS)
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    result = run_suite(pytester, mode, RAW_AND_CLIENT)
 
     result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_wider_loop_scopes_get_fixtures_on_their_own_loop(
+    pytester: pytest.Pytester, mode: str
+) -> None:
+    """Tests on module, session and class loops use the fixtures without hanging."""
+    result = run_suite(pytester, mode, WIDER_LOOPS)
+
+    result.assert_outcomes(passed=4)
+
+
+def test_unmarked_async_test_in_strict_mode_says_to_add_the_mark(
+    pytester: pytest.Pytester,
+) -> None:
+    """In strict mode an unmarked async test fails at setup naming the mark."""
+    result = run_suite(pytester, "strict", UNMARKED)
+
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*mark it @pytest.mark.asyncio*"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sync_tests_get_a_server(pytester: pytest.Pytester, mode: str) -> None:
+    """A plain test may use sequence_server for its control handle."""
+    result = run_suite(pytester, mode, SYNC_TEST)
+
+    result.assert_outcomes(passed=1)
+
+
+def test_without_pytest_asyncio_the_fixtures_say_to_install_it(
+    pytester: pytest.Pytester,
+) -> None:
+    """With pytest-asyncio disabled, requesting a fixture says to install it."""
+    pytester.makepyfile(test_user=SYNC_TEST)
+
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:asyncio", timeout=120
+    )
+
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*install pytest-asyncio*"])

@@ -3,10 +3,18 @@ The pytest plugin (entry point ``sequence_async``): fake-server fixtures.
 
 Gives ``sequence_server``, a fake server on loopback whose clock moves only
 when the test says (``sequence_server.advance(seconds)``) or when it ends an
-execution (``sequence_server.finish(id)``), and ``sequence_client``,
-a ``SequenceClient`` bound to it that polls every 10 ms. Both are async
-fixtures for pytest-asyncio. Imports stay inside the fixtures, so merely
-having the package installed costs a pytest run nothing.
+execution (``sequence_server.finish(id)``), and ``sequence_client``, a
+``SequenceClient`` bound to it that polls every 10 ms and retries without
+sleeping.
+
+Both run on pytest-asyncio, in strict or auto mode. A test marked
+``@pytest.mark.asyncio`` (or run in auto mode) gets them on its own event
+loop, whatever its ``loop_scope``: each public fixture is a plain dispatcher
+that picks the variant bound to the test's loop, so the server and the test
+never sit on different loops. Without pytest-asyncio, or for an async test
+pytest-asyncio will not run, requesting a fixture fails at once saying what
+to change. Imports of the SDK stay inside the fixtures, so merely having the
+package installed costs a pytest run nothing.
 
 May import: ``sequence_async`` (public API), ``testing``.
 """
@@ -14,8 +22,11 @@ May import: ``sequence_async`` (public API), ``testing``.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+import inspect
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Literal
+
+import pytest
 
 
 if TYPE_CHECKING:
@@ -23,34 +34,121 @@ if TYPE_CHECKING:
     from sequence_async.testing import FakeSequence
 
 
-async def sequence_server() -> AsyncIterator[FakeSequence]:
+LoopScope = Literal["function", "class", "module", "package", "session"]
+LOOP_SCOPES: tuple[LoopScope, ...] = (
+    "function",
+    "class",
+    "module",
+    "package",
+    "session",
+)
+
+_NO_PYTEST_ASYNCIO = (
+    "{name} needs pytest-asyncio: install pytest-asyncio (pip install "
+    "pytest-asyncio) and mark async tests with @pytest.mark.asyncio, or set "
+    "asyncio_mode = auto. anyio's pytest plugin alone cannot run it."
+)
+_UNMARKED = (
+    "{nodeid} is an async test that pytest-asyncio will not run: in strict "
+    "mode, mark it @pytest.mark.asyncio (or set pytestmark = "
+    "pytest.mark.asyncio in the module), or set asyncio_mode = auto."
+)
+
+
+def _variant(name: str, request: pytest.FixtureRequest) -> str:
+    """
+    Name the variant of fixture *name* bound to the requesting test's loop.
+
+    Fails the test at once when pytest-asyncio is missing or will not run it.
+    """
+    if not request.config.pluginmanager.hasplugin("asyncio"):
+        pytest.fail(_NO_PYTEST_ASYNCIO.format(name=name), pytrace=False)
+    default: str = request.config.getini("asyncio_default_test_loop_scope")
+    marker = request.node.get_closest_marker("asyncio")
+    if marker is None:
+        if inspect.iscoroutinefunction(getattr(request.node, "obj", None)):
+            pytest.fail(_UNMARKED.format(nodeid=request.node.nodeid), pytrace=False)
+        scope = default  # a sync test: the fixture runs on the default loop
+    else:
+        scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")
+        scope = scope or default
+    if scope not in LOOP_SCOPES:
+        pytest.fail(
+            f"{name}: unknown asyncio loop_scope {scope!r}; "
+            f"use one of {', '.join(LOOP_SCOPES)}",
+            pytrace=False,
+        )
+    return f"_{name}_on_{scope}_loop"
+
+
+@pytest.fixture
+def sequence_server(request: pytest.FixtureRequest) -> FakeSequence:
     """
     A fake Sequence server with the demo organization and a manual clock.
+
+    Move time with ``sequence_server.advance(seconds)``; end an execution
+    with ``sequence_server.finish(id)``.
     """
-    from sequence_async.testing import ManualClock, serve  # noqa: PLC0415
-
-    async with serve(clock=ManualClock()) as server:
-        yield server
+    server: FakeSequence = request.getfixturevalue(_variant("sequence_server", request))
+    return server
 
 
-async def sequence_client(
-    sequence_server: FakeSequence,
-) -> AsyncIterator[SequenceClient]:
+@pytest.fixture
+def sequence_client(request: pytest.FixtureRequest) -> SequenceClient:
     """
     A ``SequenceClient`` bound to ``sequence_server``, polling every 10 ms.
     """
-    from sequence_async import PollPolicy, SequenceClient  # noqa: PLC0415
-
-    poll = PollPolicy(wait_initial=0.01, multiplier=1.0, wait_max=0.01, jitter=0.0)
-    async with SequenceClient(
-        sequence_server.api_key, base_url=sequence_server.url, poll=poll
-    ) as client:
-        yield client
+    client: SequenceClient = request.getfixturevalue(
+        _variant("sequence_client", request)
+    )
+    return client
 
 
-# The fixtures need pytest-asyncio; without it the plugin offers none.
+def _server_on(scope: LoopScope) -> Callable[[], AsyncIterator[FakeSequence]]:
+    async def server_on_loop() -> AsyncIterator[FakeSequence]:
+        from sequence_async.testing import ManualClock, serve  # noqa: PLC0415
+
+        async with serve(clock=ManualClock()) as server:
+            yield server
+
+    server_on_loop.__doc__ = f"sequence_server on the {scope}-scoped loop."
+    return server_on_loop
+
+
+def _client_on(
+    scope: LoopScope,
+) -> Callable[[FakeSequence], AsyncIterator[SequenceClient]]:
+    async def client_on_loop(
+        sequence_server: FakeSequence,
+    ) -> AsyncIterator[SequenceClient]:
+        from sequence_async import PollPolicy, SequenceClient  # noqa: PLC0415
+
+        poll = PollPolicy(wait_initial=0.01, multiplier=1.0, wait_max=0.01, jitter=0.0)
+        # TODO(lead): once sequence_async.RetryPolicy is exported, pass  # noqa: FIX002
+        # retry=RetryPolicy(wait_initial=0, wait_max=0) so retries never sleep.
+        async with SequenceClient(
+            sequence_server.api_key, base_url=sequence_server.url, poll=poll
+        ) as client:
+            yield client
+
+    client_on_loop.__doc__ = f"sequence_client on the {scope}-scoped loop."
+    return client_on_loop
+
+
+# One variant per loop scope, each a fresh function (pytest-asyncio marks the
+# function object): function-scoped, so every test gets its own server, and
+# run on the loop of its scope.
 if importlib.util.find_spec("pytest_asyncio") is not None:
     import pytest_asyncio
 
-    sequence_server = pytest_asyncio.fixture(sequence_server)
-    sequence_client = pytest_asyncio.fixture(sequence_client)
+    for _scope in LOOP_SCOPES:
+        globals()[f"_sequence_server_on_{_scope}_loop"] = pytest_asyncio.fixture(
+            _server_on(_scope),
+            name=f"_sequence_server_on_{_scope}_loop",
+            loop_scope=_scope,
+        )
+        globals()[f"_sequence_client_on_{_scope}_loop"] = pytest_asyncio.fixture(
+            _client_on(_scope),
+            name=f"_sequence_client_on_{_scope}_loop",
+            loop_scope=_scope,
+        )
