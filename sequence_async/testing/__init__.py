@@ -2,12 +2,20 @@
 An in-memory Sequence ``/api/v1`` server for demos, tests and benchmarks.
 
 Start it with ``async with serve() as server:`` and point a client at
-``server.url`` with ``server.api_key``; steer it through the same object
-(``finish()``, ``set_faults()``, ``state``, ``received``). The pytest plugin
-gives the ``sequence_server`` and ``sequence_client`` fixtures.
+``server.url`` with ``server.api_key``; steer it through the same object:
+``finish(id)``, ``advance(seconds)`` (with ``clock=ManualClock()``),
+``set_behavior()``, ``set_visibility_delay()``, ``set_faults()``, and read
+``executions()``, ``received`` and ``counts``. The pytest plugin gives the
+``sequence_server`` and ``sequence_client`` fixtures.
 
-May import: the public ``sequence_async`` package only (never its private
-modules): the server judges requests by the API reference, on its own.
+The server's modules, top down: ``app`` (the control handle), ``endpoints``
+(one handler per route), ``pipeline`` (the middlewares every request passes),
+``state`` with ``executions``, ``transfers`` and ``idempotency``, then
+``faults``, ``paging``, ``api``, ``seed`` and ``clock``.
+
+May import: its own modules. The server never imports the client (an
+import-linter contract): it judges requests by the API reference, on its
+own. Only ``plugin`` uses the public ``sequence_async`` API, to build a client.
 """
 
 from __future__ import annotations
@@ -18,9 +26,12 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from .app import FakeSequence, Faults, Received
+from .app import FakeSequence
+from .clock import ManualClock
+from .faults import Faults
+from .pipeline import Received
 from .seed import ALL_SCOPES, DEMO_API_KEY, Behavior, Permission, Seed, demo_seed
-from .state import ManualClock, State
+from .state import State
 
 
 __all__ = [
