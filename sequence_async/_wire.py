@@ -1,13 +1,13 @@
 """
 Sans-I/O wire logic: plain functions over plain values.
 
-Owns the request and response values, the headers every request carries, the
-idempotency-key rule, decoding of the ``{request_id, data}`` envelope, the one
-mapping from status and error code to exception class, ``Retry-After`` parsing
-and query-string building. No event loop, no sockets: every function here is
-tested with plain values.
-
-May import: ``errors``.
+Owns the request and response values, the headers every request carries,
+endpoint paths (every segment quoted, dot segments refused), the checks of
+local arguments (ids, keys, timeouts, counts), decoding of the
+``{request_id, data}`` envelope, the one mapping from status and error code to
+exception class, and the one cap on every delay a server asks for
+(``Retry-After``). No event loop, no sockets: every function here is tested
+with plain values.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import email.utils
 import importlib.metadata
 import json
 import math
+import urllib.parse
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
@@ -27,8 +28,13 @@ VERSION: Final = importlib.metadata.version("sequence-async")
 USER_AGENT: Final = f"sequence-async/{VERSION}"
 DEFAULT_BASE_URL: Final = "https://api.getsequence.io/api/v1"
 RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
-MAX_RETRY_AFTER: Final = 60.0
+# The longest a server may make us wait (Retry-After, a 429's drain): a
+# bigger, infinite or unparseable hint is cut to this.
+MAX_SERVER_DELAY: Final = 60.0
 MAX_PAGE_SIZE: Final = 100
+# The most bytes of one answer the client reads, decompressed: a bigger body is
+# an error, not an out-of-memory.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 4 * 1024 * 1024
 _MESSAGE_CHARS: Final = 200
 
 _STATUS_ERRORS: Final[Mapping[int, type[errors.APIStatusError]]] = {
@@ -50,6 +56,9 @@ _encode = json.JSONEncoder(separators=(",", ":")).encode
 class Secret:
     """
     A value that never shows itself: its repr is redacted (the API key).
+
+    It refuses to be pickled or copied, so a pickled client fails loudly
+    instead of writing the key to disk.
     """
 
     __slots__ = ("value",)
@@ -59,6 +68,11 @@ class Secret:
 
     def __repr__(self) -> str:
         return "Secret('<redacted>')"
+
+    def __reduce_ex__(self, protocol: object) -> Any:
+        raise TypeError("the API key cannot be pickled or copied")
+
+    __reduce__ = __reduce_ex__  # type: ignore[assignment]
 
 
 class Headers(dict[str, str]):
@@ -131,6 +145,9 @@ def build_request(
     headers["Authorization"] = auth.value
     headers["X-Request-ID"] = request_id
     headers["User-Agent"] = USER_AGENT
+    headers["Accept"] = "application/json"
+    # Only encodings the transport can inflate under its size cap.
+    headers["Accept-Encoding"] = "gzip, deflate"
     body = None
     if json_body is not None:
         headers["Content-Type"] = "application/json"
@@ -160,6 +177,101 @@ def check_request_id(request_id: object) -> str:
         TypeError: The id is not a string.
     """
     return _check_token(request_id, "request_id", 128)
+
+
+def segment(value: object, name: str) -> str:
+    """
+    Return *value* quoted as one path segment.
+
+    Raises:
+        TypeError: The value is not a string.
+        ValueError: The value is empty, ``.`` or ``..``: it would leave its
+            segment.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if value in ("", ".", ".."):
+        raise ValueError(f"{name} must be a non-empty id, not {value!r}")
+    return urllib.parse.quote(value, safe="")
+
+
+def path(*parts: str | tuple[object, str]) -> str:
+    """
+    Build an endpoint path: literal parts as they are, ``(value, name)`` quoted.
+
+    ``path("rules", (rule_id, "rule_id"), "trigger")`` is
+    ``/rules/{rule_id}/trigger`` with the id quoted and checked by
+    ``segment``: no id can reach another endpoint.
+    """
+    return "".join(
+        "/" + (part if isinstance(part, str) else segment(*part)) for part in parts
+    )
+
+
+def check_number(
+    value: object, name: str, *, allow_none: bool = False, minimum: float = 0.0
+) -> float | None:
+    """
+    Return *value* when it is a finite number above *minimum* (or allowed None).
+
+    Raises:
+        TypeError: Not a number (a bool is not one).
+        ValueError: NaN, infinite, or not above *minimum*.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= minimum:
+        raise ValueError(f"{name} must be a finite number above {minimum:g}")
+    return float(value)
+
+
+def check_count(
+    value: object, name: str, *, minimum: int, allow_none: bool = False
+) -> int | None:
+    """
+    Return *value* when it is an int of at least *minimum* (or allowed None).
+
+    Raises:
+        TypeError: Not an int (a bool or a float is not one).
+        ValueError: Below *minimum*.
+    """
+    if value is None and allow_none:
+        return None
+    if not is_int(value):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < minimum:  # type: ignore[operator]
+        raise ValueError(f"{name} must be at least {minimum}")
+    return value  # type: ignore[return-value]
+
+
+def check_text(value: object, name: str, *, allow_none: bool = True) -> str | None:
+    """
+    Return *value* when it is a string (or an allowed None), else raise TypeError.
+    """
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    return value
+
+
+def check_base_url(value: str) -> str:
+    """
+    Return *value* without a trailing slash when it is an http(s) URL.
+
+    Raises:
+        ValueError: No ``http://`` or ``https://`` scheme, or no host.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"base_url must be a str, not {type(value).__name__}")
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"base_url must be an http:// or https:// URL, not {value[:100]!r}"
+        )
+    return value.rstrip("/")
 
 
 def _check_token(value: object, name: str, longest: int) -> str:
@@ -195,6 +307,18 @@ def query(**params: object) -> dict[str, str]:
     return out
 
 
+def cap_delay(seconds: float | None) -> float | None:
+    """
+    Return a server-given delay cut to ``[0, MAX_SERVER_DELAY]``.
+
+    NaN gives ``None`` (no hint); infinity and huge values give the cap: no
+    server can make the client wait longer than that.
+    """
+    if seconds is None or math.isnan(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_SERVER_DELAY)
+
+
 def is_int(value: object) -> bool:
     """
     Whether *value* is an ``int`` and not a ``bool``.
@@ -215,24 +339,26 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     """
     Return ``Retry-After`` (seconds or an HTTP date) as seconds from *now*.
 
-    Unparseable values give ``None``; dates in the past give ``0.0``.
+    Unparseable values give ``None``; dates in the past give ``0.0``; the
+    result is capped by ``cap_delay``.
     """
     if not value:
         return None
-    value = value.strip()
+    value = value.strip()[:100]
     try:
         seconds = float(value)
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    if math.isnan(seconds):
-        return None
-    return max(0.0, seconds)
+        try:
+            seconds = (when - now).total_seconds()
+        except OverflowError:
+            seconds = math.inf
+    return cap_delay(seconds)
 
 
 def decode_response(
@@ -258,16 +384,24 @@ def decode_response(
             idempotency_key=idempotency_key,
             now=now or datetime.now(UTC),
         )
+    if not 200 <= status < 300:
+        # An API client follows no redirect: a 3xx (JSON body or not) could
+        # send a trigger to another rule, or the key to another host.
+        raise errors.ResponseValidationError(
+            f"unexpected HTTP {status} (redirects are not followed): "
+            f"{_snippet(response.body)!r}",
+            status=status,
+            request_id=server_request_id,
+        )
     if status == 204 or not response.body:
         return Envelope(None, server_request_id, None)
-    try:
-        payload = json.loads(response.body)
-    except ValueError:
+    payload = loads(response.body)
+    if payload is _NOT_JSON:
         raise errors.ResponseValidationError(
             f"expected a JSON body, got {_snippet(response.body)!r}",
             status=status,
             request_id=server_request_id,
-        ) from None
+        )
     if not isinstance(payload, dict) or "data" not in payload:
         raise errors.ResponseValidationError(
             "expected a {request_id, data} envelope, got "
@@ -301,10 +435,7 @@ def error_for(
     status = response.status
     code: str | None = None
     message = _snippet(response.body) or f"HTTP {status}"
-    try:
-        payload = json.loads(response.body)
-    except ValueError:
-        payload = None
+    payload = loads(response.body)
     if isinstance(payload, dict):
         error = payload.get("error")
         if isinstance(error, dict):
@@ -358,6 +489,27 @@ def next_cursor(
     if isinstance(has_next, bool):
         return cursor if has_next else None
     return cursor if items >= page_size else None
+
+
+_NOT_JSON: Final[Any] = object()
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads(body: bytes | str) -> Any:
+    """
+    Parse JSON strictly; return ``_NOT_JSON`` for anything that is not.
+
+    NaN and Infinity are refused, and so is nesting deep enough to exhaust
+    the interpreter's recursion limit: a hostile body never escapes as a bare
+    ``RecursionError``.
+    """
+    try:
+        return json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
 
 
 def _snippet(body: bytes) -> str:

@@ -12,7 +12,8 @@ into a no-op once either side is fixed: delete it then.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Iterator
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,8 +23,10 @@ import pytest
 import pytest_asyncio
 from aioresponses import aioresponses as Aioresponses  # noqa: N812
 
-from sequence_async import PollPolicy, SequenceClient
-from sequence_async._retry import RetryPolicy
+from sequence_async import PollPolicy, RetryPolicy, SequenceClient
+from sequence_async._poller import Poller
+from sequence_async._requester import Requester, Shared
+from sequence_async._wire import Headers, Request, Response, Secret
 from sequence_async.testing import FakeSequence, ManualClock, serve
 
 
@@ -67,8 +70,9 @@ async def client() -> AsyncIterator[SequenceClient]:
     """
     A client of a mocked base URL whose retries do not sleep.
     """
-    async with SequenceClient(API_KEY, base_url=BASE_URL, poll=FAST_POLL) as c:
-        c._retry = NO_WAIT_RETRIES
+    async with SequenceClient(
+        API_KEY, base_url=BASE_URL, poll=FAST_POLL, retry=NO_WAIT_RETRIES
+    ) as c:
         yield c
 
 
@@ -94,8 +98,9 @@ async def live(server: FakeSequence) -> AsyncIterator[SequenceClient]:
     """
     A client talking real HTTP to ``server``, polling every 5 ms.
     """
-    async with SequenceClient(server.api_key, base_url=server.url, poll=FAST_POLL) as c:
-        c._retry = NO_WAIT_RETRIES
+    async with SequenceClient(
+        server.api_key, base_url=server.url, poll=FAST_POLL, retry=NO_WAIT_RETRIES
+    ) as c:
         yield c
 
 
@@ -111,3 +116,63 @@ def envelope(data: Any, **extra: Any) -> dict[str, Any]:
     A success body.
     """
     return {"request_id": "req_srv_1", "data": data, **extra}
+
+
+Answer = Response | BaseException | Callable[[Request], Response]
+
+
+class FakeTransport:
+    """
+    The test double at the seam: canned answers in order, every request kept.
+
+    Each answer is a ``Response``, an exception to raise, or a function of
+    the request; the last one repeats.
+    """
+
+    def __init__(self, *answers: Answer) -> None:
+        self.answers = list(answers)
+        self.sent: list[Request] = []
+        self.timeouts: list[float] = []
+        self.closed = False
+
+    async def send(self, request: Request, *, timeout: float) -> Response:
+        """Record *request* and give the next answer."""
+        self.sent.append(request)
+        self.timeouts.append(timeout)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer(request) if callable(answer) else answer
+
+    async def aclose(self) -> None:
+        """Remember the close."""
+        self.closed = True
+
+
+def ok(data: Any, status: int = 200, **headers: str) -> Response:
+    """A success answer with *data* in the envelope."""
+    body = json.dumps(envelope(data)).encode()
+    return Response(status, headers, body)
+
+
+def status(code: int, body: bytes = b"", **headers: str) -> Response:
+    """An answer with *code* and a raw body."""
+    return Response(code, headers, body)
+
+
+def requester(transport: FakeTransport, **settings: Any) -> Requester:
+    """A requester over *transport* whose retries do not sleep."""
+    options: dict[str, Any] = {
+        "timeout": 5.0,
+        "retry": NO_WAIT_RETRIES,
+        "poll": FAST_POLL,
+        **settings,
+    }
+    return Requester(
+        Shared(transport, poller=Poller()),
+        Secret(f"ApiKey {API_KEY}"),
+        Headers(),
+        options["timeout"],
+        options["retry"],
+        options["poll"],
+    )

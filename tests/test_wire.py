@@ -42,6 +42,8 @@ def test_build_request_sets_documented_headers() -> None:
         "Content-Type": "application/json",
         "Idempotency-Key": "idem",
         "X-Extra": "1",
+        "Accept": "application/json",
+        "Accept-Encoding": "gzip, deflate",
     } == req.headers
     assert b'{"a":1}' == req.body
 
