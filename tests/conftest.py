@@ -11,9 +11,10 @@ into a no-op once either side is fixed: delete it then.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,6 +22,7 @@ import aiohttp
 import aioresponses.core
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from aioresponses import aioresponses as Aioresponses  # noqa: N812
 
 from sequence_async import PollPolicy, RetryPolicy, SequenceClient
@@ -149,15 +151,16 @@ class FakeTransport:
         self.closed = True
 
 
-def ok(data: Any, status: int = 200, **headers: str) -> Response:
+def ok(data: Any, code: int = 200) -> Response:
     """A success answer with *data* in the envelope."""
-    body = json.dumps(envelope(data)).encode()
-    return Response(status, headers, body)
+    return Response(code, {}, json.dumps(envelope(data)).encode())
 
 
-def status(code: int, body: bytes = b"", **headers: str) -> Response:
-    """An answer with *code* and a raw body."""
-    return Response(code, headers, body)
+def status(
+    code: int, body: bytes = b"", *, headers: dict[str, str] | None = None
+) -> Response:
+    """An answer with *code*, a raw body and *headers*."""
+    return Response(code, headers or {}, body)
 
 
 def requester(transport: FakeTransport, **settings: Any) -> Requester:
@@ -176,3 +179,28 @@ def requester(transport: FakeTransport, **settings: Any) -> Requester:
         options["retry"],
         options["poll"],
     )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@contextlib.asynccontextmanager
+async def hostile(routes: Mapping[tuple[str, str], Handler]) -> AsyncIterator[str]:
+    """
+    A server on loopback answering *routes* ((method, path) -> handler).
+
+    Yields its ``/api/v1`` base URL. For answers the fake server never gives:
+    stalls, huge or endless bodies, redirects, garbage.
+    """
+    app = web.Application()
+    for (method, route), handler in routes.items():
+        app.router.add_route(method, "/api/v1" + route, handler)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}/api/v1"
+    finally:
+        await runner.cleanup()

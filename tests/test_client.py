@@ -351,7 +351,7 @@ async def test_retry_after_http_date_is_honoured(
 
 async def test_retry_after_beyond_the_deadline_raises_at_once() -> None:
     """When Retry-After would pass the caller's deadline, the 429 is raised now."""
-    transport = FakeTransport(status(429, **{"Retry-After": "30"}))
+    transport = FakeTransport(status(429, headers={"Retry-After": "30"}))
 
     with pytest.raises(errors.RateLimitError) as info:
         await requester(transport).request(
