@@ -14,8 +14,9 @@ from ._bulk import (
 from ._client import SequenceClient
 from ._execution import Execution
 from ._paging import Paginator
-from ._resources import Accounts, Cards, RuleExecutions, Rules, Transfers
+from ._resources import Accounts, Cards, Transfers
 from ._retry import PollPolicy, RetryPolicy
+from ._rules import RuleExecutions, Rules
 from ._wire import VERSION
 from .errors import (
     APIConnectionError,

@@ -22,10 +22,10 @@ from typing import Self
 import attrs
 
 from . import errors, models
+from ._checks import check_count, check_idempotency_key, check_number
 from ._execution import Execution
 from ._ids import new_id
-from ._resources import Rules
-from ._wire import check_count, check_idempotency_key, check_number
+from ._rules import Rules
 
 
 log = logging.getLogger("sequence_async")

@@ -18,23 +18,22 @@ from typing import Self
 
 from . import _execution, errors, models
 from ._bulk import BulkProgress, BulkRun, TriggerOutcome, TriggerRequest
+from ._checks import (
+    check_base_url,
+    check_count,
+    check_headers,
+    check_number,
+    check_request_id,
+)
 from ._execution import Execution
 from ._poller import Poller
 from ._ratelimit import TokenBucket
 from ._requester import Requester, Shared
-from ._resources import Accounts, Cards, RuleExecutions, Rules, Transfers
-from ._retry import PollPolicy, RetryPolicy
+from ._resources import Accounts, Cards, Transfers
+from ._retry import PollPolicy, RetryPolicy, check_poll, resolve_retry
+from ._rules import RuleExecutions, Rules
 from ._transport import AiohttpTransport, ClientSession
-from ._wire import (
-    DEFAULT_BASE_URL,
-    DEFAULT_MAX_RESPONSE_BYTES,
-    Headers,
-    Secret,
-    check_base_url,
-    check_count,
-    check_number,
-    check_request_id,
-)
+from ._wire import DEFAULT_BASE_URL, DEFAULT_MAX_RESPONSE_BYTES, Headers, Secret
 
 
 class SequenceClient:
@@ -116,10 +115,10 @@ class SequenceClient:
         self._requester = Requester(
             shared,
             Secret(f"ApiKey {key}"),
-            _checked_headers(default_headers),
+            Headers(check_headers(default_headers)),
             _checked_timeout(timeout),
-            _checked_retry(retry, max_retries),
-            _checked_poll(poll) or PollPolicy(),
+            resolve_retry(retry, max_retries),
+            check_poll(poll) or PollPolicy(),
         )
         self._mount()
 
@@ -195,11 +194,11 @@ class SequenceClient:
         if timeout is not None:
             changes["timeout"] = _checked_timeout(timeout)
         if retry is not None or max_retries is not None:
-            changes["retry"] = _checked_retry(
+            changes["retry"] = resolve_retry(
                 retry, max_retries, base=self._requester.retry
             )
         if poll is not None:
-            changes["poll"] = _checked_poll(poll)
+            changes["poll"] = check_poll(poll)
         view = object.__new__(type(self))
         view.base_url = self.base_url
         view._requester = self._requester.evolve(**changes)
@@ -269,7 +268,7 @@ class SequenceClient:
             errors.ExecutionFailedError: The execution failed.
         """
         check_number(timeout, "timeout", allow_none=True)  # before the trigger
-        _checked_poll(poll)
+        check_poll(poll)
         execution = await self.rules.trigger(
             rule_id,
             manual_execute_amount=manual_execute_amount,
@@ -383,45 +382,3 @@ class SequenceClient:
 def _checked_timeout(timeout: object) -> float:
     # A non-positive or NaN timeout would turn the per-attempt timeout off.
     return check_number(timeout, "timeout") or 0.0
-
-
-def _checked_retry(
-    retry: RetryPolicy | None,
-    max_retries: int | None,
-    *,
-    base: RetryPolicy | None = None,
-) -> RetryPolicy:
-    if retry is not None:
-        if not isinstance(retry, RetryPolicy):
-            raise TypeError("retry must be a RetryPolicy")
-        return retry
-    policy = base or RetryPolicy()
-    if max_retries is None:
-        return policy
-    return RetryPolicy(
-        max_retries=max_retries,  # checked by RetryPolicy
-        wait_initial=policy.wait_initial,
-        wait_max=policy.wait_max,
-    )
-
-
-def _checked_poll(poll: PollPolicy | None) -> PollPolicy | None:
-    if poll is not None and not isinstance(poll, PollPolicy):
-        raise TypeError("poll must be a PollPolicy")
-    return poll
-
-
-def _checked_headers(headers: Mapping[str, str] | None) -> Headers:
-    checked = Headers()
-    items: Iterable[tuple[object, object]] = (headers or {}).items()
-    for name, value in items:
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise TypeError("default_headers must map str to str")
-        if not name.isascii() or not name.isprintable() or " " in name or ":" in name:
-            raise ValueError(f"bad header name {name[:40]!r}")
-        if "\r" in value or "\n" in value:
-            raise ValueError(f"header {name} holds a line break")
-        if name.lower() in ("authorization", "idempotency-key", "x-request-id"):
-            raise ValueError(f"{name} is set by the client; not a default header")
-        checked[name] = value
-    return checked

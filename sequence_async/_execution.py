@@ -20,12 +20,13 @@ from typing import Any
 import attrs
 
 from . import errors, models
+from ._checks import check_number, check_request_id, segment
 from ._paging import get_execution
 from ._poller import CLOCK_SKEW, Watch
 from ._ratelimit import Priority
 from ._requester import Requester
 from ._retry import PollPolicy
-from ._wire import check_number, check_request_id, loads, segment
+from ._wire import loads
 
 
 log = logging.getLogger("sequence_async")

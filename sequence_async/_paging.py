@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Generic, TypeVar
 
 from . import _convert, models
+from ._checks import check_count, check_text, path, query, segment
 from ._ratelimit import Priority
 from ._requester import Requester
-from ._wire import check_count, check_text, next_cursor, path, query, segment
+from ._wire import next_cursor
 
 
 T = TypeVar("T")

@@ -19,7 +19,8 @@ from collections import deque
 from collections.abc import Callable
 
 from . import errors
-from ._wire import cap_delay, check_number
+from ._checks import check_number
+from ._wire import cap_delay
 
 
 # When polls wait behind other requests, every POLL_SHARE-th token goes to a

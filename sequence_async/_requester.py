@@ -20,18 +20,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from . import errors
+from ._checks import check_request_id
 from ._ids import new_id
 from ._ratelimit import Priority, TokenBucket
 from ._retry import PollPolicy, RetryPolicy, retry_request
-from ._wire import (
-    Envelope,
-    Request,
-    Response,
-    Secret,
-    build_request,
-    check_request_id,
-    decode_response,
-)
+from ._wire import Envelope, Request, Response, Secret, build_request, decode_response
 
 
 if TYPE_CHECKING:

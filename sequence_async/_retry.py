@@ -31,7 +31,8 @@ import attrs
 import tenacity
 
 from . import errors
-from ._wire import check_count, check_number, is_retryable
+from ._checks import check_count, check_number
+from ._wire import is_retryable
 
 
 T = TypeVar("T")
@@ -119,6 +120,35 @@ class PollPolicy:
         """
         step = min(self.wait_max, self.wait_initial * self.multiplier ** (poll - 1))
         return step * random.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+def resolve_retry(
+    retry: RetryPolicy | None,
+    max_retries: int | None,
+    *,
+    base: RetryPolicy | None = None,
+) -> RetryPolicy:
+    if retry is not None:
+        if not isinstance(retry, RetryPolicy):
+            raise TypeError("retry must be a RetryPolicy")
+        return retry
+    policy = base or RetryPolicy()
+    if max_retries is None:
+        return policy
+    return RetryPolicy(
+        max_retries=max_retries,  # checked by RetryPolicy
+        wait_initial=policy.wait_initial,
+        wait_max=policy.wait_max,
+    )
+
+
+def check_poll(poll: PollPolicy | None) -> PollPolicy | None:
+    """
+    Return *poll* when it is a ``PollPolicy`` or ``None``, else raise TypeError.
+    """
+    if poll is not None and not isinstance(poll, PollPolicy):
+        raise TypeError("poll must be a PollPolicy")
+    return poll
 
 
 async def retry_request(

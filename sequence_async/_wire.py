@@ -2,9 +2,8 @@
 Sans-I/O wire logic: plain functions over plain values.
 
 Owns the request and response values, the headers every request carries,
-endpoint paths (every segment quoted, dot segments refused), the checks of
-local arguments (ids, keys, timeouts, counts), decoding of the
-``{request_id, data}`` envelope, the one mapping from status and error code to
+decoding of the ``{request_id, data}`` envelope (strict JSON: no NaN, no
+stack-exhausting nesting), the one mapping from status and error code to
 exception class, and the one cap on every delay a server asks for
 (``Retry-After``). No event loop, no sockets: every function here is tested
 with plain values.
@@ -16,7 +15,6 @@ import email.utils
 import importlib.metadata
 import json
 import math
-import urllib.parse
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
@@ -157,156 +155,6 @@ def build_request(
     return Request(method, path, params, body, headers, idempotency_key)
 
 
-def check_idempotency_key(key: object) -> str:
-    """
-    Return *key* when it is 1 to 255 printable ASCII characters, else raise.
-
-    Raises:
-        ValueError: The key is empty, too long or not printable ASCII.
-        TypeError: The key is not a string.
-    """
-    return _check_token(key, "idempotency_key", 255)
-
-
-def check_request_id(request_id: object) -> str:
-    """
-    Return *request_id* when it is 1 to 128 printable ASCII characters.
-
-    Raises:
-        ValueError: The id is empty, too long or not printable ASCII.
-        TypeError: The id is not a string.
-    """
-    return _check_token(request_id, "request_id", 128)
-
-
-def segment(value: object, name: str) -> str:
-    """
-    Return *value* quoted as one path segment.
-
-    Raises:
-        TypeError: The value is not a string.
-        ValueError: The value is empty, ``.`` or ``..``: it would leave its
-            segment.
-    """
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    if value in ("", ".", ".."):
-        raise ValueError(f"{name} must be a non-empty id, not {value!r}")
-    return urllib.parse.quote(value, safe="")
-
-
-def path(*parts: str | tuple[object, str]) -> str:
-    """
-    Build an endpoint path: literal parts as they are, ``(value, name)`` quoted.
-
-    ``path("rules", (rule_id, "rule_id"), "trigger")`` is
-    ``/rules/{rule_id}/trigger`` with the id quoted and checked by
-    ``segment``: no id can reach another endpoint.
-    """
-    return "".join(
-        "/" + (part if isinstance(part, str) else segment(*part)) for part in parts
-    )
-
-
-def check_number(
-    value: object, name: str, *, allow_none: bool = False, minimum: float = 0.0
-) -> float | None:
-    """
-    Return *value* when it is a finite number above *minimum* (or allowed None).
-
-    Raises:
-        TypeError: Not a number (a bool is not one).
-        ValueError: NaN, infinite, or not above *minimum*.
-    """
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-    if not math.isfinite(value) or value <= minimum:
-        raise ValueError(f"{name} must be a finite number above {minimum:g}")
-    return float(value)
-
-
-def check_count(
-    value: object, name: str, *, minimum: int, allow_none: bool = False
-) -> int | None:
-    """
-    Return *value* when it is an int of at least *minimum* (or allowed None).
-
-    Raises:
-        TypeError: Not an int (a bool or a float is not one).
-        ValueError: Below *minimum*.
-    """
-    if value is None and allow_none:
-        return None
-    if not is_int(value):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < minimum:  # type: ignore[operator]
-        raise ValueError(f"{name} must be at least {minimum}")
-    return value  # type: ignore[return-value]
-
-
-def check_text(value: object, name: str, *, allow_none: bool = True) -> str | None:
-    """
-    Return *value* when it is a string (or an allowed None), else raise TypeError.
-    """
-    if value is None and allow_none:
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    return value
-
-
-def check_base_url(value: str) -> str:
-    """
-    Return *value* without a trailing slash when it is an http(s) URL.
-
-    Raises:
-        ValueError: No ``http://`` or ``https://`` scheme, or no host.
-    """
-    if not isinstance(value, str):
-        raise TypeError(f"base_url must be a str, not {type(value).__name__}")
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(
-            f"base_url must be an http:// or https:// URL, not {value[:100]!r}"
-        )
-    return value.rstrip("/")
-
-
-def _check_token(value: object, name: str, longest: int) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    if not 1 <= len(value) <= longest or not all(" " < c <= "~" for c in value):
-        raise ValueError(
-            f"{name} must be 1 to {longest} printable ASCII characters without spaces"
-        )
-    return value
-
-
-def query(**params: object) -> dict[str, str]:
-    """
-    Build a query mapping: ``None`` dropped, datetimes as ISO 8601 UTC.
-
-    A trailing underscore is dropped from names (``from_`` is sent as
-    ``from``).
-    """
-    out: dict[str, str] = {}
-    for name, value in params.items():
-        if value is None:
-            continue
-        key = name.rstrip("_")
-        if isinstance(value, datetime):
-            if value.tzinfo is None:
-                raise ValueError(f"{name} must be an aware datetime")
-            out[key] = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        elif isinstance(value, bool):
-            out[key] = "true" if value else "false"
-        else:
-            out[key] = str(value)
-    return out
-
-
 def cap_delay(seconds: float | None) -> float | None:
     """
     Return a server-given delay cut to ``[0, MAX_SERVER_DELAY]``.
@@ -317,22 +165,6 @@ def cap_delay(seconds: float | None) -> float | None:
     if seconds is None or math.isnan(seconds):
         return None
     return min(max(0.0, seconds), MAX_SERVER_DELAY)
-
-
-def is_int(value: object) -> bool:
-    """
-    Whether *value* is an ``int`` and not a ``bool``.
-    """
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_page_size(first: int | None) -> int | None:
-    """
-    Return *first* when it is ``None`` or 1 to 100, else raise ``ValueError``.
-    """
-    if first is not None and not (is_int(first) and 1 <= first <= MAX_PAGE_SIZE):
-        raise ValueError(f"page_size must be an int from 1 to {MAX_PAGE_SIZE}")
-    return first
 
 
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:

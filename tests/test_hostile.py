@@ -42,7 +42,7 @@ from sequence_async import (
 )
 from sequence_async._ids import new_id
 from sequence_async._ratelimit import Priority, TokenBucket
-from sequence_async._resources import Rules
+from sequence_async._rules import Rules
 from sequence_async.testing import Behavior, FakeSequence
 
 from .conftest import (
