@@ -4,10 +4,19 @@ sequence-async: an asyncio SDK for the Sequence money-automation API.
 The whole public API is re-exported here; everything else is private.
 """
 
-from ._bulk import BulkProgress, BulkRun, TriggerOutcome, TriggerRequest
+from ._bulk import (
+    BulkProgress,
+    BulkRun,
+    InFlightItem,
+    TriggerOutcome,
+    TriggerRequest,
+)
 from ._client import SequenceClient
 from ._execution import Execution
-from ._retry import PollPolicy
+from ._paging import Paginator
+from ._resources import Accounts, Cards, Transfers
+from ._retry import PollPolicy, RetryPolicy
+from ._rules import RuleExecutions, Rules
 from ._wire import VERSION
 from .errors import (
     APIConnectionError,
@@ -17,12 +26,14 @@ from .errors import (
     BadRequestError,
     ClientClosedError,
     ConflictError,
+    EventLoopError,
     ExecutionFailedError,
     NotFoundError,
     NotStartedError,
     OutcomeUnknownError,
     PermissionDeniedError,
     RateLimitError,
+    ResponseTooLargeError,
     ResponseValidationError,
     SequenceError,
     ServerError,
@@ -59,6 +70,7 @@ __all__ = [
     "Account",
     "AccountRef",
     "AccountType",
+    "Accounts",
     "AuthenticationError",
     "BadRequestError",
     "Balance",
@@ -66,32 +78,41 @@ __all__ = [
     "BulkRun",
     "Card",
     "CardTransaction",
+    "Cards",
     "ClientClosedError",
     "ConflictError",
+    "EventLoopError",
     "Execution",
     "ExecutionFailedError",
     "ExecutionStatus",
+    "InFlightItem",
     "NotFoundError",
     "NotStartedError",
     "OutcomeUnknownError",
     "Page",
     "PageInfo",
+    "Paginator",
     "PermissionDeniedError",
     "PollPolicy",
     "RateLimitError",
+    "ResponseTooLargeError",
     "ResponseValidationError",
+    "RetryPolicy",
     "Rule",
     "RuleExecution",
+    "RuleExecutions",
     "RuleStatus",
     "RuleStep",
     "RuleSummary",
     "RuleTrigger",
+    "Rules",
     "SequenceClient",
     "SequenceError",
     "ServerError",
     "Transfer",
     "TransferDirection",
     "TransferStatus",
+    "Transfers",
     "TriggerOutcome",
     "TriggerRequest",
     "WaitTimeoutError",

@@ -1,53 +1,39 @@
 """
-``SequenceClient``: configuration, lifecycle and the one request path.
+``SequenceClient``: configuration, lifecycle, and what hangs on the client.
 
-Owns the API key (never shown), the session's lifecycle, the request path
-``rate limit -> transport -> decode`` with retries entered only after a first
-failure, the translation of exhausted mutating requests into
-``OutcomeUnknownError``, and the resource namespaces, waiting and bulk
-triggering hung on the client.
-
-May import: every module of the package.
+Owns the checks of the client's settings (all before any request), the
+``Shared`` state and the first ``Requester``, ``with_options`` views (other
+requesters over the same ``Shared``), the resource namespaces, and the
+conveniences on top: ``trigger_and_wait``, ``execution_from_*``,
+``trigger_many`` and ``trigger_all``.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import ssl as _ssl
-import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
-from . import _bulk, errors, models
+from . import _execution, errors, models
 from ._bulk import BulkProgress, BulkRun, TriggerOutcome, TriggerRequest
-from ._execution import Execution, Poller, from_token
-from ._ids import new_id
-from ._ratelimit import Priority, TokenBucket
-from ._resources import Accounts, Cards, RuleExecutions, Rules, Transfers
-from ._retry import PollPolicy, RetryPolicy, retry_request
-from ._transport import ClientSession, Transport
-from ._wire import (
-    DEFAULT_BASE_URL,
-    Envelope,
-    Request,
-    Secret,
-    build_request,
+from ._checks import (
+    check_base_url,
+    check_count,
+    check_headers,
+    check_number,
     check_request_id,
-    decode_response,
 )
-
-
-log = logging.getLogger("sequence_async")
-
-
-class _State:
-    __slots__ = ("closed",)
-
-    def __init__(self) -> None:
-        self.closed = False
+from ._execution import Execution
+from ._poller import Poller
+from ._ratelimit import TokenBucket
+from ._requester import Requester, Shared
+from ._resources import Accounts, Cards, Transfers
+from ._retry import PollPolicy, RetryPolicy, check_poll, resolve_retry
+from ._rules import RuleExecutions, Rules
+from ._transport import AiohttpTransport, ClientSession
+from ._wire import DEFAULT_BASE_URL, DEFAULT_MAX_RESPONSE_BYTES, Headers, Secret
 
 
 class SequenceClient:
@@ -55,14 +41,17 @@ class SequenceClient:
     An asyncio client for Sequence's ``/api/v1``.
 
     Use it as ``async with SequenceClient() as client:`` or call ``aclose()``.
+    Every setting is checked here, before any request.
 
     Args:
         api_key: The API key; ``SEQUENCE_API_KEY`` from the environment when
             not given.
         base_url: ``SEQUENCE_BASE_URL`` from the environment, else production.
-        timeout: Seconds per attempt.
+            Must be an ``http://`` or ``https://`` URL.
+        timeout: Seconds per attempt (a finite number above 0).
         max_retries: Retries after a failed attempt (connection errors,
-            timeouts, 408, 429, 5xx).
+            timeouts, 408, 429, 5xx); ignored when *retry* is given.
+        retry: The whole retry policy (``RetryPolicy``), backoff included.
         rate_limit: Requests per minute this client may send, shared by every
             request, triggers first; ``None`` turns the limiter off.
         rate_limit_burst: Requests the limiter lets out at once (default a
@@ -71,9 +60,12 @@ class SequenceClient:
         default_headers: Headers added to every request.
         ssl: An SSL context (or ``False``) for the session the client makes.
         poll: The default poll schedule of waits.
+        max_response_bytes: The most bytes of one answer the client reads,
+            decompressed (default 4 MiB); a bigger one raises
+            ``ResponseTooLargeError``.
 
     Raises:
-        ValueError: No API key was given or found.
+        ValueError, TypeError: No API key, or a bad setting.
     """
 
     def __init__(
@@ -83,62 +75,133 @@ class SequenceClient:
         base_url: str | None = None,
         timeout: float = 30.0,
         max_retries: int = 3,
+        retry: RetryPolicy | None = None,
         rate_limit: float | None = None,
         rate_limit_burst: float | None = None,
         session: ClientSession | None = None,
         default_headers: Mapping[str, str] | None = None,
         ssl: _ssl.SSLContext | bool | None = None,
         poll: PollPolicy | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("SEQUENCE_API_KEY")
-        if not key:
+        if not key or not isinstance(key, str):
             raise ValueError(
                 "no API key: pass SequenceClient(api_key=...) or set SEQUENCE_API_KEY"
             )
-        self._auth = Secret(f"ApiKey {key}")
-        self.base_url = (
+        if not key.isprintable() or not key.isascii():
+            raise ValueError("the API key must be printable ASCII")
+        self.base_url = check_base_url(
             base_url or os.environ.get("SEQUENCE_BASE_URL") or DEFAULT_BASE_URL
-        ).rstrip("/")
-        self._retry = RetryPolicy(max_retries=max_retries)
-        self._transport = Transport(
-            self.base_url, timeout=timeout, session=session, ssl=ssl
         )
-        self._limiter = (
-            TokenBucket(rate_limit, burst=rate_limit_burst)
+        limiter = (
+            TokenBucket(rate_limit, burst=rate_limit_burst)  # checks both
             if rate_limit is not None
             else None
         )
-        self._default_headers = dict(default_headers or {})
-        self._state = _State()
-        self._poller = Poller(self._request, poll or PollPolicy())
+        shared = Shared(
+            AiohttpTransport(
+                self.base_url,
+                session=session,
+                ssl=ssl,
+                max_response_bytes=check_count(
+                    max_response_bytes, "max_response_bytes", minimum=1
+                )
+                or 1,
+            ),
+            limiter=limiter,
+            poller=Poller(),
+        )
+        self._requester = Requester(
+            shared,
+            Secret(f"ApiKey {key}"),
+            Headers(check_headers(default_headers)),
+            _checked_timeout(timeout),
+            resolve_retry(retry, max_retries),
+            check_poll(poll) or PollPolicy(),
+        )
         self._mount()
 
     def _mount(self) -> None:
-        self.accounts = Accounts(self._request)
-        self.rules = Rules(self._request, self._make_execution)
-        self.rule_executions = RuleExecutions(self._request)
-        self.transfers = Transfers(self._request)
-        self.cards = Cards(self._request)
+        requester = self._requester
+        self._accounts = Accounts(requester)
+        self._rules = Rules(requester)
+        self._rule_executions = RuleExecutions(requester)
+        self._transfers = Transfers(requester)
+        self._cards = Cards(requester)
+
+    @property
+    def accounts(self) -> Accounts:
+        """
+        ``/accounts``: income sources, pods and external accounts.
+        """
+        return self._accounts
+
+    @property
+    def rules(self) -> Rules:
+        """
+        ``/rules``: read rules and trigger them.
+        """
+        return self._rules
+
+    @property
+    def rule_executions(self) -> RuleExecutions:
+        """
+        ``/rule-executions``: the history and state of rule runs.
+        """
+        return self._rule_executions
+
+    @property
+    def transfers(self) -> Transfers:
+        """
+        ``/transfers``: money movements, and manual transfers.
+        """
+        return self._transfers
+
+    @property
+    def cards(self) -> Cards:
+        """
+        ``/cards`` (experimental: "coming soon" in Sequence's docs).
+        """
+        return self._cards
 
     def __repr__(self) -> str:
-        state = "closed" if self._state.closed else "open"
+        state = "closed" if self.closed else "open"
         return f"<SequenceClient {self.base_url} ({state})>"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """
+        Refuse to pickle: a client holds the API key and a live session.
+        """
+        raise TypeError("a SequenceClient cannot be pickled (it holds the API key)")
+
     def with_options(
-        self, *, timeout: float | None = None, max_retries: int | None = None
+        self,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
     ) -> Self:
         """
         Return a view with other settings, sharing session, limiter and poller.
 
-        Closing the original closes the view; the view's ``aclose()`` closes
-        both.
+        Requests and waits started from the view (handles it returns
+        included) use the view's settings. Closing the original closes the
+        view, and the view's ``aclose()`` closes both.
         """
-        view = object.__new__(type(self))
-        view.__dict__.update(self.__dict__)
+        changes: dict[str, object] = {}
         if timeout is not None:
-            view._transport = self._transport.with_timeout(timeout)
-        if max_retries is not None:
-            view._retry = RetryPolicy(max_retries=max_retries)
+            changes["timeout"] = _checked_timeout(timeout)
+        if retry is not None or max_retries is not None:
+            changes["retry"] = resolve_retry(
+                retry, max_retries, base=self._requester.retry
+            )
+        if poll is not None:
+            changes["poll"] = check_poll(poll)
+        view = object.__new__(type(self))
+        view.base_url = self.base_url
+        view._requester = self._requester.evolve(**changes)
         view._mount()
         return view
 
@@ -147,10 +210,10 @@ class SequenceClient:
         """
         Whether ``aclose()`` was called.
         """
-        return self._state.closed
+        return self._requester.shared.closed
 
     async def __aenter__(self) -> Self:
-        if self._state.closed:
+        if self.closed:
             raise errors.ClientClosedError("this SequenceClient is closed")
         return self
 
@@ -164,122 +227,15 @@ class SequenceClient:
 
     async def aclose(self) -> None:
         """
-        Close the client and the session it made (never a session you gave).
+        Close the client and everything it started.
+
+        Pending waits and queued requests end with ``ClientClosedError``, no
+        request goes out any more, and the session the client made is closed
+        (never a session you gave).
         """
-        self._state.closed = True
-        await self._transport.aclose()
-
-    # -- the request path ------------------------------------------------
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str] | None = None,
-        json: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
-        request_id: str | None = None,
-        priority: Priority = Priority.OTHER,
-        deadline: float | None = None,
-    ) -> Envelope:
-        if self._state.closed:
-            raise errors.ClientClosedError("this SequenceClient is closed")
-        request = build_request(
-            method,
-            path,
-            auth=self._auth,
-            request_id=new_id() if request_id is None else check_request_id(request_id),
-            params=params,
-            json_body=json,
-            idempotency_key=idempotency_key,
-            default_headers=self._default_headers,
-        )
-        attempts = [0]
-        uncertain = [False]
-
-        async def send() -> Envelope:
-            if self._state.closed:
-                raise errors.ClientClosedError("this SequenceClient is closed")
-            attempts[0] += 1
-            try:
-                return await self._attempt(request, priority, attempts[0])
-            except (errors.APIConnectionError, errors.ServerError):
-                uncertain[0] = True
-                raise
-
-        try:
-            return await send()
-        except errors.SequenceError as first:
-            try:
-                return await retry_request(
-                    send,
-                    first,
-                    policy=self._retry,
-                    deadline=deadline,
-                    describe=f"{method} {path}",
-                )
-            except (errors.APIStatusError, errors.APIConnectionError) as exc:
-                if (
-                    idempotency_key is not None
-                    and uncertain[0]
-                    and _may_have_acted(exc)
-                ):
-                    raise errors.OutcomeUnknownError(
-                        f"{method} {path} may have been carried out: {exc}",
-                        idempotency_key=idempotency_key,
-                    ) from exc
-                raise
-
-    async def _attempt(
-        self, request: Request, priority: Priority, attempt: int
-    ) -> Envelope:
-        if self._limiter is not None:
-            await self._limiter.acquire(priority)
-        started = time.perf_counter()
-        response = await self._transport.send(request)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "%s %s -> %d in %.1f ms (attempt %d, request id %s)",
-                request.method,
-                request.path,
-                response.status,
-                (time.perf_counter() - started) * 1000,
-                attempt,
-                request.headers["X-Request-ID"],
-            )
-        try:
-            return decode_response(
-                response,
-                request_id=request.headers["X-Request-ID"],
-                idempotency_key=request.idempotency_key,
-            )
-        except errors.RateLimitError as exc:
-            if self._limiter is not None:
-                self._limiter.drain(
-                    exc.retry_after if exc.retry_after is not None else 1.0
-                )
-            raise
+        await self._requester.shared.aclose()
 
     # -- executions --------------------------------------------------------
-
-    def _make_execution(
-        self,
-        *,
-        execution_id: str,
-        rule_id: str,
-        request_id: str | None,
-        idempotency_key: str | None,
-        triggered_at: datetime,
-    ) -> Execution:
-        return Execution(
-            id=execution_id,
-            rule_id=rule_id,
-            request_id=request_id,
-            idempotency_key=idempotency_key,
-            triggered_at=triggered_at,
-            poller=self._poller,
-        )
 
     async def trigger_and_wait(
         self,
@@ -287,6 +243,7 @@ class SequenceClient:
         *,
         manual_execute_amount: int | None = None,
         idempotency_key: str | None = None,
+        request_id: str | None = None,
         timeout: float | None = 300.0,
         raise_on_failure: bool = True,
         poll: PollPolicy | None = None,
@@ -300,6 +257,7 @@ class SequenceClient:
             rule_id: The rule to trigger.
             manual_execute_amount: For ``MANUAL`` rules, the amount in cents.
             idempotency_key: See ``rules.trigger``.
+            request_id: Sent as ``X-Request-ID`` on the trigger.
             timeout: Seconds to wait for the end of the execution.
             raise_on_failure: Raise ``ExecutionFailedError`` on ``failed``.
             poll: The poll schedule; the client's by default.
@@ -309,38 +267,34 @@ class SequenceClient:
                 the handle to wait on again.
             errors.ExecutionFailedError: The execution failed.
         """
+        check_number(timeout, "timeout", allow_none=True)  # before the trigger
+        check_poll(poll)
         execution = await self.rules.trigger(
             rule_id,
             manual_execute_amount=manual_execute_amount,
             idempotency_key=idempotency_key,
+            request_id=request_id,
         )
         return await execution.wait(
             timeout, raise_on_failure=raise_on_failure, poll=poll
         )
 
-    async def execution_from_id(self, execution_id: str) -> Execution:
+    async def execution_from_id(
+        self, execution_id: str, *, request_id: str | None = None
+    ) -> Execution:
         """
         Fetch an execution by id and return its handle, to wait on it.
 
         Raises:
             errors.NotFoundError: No such execution.
-            errors.ResponseValidationError: The answer names no rule.
+            errors.ResponseValidationError: The answer names no rule, or
+                another execution.
         """
-        current = await self.rule_executions.get(execution_id)
-        if not current.rule_id:
-            raise errors.ResponseValidationError(
-                f"execution {current.id} names no rule_id",
-                request_id=current.request_id,
-            )
-        execution = self._make_execution(
-            execution_id=current.id,
-            rule_id=current.rule_id,
-            request_id=current.request_id,
-            idempotency_key=None,
-            triggered_at=current.created_at or datetime.now(UTC),
+        if request_id is not None:
+            check_request_id(request_id)
+        return await _execution.fetch(
+            self._requester, execution_id, request_id=request_id
         )
-        execution._record(current)  # noqa: SLF001
-        return execution
 
     def execution_from_token(self, token: str) -> Execution:
         """
@@ -349,7 +303,7 @@ class SequenceClient:
         Raises:
             ValueError: The token is not a valid execution token.
         """
-        return from_token(token, self._poller)
+        return _execution.from_token(token, self._requester)
 
     def trigger_many(
         self,
@@ -366,7 +320,9 @@ class SequenceClient:
 
         The input is consumed lazily. At most *concurrency* triggers are in
         flight; waits go through the client's shared poller. An item's
-        failure is its outcome and never stops the others.
+        failure is its outcome and never stops the others; an input that
+        raises stops the pulling, and its error is raised once the items
+        already sent have their outcomes.
 
         Args:
             requests: Rule ids or ``TriggerRequest``s (sync or async iterable).
@@ -376,49 +332,53 @@ class SequenceClient:
             timeout: Seconds each wait may take.
             max_failures: After this many failed items, start no more; the
                 rest come out with ``NotStartedError``.
-            on_progress: Called with a ``BulkProgress`` as items start and end.
+            on_progress: Called with a ``BulkProgress`` as items start and
+                end; an exception it raises is logged, not raised.
 
         Returns:
             A ``BulkRun``: ``async for outcome in run``. Use ``async with`` to
-            stop in-flight work at once when leaving the loop early.
+            stop in-flight work at once when leaving the loop early, and
+            ``run.in_flight()`` to see what was started and not finished.
+
+        Raises:
+            ValueError, TypeError: A bad argument, at once.
         """
         return BulkRun(
-            _bulk.trigger_many(
-                self.rules.trigger,
-                requests,
-                concurrency=concurrency,
-                wait=wait,
-                timeout=timeout,
-                max_failures=max_failures,
-                on_progress=on_progress,
-            )
+            self.rules,
+            requests,
+            concurrency=concurrency,
+            wait=wait,
+            timeout=timeout,
+            max_failures=max_failures,
+            on_progress=on_progress,
         )
 
     async def trigger_all(
         self,
         requests: Iterable[TriggerRequest | str] | AsyncIterable[TriggerRequest | str],
-        **options: Any,
+        *,
+        concurrency: int = 16,
+        wait: bool = True,
+        timeout: float | None = 300.0,
+        max_failures: int | None = None,
+        on_progress: Callable[[BulkProgress], None] | None = None,
     ) -> list[TriggerOutcome]:
         """
         Run ``trigger_many`` to the end and return the outcomes in input order.
-
-        Takes the same keyword arguments as ``trigger_many``.
         """
-        async with self.trigger_many(requests, **options) as run:
+        async with self.trigger_many(
+            requests,
+            concurrency=concurrency,
+            wait=wait,
+            timeout=timeout,
+            max_failures=max_failures,
+            on_progress=on_progress,
+        ) as run:
             outcomes = [outcome async for outcome in run]
         outcomes.sort(key=lambda o: o.index)
         return outcomes
 
 
-def _may_have_acted(exc: Exception) -> bool:
-    # A 429 or 409 after an uncertain attempt still leaves the first unknown.
-    return (
-        not isinstance(exc, errors.APIStatusError)
-        or exc.status >= 500
-        or exc.status
-        in (
-            408,
-            409,
-            429,
-        )
-    )
+def _checked_timeout(timeout: object) -> float:
+    # A non-positive or NaN timeout would turn the per-attempt timeout off.
+    return check_number(timeout, "timeout") or 0.0

@@ -3,10 +3,10 @@ The private cattrs converter: JSON data to models, leniently.
 
 Owns how wire data becomes models: ISO timestamps to aware datetimes, enum
 fields that keep unknown values as the raw string, plain-data fields kept as
-they are, lists to tuples, unknown keys ignored. A body that still does not
-fit raises ``ResponseValidationError`` with cattrs' readable error lines.
-
-May import: ``models``, ``errors``.
+they are, lists to tuples, unknown keys ignored. Integers, strings and
+booleans are taken only as themselves (no ``1999.99`` read as 1999 cents). A
+body that still does not fit raises ``ResponseValidationError`` with cattrs'
+readable error lines.
 """
 
 from __future__ import annotations
@@ -102,8 +102,21 @@ def _lists_only(converter: cattrs.Converter) -> Callable[[Any], Any]:
     return factory
 
 
+def _exactly(kind: type[Any]) -> Callable[[Any, Any], Any]:
+    # preconf's hooks coerce: 1999.99 -> 1999, "1999" -> 1999, true -> 1. For
+    # money and ids, only the JSON type itself is accepted.
+    def structure(value: Any, _: Any) -> Any:
+        if type(value) is not kind:
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    return structure
+
+
 def _make() -> cattrs.Converter:
     converter = make_converter()
+    for kind in (int, str, bool):
+        converter.register_structure_hook(kind, _exactly(kind))
     # Strings and objects are iterable: never read one as a list or a model.
     converter.register_structure_hook_factory(attrs.has, _objects_only(converter))
     converter.register_structure_hook_factory(
@@ -131,7 +144,13 @@ def structure(data: Any, cls: type[T], *, request_id: str | None = None) -> T:
         data = {**data, "request_id": request_id}
     try:
         return _CONVERTER.structure(data, cls)
-    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+    except (
+        cattrs.BaseValidationError,
+        ValueError,
+        TypeError,
+        KeyError,
+        RecursionError,
+    ) as exc:
         raise _invalid(exc, cls.__name__, request_id) from None
 
 
@@ -151,7 +170,13 @@ def structure_list(
         )
     try:
         return tuple(_CONVERTER.structure(item, cls) for item in data)
-    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+    except (
+        cattrs.BaseValidationError,
+        ValueError,
+        TypeError,
+        KeyError,
+        RecursionError,
+    ) as exc:
         raise _invalid(exc, cls.__name__, request_id) from None
 
 
@@ -162,7 +187,9 @@ def _has_request_id(cls: type[Any]) -> bool:
 def _invalid(
     exc: Exception, name: str, request_id: str | None
 ) -> errors.ResponseValidationError:
-    if isinstance(exc, cattrs.BaseValidationError):
+    if isinstance(exc, RecursionError):
+        detail = f"{name}: nested too deeply"
+    elif isinstance(exc, cattrs.BaseValidationError):
         detail = "; ".join(cattrs.transform_error(exc, path=name))
     else:
         detail = f"{name}: {exc}"

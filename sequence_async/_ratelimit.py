@@ -2,11 +2,11 @@
 The client-side token bucket that keeps a client under the API's rate limit.
 
 Owns request admission: ``rate`` requests per minute with a small burst,
-shared by every request of one client, triggers served before polls, and a
-drain until ``Retry-After`` when the server answers 429. No background task:
+shared by every request of one client, triggers served before other calls and
+polls, yet every fourth contested token kept for a waiting poll (so waits are
+never starved by a long bulk run), and a drain until ``Retry-After`` when the
+server answers 429, capped like every server-given delay. No background task:
 waiters are woken by one timer handle at a time.
-
-May import: nothing from the package.
 """
 
 from __future__ import annotations
@@ -17,6 +17,15 @@ import enum
 import time
 from collections import deque
 from collections.abc import Callable
+
+from . import errors
+from ._checks import check_number
+from ._wire import cap_delay
+
+
+# When polls wait behind other requests, every POLL_SHARE-th token goes to a
+# poll: triggers still come first, but waits keep moving.
+POLL_SHARE = 4
 
 
 class Priority(enum.IntEnum):
@@ -45,8 +54,10 @@ class TokenBucket:
         "_blocked_until",
         "_burst",
         "_clock",
+        "_closed",
         "_queues",
         "_rate",
+        "_since_poll",
         "_timer",
         "_tokens",
         "_updated",
@@ -59,12 +70,12 @@ class TokenBucket:
         burst: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if per_minute <= 0:
-            raise ValueError(
-                "rate_limit must be a positive number of requests per minute"
-            )
+        per_minute = check_number(per_minute, "rate_limit")  # type: ignore[assignment]
+        burst = check_number(burst, "rate_limit_burst", allow_none=True)
         self._rate = per_minute / 60.0
         self._burst = max(1.0, burst if burst is not None else per_minute / 10)
+        self._closed = False
+        self._since_poll = 0
         self._clock = clock
         self._tokens = self._burst
         self._updated = clock()
@@ -87,7 +98,12 @@ class TokenBucket:
     async def acquire(self, priority: Priority = Priority.OTHER) -> None:
         """
         Wait for a token; cancelling the wait gives nothing up.
+
+        Raises:
+            errors.ClientClosedError: The limiter was closed meanwhile.
         """
+        if self._closed:
+            raise errors.ClientClosedError("this SequenceClient is closed")
         now = self._clock()
         self._refill(now)
         if self._tokens >= 1 and now >= self._blocked_until and not any(self._queues):
@@ -110,11 +126,32 @@ class TokenBucket:
     def drain(self, seconds: float) -> None:
         """
         Admit nothing for *seconds* (the server said 429 with ``Retry-After``).
+
+        The pause is capped (``_wire.cap_delay``): no answer can block the
+        client for longer than a minute.
         """
         now = self._clock()
         self._refill(now)
         self._tokens = 0.0
-        self._blocked_until = max(self._blocked_until, now + seconds)
+        pause = cap_delay(seconds)
+        if pause is not None:
+            self._blocked_until = max(self._blocked_until, now + pause)
+
+    def close(self) -> None:
+        """
+        Fail every queued request with ``ClientClosedError``; admit no more.
+        """
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for queue in self._queues:
+            while queue:
+                future = queue.popleft()
+                if not future.done():
+                    future.set_exception(
+                        errors.ClientClosedError("this SequenceClient was closed")
+                    )
 
     def _schedule(self, now: float) -> None:
         if self._timer is not None:
@@ -132,10 +169,22 @@ class TokenBucket:
         self._timer = None
         now = self._clock()
         self._refill(now)
-        for queue in self._queues:
-            while queue and self._tokens >= 1 and now >= self._blocked_until:
-                future = queue.popleft()
-                if not future.done():
-                    self._tokens -= 1
-                    future.set_result(None)
+        while self._tokens >= 1 and now >= self._blocked_until:
+            queue = self._next_queue()
+            if queue is None:
+                break
+            future = queue.popleft()
+            if future.done():
+                continue
+            self._tokens -= 1
+            self._since_poll = (
+                0 if queue is self._queues[Priority.POLL] else (self._since_poll + 1)
+            )
+            future.set_result(None)
         self._schedule(now)
+
+    def _next_queue(self) -> deque[asyncio.Future[None]] | None:
+        polls = self._queues[Priority.POLL]
+        if polls and self._since_poll >= POLL_SHARE - 1:
+            return polls
+        return next((queue for queue in self._queues if queue), None)

@@ -1,12 +1,13 @@
 """
-Retrying and polling, on tenacity (the only module that imports it).
+Retrying and polling; the home of tenacity, which runs the poll loops.
 
 Owns two schedules:
 
-- request retries: exponential backoff with equal jitter,
-  ``d = min(wait_max, wait_initial * 2 ** (n - 1))`` then a sleep drawn from
-  ``[d / 2, d]``; a ``Retry-After`` hint wins (capped at 60 s); when the next
-  sleep would pass the caller's deadline the last error is raised at once;
+- request retries (``RetryPolicy``), a plain loop: exponential backoff with
+  equal jitter, ``d = min(wait_max, wait_initial * 2 ** (n - 1))`` then a
+  sleep drawn from ``[d / 2, d]``; a ``Retry-After`` hint wins (capped in
+  ``_wire``); when the next sleep would pass the caller's deadline the last
+  error is raised at once;
 - polling (``PollPolicy``): the n-th poll of an execution comes
   ``min(wait_max, wait_initial * multiplier ** (n - 1))`` seconds after the
   previous one, scaled by a random factor in ``[1 - jitter, 1 + jitter]``;
@@ -15,8 +16,6 @@ Owns two schedules:
 ``asyncio.CancelledError`` is a ``BaseException``, and the predicates here
 only ever accept the package's own retryable errors or results, so
 cancellation is never retried or swallowed.
-
-May import: ``_wire``, ``errors``.
 """
 
 from __future__ import annotations
@@ -32,11 +31,32 @@ import attrs
 import tenacity
 
 from . import errors
-from ._wire import MAX_RETRY_AFTER, is_retryable
+from ._checks import check_count, check_number
+from ._wire import is_retryable
 
 
 T = TypeVar("T")
 log = logging.getLogger("sequence_async")
+
+
+def _count(_: object, attribute: attrs.Attribute[int], value: object) -> None:
+    check_count(value, attribute.name, minimum=0)
+
+
+def _delay(_: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if value != 0:
+        check_number(value, attribute.name)
+
+
+def _positive(_: object, attribute: attrs.Attribute[float], value: object) -> None:
+    check_number(value, attribute.name)
+
+
+def _fraction(_: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if value != 0:
+        check_number(value, attribute.name)
+    if not 0 <= value < 1:  # type: ignore[operator]
+        raise ValueError(f"{attribute.name} must be in [0, 1)")
 
 
 @attrs.frozen(kw_only=True)
@@ -44,15 +64,23 @@ class RetryPolicy:
     """
     How failed requests are retried.
 
+    Retry ``n`` sleeps a random time in ``[d / 2, d]`` with
+    ``d = min(wait_max, wait_initial * 2 ** (n - 1))``, unless the server's
+    ``Retry-After`` says otherwise. ``RetryPolicy(wait_initial=0,
+    wait_max=0)`` retries without sleeping (for tests).
+
     Args:
         max_retries: Retries after the first attempt (0 turns retrying off).
         wait_initial: The first backoff step, in seconds.
         wait_max: The largest backoff step, in seconds.
+
+    Raises:
+        TypeError, ValueError: A negative, NaN or non-integer setting.
     """
 
-    max_retries: int = 3
-    wait_initial: float = 0.5
-    wait_max: float = 8.0
+    max_retries: int = attrs.field(default=3, validator=_count)
+    wait_initial: float = attrs.field(default=0.5, validator=_delay)
+    wait_max: float = attrs.field(default=8.0, validator=_delay)
 
     def backoff(self, attempt: int) -> float:
         """
@@ -80,11 +108,11 @@ class PollPolicy:
             "not visible yet" rather than "no such execution".
     """
 
-    wait_initial: float = 1.0
-    multiplier: float = 1.5
-    wait_max: float = 15.0
-    jitter: float = 0.2
-    not_visible_grace: float = 30.0
+    wait_initial: float = attrs.field(default=1.0, validator=_positive)
+    multiplier: float = attrs.field(default=1.5, validator=_positive)
+    wait_max: float = attrs.field(default=15.0, validator=_positive)
+    jitter: float = attrs.field(default=0.2, validator=_fraction)
+    not_visible_grace: float = attrs.field(default=30.0, validator=_delay)
 
     def delay(self, poll: int) -> float:
         """
@@ -94,10 +122,33 @@ class PollPolicy:
         return step * random.uniform(1 - self.jitter, 1 + self.jitter)
 
 
-def _retry_after(exc: BaseException | None) -> float | None:
-    if isinstance(exc, errors.RateLimitError) and exc.retry_after is not None:
-        return min(exc.retry_after, MAX_RETRY_AFTER)
-    return None
+def resolve_retry(
+    retry: RetryPolicy | None,
+    max_retries: int | None,
+    *,
+    base: RetryPolicy | None = None,
+) -> RetryPolicy:
+    if retry is not None:
+        if not isinstance(retry, RetryPolicy):
+            raise TypeError("retry must be a RetryPolicy")
+        return retry
+    policy = base or RetryPolicy()
+    if max_retries is None:
+        return policy
+    return RetryPolicy(
+        max_retries=max_retries,  # checked by RetryPolicy
+        wait_initial=policy.wait_initial,
+        wait_max=policy.wait_max,
+    )
+
+
+def check_poll(poll: PollPolicy | None) -> PollPolicy | None:
+    """
+    Return *poll* when it is a ``PollPolicy`` or ``None``, else raise TypeError.
+    """
+    if poll is not None and not isinstance(poll, PollPolicy):
+        raise TypeError("poll must be a PollPolicy")
+    return poll
 
 
 async def retry_request(
@@ -107,64 +158,41 @@ async def retry_request(
     policy: RetryPolicy,
     deadline: float | None,
     describe: str,
-    on_retry_after: Callable[[float], None] | None = None,
 ) -> T:
     """
     Retry *send* after its first attempt failed with *first_error*.
 
-    The fast path (no failure) never comes here: building the retry machinery
-    per call costs tens of microseconds. Attempt 1 ran on the fast path, so
-    tenacity's attempt ``n`` is our attempt ``n + 1``.
+    The fast path (no failure) never comes here. Before retry ``n`` the loop
+    sleeps the server's ``Retry-After`` (already capped in ``_wire``) or
+    ``policy.backoff(n)``; it gives up at once when the error is not
+    retryable, when retries run out, or when the sleep would pass *deadline*
+    (``time.monotonic()`` seconds).
 
     Raises:
-        errors.SequenceError: The last error, when retries ran out, the error
-            is not retryable, or the next sleep would pass *deadline*
-            (``time.monotonic()`` seconds).
+        errors.SequenceError: The last error.
     """
-    waits: dict[int, float] = {}
-
-    def wait_after(attempt: int, exc: BaseException | None) -> float:
-        if attempt not in waits:
-            hint = _retry_after(exc)
-            waits[attempt] = hint if hint is not None else policy.backoff(attempt)
-        return waits[attempt]
-
-    def give_up(attempt: int, exc: BaseException | None) -> bool:
-        return attempt > policy.max_retries or (
-            deadline is not None
-            and time.monotonic() + wait_after(attempt, exc) > deadline
-        )
-
-    def before_sleep(attempt: int, exc: BaseException | None, sleep: float) -> None:
-        hint = _retry_after(exc)
-        if hint is not None and on_retry_after is not None:
-            on_retry_after(hint)
+    error = first_error
+    for retry in range(1, policy.max_retries + 1):
+        if not is_retryable(error):
+            break
+        hint = error.retry_after if isinstance(error, errors.RateLimitError) else None
+        delay = hint if hint is not None else policy.backoff(retry)
+        if deadline is not None and time.monotonic() + delay > deadline:
+            break
         log.info(
-            "retrying %s after %s (attempt %d, sleeping %.2fs)",
+            "retrying %s after %s (retry %d, sleeping %.2fs)",
             describe,
-            type(exc).__name__,
-            attempt,
-            sleep,
+            type(error).__name__,
+            retry,
+            delay,
+            extra={"retry": retry, "delay": delay},
         )
-
-    if not is_retryable(first_error) or give_up(1, first_error):
-        raise first_error
-    before_sleep(1, first_error, wait_after(1, first_error))
-    await asyncio.sleep(wait_after(1, first_error))
-
-    def exc_of(state: tenacity.RetryCallState) -> BaseException | None:
-        return state.outcome.exception() if state.outcome else None
-
-    retrying = tenacity.AsyncRetrying(
-        retry=tenacity.retry_if_exception(is_retryable),
-        wait=lambda s: wait_after(s.attempt_number + 1, exc_of(s)),
-        stop=lambda s: give_up(s.attempt_number + 1, exc_of(s)),
-        before_sleep=lambda s: before_sleep(
-            s.attempt_number + 1, exc_of(s), s.upcoming_sleep
-        ),
-        reraise=True,
-    )
-    return await retrying(send)
+        await asyncio.sleep(delay)
+        try:
+            return await send()
+        except errors.SequenceError as exc:
+            error = exc
+    raise error
 
 
 async def poll_loop(

@@ -1,104 +1,121 @@
 """
 The one seam to the network: send a ``_wire.Request``, get a ``_wire.Response``.
 
-Owns the ``aiohttp.ClientSession`` (created lazily inside the running loop,
-or borrowed from the caller and then never closed), the per-attempt timeout,
-and the mapping of aiohttp and timeout failures to ``APIConnectionError`` /
-``APITimeoutError``, done once, here.
+Owns the ``aiohttp.ClientSession`` (made lazily inside the running loop and
+never again after ``aclose()``, or borrowed from the caller and then never
+closed), the proxy read once from the environment, the per-attempt timeout,
+the capped read of every answer (decompressed bytes counted, redirects never
+followed), and the mapping of aiohttp and timeout failures to
+``APIConnectionError`` / ``APITimeoutError``, done once, here.
 
-May import: ``_wire``, ``errors``. The only module that imports aiohttp.
+aiohttp's frames hold the plain ``Authorization`` header in their locals, so
+every exception leaves ``send`` without them: its traceback starts here, and
+the tracebacks of its cause and context are dropped (their type and message
+stay).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl as _ssl
+import urllib.request
+import zlib
 
 import aiohttp
 import yarl
-from aiohttp.helpers import get_env_proxy_for_url
 
 from . import errors
 from ._wire import Request, Response
 
 
 ClientSession = aiohttp.ClientSession
+_CHUNK = 64 * 1024
 
 
-class _Session:
-    """
-    The session behind a transport and its views, opened on first use.
-    """
-
-    __slots__ = ("owned", "proxy", "proxy_auth", "session", "ssl")
-
-    def __init__(
-        self, session: aiohttp.ClientSession | None, ssl: _ssl.SSLContext | bool | None
-    ) -> None:
-        self.session = session
-        self.owned = session is None
-        self.ssl = ssl
-        self.proxy: yarl.URL | None = None
-        self.proxy_auth: aiohttp.BasicAuth | None = None
-
-    def open(self, base_url: str) -> aiohttp.ClientSession:
-        # The proxy environment variables are read once, here, not through
-        # trust_env: that costs two thread hops per request and reads ~/.netrc,
-        # whose credentials would clash with our Authorization header.
-        try:
-            self.proxy, self.proxy_auth = get_env_proxy_for_url(yarl.URL(base_url))
-        except LookupError:
-            self.proxy = self.proxy_auth = None
-        connector = aiohttp.TCPConnector(
-            limit=100, ttl_dns_cache=300, ssl=self.ssl if self.ssl is not None else True
-        )
-        self.session = aiohttp.ClientSession(connector=connector)
-        return self.session
-
-
-class Transport:
+class AiohttpTransport:
     """
     Sends requests through one aiohttp session.
 
     Args:
         base_url: Prefix of every path.
-        timeout: Seconds per attempt.
         session: A caller's session, used as is and never closed here.
         ssl: An SSL context (or ``False``) for a session made here.
+        max_response_bytes: The most bytes of one answer read, decompressed.
     """
 
-    __slots__ = ("_base_url", "_shared", "_timeout")
+    __slots__ = (
+        "_base_url",
+        "_closed",
+        "_limit",
+        "_owned",
+        "_proxy",
+        "_proxy_auth",
+        "_session",
+        "_ssl",
+        "_timeouts",
+    )
 
     def __init__(
         self,
         base_url: str,
         *,
-        timeout: float,
         session: aiohttp.ClientSession | None = None,
         ssl: _ssl.SSLContext | bool | None = None,
+        max_response_bytes: int,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._shared = _Session(session, ssl)
+        self._base_url = base_url
+        self._session = session
+        self._owned = session is None
+        self._ssl = ssl
+        self._limit = max_response_bytes
+        self._closed = False
+        self._proxy: yarl.URL | None = None
+        self._proxy_auth: aiohttp.BasicAuth | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
-    def with_timeout(self, timeout: float) -> Transport:
-        """
-        Return a transport sharing this one's session, with another timeout.
-        """
-        view = Transport(self._base_url, timeout=timeout)
-        view._shared = self._shared
-        return view
+    def __repr__(self) -> str:
+        return f"<AiohttpTransport {self._base_url}>"
 
-    async def send(self, request: Request) -> Response:
+    def _open(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise errors.ClientClosedError("this SequenceClient is closed")
+        # The proxy environment is read once, here, not through trust_env:
+        # that costs two thread hops per request and reads ~/.netrc, whose
+        # credentials would clash with our Authorization header.
+        url = yarl.URL(self._base_url)
+        raw = urllib.request.getproxies().get(url.scheme)
+        if raw and not urllib.request.proxy_bypass(url.host or ""):
+            proxy = yarl.URL(raw if "://" in raw else f"http://{raw}")
+            self._proxy_auth = aiohttp.BasicAuth.from_url(proxy)
+            self._proxy = proxy.with_user(None)
+        connector = aiohttp.TCPConnector(
+            limit=100,
+            ttl_dns_cache=300,
+            ssl=self._ssl if self._ssl is not None else True,
+        )
+        self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return timeout
+
+    async def send(self, request: Request, *, timeout: float) -> Response:
         """
-        Send *request* once and read the whole answer.
+        Send *request* once and read the whole answer (at most the byte cap).
 
         Raises:
-            errors.APITimeoutError: The attempt ran past the timeout.
-            errors.APIConnectionError: No HTTP answer was had.
+            errors.APITimeoutError: The attempt ran past *timeout* seconds.
+            errors.APIConnectionError: No HTTP answer was had; ``sent`` says
+                whether the request may have reached the server.
+            errors.ResponseTooLargeError: The body passed the byte cap.
+            errors.ResponseValidationError: An encoding we cannot read.
+            errors.ClientClosedError: The transport was closed.
         """
-        shared = self._shared
-        session = shared.session or shared.open(self._base_url)
+        session = self._session or self._open()
+        request_id = request.headers.get("X-Request-ID")
         try:
             async with session.request(
                 request.method,
@@ -106,31 +123,136 @@ class Transport:
                 params=request.params,
                 data=request.body,
                 headers=request.headers,
-                timeout=self._timeout,
-                proxy=shared.proxy,
-                proxy_auth=shared.proxy_auth,
+                timeout=self._timeout(timeout),
+                proxy=self._proxy,
+                proxy_auth=self._proxy_auth,
+                allow_redirects=False,
+                auto_decompress=False,
+                raise_for_status=False,
             ) as response:
-                body = await response.read()
+                body = await self._read(response, request_id)
                 return Response(response.status, response.headers, body)
-        except TimeoutError:
-            raise errors.APITimeoutError(
-                f"{request.method} {request.path} timed out after "
-                f"{self._timeout.total:g}s",
-                request_id=request.headers.get("X-Request-ID"),
+        except BaseException as exc:  # noqa: BLE001 (mapped or re-raised below)
+            failure = self._failure(exc, request, timeout)
+        # Raised outside the except block, so that the original exception is
+        # not kept as the implicit __context__ either.
+        raise failure
+
+    def _failure(
+        self, exc: BaseException, request: Request, timeout: float
+    ) -> BaseException:
+        what = f"{request.method} {request.path}"
+        request_id = request.headers.get("X-Request-ID")
+        error: BaseException
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            error = errors.APIConnectionError(
+                f"{what} could not connect: {exc}", request_id=request_id, sent=False
+            )
+        elif isinstance(exc, aiohttp.ConnectionTimeoutError):
+            error = errors.APITimeoutError(
+                f"{what} could not connect within {timeout:g}s",
+                request_id=request_id,
+                sent=False,
+            )
+        elif isinstance(exc, TimeoutError | aiohttp.ClientError) and self._closed:
+            error = errors.ClientClosedError(
+                "the SequenceClient was closed during the request"
+            )
+        elif isinstance(exc, TimeoutError):
+            error = errors.APITimeoutError(
+                f"{what} timed out after {timeout:g}s", request_id=request_id
+            )
+        elif isinstance(exc, aiohttp.ClientError):
+            error = errors.APIConnectionError(
+                f"{what} failed: {type(exc).__name__}: {exc}", request_id=request_id
+            )
+        else:
+            # Cancellation (a caller's asyncio.timeout too) and our own typed
+            # errors pass unchanged, but without aiohttp's frames.
+            return _scrubbed(exc, None)
+        return _scrubbed(error, exc)
+
+    async def _read(
+        self, response: aiohttp.ClientResponse, request_id: str | None
+    ) -> bytes:
+        limit = self._limit
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        length = response.content_length
+        if length is not None and length > limit:
+            raise _too_large(response.status, limit, request_id)
+        if encoding == "identity" and length is not None:
+            return await response.read()  # the fast path: framed and small
+        if encoding not in ("identity", "gzip", "x-gzip", "deflate"):
+            raise errors.ResponseValidationError(
+                f"cannot read Content-Encoding {encoding[:40]!r}",
+                status=response.status,
+                request_id=request_id,
+            )
+        inflate = (
+            None
+            if encoding == "identity"
+            else zlib.decompressobj(31 if "gzip" in encoding else 15)
+        )
+        parts: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.content.iter_chunked(_CHUNK):
+                data = chunk
+                while data:
+                    if inflate is None:
+                        out, data = data, b""
+                    else:
+                        out = inflate.decompress(data, limit - size + 1)
+                        data = inflate.unconsumed_tail
+                    size += len(out)
+                    if size > limit:
+                        raise _too_large(response.status, limit, request_id)
+                    parts.append(out)
+        except zlib.error as exc:
+            raise errors.ResponseValidationError(
+                f"the {encoding} body does not inflate: {exc}",
+                status=response.status,
+                request_id=request_id,
             ) from None
-        except aiohttp.ClientError as exc:
-            raise errors.APIConnectionError(
-                f"{request.method} {request.path} failed: {type(exc).__name__}: {exc}",
-                request_id=request.headers.get("X-Request-ID"),
-            ) from None
+        return b"".join(parts)
 
     async def aclose(self) -> None:
         """
-        Close the session if this transport created it.
+        Close the session if this transport made it; never open another.
         """
-        shared = self._shared
-        session, shared.session = shared.session, None
-        if session is not None and shared.owned and not session.closed:
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owned and not session.closed:
             await session.close()
             # Let the connector's transports finish closing (aiohttp's advice).
             await asyncio.sleep(0)
+
+
+def _too_large(
+    status: int, limit: int, request_id: str | None
+) -> errors.ResponseTooLargeError:
+    return errors.ResponseTooLargeError(
+        f"the answer's body is over max_response_bytes ({limit:,} bytes); "
+        "not read further",
+        status=status,
+        request_id=request_id,
+    )
+
+
+def _scrubbed(error: BaseException, cause: BaseException | None) -> BaseException:
+    # Keep the cause's type and message for debugging, but none of the frames
+    # (aiohttp's locals hold the plain key), nor aiohttp's request_info (its
+    # headers hold it too).
+    if cause is not None and hasattr(cause, "request_info"):
+        cause = aiohttp.ClientError(f"{type(cause).__name__}: {cause}")
+    seen: set[int] = set()
+    link = cause or error.__cause__ or error.__context__
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        link.__traceback__ = None
+        link = link.__cause__ or link.__context__
+    error.__traceback__ = None
+    if cause is not None:
+        error.__cause__ = cause
+        error.__suppress_context__ = True
+    return error

@@ -1,13 +1,12 @@
 """
 Sans-I/O wire logic: plain functions over plain values.
 
-Owns the request and response values, the headers every request carries, the
-idempotency-key rule, decoding of the ``{request_id, data}`` envelope, the one
-mapping from status and error code to exception class, ``Retry-After`` parsing
-and query-string building. No event loop, no sockets: every function here is
-tested with plain values.
-
-May import: ``errors``.
+Owns the request and response values, the headers every request carries,
+decoding of the ``{request_id, data}`` envelope (strict JSON: no NaN, no
+stack-exhausting nesting), the one mapping from status and error code to
+exception class, and the one cap on every delay a server asks for
+(``Retry-After``). No event loop, no sockets: every function here is tested
+with plain values.
 """
 
 from __future__ import annotations
@@ -27,8 +26,13 @@ VERSION: Final = importlib.metadata.version("sequence-async")
 USER_AGENT: Final = f"sequence-async/{VERSION}"
 DEFAULT_BASE_URL: Final = "https://api.getsequence.io/api/v1"
 RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
-MAX_RETRY_AFTER: Final = 60.0
+# The longest a server may make us wait (Retry-After, a 429's drain): a
+# bigger, infinite or unparseable hint is cut to this.
+MAX_SERVER_DELAY: Final = 60.0
 MAX_PAGE_SIZE: Final = 100
+# The most bytes of one answer the client reads, decompressed: a bigger body is
+# an error, not an out-of-memory.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 4 * 1024 * 1024
 _MESSAGE_CHARS: Final = 200
 
 _STATUS_ERRORS: Final[Mapping[int, type[errors.APIStatusError]]] = {
@@ -50,6 +54,9 @@ _encode = json.JSONEncoder(separators=(",", ":")).encode
 class Secret:
     """
     A value that never shows itself: its repr is redacted (the API key).
+
+    It refuses to be pickled or copied, so a pickled client fails loudly
+    instead of writing the key to disk.
     """
 
     __slots__ = ("value",)
@@ -59,6 +66,11 @@ class Secret:
 
     def __repr__(self) -> str:
         return "Secret('<redacted>')"
+
+    def __reduce_ex__(self, protocol: object) -> Any:
+        raise TypeError("the API key cannot be pickled or copied")
+
+    __reduce__ = __reduce_ex__  # type: ignore[assignment]
 
 
 class Headers(dict[str, str]):
@@ -131,6 +143,9 @@ def build_request(
     headers["Authorization"] = auth.value
     headers["X-Request-ID"] = request_id
     headers["User-Agent"] = USER_AGENT
+    headers["Accept"] = "application/json"
+    # Only encodings the transport can inflate under its size cap.
+    headers["Accept-Encoding"] = "gzip, deflate"
     body = None
     if json_body is not None:
         headers["Content-Type"] = "application/json"
@@ -140,99 +155,42 @@ def build_request(
     return Request(method, path, params, body, headers, idempotency_key)
 
 
-def check_idempotency_key(key: object) -> str:
+def cap_delay(seconds: float | None) -> float | None:
     """
-    Return *key* when it is 1 to 255 printable ASCII characters, else raise.
+    Return a server-given delay cut to ``[0, MAX_SERVER_DELAY]``.
 
-    Raises:
-        ValueError: The key is empty, too long or not printable ASCII.
-        TypeError: The key is not a string.
+    NaN gives ``None`` (no hint); infinity and huge values give the cap: no
+    server can make the client wait longer than that.
     """
-    return _check_token(key, "idempotency_key", 255)
-
-
-def check_request_id(request_id: object) -> str:
-    """
-    Return *request_id* when it is 1 to 128 printable ASCII characters.
-
-    Raises:
-        ValueError: The id is empty, too long or not printable ASCII.
-        TypeError: The id is not a string.
-    """
-    return _check_token(request_id, "request_id", 128)
-
-
-def _check_token(value: object, name: str, longest: int) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    if not 1 <= len(value) <= longest or not all(" " < c <= "~" for c in value):
-        raise ValueError(
-            f"{name} must be 1 to {longest} printable ASCII characters without spaces"
-        )
-    return value
-
-
-def query(**params: object) -> dict[str, str]:
-    """
-    Build a query mapping: ``None`` dropped, datetimes as ISO 8601 UTC.
-
-    A trailing underscore is dropped from names (``from_`` is sent as
-    ``from``).
-    """
-    out: dict[str, str] = {}
-    for name, value in params.items():
-        if value is None:
-            continue
-        key = name.rstrip("_")
-        if isinstance(value, datetime):
-            if value.tzinfo is None:
-                raise ValueError(f"{name} must be an aware datetime")
-            out[key] = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        elif isinstance(value, bool):
-            out[key] = "true" if value else "false"
-        else:
-            out[key] = str(value)
-    return out
-
-
-def is_int(value: object) -> bool:
-    """
-    Whether *value* is an ``int`` and not a ``bool``.
-    """
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_page_size(first: int | None) -> int | None:
-    """
-    Return *first* when it is ``None`` or 1 to 100, else raise ``ValueError``.
-    """
-    if first is not None and not (is_int(first) and 1 <= first <= MAX_PAGE_SIZE):
-        raise ValueError(f"page_size must be an int from 1 to {MAX_PAGE_SIZE}")
-    return first
+    if seconds is None or math.isnan(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_SERVER_DELAY)
 
 
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     """
     Return ``Retry-After`` (seconds or an HTTP date) as seconds from *now*.
 
-    Unparseable values give ``None``; dates in the past give ``0.0``.
+    Unparseable values give ``None``; dates in the past give ``0.0``; the
+    result is capped by ``cap_delay``.
     """
     if not value:
         return None
-    value = value.strip()
+    value = value.strip()[:100]
     try:
         seconds = float(value)
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    if math.isnan(seconds):
-        return None
-    return max(0.0, seconds)
+        try:
+            seconds = (when - now).total_seconds()
+        except OverflowError:
+            seconds = math.inf
+    return cap_delay(seconds)
 
 
 def decode_response(
@@ -258,16 +216,24 @@ def decode_response(
             idempotency_key=idempotency_key,
             now=now or datetime.now(UTC),
         )
+    if not 200 <= status < 300:
+        # An API client follows no redirect: a 3xx (JSON body or not) could
+        # send a trigger to another rule, or the key to another host.
+        raise errors.ResponseValidationError(
+            f"unexpected HTTP {status} (redirects are not followed): "
+            f"{_snippet(response.body)!r}",
+            status=status,
+            request_id=server_request_id,
+        )
     if status == 204 or not response.body:
         return Envelope(None, server_request_id, None)
-    try:
-        payload = json.loads(response.body)
-    except ValueError:
+    payload = loads(response.body)
+    if payload is _NOT_JSON:
         raise errors.ResponseValidationError(
             f"expected a JSON body, got {_snippet(response.body)!r}",
             status=status,
             request_id=server_request_id,
-        ) from None
+        )
     if not isinstance(payload, dict) or "data" not in payload:
         raise errors.ResponseValidationError(
             "expected a {request_id, data} envelope, got "
@@ -301,10 +267,7 @@ def error_for(
     status = response.status
     code: str | None = None
     message = _snippet(response.body) or f"HTTP {status}"
-    try:
-        payload = json.loads(response.body)
-    except ValueError:
-        payload = None
+    payload = loads(response.body)
     if isinstance(payload, dict):
         error = payload.get("error")
         if isinstance(error, dict):
@@ -358,6 +321,27 @@ def next_cursor(
     if isinstance(has_next, bool):
         return cursor if has_next else None
     return cursor if items >= page_size else None
+
+
+_NOT_JSON: Final[Any] = object()
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads(body: bytes | str) -> Any:
+    """
+    Parse JSON strictly; return ``_NOT_JSON`` for anything that is not.
+
+    NaN and Infinity are refused, and so is nesting deep enough to exhaust
+    the interpreter's recursion limit: a hostile body never escapes as a bare
+    ``RecursionError``.
+    """
+    try:
+        return json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
 
 
 def _snippet(body: bytes) -> str:

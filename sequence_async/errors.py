@@ -17,14 +17,18 @@ import it without a cycle.
     │   ├── ConflictError           409
     │   ├── RateLimitError          429 (.retry_after)
     │   └── ServerError             5xx
-    ├── ResponseValidationError     a 2xx body that does not parse
+    ├── ResponseValidationError     a body that does not parse, or a redirect
+    │   └── ResponseTooLargeError   a body over ``max_response_bytes``
     ├── OutcomeUnknownError         a POST whose retries ran out: money may have moved
     ├── ExecutionFailedError        a rule execution ended ``failed``
     ├── WaitTimeoutError            a wait hit its deadline (carries the handle)
     ├── NotStartedError             a bulk item skipped after max_failures
-    └── ClientClosedError           the client was used after ``aclose()``
+    ├── ClientClosedError           the client was used after ``aclose()``
+    └── EventLoopError              the client was used from another event loop
 
-May import: nothing from the package.
+Every error pickles (to cross a ``ProcessPoolExecutor``) with its attributes,
+and none holds the API key: a ``WaitTimeoutError``'s handle pickles without
+its client (wait on it again through ``client.execution_from_token``).
 """
 
 from __future__ import annotations
@@ -45,12 +49,14 @@ __all__ = [
     "BadRequestError",
     "ClientClosedError",
     "ConflictError",
+    "EventLoopError",
     "ExecutionFailedError",
     "NotFoundError",
     "NotStartedError",
     "OutcomeUnknownError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "ResponseValidationError",
     "SequenceError",
     "ServerError",
@@ -58,21 +64,46 @@ __all__ = [
 ]
 
 
+def _rebuild(
+    cls: type[SequenceError], args: tuple[Any, ...], state: dict[str, Any]
+) -> SequenceError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class SequenceError(Exception):
     """
     Base class of every error this package raises on purpose.
     """
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """
+        Pickle from the message and the attributes (not ``cls(*args)``).
+        """
+        # The default reduce calls cls(*args), which keyword-only arguments
+        # break, so errors crossing a process pool broke the pool.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
 
 class APIConnectionError(SequenceError):
     """
     The request did not get an HTTP answer (DNS, refused, reset, TLS).
+
+    Attributes:
+        request_id: The request's ``X-Request-ID``.
+        sent: ``False`` when the request surely never reached the server (no
+            connection could be made); ``True`` when it may have.
     """
 
-    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, request_id: str | None = None, sent: bool = True
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.request_id = request_id
+        self.sent = sent
 
 
 class APITimeoutError(APIConnectionError):
@@ -162,7 +193,11 @@ class ServerError(APIStatusError):
 
 class ResponseValidationError(SequenceError):
     """
-    A successful response whose body is not what the API documents.
+    A response whose body is not what the API documents.
+
+    Also raised for a body larger than the client's ``max_response_bytes``
+    (``ResponseTooLargeError``) and for a redirect, which an API client never
+    follows.
     """
 
     def __init__(
@@ -174,13 +209,22 @@ class ResponseValidationError(SequenceError):
         self.request_id = request_id
 
 
+class ResponseTooLargeError(ResponseValidationError):
+    """
+    The answer's body (decompressed) passed the client's ``max_response_bytes``.
+    """
+
+
 class OutcomeUnknownError(SequenceError):
     """
-    A mutating request's retries ran out on network or server errors.
+    A mutating request may have been carried out, but no answer tells how.
 
-    The server may have acted on it: money may have moved. Send the same
-    request again with ``idempotency_key`` to learn the outcome without moving
-    money twice.
+    Raised when an attempt may have reached the server and the call then
+    ended without a usable answer: retries ran out on network or server
+    errors, the answer was unreadable, or the client was closed meanwhile.
+    Money may have moved. Send the same request again with
+    ``idempotency_key`` to learn the outcome without moving money twice; the
+    cause is chained as ``__cause__``.
     """
 
     def __init__(self, message: str, *, idempotency_key: str) -> None:
@@ -228,4 +272,13 @@ class NotStartedError(SequenceError):
 class ClientClosedError(SequenceError, RuntimeError):
     """
     The client was used after ``aclose()``, or closed while a wait was pending.
+    """
+
+
+class EventLoopError(SequenceError, RuntimeError):
+    """
+    The client was used from an event loop other than the one it first ran on.
+
+    A ``SequenceClient`` belongs to one event loop (one ``asyncio.run()``):
+    make a new client in each.
     """

@@ -11,8 +11,10 @@ into a no-op once either side is fixed: delete it then.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import AsyncIterator, Iterator
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,10 +22,13 @@ import aiohttp
 import aioresponses.core
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from aioresponses import aioresponses as Aioresponses  # noqa: N812
 
-from sequence_async import PollPolicy, SequenceClient
-from sequence_async._retry import RetryPolicy
+from sequence_async import PollPolicy, RetryPolicy, SequenceClient
+from sequence_async._poller import Poller
+from sequence_async._requester import Requester, Shared
+from sequence_async._wire import Headers, Request, Response, Secret
 from sequence_async.testing import FakeSequence, ManualClock, serve
 
 
@@ -67,8 +72,9 @@ async def client() -> AsyncIterator[SequenceClient]:
     """
     A client of a mocked base URL whose retries do not sleep.
     """
-    async with SequenceClient(API_KEY, base_url=BASE_URL, poll=FAST_POLL) as c:
-        c._retry = NO_WAIT_RETRIES
+    async with SequenceClient(
+        API_KEY, base_url=BASE_URL, poll=FAST_POLL, retry=NO_WAIT_RETRIES
+    ) as c:
         yield c
 
 
@@ -94,8 +100,9 @@ async def live(server: FakeSequence) -> AsyncIterator[SequenceClient]:
     """
     A client talking real HTTP to ``server``, polling every 5 ms.
     """
-    async with SequenceClient(server.api_key, base_url=server.url, poll=FAST_POLL) as c:
-        c._retry = NO_WAIT_RETRIES
+    async with SequenceClient(
+        server.api_key, base_url=server.url, poll=FAST_POLL, retry=NO_WAIT_RETRIES
+    ) as c:
         yield c
 
 
@@ -111,3 +118,89 @@ def envelope(data: Any, **extra: Any) -> dict[str, Any]:
     A success body.
     """
     return {"request_id": "req_srv_1", "data": data, **extra}
+
+
+Answer = Response | BaseException | Callable[[Request], Response]
+
+
+class FakeTransport:
+    """
+    The test double at the seam: canned answers in order, every request kept.
+
+    Each answer is a ``Response``, an exception to raise, or a function of
+    the request; the last one repeats.
+    """
+
+    def __init__(self, *answers: Answer) -> None:
+        self.answers = list(answers)
+        self.sent: list[Request] = []
+        self.timeouts: list[float] = []
+        self.closed = False
+
+    async def send(self, request: Request, *, timeout: float) -> Response:
+        """Record *request* and give the next answer."""
+        self.sent.append(request)
+        self.timeouts.append(timeout)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer(request) if callable(answer) else answer
+
+    async def aclose(self) -> None:
+        """Remember the close."""
+        self.closed = True
+
+
+def ok(data: Any, code: int = 200) -> Response:
+    """A success answer with *data* in the envelope."""
+    return Response(code, {}, json.dumps(envelope(data)).encode())
+
+
+def status(
+    code: int, body: bytes = b"", *, headers: dict[str, str] | None = None
+) -> Response:
+    """An answer with *code*, a raw body and *headers*."""
+    return Response(code, headers or {}, body)
+
+
+def requester(transport: FakeTransport, **settings: Any) -> Requester:
+    """A requester over *transport* whose retries do not sleep."""
+    options: dict[str, Any] = {
+        "timeout": 5.0,
+        "retry": NO_WAIT_RETRIES,
+        "poll": FAST_POLL,
+        **settings,
+    }
+    return Requester(
+        Shared(transport, poller=Poller()),
+        Secret(f"ApiKey {API_KEY}"),
+        Headers(),
+        options["timeout"],
+        options["retry"],
+        options["poll"],
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@contextlib.asynccontextmanager
+async def hostile(routes: Mapping[tuple[str, str], Handler]) -> AsyncIterator[str]:
+    """
+    A server on loopback answering *routes* ((method, path) -> handler).
+
+    Yields its ``/api/v1`` base URL. For answers the fake server never gives:
+    stalls, huge or endless bodies, redirects, garbage.
+    """
+    app = web.Application()
+    for (method, route), handler in routes.items():
+        app.router.add_route(method, "/api/v1" + route, handler)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}/api/v1"
+    finally:
+        await runner.cleanup()

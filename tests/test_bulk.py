@@ -117,9 +117,10 @@ async def test_async_iterables_and_progress(
 
     last = progress[-1]
     assert all(o.ok for o in outcomes)
-    assert (6, 0, 6, 0, 0, 6) == (
+    assert (6, 0, 0, 6, 0, 0, 6) == (
         last.started,
-        last.in_flight,
+        last.triggering,
+        last.waiting,
         last.succeeded,
         last.failed,
         last.not_started,
@@ -204,7 +205,6 @@ async def test_cancelling_the_consumer_cancels_in_flight_work(
 
     assert sent == server.counts["trigger_rule"]
     assert not other_tasks()
-    assert {} == live._poller._groups
 
 
 async def test_timeouts_are_outcomes(
@@ -221,12 +221,14 @@ async def test_timeouts_are_outcomes(
     ("kwargs", "match"),
     [({"concurrency": 0}, "concurrency"), ({"max_failures": 0}, "max_failures")],
 )
-async def test_bad_options_raise(
-    live: SequenceClient, kwargs: dict[str, int], match: str
+async def test_bad_options_raise_at_the_call(
+    live: SequenceClient, server: FakeSequence, kwargs: dict[str, Any], match: str
 ) -> None:
-    """Concurrency and max_failures must be at least 1."""
+    """Concurrency and max_failures below 1 raise at once, before anything is sent."""
     with pytest.raises(ValueError, match=match):
-        await live.trigger_all(["rule_0001"], **kwargs)
+        live.trigger_many(["rule_0001"], **kwargs)
+
+    assert 0 == server.counts["trigger_rule"]
 
 
 async def test_failing_input_iterator_is_raised(

@@ -5,9 +5,12 @@ Tests of the client's request path with aioresponses: headers, retries, errors.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
+import time
 import traceback
+import warnings
 from typing import Any
 
 import aiohttp
@@ -16,10 +19,17 @@ from aioresponses import CallbackResult
 from aioresponses import aioresponses as Aioresponses  # noqa: N812
 from yarl import URL
 
-from sequence_async import SequenceClient, errors
-from sequence_async._retry import RetryPolicy
+from sequence_async import RetryPolicy, SequenceClient, errors
 
-from .conftest import API_KEY, BASE_URL, envelope, url
+from .conftest import (
+    API_KEY,
+    BASE_URL,
+    FakeTransport,
+    envelope,
+    requester,
+    status,
+    url,
+)
 
 
 def sent(mock: Aioresponses, method: str, path: str) -> list[dict[str, Any]]:
@@ -242,14 +252,17 @@ async def test_ids_are_escaped_in_paths(
     assert 1 == len(mock_http.requests)
 
 
-async def test_trigger_answer_without_execution_id_is_a_validation_error(
+async def test_trigger_answer_without_execution_id_keeps_the_key(
     client: SequenceClient, mock_http: Aioresponses
 ) -> None:
-    """A 2xx trigger answer without execution_id raises ResponseValidationError."""
+    """A 2xx trigger answer without execution_id: outcome unknown, with the key."""
     mock_http.post(url("/rules/r1/trigger"), payload=envelope({"id": 3}))
 
-    with pytest.raises(errors.ResponseValidationError, match="execution_id"):
-        await client.rules.trigger("r1")
+    with pytest.raises(errors.OutcomeUnknownError) as info:
+        await client.rules.trigger("r1", idempotency_key="k-lost")
+
+    assert "k-lost" == info.value.idempotency_key
+    assert isinstance(info.value.__cause__, errors.ResponseValidationError)
 
 
 async def test_lost_trigger_responses_raise_outcome_unknown(
@@ -336,18 +349,17 @@ async def test_retry_after_http_date_is_honoured(
     assert [] == await client.accounts.list()
 
 
-async def test_retry_after_beyond_the_deadline_raises_at_once(
-    client: SequenceClient, mock_http: Aioresponses
-) -> None:
+async def test_retry_after_beyond_the_deadline_raises_at_once() -> None:
     """When Retry-After would pass the caller's deadline, the 429 is raised now."""
-    mock_http.get(url("/accounts"), status=429, headers={"Retry-After": "30"})
-    loop = asyncio.get_running_loop()
+    transport = FakeTransport(status(429, headers={"Retry-After": "30"}))
 
     with pytest.raises(errors.RateLimitError) as info:
-        await client._request("GET", "/accounts", deadline=loop.time() + 5)
+        await requester(transport).request(
+            "GET", "/accounts", deadline=time.monotonic() + 5
+        )
 
     assert 30.0 == info.value.retry_after
-    assert 1 == len(sent(mock_http, "GET", "/accounts"))
+    assert 1 == len(transport.sent)
 
 
 async def test_max_retries_zero_sends_once(mock_http: Aioresponses) -> None:
@@ -365,23 +377,29 @@ async def test_with_options_shares_the_session(
     client: SequenceClient, mock_http: Aioresponses
 ) -> None:
     """A view with other options sends through the same session and stays usable."""
+    mock_http.get(url("/accounts"), status=503)
     mock_http.get(url("/accounts"), payload=envelope([]), repeat=True)
     view = client.with_options(timeout=5.0, max_retries=0)
 
+    with pytest.raises(errors.ServerError):
+        await view.accounts.list()
     await client.accounts.list()
-    await view.accounts.list()
+    await client.aclose()
 
-    assert client._transport._shared is view._transport._shared
-    assert 0 == view._retry.max_retries
+    assert view.closed
+    with pytest.raises(errors.ClientClosedError):
+        await view.accounts.list()
 
 
 async def test_cancellation_is_never_retried_or_swallowed(
     client: SequenceClient, mock_http: Aioresponses
 ) -> None:
     """Cancelling a request during its backoff ends it with CancelledError."""
-    client._retry = RetryPolicy(max_retries=3, wait_initial=30.0, wait_max=30.0)
+    slow = client.with_options(
+        retry=RetryPolicy(max_retries=3, wait_initial=30.0, wait_max=30.0)
+    )
     mock_http.get(url("/accounts"), status=503, repeat=True)
-    task = asyncio.create_task(client.accounts.list())
+    task = asyncio.create_task(slow.accounts.list())
     while not mock_http.requests:
         await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -443,12 +461,13 @@ async def test_owned_session_is_closed(mock_http: Aioresponses) -> None:
     mock_http.get(url("/accounts"), payload=envelope([]))
     c = SequenceClient(API_KEY, base_url=BASE_URL)
     await c.accounts.list()
-    session = c._transport._shared.session
-    assert session is not None
 
     await c.aclose()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unclosed session warns when collected
+        gc.collect()
 
-    assert session.closed
+    assert c.closed
 
 
 async def test_api_key_never_appears_in_repr_errors_or_logs(

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sequence_async import _wire, errors
+from sequence_async import SequenceClient, _checks, _wire, errors
 
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -42,6 +42,8 @@ def test_build_request_sets_documented_headers() -> None:
         "Content-Type": "application/json",
         "Idempotency-Key": "idem",
         "X-Extra": "1",
+        "Accept": "application/json",
+        "Accept-Encoding": "gzip, deflate",
     } == req.headers
     assert b'{"a":1}' == req.body
 
@@ -71,27 +73,27 @@ def test_default_headers_cannot_override_auth() -> None:
 @pytest.mark.parametrize("key", ["a", "x" * 255, "order:42/retry|1", "~!"])
 def test_valid_idempotency_keys_pass(key: str) -> None:
     """Keys of 1 to 255 printable ASCII characters are accepted as they are."""
-    assert key == _wire.check_idempotency_key(key)
+    assert key == _checks.check_idempotency_key(key)
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "has space", "tab\t", "é"])
 def test_invalid_idempotency_keys_raise_value_error(key: str) -> None:
     """Empty, too long, spaced or non-ASCII keys are rejected locally."""
     with pytest.raises(ValueError, match="idempotency_key"):
-        _wire.check_idempotency_key(key)
+        _checks.check_idempotency_key(key)
 
 
 def test_non_string_idempotency_key_raises_type_error() -> None:
     """A key that is not a string is a TypeError."""
     with pytest.raises(TypeError):
-        _wire.check_idempotency_key(42)
+        _checks.check_idempotency_key(42)
 
 
 def test_query_drops_none_and_formats_values() -> None:
     """None is dropped, from_ becomes from, datetimes become UTC ISO with Z."""
     when = datetime(2024, 4, 23, 11, 15, tzinfo=UTC) + timedelta()
 
-    assert {"from": "2024-04-23T11:15:00Z", "flag": "true", "n": "3"} == _wire.query(
+    assert {"from": "2024-04-23T11:15:00Z", "flag": "true", "n": "3"} == _checks.query(
         from_=when, to=None, flag=True, n=3
     )
 
@@ -99,14 +101,16 @@ def test_query_drops_none_and_formats_values() -> None:
 def test_query_rejects_naive_datetimes() -> None:
     """A naive datetime is ambiguous and raises."""
     with pytest.raises(ValueError, match="aware"):
-        _wire.query(to=datetime(2024, 1, 1))  # noqa: DTZ001
+        _checks.query(to=datetime(2024, 1, 1))  # noqa: DTZ001
 
 
 @pytest.mark.parametrize("size", [0, 101, True, 2.5, "10"])
 def test_bad_page_sizes_raise(size: object) -> None:
-    """page_size must be an int from 1 to 100."""
-    with pytest.raises(ValueError, match="page_size"):
-        _wire.check_page_size(size)  # type: ignore[arg-type]
+    """page_size must be an int from 1 to 100, checked when the list is made."""
+    client = SequenceClient("sk_test")
+
+    with pytest.raises((TypeError, ValueError), match="page_size"):
+        client.transfers.list(account_id="a", page_size=size)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

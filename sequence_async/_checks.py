@@ -1,0 +1,197 @@
+"""
+Checks of local arguments, and endpoint paths: pure functions, no I/O.
+
+Owns what makes bad input a clear ``TypeError``/``ValueError`` before
+anything is sent: ids and keys, numbers and counts (no bool, NaN or
+infinity), base URLs and default headers; and ``path``, the one builder of
+endpoint paths (every id a quoted segment, dot segments refused), and
+``query``, the one builder of query strings.
+"""
+
+from __future__ import annotations
+
+import math
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+
+def check_idempotency_key(key: object) -> str:
+    """
+    Return *key* when it is 1 to 255 printable ASCII characters, else raise.
+
+    Raises:
+        ValueError: The key is empty, too long or not printable ASCII.
+        TypeError: The key is not a string.
+    """
+    return _check_token(key, "idempotency_key", 255)
+
+
+def check_request_id(request_id: object) -> str:
+    """
+    Return *request_id* when it is 1 to 128 printable ASCII characters.
+
+    Raises:
+        ValueError: The id is empty, too long or not printable ASCII.
+        TypeError: The id is not a string.
+    """
+    return _check_token(request_id, "request_id", 128)
+
+
+def segment(value: object, name: str) -> str:
+    """
+    Return *value* quoted as one path segment.
+
+    Raises:
+        TypeError: The value is not a string.
+        ValueError: The value is empty, ``.`` or ``..``: it would leave its
+            segment.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if value in ("", ".", ".."):
+        raise ValueError(f"{name} must be a non-empty id, not {value!r}")
+    return urllib.parse.quote(value, safe="")
+
+
+def path(*parts: str | tuple[object, str]) -> str:
+    """
+    Build an endpoint path: literal parts as they are, ``(value, name)`` quoted.
+
+    ``path("rules", (rule_id, "rule_id"), "trigger")`` is
+    ``/rules/{rule_id}/trigger`` with the id quoted and checked by
+    ``segment``: no id can reach another endpoint.
+    """
+    return "".join(
+        "/" + (part if isinstance(part, str) else segment(*part)) for part in parts
+    )
+
+
+def check_number(
+    value: object, name: str, *, allow_none: bool = False, minimum: float = 0.0
+) -> float | None:
+    """
+    Return *value* when it is a finite number above *minimum* (or allowed None).
+
+    Raises:
+        TypeError: Not a number (a bool is not one).
+        ValueError: NaN, infinite, or not above *minimum*.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= minimum:
+        raise ValueError(f"{name} must be a finite number above {minimum:g}")
+    return float(value)
+
+
+def check_count(
+    value: object, name: str, *, minimum: int, allow_none: bool = False
+) -> int | None:
+    """
+    Return *value* when it is an int of at least *minimum* (or allowed None).
+
+    Raises:
+        TypeError: Not an int (a bool or a float is not one).
+        ValueError: Below *minimum*.
+    """
+    if value is None and allow_none:
+        return None
+    if not is_int(value):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < minimum:  # type: ignore[operator]
+        raise ValueError(f"{name} must be at least {minimum}")
+    return value  # type: ignore[return-value]
+
+
+def check_text(value: object, name: str, *, allow_none: bool = True) -> str | None:
+    """
+    Return *value* when it is a string (or an allowed None), else raise TypeError.
+    """
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    return value
+
+
+def check_base_url(value: str) -> str:
+    """
+    Return *value* without a trailing slash when it is an http(s) URL.
+
+    Raises:
+        ValueError: No ``http://`` or ``https://`` scheme, or no host.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"base_url must be a str, not {type(value).__name__}")
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"base_url must be an http:// or https:// URL, not {value[:100]!r}"
+        )
+    return value.rstrip("/")
+
+
+def _check_token(value: object, name: str, longest: int) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if not 1 <= len(value) <= longest or not all(" " < c <= "~" for c in value):
+        raise ValueError(
+            f"{name} must be 1 to {longest} printable ASCII characters without spaces"
+        )
+    return value
+
+
+def query(**params: object) -> dict[str, str]:
+    """
+    Build a query mapping: ``None`` dropped, datetimes as ISO 8601 UTC.
+
+    A trailing underscore is dropped from names (``from_`` is sent as
+    ``from``).
+    """
+    out: dict[str, str] = {}
+    for name, value in params.items():
+        if value is None:
+            continue
+        key = name.rstrip("_")
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError(f"{name} must be an aware datetime")
+            out[key] = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        elif isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        else:
+            out[key] = str(value)
+    return out
+
+
+def is_int(value: object) -> bool:
+    """
+    Whether *value* is an ``int`` and not a ``bool``.
+    """
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """
+    Return *headers* when every name and value is a safe header string.
+
+    Raises:
+        TypeError: Not strings.
+        ValueError: A bad name, a line break in a value, or a header the
+            client sets itself.
+    """
+    checked: dict[str, str] = {}
+    items: Iterable[tuple[object, object]] = (headers or {}).items()
+    for name, value in items:
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError("default_headers must map str to str")
+        if not name.isascii() or not name.isprintable() or " " in name or ":" in name:
+            raise ValueError(f"bad header name {name[:40]!r}")
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"header {name} holds a line break")
+        if name.lower() in ("authorization", "idempotency-key", "x-request-id"):
+            raise ValueError(f"{name} is set by the client; not a default header")
+        checked[name] = value
+    return checked

@@ -1,0 +1,170 @@
+"""
+The rule namespaces: ``client.rules`` and ``client.rule_executions``.
+
+Owns the trigger: its checks, its idempotency key (a new one when none is
+given, reused by every retry), and the ``Execution`` handle built from its
+answer, or ``OutcomeUnknownError`` with the key when the answer is unusable.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from . import errors, models
+from ._checks import check_request_id, path, query, segment
+from ._execution import Execution
+from ._paging import Paginator, get_execution, list_executions
+from ._ratelimit import Priority
+from ._resources import Resource, amount, idempotency_key_of
+
+
+class Rules(Resource):
+    """
+    ``/rules``: read rules and trigger them.
+    """
+
+    __slots__ = ()
+
+    async def list(
+        self, *, source_id: str | None = None, request_id: str | None = None
+    ) -> list[models.RuleSummary]:
+        """
+        List every rule of the organization (scope ``LIST_RULES``).
+        """
+        return await self._list(
+            "/rules",
+            models.RuleSummary,
+            params=query(source_id=source_id),
+            request_id=request_id,
+        )
+
+    async def get(self, rule_id: str, *, request_id: str | None = None) -> models.Rule:
+        """
+        Get a whole rule: trigger, steps, conditions, actions (``READ_RULES``).
+        """
+        return await self._get(
+            path("rules", (rule_id, "rule_id")), models.Rule, request_id=request_id
+        )
+
+    async def trigger(
+        self,
+        rule_id: str,
+        *,
+        manual_execute_amount: int | None = None,
+        idempotency_key: str | None = None,
+        request_id: str | None = None,
+    ) -> Execution:
+        """
+        Start a rule now and return the handle of its execution.
+
+        The request always carries an idempotency key (a new uuid4 when none
+        is given), reused on every retry, so a lost answer never runs the rule
+        twice.
+
+        Args:
+            rule_id: The rule (scope ``TRIGGER_RULES``).
+            manual_execute_amount: For ``MANUAL`` rules, the amount in cents.
+            idempotency_key: Your key for this trigger (1 to 255 printable
+                ASCII characters); the same key within 24 h returns the first
+                execution instead of starting another.
+            request_id: Sent as ``X-Request-ID``.
+
+        Raises:
+            errors.OutcomeUnknownError: The trigger may have run, but no
+                usable answer says so (retries ran out on network or server
+                errors, or the answer named no execution); trigger again with
+                its ``idempotency_key``.
+        """
+        endpoint = path("rules", (rule_id, "rule_id"), "trigger")
+        body: dict[str, Any] = {}
+        if manual_execute_amount is not None:
+            body["manual_execute_amount"] = amount(
+                manual_execute_amount, "manual_execute_amount", minimum=0
+            )
+        key = idempotency_key_of(idempotency_key)
+        if request_id is not None:
+            check_request_id(request_id)
+        triggered_at = datetime.now(UTC)
+        envelope = await self._requester.request(
+            "POST",
+            endpoint,
+            json=body,
+            idempotency_key=key,
+            request_id=request_id,
+            priority=Priority.TRIGGER,
+        )
+        data = envelope.data
+        execution_id = data.get("execution_id") if isinstance(data, dict) else None
+        try:
+            segment(execution_id, "execution_id")
+        except (TypeError, ValueError):
+            # The server acted (2xx) but the answer is unusable: keep the key.
+            raise errors.OutcomeUnknownError(
+                f"POST {endpoint} was accepted, but the answer names no execution",
+                idempotency_key=key,
+            ) from errors.ResponseValidationError(
+                f"trigger answer has no execution_id: {str(data)[:200]!r}",
+                request_id=envelope.request_id,
+            )
+        return Execution(
+            id=execution_id,  # type: ignore[arg-type]
+            rule_id=rule_id,
+            request_id=envelope.request_id,
+            idempotency_key=key,
+            triggered_at=triggered_at,
+            requester=self._requester,
+        )
+
+
+class RuleExecutions(Resource):
+    """
+    ``/rule-executions``: the history and state of rule runs.
+    """
+
+    __slots__ = ()
+
+    def list(
+        self,
+        *,
+        rule_id: str,
+        status: models.ExecutionStatus | str | None = None,
+        trigger_type: str | None = None,
+        from_: datetime | str | None = None,
+        to: datetime | str | None = None,
+        page_size: int | None = None,
+        start_after: str | None = None,
+        request_id: str | None = None,
+    ) -> Paginator[models.RuleExecution]:
+        """
+        Iterate over a rule's executions, newest first (``READ_RULE_EXECUTIONS``).
+
+        Args:
+            rule_id: Required by the API.
+            status: ``in_progress``, ``executed``, ``partial`` or ``failed``.
+            trigger_type: ``manual``, ``scheduled`` or ``on_funds_transferred``.
+            from_: Created at or after (sent as ``from``).
+            to: Created at or before.
+            page_size: Items per request, 1 to 100 (sent as ``first``).
+            start_after: A saved ``page_info.end_cursor``: start after it.
+            request_id: Sent as ``X-Request-ID`` on every page.
+        """
+        return list_executions(
+            self._requester,
+            rule_id,
+            status=status,
+            trigger_type=trigger_type,
+            from_=from_,
+            to=to,
+            page_size=page_size,
+            start_after=start_after,
+            request_id=request_id,
+        )
+
+    async def get(
+        self, execution_id: str, *, request_id: str | None = None
+    ) -> models.RuleExecution:
+        """
+        Get one execution with its outcome and transfer ids.
+        """
+        return await get_execution(self._requester, execution_id, request_id=request_id)
