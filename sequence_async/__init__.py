@@ -17,7 +17,7 @@ from ._paging import Paginator
 from ._resources import Accounts, Cards, Transfers
 from ._retry import PollPolicy, RetryPolicy
 from ._rules import RuleExecutions, Rules
-from ._wire import VERSION
+from ._wire import VERSION as _VERSION
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -61,7 +61,7 @@ from .models import (
 )
 
 
-__version__ = VERSION
+__version__ = _VERSION
 
 __all__ = [
     "APIConnectionError",
