@@ -19,8 +19,8 @@ Every request to a known route passes through ``PIPELINE``, outermost first:
 7. ``latency``: injected delay before the endpoint runs (a replay skips it).
 
 Then the endpoint answers with a ``Reply``. Requests to unknown paths or
-methods pass through untouched: aiohttp's plain-text 404 or 405, as the real
-API answers them.
+methods skip the pipeline: aiohttp's plain-text 404 or 405, as the real API
+answers them.
 
 May import: ``testing.api``, ``testing.faults``, ``testing.seed``,
 ``testing.state``.
@@ -34,7 +34,7 @@ import math
 import random
 import uuid
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -102,28 +102,10 @@ class Reply(web.Response):
         self.page_info = page_info
 
 
-Step = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
-
 CONTEXT = web.AppKey("context", Context)
 ROUTE = web.RequestKey("route", str)
 BODY = web.RequestKey("body", object)
 PERMISSIONS = web.RequestKey("permissions", tuple[Permission, ...])
-
-
-def _stage(step: Step) -> Middleware:
-    """
-    Make *step* a middleware that runs on known routes only.
-    """
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if ROUTE not in request:
-            return await handler(request)
-        return await step(request, handler)
-
-    middleware.__name__ = middleware.__qualname__ = step.__name__
-    middleware.__doc__ = step.__doc__
-    return middleware
 
 
 @web.middleware
@@ -132,8 +114,8 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
     Request ids, the success and error bodies, and the count of statuses.
     """
     route = request.match_info.route.name
-    if route is None:
-        return await handler(request)
+    if route is None:  # an unknown path or method: aiohttp's 404 or 405
+        return await request.match_info.handler(request)
     given = request.headers.get("X-Request-ID")
     if given is not None and not printable(given, MAX_REQUEST_ID):
         response: web.StreamResponse = _error(
@@ -158,7 +140,7 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
     return response
 
 
-@_stage
+@web.middleware
 async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
     """
     Counts, in flight, the JSON body of a POST and the record of requests.
@@ -189,7 +171,7 @@ async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
         context.in_flight -= 1
 
 
-@_stage
+@web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """
     Settle the clock, then find the key's permissions (401 when it has none).
@@ -200,7 +182,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     return await handler(request)
 
 
-@_stage
+@web.middleware
 async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
     """
     Take a token from the key's bucket (429 with ``Retry-After`` when empty).
@@ -214,7 +196,7 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
     return await handler(request)
 
 
-@_stage
+@web.middleware
 async def inject_faults(request: web.Request, handler: Handler) -> web.StreamResponse:
     """
     Refuse before the request runs, or lose or garble its answer after.
@@ -241,7 +223,7 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
     return response
 
 
-@_stage
+@web.middleware
 async def idempotency(request: web.Request, handler: Handler) -> web.StreamResponse:
     """
     Answer a replay with the first answer; keep the answer of a first request.
@@ -264,7 +246,7 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
     return response
 
 
-@_stage
+@web.middleware
 async def latency(request: web.Request, handler: Handler) -> web.StreamResponse:
     """
     Wait the injected latency before the endpoint runs.
