@@ -4,15 +4,18 @@ sequence-async: an asyncio SDK for the Sequence money-automation API.
 The whole public API is re-exported here; everything else is private.
 """
 
-from ._bulk import (
-    BulkProgress,
-    BulkRun,
-    InFlightItem,
-    TriggerOutcome,
-    TriggerRequest,
-)
+from ._bulk import BulkRun
 from ._client import SequenceClient
 from ._execution import Execution
+from ._journal import (
+    ItemState,
+    Journal,
+    JournalEntry,
+    JournalSummary,
+    SqliteJournal,
+    read_journal,
+)
+from ._outcomes import BulkProgress, InFlightItem, TriggerOutcome, TriggerRequest
 from ._paging import Paginator
 from ._resources import Accounts, Cards, Transfers
 from ._retry import PollPolicy, RetryPolicy
@@ -28,11 +31,14 @@ from .errors import (
     ConflictError,
     EventLoopError,
     ExecutionFailedError,
+    JournalError,
+    NeedsReviewError,
     NotFoundError,
     NotStartedError,
     OutcomeUnknownError,
     PermissionDeniedError,
     RateLimitError,
+    RecordedError,
     ResponseTooLargeError,
     ResponseValidationError,
     SequenceError,
@@ -86,6 +92,12 @@ __all__ = [
     "ExecutionFailedError",
     "ExecutionStatus",
     "InFlightItem",
+    "ItemState",
+    "Journal",
+    "JournalEntry",
+    "JournalError",
+    "JournalSummary",
+    "NeedsReviewError",
     "NotFoundError",
     "NotStartedError",
     "OutcomeUnknownError",
@@ -95,6 +107,7 @@ __all__ = [
     "PermissionDeniedError",
     "PollPolicy",
     "RateLimitError",
+    "RecordedError",
     "ResponseTooLargeError",
     "ResponseValidationError",
     "RetryPolicy",
@@ -109,6 +122,7 @@ __all__ = [
     "SequenceClient",
     "SequenceError",
     "ServerError",
+    "SqliteJournal",
     "Transfer",
     "TransferDirection",
     "TransferStatus",
@@ -117,4 +131,5 @@ __all__ = [
     "TriggerRequest",
     "WaitTimeoutError",
     "__version__",
+    "read_journal",
 ]

@@ -17,106 +17,33 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
-from typing import Self
+from typing import Any, Self
 
 import attrs
 
-from . import errors, models
+from . import errors
 from ._checks import check_count, check_idempotency_key, check_number
 from ._execution import Execution
 from ._ids import new_id
+from ._journal import Journal
+from ._outcomes import BulkProgress, InFlightItem, TriggerOutcome, TriggerRequest
+from ._requester import Requester
+from ._resume import (
+    Action,
+    Planned,
+    Recorder,
+    handle,
+    needs_review,
+    plan,
+    reconcile,
+    replayed,
+    warn_if_long,
+)
 from ._rules import Rules
 
 
 log = logging.getLogger("sequence_async")
 Requests = Iterable["TriggerRequest | str"] | AsyncIterable["TriggerRequest | str"]
-
-
-@attrs.frozen
-class TriggerRequest:
-    """
-    One item of a bulk trigger.
-
-    Args:
-        rule_id: The rule to trigger.
-        manual_execute_amount: For ``MANUAL`` rules, the amount in cents.
-        idempotency_key: Your key for this item; must be unique in a batch.
-        request_id: Sent as ``X-Request-ID`` on the trigger.
-    """
-
-    rule_id: str
-    manual_execute_amount: int | None = attrs.field(default=None, kw_only=True)
-    idempotency_key: str | None = attrs.field(default=None, kw_only=True)
-    request_id: str | None = attrs.field(default=None, kw_only=True)
-
-
-@attrs.frozen(kw_only=True)
-class TriggerOutcome:
-    """
-    How one bulk item ended.
-
-    ``ok`` is true when the trigger succeeded and, when waiting, the
-    execution ended ``executed`` or ``partial``. ``error`` holds what went
-    wrong otherwise: an API error, ``OutcomeUnknownError``,
-    ``ExecutionFailedError`` (with ``result`` set too), ``WaitTimeoutError``,
-    ``NotStartedError``, or a ``ValueError``/``TypeError`` for an item
-    rejected before sending. ``idempotency_key`` is the key the item was (or
-    would have been) sent with: trigger it again with that key to learn what
-    happened without moving money twice.
-    """
-
-    index: int
-    request: TriggerRequest
-    idempotency_key: str | None = None
-    execution: Execution | None = None
-    result: models.RuleExecution | None = None
-    error: Exception | None = None
-
-    @property
-    def ok(self) -> bool:
-        """
-        Whether the item succeeded.
-        """
-        return self.error is None
-
-
-@attrs.frozen(kw_only=True)
-class InFlightItem:
-    """
-    An item started but not finished: its key, and its handle once triggered.
-
-    ``execution`` is ``None`` while the trigger request is in flight.
-    """
-
-    index: int
-    request: TriggerRequest
-    idempotency_key: str
-    execution: Execution | None
-
-
-@attrs.frozen(kw_only=True)
-class BulkProgress:
-    """
-    Counts of a running bulk trigger, as given to ``on_progress``.
-
-    ``triggering`` counts trigger requests in flight; ``waiting`` counts
-    executions triggered and being waited on.
-    """
-
-    started: int
-    triggering: int
-    waiting: int
-    succeeded: int
-    failed: int
-    not_started: int
-    elapsed: float
-
-    @property
-    def finished(self) -> int:
-        """
-        Items with an outcome.
-        """
-        return self.succeeded + self.failed + self.not_started
 
 
 @attrs.define(eq=False)
@@ -125,6 +52,7 @@ class _Item:
     request: TriggerRequest
     key: str
     execution: Execution | None = None
+    planned: Planned | None = None
 
 
 class BulkRun:
@@ -139,7 +67,7 @@ class BulkRun:
 
     def __init__(
         self,
-        rules: Rules,
+        requester: Requester,
         requests: Requests,
         *,
         concurrency: int,
@@ -147,6 +75,8 @@ class BulkRun:
         timeout: float | None,
         max_failures: int | None,
         on_progress: Callable[[BulkProgress], None] | None,
+        journal: Journal | None = None,
+        rate_limit: float | None = None,
     ) -> None:
         given: object = requests
         if not isinstance(given, Iterable | AsyncIterable) or isinstance(
@@ -164,8 +94,12 @@ class BulkRun:
             raise TypeError("wait must be a bool")
         if on_progress is not None and not callable(on_progress):
             raise TypeError("on_progress must be callable")
-        self._rules = rules
+        self._requester = requester
+        self._rules = Rules(requester)
         self._requests = requests
+        self._journal = journal
+        self._recorder = Recorder(journal) if journal is not None else None
+        self._rate_limit = rate_limit
         self._wait = wait
         self._on_progress = on_progress
         self._items: dict[int, _Item] = {}
@@ -222,7 +156,8 @@ class BulkRun:
         self._slots = asyncio.Semaphore(self._concurrency)
         self._room = asyncio.Event()
         self._stop = False
-        producer = asyncio.create_task(self._produce())
+        source = await self._source()
+        producer = asyncio.create_task(self._produce(source))
         try:
             while (outcome := await self._queue.get()) is not None:
                 self._room.set()
@@ -234,14 +169,47 @@ class BulkRun:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._journal is not None:
+                await self._journal.close()
+
+    async def _source(self) -> AsyncIterator[object]:
+        # The items to start: the raw input, or (journalled) the plan of the
+        # whole input, checked against the journal before anything is sent.
+        if self._journal is None:
+            return _aiter(self._requests)
+        run_id, entries = await self._journal.open()
+        try:
+            raw = [item async for item in _aiter(self._requests)]
+            requests: list[TriggerRequest] = []
+            rejected: dict[int, Exception] = {}
+            for index, item in enumerate(raw):
+                try:
+                    requests.append(_as_request(item))
+                    if requests[-1].idempotency_key is not None:
+                        self._claim_key(requests[-1])
+                except (TypeError, ValueError) as exc:
+                    requests.append(TriggerRequest(str(item)))
+                    rejected[index] = exc
+            planned = plan(
+                requests,
+                run_id=run_id,
+                entries=entries,
+                now=self._journal.clock(),
+                wait=self._wait,
+            )
+        except BaseException:
+            await self._journal.close()
+            raise
+        warn_if_long(planned, per_minute=self._rate_limit)
+        return _aiter([rejected.get(p.index, p) for p in planned])
 
     # -- the producer's side ---------------------------------------------
 
-    async def _produce(self) -> None:
+    async def _produce(self, source: AsyncIterator[object]) -> None:
         failure: BaseException | None = None
         index = -1
         try:
-            items = aiter(_aiter(self._requests))
+            items = aiter(source)
             while True:
                 # Backpressure: pull nothing while the consumer is behind.
                 while self._queue.qsize() >= self._concurrency:
@@ -266,14 +234,30 @@ class BulkRun:
         if self._stop:
             self._reject(index, raw, errors.NotStartedError("max_failures reached"))
             return
+        planned = raw if isinstance(raw, Planned) else None
         try:
-            request = _as_request(raw)
-            key = self._claim_key(request)
+            if isinstance(raw, Exception):
+                raise raw
+            if planned is not None:
+                request, key = planned.request, planned.key
+            else:
+                request = _as_request(raw)
+                key = self._claim_key(request)
         except (TypeError, ValueError) as exc:
             self._slots.release()
             self._reject(index, raw, exc)
             return
-        item = self._items[index] = _Item(index, request, key)
+        if planned is not None and planned.action is Action.REPLAY:
+            self._slots.release()
+            self._finish(replayed(planned, self._requester))
+            return
+        item = self._items[index] = _Item(index, request, key, planned=planned)
+        if planned is not None and self._recorder is not None:
+            self._recorder.remember(planned)
+            if planned.action is Action.WAIT and planned.entry is not None:
+                item.execution = handle(
+                    planned, planned.entry.execution_id or "", self._requester
+                )
         self._counts["started"] += 1
         self._counts["triggering"] += 1
         task = asyncio.create_task(self._run_one(item))
@@ -299,12 +283,8 @@ class BulkRun:
         )
         try:
             try:
-                item.execution = await self._rules.trigger(
-                    request.rule_id,
-                    manual_execute_amount=request.manual_execute_amount,
-                    idempotency_key=item.key,
-                    request_id=request.request_id,
-                )
+                if item.execution is None:
+                    item.execution = await self._obtain(item)
             finally:
                 self._counts["triggering"] -= 1
                 self._slots.release()
@@ -320,8 +300,35 @@ class BulkRun:
             outcome = attrs.evolve(outcome, result=exc.result, error=exc)
         except Exception as exc:  # noqa: BLE001 (an item's failure is its outcome)
             outcome = attrs.evolve(outcome, error=exc)
+        if self._recorder is not None and item.planned is not None:
+            await self._recorder.ended(item.planned, outcome)
         del self._items[item.index]
         self._finish(outcome)
+
+    async def _obtain(self, item: _Item) -> Execution:
+        # The item's execution: triggered now, or (journalled) found again.
+        recorder, planned = self._recorder, item.planned
+        if recorder is None or planned is None:
+            return await self._trigger(item)
+        if planned.action is Action.RECONCILE:
+            found = await reconcile(planned, self._requester, recorder.claimed)
+            if found is None:
+                raise needs_review(planned)
+            await recorder.accepted(planned, found)
+            return handle(planned, found, self._requester)
+        await recorder.sending(planned)
+        execution = await self._trigger(item)
+        await recorder.accepted(planned, execution.id)
+        return execution
+
+    async def _trigger(self, item: _Item) -> Execution:
+        request = item.request
+        return await self._rules.trigger(
+            request.rule_id,
+            manual_execute_amount=request.manual_execute_amount,
+            idempotency_key=item.key,
+            request_id=request.request_id,
+        )
 
     def _reject(self, index: int, raw: object, error: Exception) -> None:
         request = raw if isinstance(raw, TriggerRequest) else TriggerRequest(str(raw))
@@ -374,7 +381,7 @@ def _as_request(item: object) -> TriggerRequest:
     )
 
 
-async def _aiter(requests: Requests) -> AsyncIterator[TriggerRequest | str]:
+async def _aiter(requests: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
     if isinstance(requests, AsyncIterable):
         async for item in requests:
             yield item

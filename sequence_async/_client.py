@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Self
 
 from . import _execution, errors, models
-from ._bulk import BulkProgress, BulkRun, TriggerOutcome, TriggerRequest
+from ._bulk import BulkRun
 from ._checks import (
     check_base_url,
     check_count,
@@ -26,6 +26,8 @@ from ._checks import (
     check_request_id,
 )
 from ._execution import Execution
+from ._journal import Journal, SqliteJournal
+from ._outcomes import BulkProgress, TriggerOutcome, TriggerRequest
 from ._poller import Poller
 from ._ratelimit import TokenBucket
 from ._requester import Requester, Shared
@@ -112,6 +114,7 @@ class SequenceClient:
             limiter=limiter,
             poller=Poller(),
         )
+        self._rate_limit = rate_limit
         self._requester = Requester(
             shared,
             Secret(f"ApiKey {key}"),
@@ -201,6 +204,7 @@ class SequenceClient:
             changes["poll"] = check_poll(poll)
         view = object.__new__(type(self))
         view.base_url = self.base_url
+        view._rate_limit = self._rate_limit
         view._requester = self._requester.evolve(**changes)
         view._mount()
         return view
@@ -314,15 +318,14 @@ class SequenceClient:
         timeout: float | None = 300.0,
         max_failures: int | None = None,
         on_progress: Callable[[BulkProgress], None] | None = None,
+        journal: str | os.PathLike[str] | Journal | None = None,
     ) -> BulkRun:
         """
         Trigger many rules; iterate over one ``TriggerOutcome`` per request.
 
-        The input is consumed lazily. At most *concurrency* triggers are in
-        flight; waits go through the client's shared poller. An item's
-        failure is its outcome and never stops the others; an input that
-        raises stops the pulling, and its error is raised once the items
-        already sent have their outcomes.
+        The input is consumed lazily; at most *concurrency* triggers are in
+        flight. An item's failure is its outcome; an input that raises stops
+        the pulling, and its error is raised once the items sent are done.
 
         Args:
             requests: Rule ids or ``TriggerRequest``s (sync or async iterable).
@@ -334,6 +337,10 @@ class SequenceClient:
                 rest come out with ``NotStartedError``.
             on_progress: Called with a ``BulkProgress`` as items start and
                 end; an exception it raises is logged, not raised.
+            journal: A path (a SQLite file, made if missing) or a
+                ``Journal``: every item's intent is recorded before it is
+                sent; the same run again resumes it (README: "Crash-safe bulk
+                runs"). The input is then read whole, and checked first.
 
         Returns:
             A ``BulkRun``: ``async for outcome in run``. Use ``async with`` to
@@ -343,14 +350,18 @@ class SequenceClient:
         Raises:
             ValueError, TypeError: A bad argument, at once.
         """
+        if isinstance(journal, str | os.PathLike):
+            journal = SqliteJournal(journal)
         return BulkRun(
-            self.rules,
+            self._requester,
             requests,
             concurrency=concurrency,
             wait=wait,
             timeout=timeout,
             max_failures=max_failures,
             on_progress=on_progress,
+            journal=journal,
+            rate_limit=self._rate_limit,
         )
 
     async def trigger_all(
@@ -362,6 +373,7 @@ class SequenceClient:
         timeout: float | None = 300.0,
         max_failures: int | None = None,
         on_progress: Callable[[BulkProgress], None] | None = None,
+        journal: str | os.PathLike[str] | Journal | None = None,
     ) -> list[TriggerOutcome]:
         """
         Run ``trigger_many`` to the end and return the outcomes in input order.
@@ -373,6 +385,7 @@ class SequenceClient:
             timeout=timeout,
             max_failures=max_failures,
             on_progress=on_progress,
+            journal=journal,
         ) as run:
             outcomes = [outcome async for outcome in run]
         outcomes.sort(key=lambda o: o.index)

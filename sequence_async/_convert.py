@@ -180,6 +180,13 @@ def structure_list(
         raise _invalid(exc, cls.__name__, request_id) from None
 
 
+def unstructure(value: Any) -> Any:
+    """
+    Turn a model into JSON data (the journal stores results this way).
+    """
+    return _CONVERTER.unstructure(value)
+
+
 def _has_request_id(cls: type[Any]) -> bool:
     return attrs.has(cls) and "request_id" in attrs.fields_dict(cls)
 

@@ -23,6 +23,9 @@ import it without a cycle.
     ├── ExecutionFailedError        a rule execution ended ``failed``
     ├── WaitTimeoutError            a wait hit its deadline (carries the handle)
     ├── NotStartedError             a bulk item skipped after max_failures
+    ├── NeedsReviewError            a journalled item no one can settle but a person
+    ├── RecordedError               an item's error, as a journal recorded it
+    ├── JournalError                a journal file that cannot be used
     ├── ClientClosedError           the client was used after ``aclose()``
     └── EventLoopError              the client was used from another event loop
 
@@ -51,11 +54,14 @@ __all__ = [
     "ConflictError",
     "EventLoopError",
     "ExecutionFailedError",
+    "JournalError",
+    "NeedsReviewError",
     "NotFoundError",
     "NotStartedError",
     "OutcomeUnknownError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RecordedError",
     "ResponseTooLargeError",
     "ResponseValidationError",
     "SequenceError",
@@ -266,6 +272,42 @@ class WaitTimeoutError(SequenceError):
 class NotStartedError(SequenceError):
     """
     A ``trigger_many`` item that was not sent because ``max_failures`` was hit.
+    """
+
+
+class NeedsReviewError(SequenceError):
+    """
+    A journalled item sent too long ago to send again, and not matched.
+
+    Sequence forgets idempotency keys after 24 hours, so an item whose send
+    may or may not have run more than 23 hours ago is never sent again
+    blindly: a person checks ``rule_id`` around ``sent_at`` and decides.
+    """
+
+    def __init__(
+        self, message: str, *, idempotency_key: str, rule_id: str, sent_at: float
+    ) -> None:
+        super().__init__(message)
+        self.idempotency_key = idempotency_key
+        self.rule_id = rule_id
+        self.sent_at = sent_at
+
+
+class RecordedError(SequenceError):
+    """
+    An item's error as a journal recorded it (a resumed run replays it).
+
+    ``error_type`` is the original exception's class name.
+    """
+
+    def __init__(self, message: str, *, error_type: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+
+
+class JournalError(SequenceError):
+    """
+    A journal that cannot be used: not a journal, or held by another process.
     """
 
 

@@ -1,0 +1,103 @@
+"""
+The values of bulk triggering: what goes in, how it went, how far it is.
+
+Owns ``TriggerRequest`` (one item), ``TriggerOutcome`` (how it ended),
+``InFlightItem`` (started, not finished) and ``BulkProgress`` (the counts
+given to ``on_progress``).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from . import models
+from ._execution import Execution
+
+
+@attrs.frozen
+class TriggerRequest:
+    """
+    One item of a bulk trigger.
+
+    Args:
+        rule_id: The rule to trigger.
+        manual_execute_amount: For ``MANUAL`` rules, the amount in cents.
+        idempotency_key: Your key for this item; must be unique in a batch.
+        request_id: Sent as ``X-Request-ID`` on the trigger.
+    """
+
+    rule_id: str
+    manual_execute_amount: int | None = attrs.field(default=None, kw_only=True)
+    idempotency_key: str | None = attrs.field(default=None, kw_only=True)
+    request_id: str | None = attrs.field(default=None, kw_only=True)
+
+
+@attrs.frozen(kw_only=True)
+class TriggerOutcome:
+    """
+    How one bulk item ended.
+
+    ``ok`` is true when the trigger succeeded and, when waiting, the
+    execution ended ``executed`` or ``partial``. ``error`` holds what went
+    wrong otherwise: an API error, ``OutcomeUnknownError``,
+    ``ExecutionFailedError`` (with ``result`` set too), ``WaitTimeoutError``,
+    ``NotStartedError``, or a ``ValueError``/``TypeError`` for an item
+    rejected before sending. ``idempotency_key`` is the key the item was (or
+    would have been) sent with: trigger it again with that key to learn what
+    happened without moving money twice. ``from_journal`` marks an outcome
+    a resumed run read from its journal instead of sending anything.
+    """
+
+    index: int
+    request: TriggerRequest
+    idempotency_key: str | None = None
+    execution: Execution | None = None
+    result: models.RuleExecution | None = None
+    error: Exception | None = None
+    from_journal: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """
+        Whether the item succeeded.
+        """
+        return self.error is None
+
+
+@attrs.frozen(kw_only=True)
+class InFlightItem:
+    """
+    An item started but not finished: its key, and its handle once triggered.
+
+    ``execution`` is ``None`` while the trigger request is in flight.
+    """
+
+    index: int
+    request: TriggerRequest
+    idempotency_key: str
+    execution: Execution | None
+
+
+@attrs.frozen(kw_only=True)
+class BulkProgress:
+    """
+    Counts of a running bulk trigger, as given to ``on_progress``.
+
+    ``triggering`` counts trigger requests in flight; ``waiting`` counts
+    executions triggered and being waited on.
+    """
+
+    started: int
+    triggering: int
+    waiting: int
+    succeeded: int
+    failed: int
+    not_started: int
+    elapsed: float
+
+    @property
+    def finished(self) -> int:
+        """
+        Items with an outcome.
+        """
+        return self.succeeded + self.failed + self.not_started

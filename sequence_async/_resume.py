@@ -1,0 +1,356 @@
+"""
+Journalled bulk runs: the plan of a (re)started run, and what it records.
+
+Owns the plan (each input item: replay its recorded outcome, wait on its
+execution, send it with its key, or reconcile it), the checks that the input
+is the one the journal knows (raised before anything is sent), deterministic
+keys (a UUIDv5 of the run id and the item's position: 36 characters), the
+23-hour rule (Sequence forgets keys after 24 hours, so an item that may have
+been sent earlier than that is never sent again, but matched against the
+rule's executions or left for a person), and ``Recorder``, which turns each
+step of an item into a durable ``JournalEntry``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+
+from . import _convert, errors, models
+from ._execution import Execution
+from ._journal import ItemState, Journal, JournalEntry
+from ._outcomes import TriggerOutcome, TriggerRequest
+from ._paging import list_executions
+from ._requester import Requester
+
+
+log = logging.getLogger("sequence_async")
+RESEND_WINDOW = 23 * 3600.0
+RECONCILE_MARGIN = 300.0
+LONG_RUN = 20 * 3600.0
+# Sequence's documented limit, for the projection when no rate_limit is set.
+API_RATE_PER_MINUTE = 100.0
+_FINAL = (ItemState.TERMINAL, ItemState.REJECTED, ItemState.NEEDS_REVIEW)
+
+
+class Action(enum.Enum):
+    """
+    What a journalled run does with an item.
+    """
+
+    SEND = "send"
+    WAIT = "wait"
+    REPLAY = "replay"
+    RECONCILE = "reconcile"
+
+
+@attrs.frozen(kw_only=True)
+class Planned:
+    """
+    One input item of a journalled run, and what to do with it.
+    """
+
+    index: int
+    request: TriggerRequest
+    key: str
+    identity: str
+    action: Action
+    entry: JournalEntry | None = None
+
+
+def derive_key(run_id: str, position: int) -> str:
+    """
+    The idempotency key of the item at *position* of run *run_id*.
+    """
+    return str(uuid.uuid5(uuid.UUID(run_id), f"item:{position}"))
+
+
+def plan(
+    requests: Sequence[TriggerRequest],
+    *,
+    run_id: str,
+    entries: Sequence[JournalEntry],
+    now: float,
+    wait: bool,
+) -> list[Planned]:
+    """
+    Plan every item against the journal.
+
+    Raises:
+        ValueError: The input is not the one the journal recorded (another
+            rule, amount or key at a recorded position, or fewer items).
+    """
+    recorded = {entry.position: entry for entry in entries}
+    if recorded and max(recorded) >= len(requests):
+        raise ValueError(
+            f"the journal has items up to position {max(recorded)}, the input "
+            f"only {len(requests)}: not the same input; nothing was sent"
+        )
+    planned = []
+    for index, request in enumerate(requests):
+        given = request.idempotency_key
+        identity = f"key:{given}" if given is not None else f"position:{index}"
+        entry = recorded.get(index)
+        if entry is not None and (
+            entry.identity != identity
+            or entry.rule_id != request.rule_id
+            or entry.amount != request.manual_execute_amount
+        ):
+            raise ValueError(
+                f"item {index} differs from the journal (recorded {entry.identity},"
+                f" {entry.rule_id}, amount {entry.amount}): not the same input;"
+                " nothing was sent"
+            )
+        key = given if given is not None else derive_key(run_id, index)
+        planned.append(
+            Planned(
+                index=index,
+                request=request,
+                key=key,
+                identity=identity,
+                action=_action(entry, now=now, wait=wait),
+                entry=entry,
+            )
+        )
+    return planned
+
+
+def _action(entry: JournalEntry | None, *, now: float, wait: bool) -> Action:
+    if entry is None or entry.state is ItemState.FAILED:
+        return Action.SEND
+    if entry.state in _FINAL:
+        return Action.REPLAY
+    if entry.state is ItemState.ACCEPTED:
+        return Action.WAIT if wait else Action.REPLAY
+    # sending or unknown: the server may have it, under this key.
+    sent_at = entry.sent_at if entry.sent_at is not None else 0.0
+    return Action.SEND if now - sent_at < RESEND_WINDOW else Action.RECONCILE
+
+
+def warn_if_long(planned: Sequence[Planned], *, per_minute: float | None) -> None:
+    """
+    Log a WARNING when the run would outlast 20 hours at the client's rate.
+    """
+    rate = per_minute or API_RATE_PER_MINUTE
+    work = sum(p.action is not Action.REPLAY for p in planned)
+    # About 1.2 requests per trigger-and-wait (see benchmarks/README.md).
+    hours = work * 1.2 / rate / 60
+    if hours * 3600 > LONG_RUN:
+        log.warning(
+            "this run needs about %.1f hours at %g requests a minute: Sequence "
+            "forgets idempotency keys after 24 hours, so resume a crashed run "
+            "promptly (items sent over 23 hours ago are never sent again)",
+            hours,
+            rate,
+        )
+
+
+def replayed(planned: Planned, requester: Requester) -> TriggerOutcome:
+    """
+    The outcome of an item the journal already settled; nothing is sent.
+    """
+    entry = planned.entry
+    if entry is None:  # pragma: no cover (only recorded items are replayed)
+        raise ValueError("no record to replay")
+    result = (
+        None
+        if entry.result is None
+        else _convert.structure(entry.result, models.RuleExecution)
+    )
+    execution = (
+        None
+        if entry.execution_id is None
+        else handle(planned, entry.execution_id, requester, last=result)
+    )
+    error: Exception | None = None
+    if entry.state is ItemState.REJECTED:
+        error = errors.RecordedError(
+            entry.error_message or "", error_type=entry.error_type or "Error"
+        )
+    elif entry.state is ItemState.NEEDS_REVIEW:
+        error = needs_review(planned)
+    elif result is not None and result.status == models.ExecutionStatus.FAILED:
+        error = errors.ExecutionFailedError(result)
+    return TriggerOutcome(
+        index=planned.index,
+        request=planned.request,
+        idempotency_key=planned.key,
+        execution=execution,
+        result=result,
+        error=error,
+        from_journal=True,
+    )
+
+
+def handle(
+    planned: Planned,
+    execution_id: str,
+    requester: Requester,
+    *,
+    last: models.RuleExecution | None = None,
+) -> Execution:
+    """
+    The handle of a recorded execution, to wait on it.
+    """
+    sent_at = planned.entry.sent_at if planned.entry else None
+    return Execution(
+        id=execution_id,
+        rule_id=planned.request.rule_id,
+        request_id=None,
+        idempotency_key=planned.key,
+        triggered_at=datetime.fromtimestamp(sent_at or 0.0, UTC),
+        requester=requester,
+        last=last,
+    )
+
+
+async def reconcile(
+    planned: Planned, requester: Requester, claimed: set[str]
+) -> str | None:
+    """
+    Find the execution an old, unsettled send made, or ``None``.
+
+    Lists the rule's executions created within five minutes of ``sent_at``
+    and keeps the API-triggered ones of the item's amount that no other
+    journalled item owns. Exactly one is a match; none or several are for a
+    person to judge.
+    """
+    sent_at = planned.entry.sent_at if planned.entry else None
+    if sent_at is None:
+        return None
+    middle = datetime.fromtimestamp(sent_at, UTC)
+    margin = timedelta(seconds=RECONCILE_MARGIN)
+    candidates = [
+        execution.id
+        async for execution in list_executions(
+            requester,
+            planned.request.rule_id,
+            from_=middle - margin,
+            to=middle + margin,
+        )
+        if execution.id not in claimed and _may_be(execution, planned.request)
+    ]
+    if len(candidates) != 1:
+        return None
+    claimed.add(candidates[0])
+    return candidates[0]
+
+
+def _may_be(execution: models.RuleExecution, request: TriggerRequest) -> bool:
+    if execution.trigger_type not in (None, "manual"):
+        return False
+    amount: Any = (execution.trigger_details or {}).get("manual_execute_amount")
+    return amount is None or amount == request.manual_execute_amount
+
+
+def needs_review(
+    planned: Planned, sent_at: float | None = None
+) -> errors.NeedsReviewError:
+    if sent_at is None:
+        sent_at = planned.entry.sent_at if planned.entry else None
+    return errors.NeedsReviewError(
+        f"item {planned.index} ({planned.request.rule_id}, key {planned.key}) may "
+        "have been sent over 23 hours ago and matches no single execution: "
+        "check the rule's executions and settle it by hand",
+        idempotency_key=planned.key,
+        rule_id=planned.request.rule_id,
+        sent_at=sent_at or 0.0,
+    )
+
+
+class Recorder:
+    """
+    Writes each step of a journalled item before the run goes on.
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.claimed: set[str] = set()
+        self._sent_at: dict[int, float] = {}
+
+    def _entry(self, planned: Planned, state: ItemState, **fields: Any) -> JournalEntry:
+        now = self.journal.clock()
+        return JournalEntry(
+            position=planned.index,
+            identity=planned.identity,
+            rule_id=planned.request.rule_id,
+            amount=planned.request.manual_execute_amount,
+            idempotency_key=planned.key,
+            state=state,
+            sent_at=self._sent_at.get(planned.index),
+            updated_at=now,
+            **fields,
+        )
+
+    def remember(self, planned: Planned) -> None:
+        """
+        Carry over what the journal knew of *planned*.
+
+        Its send time, and its execution, which no other item may claim.
+        """
+        entry = planned.entry
+        if entry is not None and entry.sent_at is not None:
+            self._sent_at[planned.index] = entry.sent_at
+        if entry is not None and entry.execution_id is not None:
+            self.claimed.add(entry.execution_id)
+
+    async def sending(self, planned: Planned) -> None:
+        """
+        Record the intent: from here the trigger may be on the wire.
+        """
+        self._sent_at[planned.index] = self.journal.clock()
+        await self.journal.write([self._entry(planned, ItemState.SENDING)])
+
+    async def accepted(self, planned: Planned, execution_id: str) -> None:
+        """
+        Record the execution the trigger (or a reconciliation) named.
+        """
+        self.claimed.add(execution_id)
+        entry = self._entry(planned, ItemState.ACCEPTED, execution_id=execution_id)
+        await self.journal.write([entry])
+
+    async def ended(self, planned: Planned, outcome: TriggerOutcome) -> None:
+        """
+        Record how the item ended, when that changes its state.
+        """
+        execution_id = outcome.execution.id if outcome.execution else None
+        result = outcome.result
+        if result is not None:
+            entry = self._entry(
+                planned,
+                ItemState.TERMINAL,
+                execution_id=execution_id,
+                status=str(result.status),
+                result=_convert.unstructure(result),
+            )
+        elif outcome.error is None or execution_id is not None:
+            return  # accepted (not waited, or the wait ended early): as recorded
+        else:
+            error = outcome.error
+            entry = self._entry(
+                planned,
+                _state_of(error),
+                error_type=type(error).__name__,
+                error_message=str(error)[:500],
+            )
+        await self.journal.write([entry])
+
+
+def _state_of(error: Exception) -> ItemState:
+    if isinstance(error, errors.NeedsReviewError):
+        return ItemState.NEEDS_REVIEW
+    if isinstance(error, errors.OutcomeUnknownError | errors.ConflictError):
+        return ItemState.UNKNOWN
+    if isinstance(error, errors.APIConnectionError):
+        return ItemState.FAILED if not error.sent else ItemState.UNKNOWN
+    if isinstance(error, errors.APIStatusError) and error.status not in (408, 429):
+        return ItemState.REJECTED
+    if isinstance(error, TypeError | ValueError):
+        return ItemState.REJECTED
+    return ItemState.FAILED
