@@ -7,8 +7,8 @@ Every request to a known route passes through ``PIPELINE``, outermost first:
    ``{request_id, data[, page_info]}`` and errors in ``{error}``, echoes the
    id in the header and counts the statuses sent.
 2. ``record``: counts the route and the requests in flight, reads a POST's
-   JSON body (400 when it is not JSON) and records what was received
-   (``Authorization`` left out).
+   JSON body (400 when it is not JSON or nested deeper than 64) and records
+   what was received (``Authorization`` left out).
 3. ``authenticate``: settles the clock, then finds the key's permissions
    (401).
 4. ``rate_limit``: the per-key token bucket (429 with ``Retry-After``).
@@ -49,6 +49,7 @@ from .state import State
 
 RECEIVED_KEPT = 100_000
 MAX_REQUEST_ID = 128
+MAX_JSON_DEPTH = 64
 
 
 @attrs.frozen
@@ -271,10 +272,33 @@ PIPELINE: tuple[Middleware, ...] = (
 async def _json_body(request: web.Request) -> Any:
     if request.method != "POST" or not request.can_read_body:
         return None
+    raw = await request.read()
     try:
-        return json.loads(await request.read())
+        body = json.loads(raw)
     except (ValueError, RecursionError):  # bad UTF-8 is a ValueError too
         raise invalid("The request body is not valid JSON.") from None
+    # Later steps walk the body recursively (the idempotency fingerprint).
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _deeper_than(
+        body, MAX_JSON_DEPTH
+    ):
+        raise invalid(f"The request body is nested deeper than {MAX_JSON_DEPTH}.")
+    return body
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = list(node.values())
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _request_id() -> str:
