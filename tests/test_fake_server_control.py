@@ -216,3 +216,16 @@ async def test_control_works_on_a_served_server_with_a_manual_clock() -> None:
         server.advance(0.0)
 
         assert [] == server.executions()
+
+
+async def test_retry_after_zero_lets_a_client_retry_at_once(
+    server: FakeSequence, http: aiohttp.ClientSession
+) -> None:
+    """An injected 429 with retry_after=0 sends Retry-After: 0."""
+    server.set_faults("list_rules", throttles_next=1, retry_after=0)
+    assert server.url
+
+    async with http.get(server.url + "/rules") as response:
+        header = response.headers["Retry-After"]
+
+    assert (429, "0") == (response.status, header)

@@ -312,7 +312,7 @@ def _dumps(value: Any) -> str:
 def _error(exc: ApiError, request_id: str) -> web.Response:
     headers = {"X-Request-ID": request_id}
     if exc.retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        headers["Retry-After"] = str(max(0, math.ceil(exc.retry_after)))
     return web.json_response(
         {"error": {"code": exc.code, "message": exc.message}},
         status=exc.status,
