@@ -408,18 +408,18 @@ async def test_idempotency_key_with_another_body_is_400(raw: Raw) -> None:
 
 async def test_concurrent_duplicate_is_409(raw: Raw) -> None:
     """A duplicate arriving while the first still runs gets 409."""
-    raw.server.set_faults("trigger_rule", latency=0.2)
+    pause = raw.server.pause("trigger_rule")
     first = asyncio.create_task(
         raw.call(
             "POST", "/rules/rule_0001/trigger", body={}, **{"Idempotency-Key": "k1"}
         )
     )
-    while not raw.server.in_flight:
-        await asyncio.sleep(0.001)
+    await pause.reached(1)
 
     status, _, _ = await raw.call(
         "POST", "/rules/rule_0001/trigger", body={}, **{"Idempotency-Key": "k1"}
     )
+    pause.release()
 
     assert (409, 202) == (status, (await first)[0])
     assert 1 == len(raw.server.executions())

@@ -6,9 +6,10 @@ Every request to a known route passes through ``PIPELINE``, outermost first:
 1. ``envelope``: checks ``X-Request-ID`` (or makes one), wraps answers in
    ``{request_id, data[, page_info]}`` and errors in ``{error}``, echoes the
    id in the header and counts the statuses sent.
-2. ``record``: counts the route and the requests in flight, reads a POST's
-   JSON body (400 when it is not JSON or nested deeper than 64) and records
-   what was received (``Authorization`` left out).
+2. ``record``: counts the route (waking ``wait_for_requests``) and the
+   requests in flight, reads a POST's JSON body (400 when it is not JSON or
+   nested deeper than 64) and records what was received (``Authorization``
+   left out).
 3. ``authenticate``: settles the clock, then finds the key's permissions
    (401).
 4. ``rate_limit``: the per-key token bucket (429 with ``Retry-After``).
@@ -16,14 +17,15 @@ Every request to a known route passes through ``PIPELINE``, outermost first:
    connection or an HTML body after its write commits.
 6. ``idempotency``: a replay's first answer, a 400 or 409, or runs the
    request and keeps its answer.
-7. ``latency``: injected delay before the endpoint runs (a replay skips it).
+7. ``hold``: injected latency, then a test's ``Pause``, before the endpoint
+   runs (a replay skips both).
 
 Then the endpoint answers with a ``Reply``. Requests to unknown paths or
 methods skip the pipeline: aiohttp's plain-text 404 or 405, as the real API
 answers them.
 
-May import: ``testing.api``, ``testing.faults``, ``testing.seed``,
-``testing.state``.
+May import: ``testing.api``, ``testing.faults``, ``testing.gates``,
+``testing.seed``, ``testing.state``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from .api import ApiError, invalid, printable
 from .faults import Faults, RateLimit
+from .gates import Arrivals, Pause
 from .seed import Permission
 from .state import State
 
@@ -80,6 +83,11 @@ class Context:
     received: deque[Received] = attrs.Factory(lambda: deque(maxlen=RECEIVED_KEPT))
     counts: Counter[str] = attrs.Factory(Counter)
     statuses: Counter[int] = attrs.Factory(Counter)
+    pauses: dict[str, Pause] = attrs.Factory(dict)
+    arrivals: Arrivals = attrs.field(
+        init=False,
+        default=attrs.Factory(lambda self: Arrivals(self.counts), takes_self=True),
+    )
     in_flight: int = 0
     max_in_flight: int = 0
 
@@ -148,6 +156,7 @@ async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
     """
     context = request.app[CONTEXT]
     context.counts[request[ROUTE]] += 1
+    context.arrivals.counted(request[ROUTE])
     context.in_flight += 1
     context.max_in_flight = max(context.max_in_flight, context.in_flight)
     try:
@@ -248,13 +257,17 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 @web.middleware
-async def latency(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def hold(request: web.Request, handler: Handler) -> web.StreamResponse:
     """
-    Wait the injected latency before the endpoint runs.
+    Wait the injected latency, and at a test's pause, before the endpoint runs.
     """
-    faults = request.app[CONTEXT].faults_of(request[ROUTE])
+    context = request.app[CONTEXT]
+    faults = context.faults_of(request[ROUTE])
     if faults is not None and faults.latency:
         await asyncio.sleep(faults.latency)
+    pause = context.pauses.get(request[ROUTE])
+    if pause is not None and not pause.released:
+        await pause.hold()
     return await handler(request)
 
 
@@ -265,7 +278,7 @@ PIPELINE: tuple[Middleware, ...] = (
     rate_limit,
     inject_faults,
     idempotency,
-    latency,
+    hold,
 )
 
 
