@@ -518,23 +518,46 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _global_options(*, suppress: bool) -> argparse.ArgumentParser:
+    """
+    The options every command takes, before or after the command name.
+    """
+    unset: object = argparse.SUPPRESS if suppress else False
+    no_url: object = argparse.SUPPRESS if suppress else None
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=unset,
+        help="machine-readable output",
+    )
+    common.add_argument(
+        "--base-url",
+        default=no_url,
+        help="API base URL (default SEQUENCE_BASE_URL, else production)",
+    )
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=unset,
+        help="tracebacks and DEBUG logs",
+    )
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
     """
     The argument parser of every command.
     """
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable output")
-    common.add_argument(
-        "--base-url", help="API base URL (default SEQUENCE_BASE_URL, else production)"
-    )
-    common.add_argument(
-        "--debug", action="store_true", help="tracebacks and DEBUG logs"
-    )
     parser = argparse.ArgumentParser(
         prog="sequence-async",
         description="The Sequence money-automation API from the shell.",
-        parents=[common],
+        parents=[_global_options(suppress=False)],
     )
+    # Written after a command, a global option is parsed by that command's
+    # subparser. Its default must not overwrite the value given before the
+    # command, so the subparsers' copies default to SUPPRESS (no attribute).
+    common = _global_options(suppress=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
@@ -689,6 +712,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         import logging  # noqa: PLC0415
 
         logging.basicConfig(level=logging.DEBUG)
+        logging.getLogger("sequence_async.cli").debug(
+            "command %s, base URL %s",
+            args.command,
+            args.base_url or os.environ.get("SEQUENCE_BASE_URL") or "(default)",
+        )
     command: Callable[[argparse.Namespace, Output], Coroutine[Any, Any, int]] = args.run
     try:
         return asyncio.run(command(args, out))

@@ -280,7 +280,7 @@ async def test_execution_lifecycle_follows_the_clock(
     raw: Raw, clock: ManualClock
 ) -> None:
     """An execution runs until its duration passes, then ends with transfers."""
-    raw.server.state.behaviors["rule_0001"] = Behavior(median=5.0, sigma=0.0)
+    raw.server.set_behavior("rule_0001", Behavior(median=5.0, sigma=0.0))
     execution_id = await raw.trigger()
 
     _, before, _ = await raw.call("GET", f"/rule-executions/{execution_id}")
@@ -304,8 +304,8 @@ async def test_execution_lifecycle_follows_the_clock(
 
 async def test_outcomes_follow_the_behaviour(raw: Raw, clock: ManualClock) -> None:
     """failure_rate 1 fails every run with an error message and failed transfers."""
-    raw.server.state.behaviors["rule_0001"] = Behavior(
-        median=1.0, sigma=0.0, failure_rate=1.0
+    raw.server.set_behavior(
+        "rule_0001", Behavior(median=1.0, sigma=0.0, failure_rate=1.0)
     )
     execution_id = await raw.trigger()
     clock.advance(1.0)
@@ -320,8 +320,8 @@ async def test_partial_outcome_has_a_failed_transfer(
     raw: Raw, clock: ManualClock
 ) -> None:
     """Partial ends with one completed and one failed transfer."""
-    raw.server.state.behaviors["rule_0001"] = Behavior(
-        median=1.0, sigma=0.0, partial_rate=1.0
+    raw.server.set_behavior(
+        "rule_0001", Behavior(median=1.0, sigma=0.0, partial_rate=1.0)
     )
     execution_id = await raw.trigger()
     clock.advance(2.0)
@@ -379,7 +379,7 @@ async def test_idempotent_replay_creates_nothing(raw: Raw) -> None:
     second = await raw.trigger(**{"Idempotency-Key": "k1"})
 
     assert first == second
-    assert 1 == len(raw.server.state.executions)
+    assert 1 == len(raw.server.executions())
 
 
 async def test_idempotency_expires_after_24_hours(raw: Raw, clock: ManualClock) -> None:
@@ -408,21 +408,21 @@ async def test_idempotency_key_with_another_body_is_400(raw: Raw) -> None:
 
 async def test_concurrent_duplicate_is_409(raw: Raw) -> None:
     """A duplicate arriving while the first still runs gets 409."""
-    raw.server.set_faults("trigger_rule", latency=0.2)
+    pause = raw.server.pause("trigger_rule")
     first = asyncio.create_task(
         raw.call(
             "POST", "/rules/rule_0001/trigger", body={}, **{"Idempotency-Key": "k1"}
         )
     )
-    while not raw.server.in_flight:
-        await asyncio.sleep(0.001)
+    await pause.reached(1)
 
     status, _, _ = await raw.call(
         "POST", "/rules/rule_0001/trigger", body={}, **{"Idempotency-Key": "k1"}
     )
+    pause.release()
 
     assert (409, 202) == (status, (await first)[0])
-    assert 1 == len(raw.server.state.executions)
+    assert 1 == len(raw.server.executions())
 
 
 async def test_manual_transfer_permissions_and_max_amount(strict: Raw) -> None:
@@ -580,7 +580,7 @@ async def test_dropped_response_still_commits(raw: Raw) -> None:
         )
     replay = await raw.trigger(**{"Idempotency-Key": "k1"})
 
-    assert [replay] == list(raw.server.state.executions)
+    assert [replay] == [e["id"] for e in raw.server.executions()]
 
 
 async def test_malformed_body_fault(raw: Raw) -> None:

@@ -7,6 +7,7 @@ go over raw HTTP, as in ``test_fake_server``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -216,3 +217,85 @@ async def test_control_works_on_a_served_server_with_a_manual_clock() -> None:
         server.advance(0.0)
 
         assert [] == server.executions()
+
+
+async def test_retry_after_zero_lets_a_client_retry_at_once(
+    server: FakeSequence, http: aiohttp.ClientSession
+) -> None:
+    """An injected 429 with retry_after=0 sends Retry-After: 0."""
+    server.set_faults("list_rules", throttles_next=1, retry_after=0)
+    assert server.url
+
+    async with http.get(server.url + "/rules") as response:
+        header = response.headers["Retry-After"]
+
+    assert (429, "0") == (response.status, header)
+
+
+async def test_a_paused_route_holds_requests_until_released(
+    server: FakeSequence, http: aiohttp.ClientSession
+) -> None:
+    """pause() holds a trigger before it runs; release() lets it finish."""
+    pause = server.pause("trigger_rule")
+    pending = asyncio.create_task(trigger(http, server))
+
+    await pause.reached(1)
+    held = (pause.held, server.in_flight, server.executions())
+    pause.release()
+    execution_id = await pending
+
+    assert (1, 1, []) == held
+    assert [execution_id] == [e["id"] for e in server.executions()]
+
+
+async def test_a_pause_does_not_hold_other_routes(
+    server: FakeSequence, http: aiohttp.ClientSession
+) -> None:
+    """Only the paused route waits."""
+    pause = server.pause("trigger_rule")
+
+    status, _ = await call(http, server, "GET", "/rules")
+
+    assert 200 == status
+    pause.release()
+
+
+async def test_wait_for_requests_returns_when_the_count_is_reached(
+    server: FakeSequence, http: aiohttp.ClientSession
+) -> None:
+    """wait_for_requests wakes on the Nth arrival, with no polling."""
+    waiting = asyncio.create_task(server.wait_for_requests("list_rules", 2))
+    await call(http, server, "GET", "/rules")
+    first = waiting.done()
+
+    await call(http, server, "GET", "/rules")
+    await waiting
+
+    assert (False, 2) == (first, server.counts["list_rules"])
+
+
+async def test_wait_for_requests_already_satisfied_returns_at_once(
+    server: FakeSequence, http: aiohttp.ClientSession
+) -> None:
+    """A count already reached needs no further request."""
+    await call(http, server, "GET", "/rules")
+
+    await server.wait_for_requests("list_rules", 1)
+
+    assert 1 == server.counts["list_rules"]
+
+
+def test_pause_rejects_unknown_routes() -> None:
+    """A typo in a route name fails at once, naming the valid routes."""
+    server = FakeSequence(clock=ManualClock())
+
+    with pytest.raises(ValueError, match=r"valid routes: .*trigger_rule"):
+        server.pause("trigger")
+
+
+async def test_wait_for_requests_rejects_unknown_routes() -> None:
+    """Waiting on a typo would never return: it fails at once instead."""
+    server = FakeSequence(clock=ManualClock())
+
+    with pytest.raises(ValueError, match=r"valid routes: .*trigger_rule"):
+        await server.wait_for_requests("trigger")

@@ -83,6 +83,24 @@ class TestOnAClassLoop:
         assert [] == sequence_server.executions()
 """
 
+NO_SLEEP_RETRIES = """
+import time
+
+import pytest
+
+
+@pytest.mark.asyncio
+async def test_client_retries_without_sleeping(sequence_server, sequence_client):
+    sequence_server.set_faults("list_rules", errors_next=3)
+    started = time.monotonic()
+    rules = await sequence_client.rules.list()
+    elapsed = time.monotonic() - started
+    assert 4 == sequence_server.counts["list_rules"]
+    assert rules
+    # The default policy sleeps at least 1.75 s over three retries.
+    assert elapsed < 1.0, elapsed
+"""
+
 UNMARKED = """
 async def test_forgot_the_mark(sequence_client):
     await sequence_client.rules.list()
@@ -137,6 +155,16 @@ def test_wider_loop_scopes_get_fixtures_on_their_own_loop(
     result = run_suite(pytester, mode, WIDER_LOOPS)
 
     result.assert_outcomes(passed=4)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_client_fixture_retries_without_sleeping(
+    pytester: pytest.Pytester, mode: str
+) -> None:
+    """sequence_client retries injected 503s at once (RetryPolicy with no wait)."""
+    result = run_suite(pytester, mode, NO_SLEEP_RETRIES)
+
+    result.assert_outcomes(passed=1)
 
 
 def test_unmarked_async_test_in_strict_mode_says_to_add_the_mark(

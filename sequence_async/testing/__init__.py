@@ -4,14 +4,15 @@ An in-memory Sequence ``/api/v1`` server for demos, tests and benchmarks.
 Start it with ``async with serve() as server:`` and point a client at
 ``server.url`` with ``server.api_key``; steer it through the same object:
 ``finish(id)``, ``advance(seconds)`` (with ``clock=ManualClock()``),
-``set_behavior()``, ``set_visibility_delay()``, ``set_faults()``, and read
+``set_behavior()``, ``set_visibility_delay()``, ``set_faults()``,
+``pause(route)`` and ``wait_for_requests(route, n)``, and read
 ``executions()``, ``received`` and ``counts``. The pytest plugin gives the
 ``sequence_server`` and ``sequence_client`` fixtures.
 
 The server's modules, top down: ``app`` (the control handle), ``endpoints``
 (one handler per route), ``pipeline`` (the middlewares every request passes),
 ``state`` with ``executions``, ``transfers`` and ``idempotency``, then
-``faults``, ``paging``, ``api``, ``seed`` and ``clock``.
+``faults``, ``gates``, ``paging``, ``api``, ``seed`` and ``clock``.
 
 May import: its own modules. The server never imports the client (an
 import-linter contract): it judges requests by the API reference, on its

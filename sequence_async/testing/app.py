@@ -4,10 +4,11 @@ The fake server's control handle and its aiohttp application.
 Owns ``FakeSequence``: it builds the state from a seed, puts the pipeline
 (``pipeline.PIPELINE``) in front of the endpoints (``endpoints.ROUTES``), and
 gives tests their controls: finish an execution, move the manual clock, set
-behaviours, visibility and faults, and read what was received and started.
+behaviours, visibility and faults, pause a route or wait for its requests,
+and read what was received and started.
 
 May import: ``testing.clock``, ``testing.endpoints``, ``testing.faults``,
-``testing.pipeline``, ``testing.seed``, ``testing.state``.
+``testing.gates``, ``testing.pipeline``, ``testing.seed``, ``testing.state``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from aiohttp import web
 from .clock import ManualClock
 from .endpoints import ROUTE_NAMES, ROUTES
 from .faults import Faults, RateLimit
+from .gates import Pause
 from .pipeline import CONTEXT, PIPELINE, Context, Received
 from .seed import DEMO_API_KEY, Behavior, Seed, demo_seed
 from .state import State
@@ -143,9 +145,8 @@ class FakeSequence:
         Raises:
             ValueError: *route* is not ``"*"`` or a route name (see ``ROUTE_NAMES``).
         """
-        if route != "*" and route not in ROUTE_NAMES:
-            valid = ", ".join(("*", *ROUTE_NAMES))
-            raise ValueError(f"unknown route {route!r}; valid routes: {valid}")
+        if route != "*":
+            _check_route(route)
         self.faults[route] = Faults(
             latency=latency,
             error_rate=error_rate,
@@ -237,8 +238,42 @@ class FakeSequence:
         """
         self.state.finish(execution_id, status)
 
+    def pause(self, route: str) -> Pause:
+        """
+        Hold requests to *route* before their endpoint runs, until released.
+
+        ``await pause.reached(n)`` waits until *n* requests are held;
+        ``pause.release()`` lets them (and later ones) go on. A new pause of
+        the same route replaces the old one (release that one first).
+
+        Raises:
+            ValueError: *route* is not a route name (see ``ROUTE_NAMES``).
+        """
+        _check_route(route)
+        self._context.pauses[route] = Pause(route)
+        return self._context.pauses[route]
+
+    async def wait_for_requests(self, route: str, count: int = 1) -> None:
+        """
+        Return once *route* has received *count* requests in all.
+
+        Counted as ``counts`` counts them, when they arrive (before their
+        answer). Bound the wait with ``asyncio.timeout`` if needed.
+
+        Raises:
+            ValueError: *route* is not a route name (see ``ROUTE_NAMES``).
+        """
+        _check_route(route)
+        await self._context.arrivals.wait_for(route, count)
+
     def requests_to(self, route: str) -> list[Received]:
         """
         The recorded requests of one route, oldest first.
         """
         return [r for r in self.received if r.route == route]
+
+
+def _check_route(route: str) -> None:
+    if route not in ROUTE_NAMES:
+        valid = ", ".join(("*", *ROUTE_NAMES))
+        raise ValueError(f"unknown route {route!r}; valid routes: {valid}")

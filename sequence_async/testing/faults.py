@@ -33,7 +33,8 @@ class Faults:
         errors_next: Answer the next N requests with 503.
         throttle_rate: Answer 429 with ``Retry-After: retry_after``.
         throttles_next: Answer the next N requests with 429.
-        retry_after: Seconds sent in ``Retry-After``.
+        retry_after: Seconds sent in ``Retry-After`` (rounded up; 0 lets a
+            client retry at once).
         drop_rate: Close the connection after the write commits (the
             response is lost).
         drops_next: Drop the next N responses after their write commits.

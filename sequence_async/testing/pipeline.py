@@ -6,9 +6,10 @@ Every request to a known route passes through ``PIPELINE``, outermost first:
 1. ``envelope``: checks ``X-Request-ID`` (or makes one), wraps answers in
    ``{request_id, data[, page_info]}`` and errors in ``{error}``, echoes the
    id in the header and counts the statuses sent.
-2. ``record``: counts the route and the requests in flight, reads a POST's
-   JSON body (400 when it is not JSON) and records what was received
-   (``Authorization`` left out).
+2. ``record``: counts the route (waking ``wait_for_requests``) and the
+   requests in flight, reads a POST's JSON body (400 when it is not JSON or
+   nested deeper than 64) and records what was received (``Authorization``
+   left out).
 3. ``authenticate``: settles the clock, then finds the key's permissions
    (401).
 4. ``rate_limit``: the per-key token bucket (429 with ``Retry-After``).
@@ -16,14 +17,15 @@ Every request to a known route passes through ``PIPELINE``, outermost first:
    connection or an HTML body after its write commits.
 6. ``idempotency``: a replay's first answer, a 400 or 409, or runs the
    request and keeps its answer.
-7. ``latency``: injected delay before the endpoint runs (a replay skips it).
+7. ``hold``: injected latency, then a test's ``Pause``, before the endpoint
+   runs (a replay skips both).
 
 Then the endpoint answers with a ``Reply``. Requests to unknown paths or
 methods skip the pipeline: aiohttp's plain-text 404 or 405, as the real API
 answers them.
 
-May import: ``testing.api``, ``testing.faults``, ``testing.seed``,
-``testing.state``.
+May import: ``testing.api``, ``testing.faults``, ``testing.gates``,
+``testing.seed``, ``testing.state``.
 """
 
 from __future__ import annotations
@@ -43,12 +45,14 @@ from aiohttp.typedefs import Handler, Middleware
 
 from .api import ApiError, invalid, printable
 from .faults import Faults, RateLimit
+from .gates import Arrivals, Pause
 from .seed import Permission
 from .state import State
 
 
 RECEIVED_KEPT = 100_000
 MAX_REQUEST_ID = 128
+MAX_JSON_DEPTH = 64
 
 
 @attrs.frozen
@@ -79,6 +83,11 @@ class Context:
     received: deque[Received] = attrs.Factory(lambda: deque(maxlen=RECEIVED_KEPT))
     counts: Counter[str] = attrs.Factory(Counter)
     statuses: Counter[int] = attrs.Factory(Counter)
+    pauses: dict[str, Pause] = attrs.Factory(dict)
+    arrivals: Arrivals = attrs.field(
+        init=False,
+        default=attrs.Factory(lambda self: Arrivals(self.counts), takes_self=True),
+    )
     in_flight: int = 0
     max_in_flight: int = 0
 
@@ -147,6 +156,7 @@ async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
     """
     context = request.app[CONTEXT]
     context.counts[request[ROUTE]] += 1
+    context.arrivals.counted(request[ROUTE])
     context.in_flight += 1
     context.max_in_flight = max(context.max_in_flight, context.in_flight)
     try:
@@ -247,13 +257,17 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 @web.middleware
-async def latency(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def hold(request: web.Request, handler: Handler) -> web.StreamResponse:
     """
-    Wait the injected latency before the endpoint runs.
+    Wait the injected latency, and at a test's pause, before the endpoint runs.
     """
-    faults = request.app[CONTEXT].faults_of(request[ROUTE])
+    context = request.app[CONTEXT]
+    faults = context.faults_of(request[ROUTE])
     if faults is not None and faults.latency:
         await asyncio.sleep(faults.latency)
+    pause = context.pauses.get(request[ROUTE])
+    if pause is not None and not pause.released:
+        await pause.hold()
     return await handler(request)
 
 
@@ -264,17 +278,40 @@ PIPELINE: tuple[Middleware, ...] = (
     rate_limit,
     inject_faults,
     idempotency,
-    latency,
+    hold,
 )
 
 
 async def _json_body(request: web.Request) -> Any:
     if request.method != "POST" or not request.can_read_body:
         return None
+    raw = await request.read()
     try:
-        return json.loads(await request.read())
+        body = json.loads(raw)
     except (ValueError, RecursionError):  # bad UTF-8 is a ValueError too
         raise invalid("The request body is not valid JSON.") from None
+    # Later steps walk the body recursively (the idempotency fingerprint).
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _deeper_than(
+        body, MAX_JSON_DEPTH
+    ):
+        raise invalid(f"The request body is nested deeper than {MAX_JSON_DEPTH}.")
+    return body
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = list(node.values())
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _request_id() -> str:
@@ -288,7 +325,7 @@ def _dumps(value: Any) -> str:
 def _error(exc: ApiError, request_id: str) -> web.Response:
     headers = {"X-Request-ID": request_id}
     if exc.retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        headers["Retry-After"] = str(max(0, math.ceil(exc.retry_after)))
     return web.json_response(
         {"error": {"code": exc.code, "message": exc.message}},
         status=exc.status,

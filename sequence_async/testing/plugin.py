@@ -97,6 +97,9 @@ def sequence_server(request: pytest.FixtureRequest) -> FakeSequence:
 def sequence_client(request: pytest.FixtureRequest) -> SequenceClient:
     """
     A ``SequenceClient`` bound to ``sequence_server``, polling every 10 ms.
+
+    It retries as the default policy does (3 retries) but without sleeping
+    between attempts.
     """
     client: SequenceClient = request.getfixturevalue(
         _variant("sequence_client", request)
@@ -121,13 +124,18 @@ def _client_on(
     async def client_on_loop(
         sequence_server: FakeSequence,
     ) -> AsyncIterator[SequenceClient]:
-        from sequence_async import PollPolicy, SequenceClient  # noqa: PLC0415
+        from sequence_async import (  # noqa: PLC0415
+            PollPolicy,
+            RetryPolicy,
+            SequenceClient,
+        )
 
         poll = PollPolicy(wait_initial=0.01, multiplier=1.0, wait_max=0.01, jitter=0.0)
-        # TODO(lead): once sequence_async.RetryPolicy is exported, pass  # noqa: FIX002
-        # retry=RetryPolicy(wait_initial=0, wait_max=0) so retries never sleep.
         async with SequenceClient(
-            sequence_server.api_key, base_url=sequence_server.url, poll=poll
+            sequence_server.api_key,
+            base_url=sequence_server.url,
+            poll=poll,
+            retry=RetryPolicy(wait_initial=0, wait_max=0),
         ) as client:
             yield client
 
