@@ -93,7 +93,7 @@ def test_every_type_a_public_method_takes_or_returns_is_exported() -> None:
 
 def test_resource_namespaces_show_in_help_and_dir() -> None:
     """The namespaces are documented attributes of SequenceClient."""
-    text = pydoc.render_doc(SequenceClient, renderer=pydoc.plaintext)
+    text = pydoc.plain(pydoc.render_doc(SequenceClient))
 
     for name in NAMESPACES:
         assert name in dir(SequenceClient)
