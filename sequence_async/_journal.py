@@ -208,7 +208,7 @@ class SqliteJournal:
         self._pending.append((entries, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        await asyncio.shield(future)
+        await future  # cancelled, the write still lands (the batch was taken)
 
     async def _flush(self) -> None:
         while self._pending:
