@@ -101,9 +101,47 @@ async def test_client_retries_without_sleeping(sequence_server, sequence_client)
     assert elapsed < 1.0, elapsed
 """
 
+OWN_SEED_CONFTEST = """
+import pytest_asyncio
+
+from sequence_async.testing import ManualClock, Seed, serve
+
+
+@pytest_asyncio.fixture
+async def sequence_server():
+    seed = Seed()
+    payroll = seed.account("Payroll", type="income_source")
+    savings = seed.account("Savings", type="pod")
+    seed.rule("Save", source=payroll, destinations=[(savings, 10_000)], id="rule_save")
+    seed.api_key("sk_test")
+    async with serve(seed, clock=ManualClock()) as server:
+        yield server
+"""
+
+OWN_SEED_TEST = """
+import pytest
+
+
+@pytest.mark.asyncio
+async def test_client_talks_to_the_overridden_server(sequence_server, sequence_client):
+    assert ("rule_save",) == sequence_server.rule_ids
+    execution = await sequence_client.rules.trigger("rule_save")
+    sequence_server.finish(execution.id)
+    assert "executed" == (await execution.wait(timeout=10)).status
+"""
+
 UNMARKED = """
 async def test_forgot_the_mark(sequence_client):
     await sequence_client.rules.list()
+"""
+
+ANYIO_TEST = """
+import pytest
+
+
+@pytest.mark.anyio
+async def test_on_anyio(sequence_server):
+    pass
 """
 
 SYNC_TEST = """
@@ -167,6 +205,18 @@ def test_the_client_fixture_retries_without_sleeping(
     result.assert_outcomes(passed=1)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_sequence_client_follows_an_overridden_sequence_server(
+    pytester: pytest.Pytester, mode: str
+) -> None:
+    """A suite's own sequence_server (another seed) gets the client bound to it."""
+    pytester.makeconftest(OWN_SEED_CONFTEST)
+
+    result = run_suite(pytester, mode, OWN_SEED_TEST)
+
+    result.assert_outcomes(passed=1)
+
+
 def test_unmarked_async_test_in_strict_mode_says_to_add_the_mark(
     pytester: pytest.Pytester,
 ) -> None:
@@ -175,6 +225,16 @@ def test_unmarked_async_test_in_strict_mode_says_to_add_the_mark(
 
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*mark it @pytest.mark.asyncio*"])
+
+
+def test_an_anyio_test_is_told_to_use_the_asyncio_mark(
+    pytester: pytest.Pytester,
+) -> None:
+    """The fixtures need pytest-asyncio's loop; an anyio test fails saying so."""
+    result = run_suite(pytester, "strict", ANYIO_TEST)
+
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*not anyio: mark this test @pytest.mark.asyncio*"])
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -11,10 +11,11 @@ Both run on pytest-asyncio, in strict or auto mode. A test marked
 ``@pytest.mark.asyncio`` (or run in auto mode) gets them on its own event
 loop, whatever its ``loop_scope``: each public fixture is a plain dispatcher
 that picks the variant bound to the test's loop, so the server and the test
-never sit on different loops. Without pytest-asyncio, or for an async test
-pytest-asyncio will not run, requesting a fixture fails at once saying what
-to change. Imports of the SDK stay inside the fixtures, so merely having the
-package installed costs a pytest run nothing.
+never sit on different loops. Without pytest-asyncio, from an async test
+pytest-asyncio will not run (unmarked in strict mode), or from an anyio
+test, requesting a fixture fails at once saying what to change. Imports of
+the SDK stay inside the fixtures, so merely having the package installed
+costs a pytest run nothing.
 
 May import: ``sequence_async`` (public API), ``testing``.
 """
@@ -48,6 +49,10 @@ _NO_PYTEST_ASYNCIO = (
     "pytest-asyncio) and mark async tests with @pytest.mark.asyncio, or set "
     "asyncio_mode = auto. anyio's pytest plugin alone cannot run it."
 )
+_ANYIO = (
+    "{name} runs on pytest-asyncio, not anyio: mark this test "
+    "@pytest.mark.asyncio instead of @pytest.mark.anyio."
+)
 _UNMARKED = (
     "{nodeid} is an async test that pytest-asyncio will not run: in strict "
     "mode, mark it @pytest.mark.asyncio (or set pytestmark = "
@@ -66,6 +71,8 @@ def _variant(name: str, request: pytest.FixtureRequest) -> str:
     default: str = request.config.getini("asyncio_default_test_loop_scope")
     marker = request.node.get_closest_marker("asyncio")
     if marker is None:
+        if request.node.get_closest_marker("anyio") is not None:
+            pytest.fail(_ANYIO.format(name=name), pytrace=False)
         if inspect.iscoroutinefunction(getattr(request.node, "obj", None)):
             pytest.fail(_UNMARKED.format(nodeid=request.node.nodeid), pytrace=False)
         scope = default  # a sync test: the fixture runs on the default loop
