@@ -18,7 +18,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sequence_async.testing import DEMO_API_KEY, FakeSequence
+from sequence_async.testing import (
+    DEMO_API_KEY,
+    FakeSequence,
+    ManualClock,
+    Seed,
+    demo_seed,
+    serve,
+)
 
 
 AUTH = f"Authorization: ApiKey {DEMO_API_KEY}\r\n".encode()
@@ -286,3 +293,67 @@ async def test_any_json_body_and_key_never_5xx(
         status = await send_raw(server, *post(path, payload, *headers))
 
         assert status < 500, (status, payload, key)
+
+
+def seed_json(**changes: object) -> str:
+    """
+    The demo seed's JSON with top-level or first-record changes.
+    """
+    raw = json.loads(demo_seed(rules=2).to_json())
+    for path, value in changes.items():
+        kind, _, field = path.partition("__")
+        if field:
+            raw[kind][0][field] = value
+        else:
+            raw[kind] = value
+    return json.dumps(raw)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        seed_json(rules__steps=None),
+        seed_json(rules__steps=[{"actions": [{"amount_in_cents": "5"}]}]),
+        seed_json(rules__steps=[{"actions": [{"destination": None}]}]),
+        seed_json(rules__trigger="MANUAL"),
+        seed_json(accounts__id=7),
+        seed_json(cards__account_id=None),
+        seed_json(card_transactions__created_at="yesterday"),
+        seed_json(rules=["not a rule"]),
+        seed_json(
+            keys={"k": [{"scope": "MANUAL_TRANSFER", "transfers": ["acc_0001"]}]}
+        ),
+        seed_json(
+            keys={
+                "k": [
+                    {
+                        "scope": "MANUAL_TRANSFER",
+                        "transfers": [{"source": "a", "max_amount": "10"}],
+                    }
+                ]
+            }
+        ),
+    ],
+)
+def test_seed_files_the_server_could_not_serve_are_refused(text: str) -> None:
+    """A seed file with records the server would crash on is a ValueError."""
+    with pytest.raises(ValueError, match="not a fake-server seed"):
+        Seed.from_json(text)
+
+
+async def test_a_rule_without_steps_runs_and_moves_nothing() -> None:
+    """A seeded rule with no steps ends executed, with no transfers."""
+    seed = demo_seed(rules=1)
+    seed.rules[0]["steps"] = []
+    async with serve(seed, clock=ManualClock()) as server:
+        head, body = post(b"/rules/rule_0001/trigger", b"{}", JSON)
+        status = await send_raw(server, head, body)
+        server.advance(3600)
+
+        (execution,) = server.executions()
+
+    assert (202, "executed", []) == (
+        status,
+        execution["status"],
+        execution["transfer_ids"],
+    )

@@ -12,7 +12,7 @@ Start it with ``async with serve() as server:`` and point a client at
 The server's modules, top down: ``app`` (the control handle), ``endpoints``
 (one handler per route), ``pipeline`` (the middlewares every request passes),
 ``state`` with ``executions``, ``transfers`` and ``idempotency``, then
-``faults``, ``gates``, ``paging``, ``api``, ``seed`` and ``clock``.
+``faults``, ``gates``, ``paging``, ``api``, ``demo``, ``seed`` and ``clock``.
 
 May import: its own modules. The server never imports the client (an
 import-linter contract): it judges requests by the API reference, on its
@@ -29,9 +29,10 @@ from aiohttp import web
 
 from .app import FakeSequence
 from .clock import ManualClock
+from .demo import demo_seed
 from .faults import Faults
 from .pipeline import Received
-from .seed import ALL_SCOPES, DEMO_API_KEY, Behavior, Permission, Seed, demo_seed
+from .seed import ALL_SCOPES, DEMO_API_KEY, Behavior, Permission, Seed
 from .state import State
 
 

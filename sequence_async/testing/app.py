@@ -7,8 +7,9 @@ gives tests their controls: finish an execution, move the manual clock, set
 behaviours, visibility and faults, pause a route or wait for its requests,
 and read what was received and started.
 
-May import: ``testing.clock``, ``testing.endpoints``, ``testing.faults``,
-``testing.gates``, ``testing.pipeline``, ``testing.seed``, ``testing.state``.
+May import: ``testing.clock``, ``testing.demo``, ``testing.endpoints``,
+``testing.faults``, ``testing.gates``, ``testing.pipeline``, ``testing.seed``,
+``testing.state``.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from typing import Any
 from aiohttp import web
 
 from .clock import ManualClock
+from .demo import demo_seed
 from .endpoints import ROUTE_NAMES, ROUTES
 from .faults import Faults, RateLimit
 from .gates import Pause
 from .pipeline import CONTEXT, PIPELINE, Context, Received
-from .seed import DEMO_API_KEY, Behavior, Seed, demo_seed
+from .seed import DEMO_API_KEY, Behavior, Seed
 from .state import State
 
 

@@ -1,10 +1,10 @@
 """
 Seed data for the fake server: accounts, rules, cards and API keys.
 
-Owns the builder users write their fixtures with, the JSON form of a seed
-(``sequence-async serve --seed FILE``), and the demo seed. Everything is
-plain wire-shaped data, checked against the API reference, not against the
-client's models.
+Owns the builder users write their fixtures with and the JSON form of a seed
+(``sequence-async serve --seed FILE``), checked on reading so the server can
+serve every record. Everything is plain wire-shaped data, checked against the
+API reference, not against the client's models.
 
 May import: nothing from the package.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -261,7 +262,7 @@ class Seed:
         """
         try:
             raw = json.loads(text)
-            return cls(
+            seed = cls(
                 accounts=list(raw.get("accounts", [])),
                 rules=list(raw.get("rules", [])),
                 cards=list(raw.get("cards", [])),
@@ -284,8 +285,10 @@ class Seed:
                     for k, perms in raw.get("keys", {}).items()
                 },
             )
+            _check_records(seed)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a fake-server seed: {exc}") from None
+        return seed
 
     @classmethod
     def load(cls, path: str | Path) -> Seed:
@@ -295,52 +298,53 @@ class Seed:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
 
+# The fields the server reads from each kind of record, and their types.
+_SHAPES: dict[str, dict[str, type]] = {
+    "accounts": {"id": str, "type": str},
+    "rules": {"id": str, "status": str, "trigger": dict, "steps": list},
+    "cards": {"id": str, "account_id": str, "status": str, "type": str},
+    "card_transactions": {"id": str, "card_id": str, "direction": str},
+}
+
+
+def _check_records(seed: Seed) -> None:
+    """
+    Raise TypeError or ValueError unless the server can read every record.
+    """
+    for kind, shape in _SHAPES.items():
+        for n, record in enumerate(getattr(seed, kind)):
+            for name, kind_of in shape.items():
+                if not isinstance(record, dict) or not isinstance(
+                    record.get(name), kind_of
+                ):
+                    raise TypeError(f"{kind}[{n}] needs a {kind_of.__name__} {name}")
+    for rule in seed.rules:
+        for step in rule["steps"]:
+            actions = step.get("actions") if isinstance(step, dict) else None
+            if not isinstance(actions, list) or not all(map(_is_action, actions)):
+                raise TypeError(f"rule {rule['id']}: a step needs a list of actions")
+    for transaction in seed.card_transactions:
+        datetime.fromisoformat(str(transaction.get("created_at")))
+    for permissions in seed.keys.values():
+        for entry in (t for p in permissions for t in p.transfers):
+            if not isinstance(entry, dict) or not isinstance(
+                entry.get("max_amount", 0), int | None
+            ):
+                raise TypeError(f"bad MANUAL_TRANSFER entry: {entry!r}")
+
+
+def _is_action(action: Any) -> bool:
+    return (
+        isinstance(action, dict)
+        and isinstance(action.get("amount_in_cents", 0), int)
+        and "source" in action
+        and all(
+            isinstance(action.get(end), dict | None)
+            for end in ("source", "destination")
+        )
+    )
+
+
 def _ref(accounts: Mapping[str, Mapping[str, Any]], account_id: str) -> dict[str, Any]:
     account = accounts.get(account_id, {})
     return {"id": account_id, "type": account.get("type"), "name": account.get("name")}
-
-
-def demo_seed(
-    *, rules: int = 10, failure_rate: float = 0.04, median: float = 1.5
-) -> Seed:
-    """
-    Return the demo organization: a payroll account, pods, rules and a card.
-
-    Rules have realistic durations (log-normal around *median* seconds) and a
-    few failures and partial runs. The demo key ``DEMO_API_KEY`` may do
-    everything.
-    """
-    seed = Seed()
-    payroll = seed.account(
-        "Chase Checking ••4567",
-        type="income_source",
-        balance=50_000_000,
-        institution_name="Chase",
-    )
-    pods = [
-        seed.account(name, type="pod")
-        for name in ("Taxes", "Emergency Fund", "Vacation", "Rent", "Investing")
-    ]
-    seed.account(
-        "Amex Gold ••1234", type="external_account", institution_name="American Express"
-    )
-    names = {a["id"]: a["name"] for a in seed.accounts}
-    for n in range(rules):
-        seed.rule(
-            f"Save to {names[pods[n % len(pods)]]} #{n + 1}",
-            source=payroll,
-            destinations=[
-                (pods[n % len(pods)], 1_000 * (n + 1)),
-                (pods[(n + 1) % len(pods)], 500),
-            ],
-            trigger=("MANUAL", "ON_FUNDS_TRANSFERRED", "SCHEDULED")[n % 3],
-            behavior=Behavior(
-                median=median,
-                sigma=0.6,
-                failure_rate=failure_rate,
-                partial_rate=failure_rate / 2,
-            ),
-        )
-    seed.card(pods[0])
-    seed.api_key(DEMO_API_KEY)
-    return seed

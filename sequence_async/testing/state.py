@@ -192,7 +192,8 @@ class State:
 
     def _finish(self, execution: Execution, outcome: str) -> None:
         now = self.clock()
-        actions = execution.rule.get("steps", [{}])[0].get("actions", [])
+        steps = execution.rule.get("steps") or [{}]
+        actions = steps[0].get("actions", [])
         data = execution.data
         data["step_index_matched"] = 0
         ids: list[str] = []
