@@ -4,80 +4,20 @@ Tests of the command line, run as subprocesses against ``sequence-async serve``.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from sequence_async.testing import Behavior, demo_seed
-
-
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """
-    Run ``python -m sequence_async ARGS`` and capture its output.
-    """
-    return subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "sequence_async", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        input=stdin,
-        timeout=120,
-        check=False,
-    )
+from .test_cli_support import lines, run_cli, serving
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """
-    A ``sequence-async serve`` process whose rules finish at once; yields its env.
+    A ``sequence-async serve`` process (see ``serving``); yields its env.
     """
-    seed = demo_seed(rules=3)
-    for rule_id in ("rule_0001", "rule_0002"):
-        seed.behaviors[rule_id] = Behavior(median=0.0, sigma=0.0)
-    seed.behaviors["rule_0003"] = Behavior(median=0.0, sigma=0.0, failure_rate=1.0)
-    path = tmp_path_factory.mktemp("seed") / "seed.json"
-    path.write_text(seed.to_json())
-    with subprocess.Popen(  # noqa: S603
-        [
-            sys.executable,
-            "-m",
-            "sequence_async",
-            "serve",
-            "--port",
-            "0",
-            "--seed",
-            str(path),
-            "--json",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as process:
-        try:
-            assert process.stdout is not None
-            info = json.loads(process.stdout.readline())
-            env = {k: v for k, v in os.environ.items() if not k.startswith("SEQUENCE_")}
-            yield env | {
-                "SEQUENCE_API_KEY": info["api_key"],
-                "SEQUENCE_BASE_URL": info["url"],
-            }
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def lines(result: subprocess.CompletedProcess[str]) -> list[Any]:
-    """
-    The JSON lines a --json command printed.
-    """
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    with serving(tmp_path_factory.mktemp("seed")) as env:
+        yield env
 
 
 def test_accounts_list_json(served: dict[str, str]) -> None:
@@ -200,20 +140,21 @@ def test_trigger_many_json(served: dict[str, str]) -> None:
     *outcomes, summary = lines(ok)
     assert 0 == ok.returncode
     assert ["executed"] * 6 == [o["status"] for o in outcomes]
-    assert "6" == summary["summary"]["executed"]
+    assert (6, 6) == (summary["summary"]["executed"], summary["summary"]["total"])
     assert 1 == mixed.returncode
     assert {"executed", "failed"} == {o["status"] for o in lines(mixed)[:-1]}
 
 
 def test_trigger_many_shows_progress_and_summary(served: dict[str, str]) -> None:
-    """Without --json, trigger-many draws the bar and a summary table."""
+    """Without --json, the progress line (drawn once) and the summary go to stderr."""
     result = run_cli(
         "trigger-many", "rule_0001", "--repeat", "5", "--no-wait", env=served
     )
 
     assert 0 == result.returncode
-    assert "5/5" in result.stdout
-    assert "Summary" in result.stdout
+    assert "" == result.stdout
+    assert 1 == result.stderr.count("5/5")
+    assert "Summary" in result.stderr
 
 
 def test_transfers_commands(served: dict[str, str]) -> None:
@@ -245,14 +186,14 @@ def test_transfers_commands(served: dict[str, str]) -> None:
     assert "Transfers" in table.stdout
 
 
-def test_demo_runs_and_summarises(tmp_path: Path) -> None:
+def test_demo_runs_and_summarises() -> None:
     """The demo bulk-triggers against its own fake server and prints a summary."""
     result = run_cli("demo", "--count", "40", "--median", "0.05", "--json")
 
     summary = lines(result)[-1]["summary"]
     assert 0 == result.returncode
-    assert "40" == summary["total"]
-    assert float(summary["requests per execution"]) < 2
+    assert 40 == summary["total"]
+    assert summary["requests_per_execution"] < 2
 
 
 def test_help_of_module_entry_point() -> None:

@@ -7,16 +7,21 @@ subprocess against a ``sequence-async serve`` subprocess, as a user would.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sequence_async.testing import Behavior, demo_seed
+from sequence_async.testing import Behavior, FakeSequence, Seed, demo_seed, serve
+
+
+T = TypeVar("T")
 
 
 # Where SEQUENCE_BASE_URL points in the tests: nothing listens there, so a
@@ -58,19 +63,10 @@ def clean_env() -> dict[str, str]:
 @contextlib.contextmanager
 def serving(directory: Path, *extra: str) -> Iterator[dict[str, str]]:
     """
-    Run ``sequence-async serve`` with quick rules; yield the env that targets it.
-
-    rule_0001 and rule_0002 finish at once, rule_0003 always fails; rules
-    from rule_0004 on take a day (they stay in flight).
+    Run ``sequence-async serve`` with ``quick_seed()``; yield the env that targets it.
     """
-    seed = demo_seed(rules=5)
-    for rule_id in ("rule_0001", "rule_0002"):
-        seed.behaviors[rule_id] = Behavior(median=0.0, sigma=0.0)
-    seed.behaviors["rule_0003"] = Behavior(median=0.0, sigma=0.0, failure_rate=1.0)
-    for rule_id in ("rule_0004", "rule_0005"):
-        seed.behaviors[rule_id] = Behavior(median=86_400.0, sigma=0.0)
     path = directory / "seed.json"
-    path.write_text(seed.to_json())
+    path.write_text(quick_seed().to_json())
     argv = cli_command("serve", "--port", "0", "--seed", str(path), "--json", *extra)
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as process:  # noqa: S603
         try:
@@ -90,3 +86,79 @@ def lines(result: subprocess.CompletedProcess[str]) -> list[Any]:
     The JSON lines a --json command printed.
     """
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+class Remote:
+    """
+    A fake server running on its own event loop in a thread, steered from sync tests.
+    """
+
+    def __init__(self, server: FakeSequence, loop: asyncio.AbstractEventLoop) -> None:
+        self.server = server
+        self.loop = loop
+
+    @property
+    def env(self) -> dict[str, str]:
+        """
+        The environment that points the CLI at this server.
+        """
+        assert self.server.url is not None
+        return clean_env() | {
+            "SEQUENCE_API_KEY": self.server.api_key,
+            "SEQUENCE_BASE_URL": self.server.url,
+        }
+
+    def call(self, step: Callable[[FakeSequence], T]) -> T:
+        """
+        Run *step* with the server on the server's loop; return its result.
+        """
+
+        async def on_loop() -> T:
+            return step(self.server)
+
+        return asyncio.run_coroutine_threadsafe(on_loop(), self.loop).result(30)
+
+    def wait(self, until: Callable[[FakeSequence], Awaitable[object]]) -> None:
+        """
+        Wait (30 s at most) until *until* returns, run on the server's loop.
+        """
+
+        async def on_loop() -> None:
+            async with asyncio.timeout(30):
+                await until(self.server)
+
+        asyncio.run_coroutine_threadsafe(on_loop(), self.loop).result(60)
+
+
+@contextlib.contextmanager
+def remote_server(seed: Seed) -> Iterator[Remote]:
+    """
+    Run the fake server with *seed* in a thread; yield its ``Remote``.
+    """
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    stack = contextlib.AsyncExitStack()
+    try:
+        server = asyncio.run_coroutine_threadsafe(
+            stack.enter_async_context(serve(seed, record=True)), loop
+        ).result(30)
+        yield Remote(server, loop)
+    finally:
+        asyncio.run_coroutine_threadsafe(stack.aclose(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()
+
+
+def quick_seed() -> Seed:
+    """
+    Five rules: 1 and 2 finish at once, 3 always fails, 4 and 5 take a day.
+    """
+    seed = demo_seed(rules=5)
+    for rule_id in ("rule_0001", "rule_0002"):
+        seed.behaviors[rule_id] = Behavior(median=0.0, sigma=0.0)
+    seed.behaviors["rule_0003"] = Behavior(median=0.0, sigma=0.0, failure_rate=1.0)
+    for rule_id in ("rule_0004", "rule_0005"):
+        seed.behaviors[rule_id] = Behavior(median=86_400.0, sigma=0.0)
+    return seed

@@ -1,0 +1,138 @@
+"""
+The ``sequence-async`` command line (also ``python -m sequence_async``).
+
+Owns the parser's assembly, the global options and ``main``: how errors
+become one line and an exit code (0 ok, 1 an API, execution or server
+failure, 2 a usage error or bad local input, 130 interrupted). Each command
+lives in its own module with its options beside its handler; ``_output``
+renders results, ``_progress`` and ``_bulk`` run bulk triggers. The key
+comes from ``SEQUENCE_API_KEY``, never from the command line (shell
+history). Uses only the public API of ``sequence_async`` and
+``sequence_async.testing``; rich (the ``cli`` extra) draws progress and
+tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import sequence_async as sq
+
+from . import (
+    _accounts,
+    _demo,
+    _executions,
+    _rules,
+    _serve,
+    _transfers,
+    _trigger_many,
+)
+from ._base import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    CommandError,
+    Handler,
+    UsageError,
+)
+from ._output import Output
+
+
+__all__ = ["build_parser", "main"]
+
+_COMMANDS = (_demo, _serve, _accounts, _rules, _executions, _transfers, _trigger_many)
+
+
+def _global_options(*, suppress: bool) -> argparse.ArgumentParser:
+    """
+    The options every command takes, before or after the command name.
+    """
+    unset: object = argparse.SUPPRESS if suppress else False
+    no_url: object = argparse.SUPPRESS if suppress else None
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", default=unset, help="machine-readable output"
+    )
+    common.add_argument(
+        "--base-url",
+        default=no_url,
+        help="API base URL (default SEQUENCE_BASE_URL, else production)",
+    )
+    common.add_argument(
+        "--debug", action="store_true", default=unset, help="tracebacks and DEBUG logs"
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """
+    The argument parser of every command.
+    """
+    parser = argparse.ArgumentParser(
+        prog="sequence-async",
+        description="The Sequence money-automation API from the shell.",
+        parents=[_global_options(suppress=False)],
+    )
+    # Written after a command, a global option is parsed by that command's
+    # subparser, whose defaults would overwrite the value given before the
+    # command (and send to production). Its copies default to SUPPRESS: set
+    # only when written.
+    common = _global_options(suppress=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in _COMMANDS:
+        command.register(commands, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """
+    Run the command line; return the exit code.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Output(as_json=args.json)
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG)
+        logging.getLogger("sequence_async.cli").debug(
+            "command %s, base URL %s",
+            args.command,
+            args.base_url or os.environ.get("SEQUENCE_BASE_URL") or "(default)",
+        )
+    command: Handler = args.run
+    try:
+        return asyncio.run(_run(command, args, out))
+    except UsageError as exc:
+        return _fail(parser, args, exc, EXIT_USAGE, type_name=False)
+    except (ValueError, TypeError) as exc:
+        # The SDK checks every argument before sending: bad local input.
+        return _fail(parser, args, exc, EXIT_USAGE)
+    except CommandError as exc:
+        return _fail(parser, args, exc, EXIT_FAILURE, type_name=False)
+    except sq.SequenceError as exc:
+        return _fail(parser, args, exc, EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+async def _run(command: Handler, args: argparse.Namespace, out: Output) -> int:
+    return await command(args, out)
+
+
+def _fail(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    exc: Exception,
+    code: int,
+    *,
+    type_name: bool = True,
+) -> int:
+    if args.debug and not isinstance(exc, UsageError | CommandError):
+        raise exc
+    message = f"{type(exc).__name__}: {exc}" if type_name else str(exc)
+    print(f"{parser.prog}: {message}", file=sys.stderr)
+    return code

@@ -1,0 +1,159 @@
+"""
+What every command shares: exit codes, the usage error, argument types, the client.
+
+Owns the meaning of the exit codes (0 ok, 1 an API or execution failure,
+2 a usage error or bad local input, 130 interrupted), the argument types
+that reject bad local input before anything is sent, and how a command gets
+its client (the key only from ``SEQUENCE_API_KEY``, never from the command
+line, which ends up in shell history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import sequence_async as sq
+
+
+if TYPE_CHECKING:
+    from ._output import Output
+
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+T = TypeVar("T")
+MAX_PAGE_SIZE = 100  # the API's largest page (`first`)
+
+Handler = Callable[[argparse.Namespace, "Output"], Awaitable[int]]
+"""A command: parsed arguments and the output in, the exit code out."""
+
+
+class Subcommands(Protocol):
+    """
+    What ``add_subparsers()`` returns, as the commands use it.
+    """
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        """
+        Add the parser of one command.
+        """
+        ...
+
+
+class UsageError(Exception):
+    """
+    A mistake in how the command was called, or bad local input (exit code 2).
+    """
+
+
+class CommandError(Exception):
+    """
+    A command failed for a reason outside the API, such as a busy port (exit 1).
+    """
+
+
+def make_client(args: argparse.Namespace) -> sq.SequenceClient:
+    """
+    The client of a command: ``--base-url`` (else ``SEQUENCE_BASE_URL``).
+
+    Raises:
+        UsageError: ``SEQUENCE_API_KEY`` is not set.
+    """
+    if not os.environ.get("SEQUENCE_API_KEY"):
+        raise UsageError("set SEQUENCE_API_KEY to your API key")
+    base_url: str | None = args.base_url
+    return sq.SequenceClient(base_url=base_url)
+
+
+async def first(items: AsyncIterable[T], limit: int) -> list[T]:
+    """
+    The first *limit* items; nothing past them is fetched.
+    """
+    rows: list[T] = []
+    if limit <= 0:
+        return rows
+    async for item in items:
+        rows.append(item)
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def page_size(limit: int) -> int:
+    """
+    The page size that fetches *limit* items in the fewest, smallest pages.
+    """
+    return max(1, min(limit, MAX_PAGE_SIZE))
+
+
+def _number(text: str, kind: Callable[[str], float]) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite: {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """
+    An integer above 0.
+    """
+    value = int(_number(text, int))
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def cents(text: str) -> int:
+    """
+    An amount in cents: an integer, 0 or more.
+    """
+    value = int(_number(text, int))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more cents: {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """
+    A finite number above 0 (seconds, for example).
+    """
+    value = _number(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """
+    A finite number, 0 or more.
+    """
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """
+    A share from 0 to 1.
+    """
+    value = _number(text, float)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1: {text}")
+    return value
+
+
+def port(text: str) -> int:
+    """
+    A TCP port, 0 (any free one) to 65535.
+    """
+    value = int(_number(text, int))
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535: {text}")
+    return value

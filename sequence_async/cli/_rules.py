@@ -1,0 +1,101 @@
+"""
+``rules list|get|trigger``.
+
+Owns the command's options and its handler. ``trigger`` prints the
+execution id, its idempotency key and its resume token whole (never
+wrapped), or with ``--wait`` the finished execution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+from ._base import (
+    EXIT_OK,
+    Subcommands,
+    cents,
+    make_client,
+    positive_float,
+)
+from ._executions import print_finished
+from ._output import Output
+
+
+def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
+    """
+    Add ``rules`` and its actions.
+    """
+    rules = commands.add_parser(
+        "rules", parents=[common], help="list, get or trigger rules"
+    )
+    actions = rules.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", parents=[common], help="list rules")
+    listing.add_argument("--source-id")
+    actions.add_parser("get", parents=[common], help="get one rule").add_argument("id")
+    trigger = actions.add_parser("trigger", parents=[common], help="trigger a rule")
+    trigger.add_argument("id")
+    trigger.add_argument(
+        "--amount",
+        type=cents,
+        metavar="CENTS",
+        help="manual_execute_amount (MANUAL rules)",
+    )
+    trigger.add_argument(
+        "--idempotency-key",
+        metavar="KEY",
+        help="1 to 255 printable ASCII characters; the same key never moves "
+        "money twice",
+    )
+    trigger.add_argument(
+        "--wait", action="store_true", help="wait until the execution ends"
+    )
+    trigger.add_argument("--timeout", type=positive_float, default=300.0, metavar="S")
+    rules.set_defaults(run=rules_command)
+
+
+async def rules_command(args: argparse.Namespace, out: Output) -> int:
+    """
+    List the rules, get one, or trigger one.
+    """
+    async with make_client(args) as client:
+        if args.action == "list":
+            out.table(
+                await client.rules.list(source_id=args.source_id),
+                ["id", "nickname", "status", "trigger_type"],
+                "Rules",
+            )
+            return EXIT_OK
+        if args.action == "get":
+            out.data(await client.rules.get(args.id))
+            return EXIT_OK
+        execution = await client.rules.trigger(
+            args.id,
+            manual_execute_amount=args.amount,
+            idempotency_key=args.idempotency_key,
+        )
+        if args.wait:
+            return print_finished(
+                out, await execution.wait(args.timeout, raise_on_failure=False)
+            )
+        token = execution.to_token()
+        if out.as_json:
+            out.json(
+                {
+                    "execution_id": execution.id,
+                    "rule_id": execution.rule_id,
+                    "idempotency_key": execution.idempotency_key,
+                    "token": token,
+                }
+            )
+        else:
+            out.pairs(
+                [
+                    ("execution_id", execution.id),
+                    ("rule_id", execution.rule_id),
+                    ("idempotency_key", execution.idempotency_key or "-"),
+                    ("token", token),
+                    ("resume", f"sequence-async executions wait {shlex.quote(token)}"),
+                ]
+            )
+        return EXIT_OK

@@ -1,0 +1,85 @@
+"""
+``transfers list|get|create``.
+
+Owns the command's options and its handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ._base import (
+    EXIT_OK,
+    Subcommands,
+    first,
+    make_client,
+    page_size,
+    positive_int,
+)
+from ._output import Output
+
+
+def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
+    """
+    Add ``transfers`` and its actions.
+    """
+    transfers = commands.add_parser(
+        "transfers", parents=[common], help="list, get or create transfers"
+    )
+    actions = transfers.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser(
+        "list", parents=[common], help="an account's transfers"
+    )
+    listing.add_argument("--account-id", required=True)
+    listing.add_argument("--status")
+    listing.add_argument(
+        "--limit", type=positive_int, default=20, help="show at most N (20)"
+    )
+    actions.add_parser("get", parents=[common], help="get one transfer").add_argument(
+        "id"
+    )
+    create = actions.add_parser("create", parents=[common], help="move money")
+    create.add_argument("--from", dest="source", required=True, metavar="ACCOUNT_ID")
+    create.add_argument("--to", dest="destination", required=True, metavar="ACCOUNT_ID")
+    create.add_argument("--amount", type=positive_int, required=True, metavar="CENTS")
+    create.add_argument("--description")
+    create.add_argument("--idempotency-key", metavar="KEY")
+    transfers.set_defaults(run=transfers_command)
+
+
+async def transfers_command(args: argparse.Namespace, out: Output) -> int:
+    """
+    List an account's transfers, get one, or create one.
+    """
+    async with make_client(args) as client:
+        if args.action == "list":
+            transfers = client.transfers.list(
+                account_id=args.account_id,
+                status=args.status,
+                page_size=page_size(args.limit),
+            )
+            out.table(
+                await first(transfers, args.limit),
+                [
+                    "id",
+                    "amount_in_cents",
+                    "status",
+                    "source",
+                    "destination",
+                    "created_at",
+                ],
+                "Transfers",
+            )
+        elif args.action == "get":
+            out.data(await client.transfers.get(args.id))
+        else:
+            out.data(
+                await client.transfers.create(
+                    source_account_id=args.source,
+                    destination_account_id=args.destination,
+                    amount_in_cents=args.amount,
+                    description=args.description,
+                    idempotency_key=args.idempotency_key,
+                )
+            )
+    return EXIT_OK

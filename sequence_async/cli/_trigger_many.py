@@ -1,0 +1,95 @@
+"""
+``trigger-many RULE_ID...``: trigger many rules with a progress line.
+
+Owns the command's options and its handler; the run itself, Ctrl-C
+included, is ``_bulk.run_bulk``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+
+import sequence_async as sq
+
+from ._base import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Subcommands,
+    UsageError,
+    cents,
+    make_client,
+    positive_float,
+    positive_int,
+)
+from ._bulk import run_bulk
+from ._output import Output
+from ._progress import print_summary
+
+
+def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
+    """
+    Add ``trigger-many`` and its options.
+    """
+    many = commands.add_parser(
+        "trigger-many", parents=[common], help="trigger many rules with a progress bar"
+    )
+    many.add_argument(
+        "rule_ids",
+        nargs="+",
+        metavar="RULE_ID",
+        help="rule ids; - reads them from stdin",
+    )
+    many.add_argument(
+        "--repeat",
+        type=positive_int,
+        default=1,
+        help="trigger each rule this many times",
+    )
+    many.add_argument("--amount", type=cents, metavar="CENTS")
+    many.add_argument("--concurrency", type=positive_int, default=16)
+    many.add_argument(
+        "--no-wait", action="store_true", help="do not wait for the executions"
+    )
+    many.add_argument("--timeout", type=positive_float, default=300.0, metavar="S")
+    many.add_argument("--max-failures", type=positive_int)
+    many.set_defaults(run=trigger_many)
+
+
+async def trigger_many(args: argparse.Namespace, out: Output) -> int:
+    """
+    Trigger every rule given (``--repeat`` times), waiting unless ``--no-wait``.
+    """
+    requests = [
+        sq.TriggerRequest(rule_id, manual_execute_amount=args.amount)
+        for rule_id in _rule_ids(args.rule_ids)
+        for _ in range(args.repeat)
+    ]
+    if not requests:
+        raise UsageError("no rule ids given")
+    async with make_client(args) as client:
+        summary = await run_bulk(
+            client,
+            requests,
+            out=out,
+            concurrency=args.concurrency,
+            wait=not args.no_wait,
+            timeout=args.timeout,
+            max_failures=args.max_failures,
+        )
+    print_summary(out, summary)
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if summary.ok else EXIT_FAILURE
+
+
+def _rule_ids(values: Iterable[str]) -> list[str]:
+    ids: list[str] = []
+    for value in values:
+        if value == "-":
+            ids += [line.strip() for line in sys.stdin if line.strip()]
+        else:
+            ids.append(value)
+    return ids

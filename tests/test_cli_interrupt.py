@@ -1,0 +1,193 @@
+"""
+Ctrl-C during a bulk run: the summary, every item in flight, exit 130.
+
+Each test sends a real SIGINT to a ``python -m sequence_async`` subprocess,
+at a moment read from the CLI's own output or the fake server's state (no
+sleeps), with a pseudo-terminal where the terminal matters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import pty
+import re
+import select
+import signal
+import struct
+import subprocess
+import termios
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sequence_async.testing import FakeSequence
+
+from .test_cli_support import Remote, cli_command, quick_seed, remote_server
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
+
+
+@pytest.fixture
+def remote() -> Iterator[Remote]:
+    """
+    The fake server with ``quick_seed()``, steerable from the test.
+    """
+    with remote_server(quick_seed()) as remote:
+        yield remote
+
+
+@contextlib.contextmanager
+def in_terminal(
+    args: list[str], env: dict[str, str], *, pipe_stdout: bool
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """
+    Start the CLI with stdin and stderr (and stdout unless piped) on an 80-column pty.
+    """
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    with subprocess.Popen(  # noqa: S603
+        cli_command(*args),
+        stdin=slave,
+        stdout=subprocess.PIPE if pipe_stdout else slave,
+        stderr=slave,
+        env=env | {"TERM": "xterm-256color", "COLUMNS": "80"},
+    ) as process:
+        os.close(slave)
+        try:
+            yield process, master
+        finally:
+            if process.poll() is None:
+                process.kill()
+            os.close(master)
+
+
+def read_until(master: int, pattern: str, timeout: float = 60) -> str:
+    """
+    Read the terminal until *pattern* shows (ANSI codes left out), or EOF.
+    """
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, ANSI.sub("", seen)):
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"never saw {pattern!r} in {ANSI.sub('', seen)[-800:]!r}"
+        ready, _, _ = select.select([master], [], [], remaining)
+        try:
+            chunk = os.read(master, 65536) if ready else b""
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if ready and not chunk:
+            break
+        seen += chunk.decode(errors="replace")
+    return ANSI.sub("", seen)
+
+
+def read_to_end(master: int) -> str:
+    """
+    Read the terminal until the process closes it (ANSI codes left out).
+    """
+    return read_until(master, r"(?!)")
+
+
+def json_lines(text: str) -> list[Any]:
+    """
+    The JSON lines in *text*.
+    """
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_ctrl_c_lists_each_awaited_execution_with_its_token(remote: Remote) -> None:
+    """With --json, Ctrl-C prints the outcomes, each waited execution, the summary."""
+    args = ["trigger-many", "rule_0001", "rule_0004", "rule_0004", "--json"]
+    with in_terminal(args, remote.env, pipe_stdout=True) as (process, terminal):
+        read_until(terminal, r"1/3\s+1 ok\s+0 failed\s+0 triggering\s+2 waiting")
+        process.send_signal(signal.SIGINT)
+        read_to_end(terminal)
+        assert process.stdout is not None
+        outcome, *in_flight, summary = json_lines(process.stdout.read().decode())
+        code = process.wait(timeout=30)
+    on_server = remote.call(FakeSequence.executions)
+
+    assert 130 == code
+    assert ("rule_0001", "executed") == (outcome["rule_id"], outcome["status"])
+    assert [
+        {"index": index, "rule_id": "rule_0004", "status": "in_flight"}
+        for index in (1, 2)
+    ] == [{k: item[k] for k in ("index", "rule_id", "status")} for item in in_flight]
+    assert [(e["id"], e["idempotency_key"]) for e in on_server[1:]] == [
+        (item["execution_id"], item["idempotency_key"]) for item in in_flight
+    ]
+    assert [item["execution_id"] for item in in_flight] == [
+        json.loads(item["token"])["id"] for item in in_flight
+    ]
+    assert {"executed": 1, "in_flight": 2, "total": 3} == {
+        k: summary["summary"][k] for k in ("executed", "in_flight", "total")
+    }
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_ctrl_c_while_triggering_gives_the_idempotency_key(
+    remote: Remote, as_json: bool
+) -> None:
+    """A trigger still in flight at Ctrl-C comes back with its key, ready to retry."""
+    pause = remote.call(lambda server: server.pause("trigger_rule"))
+    args = ["trigger-many", "rule_0001", "--amount", "250", *(["--json"] * as_json)]
+    with subprocess.Popen(  # noqa: S603
+        cli_command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=remote.env,
+    ) as process:
+        try:
+            remote.wait(lambda _: pause.reached(1))
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=60)
+        finally:
+            remote.call(lambda _: pause.release())
+    (held,) = remote.call(lambda server: server.requests_to("trigger_rule"))
+    key = {k.lower(): v for k, v in held.headers.items()}["idempotency-key"]
+
+    assert 130 == process.returncode
+    if as_json:
+        item, summary = json_lines(stdout)
+        assert {
+            "index": 0,
+            "rule_id": "rule_0001",
+            "status": "in_flight",
+            "execution_id": None,
+            "token": None,
+            "idempotency_key": key,
+        } == item
+        assert {"in_flight": 1, "total": 1} == {
+            k: summary["summary"][k] for k in ("in_flight", "total")
+        }
+    else:
+        retry = "sequence-async rules trigger rule_0001 --amount 250 --idempotency-key"
+        assert f"(triggering)  rule_0001  {retry} {key}\n" == stdout
+        assert 1 == len(re.findall(r"0/1\s+0 ok\s+0 failed\s+1 triggering", stderr))
+        assert "Summary" in stderr
+
+
+def test_ctrl_c_during_demo_in_a_terminal() -> None:
+    """In a terminal, Ctrl-C stops the demo: a line per item in flight, summary, 130."""
+    args = ["demo", "--count", "8", "--concurrency", "4", "--median", "3600"]
+    with in_terminal(args, {**os.environ}, pipe_stdout=False) as (process, terminal):
+        read_until(terminal, r"0/8\s+0 ok\s+0 failed\s+\d triggering\s+4 waiting")
+        process.send_signal(signal.SIGINT)
+        shown = read_to_end(terminal)
+        code = process.wait(timeout=30)
+    waits = re.findall(r"rex_\d+  rule_\d+  sequence-async executions wait '\{", shown)
+    triggers = re.findall(
+        r"\(triggering\)  rule_\d+  sequence-async rules trigger", shown
+    )
+
+    assert 130 == code
+    assert (8, True) == (len(waits) + len(triggers), len(waits) >= 4)
+    assert "Summary" in shown
+    assert re.search(r"in flight\s*│\s*8", shown)
