@@ -299,3 +299,37 @@ async def test_wait_for_requests_rejects_unknown_routes() -> None:
 
     with pytest.raises(ValueError, match=r"valid routes: .*trigger_rule"):
         await server.wait_for_requests("trigger")
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"error_rate": 2.0},
+        {"drop_rate": -0.1},
+        {"errors_next": -1},
+        {"throttles_next": 1.5},
+        {"latency": float("inf")},
+        {"retry_after": -1.0},
+    ],
+)
+def test_set_faults_rejects_settings_out_of_range(setting: dict[str, Any]) -> None:
+    """Rates are 0..1, counts whole and >= 0, times finite and >= 0."""
+    server = FakeSequence(clock=ManualClock())
+
+    with pytest.raises(ValueError, match=next(iter(setting))):
+        server.set_faults("*", **setting)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"median": -1.0},
+        {"sigma": float("nan")},
+        {"failure_rate": 1.5},
+        {"partial_rate": -0.5},
+    ],
+)
+def test_behaviors_reject_settings_out_of_range(setting: dict[str, Any]) -> None:
+    """A behaviour's times are finite and >= 0, its rates 0..1."""
+    with pytest.raises(ValueError, match=next(iter(setting))):
+        Behavior(**setting)

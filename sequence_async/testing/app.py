@@ -145,7 +145,8 @@ class FakeSequence:
         route's faults.
 
         Raises:
-            ValueError: *route* is not ``"*"`` or a route name (see ``ROUTE_NAMES``).
+            ValueError: *route* is not ``"*"`` or a route name (see
+                ``ROUTE_NAMES``), or a setting is out of range (see ``Faults``).
         """
         if route != "*":
             _check_route(route)

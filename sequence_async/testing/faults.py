@@ -11,12 +11,28 @@ May import: ``testing.api``.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 
 import attrs
 
 from .api import ApiError
+
+
+def _seconds(_: object, field: attrs.Attribute[float], value: object) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{field.name} must be a finite number >= 0, not {value!r}")
+
+
+def _rate(_: object, field: attrs.Attribute[float], value: object) -> None:
+    if not (isinstance(value, int | float) and 0 <= value <= 1):
+        raise ValueError(f"{field.name} must be from 0 to 1, not {value!r}")
+
+
+def _count(_: object, field: attrs.Attribute[int], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{field.name} must be an integer >= 0, not {value!r}")
 
 
 @attrs.define(kw_only=True)
@@ -40,18 +56,22 @@ class Faults:
         drops_next: Drop the next N responses after their write commits.
         malformed_rate: Answer 200 with an HTML page instead of JSON.
         malformed_next: Answer the next N requests with HTML.
+
+    Raises:
+        ValueError: A negative or non-finite time, a rate outside 0..1, or
+            a count that is not an integer >= 0.
     """
 
-    latency: float = 0.0
-    error_rate: float = 0.0
-    errors_next: int = 0
-    throttle_rate: float = 0.0
-    throttles_next: int = 0
-    retry_after: float = 1.0
-    drop_rate: float = 0.0
-    drops_next: int = 0
-    malformed_rate: float = 0.0
-    malformed_next: int = 0
+    latency: float = attrs.field(default=0.0, validator=_seconds)
+    error_rate: float = attrs.field(default=0.0, validator=_rate)
+    errors_next: int = attrs.field(default=0, validator=_count)
+    throttle_rate: float = attrs.field(default=0.0, validator=_rate)
+    throttles_next: int = attrs.field(default=0, validator=_count)
+    retry_after: float = attrs.field(default=1.0, validator=_seconds)
+    drop_rate: float = attrs.field(default=0.0, validator=_rate)
+    drops_next: int = attrs.field(default=0, validator=_count)
+    malformed_rate: float = attrs.field(default=0.0, validator=_rate)
+    malformed_next: int = attrs.field(default=0, validator=_count)
 
     def refusal(self, rng: random.Random) -> ApiError | None:
         """

@@ -12,6 +12,7 @@ May import: nothing from the package.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,16 @@ DEMO_API_KEY = "sk_demo_fake_sequence_key"
 _TS = "2024-01-15T10:00:00Z"
 
 
+def _seconds(_: object, field: attrs.Attribute[float], value: object) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{field.name} must be a finite number >= 0, not {value!r}")
+
+
+def _rate(_: object, field: attrs.Attribute[float], value: object) -> None:
+    if not (isinstance(value, int | float) and 0 <= value <= 1):
+        raise ValueError(f"{field.name} must be from 0 to 1, not {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class Behavior:
     """
@@ -43,12 +54,15 @@ class Behavior:
     Durations are log-normal: ``median`` seconds, spread ``sigma`` (0 gives
     exactly ``median``). Outcomes are drawn with the given rates; the rest
     end ``executed``.
+
+    Raises:
+        ValueError: A negative or non-finite time, or a rate outside 0..1.
     """
 
-    median: float = 2.0
-    sigma: float = 0.5
-    failure_rate: float = 0.0
-    partial_rate: float = 0.0
+    median: float = attrs.field(default=2.0, validator=_seconds)
+    sigma: float = attrs.field(default=0.5, validator=_seconds)
+    failure_rate: float = attrs.field(default=0.0, validator=_rate)
+    partial_rate: float = attrs.field(default=0.0, validator=_rate)
 
 
 @attrs.frozen(kw_only=True)
