@@ -13,6 +13,8 @@ import pytest
 pytest_plugins = ["pytester"]
 
 MODES = ["strict", "auto"]
+# schemathesis's plugin takes seconds to import and has no part in these suites.
+FAST = ("-p", "no:cacheprovider", "-p", "no:schemathesis")
 
 README_SNIPPET = """
 import pytest
@@ -162,9 +164,7 @@ def run_suite(
         f"[pytest]\nasyncio_mode = {mode}\n"
         "asyncio_default_fixture_loop_scope = function\n"
     )
-    return pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-W", "error", *args, timeout=120
-    )
+    return pytester.runpytest_subprocess(*FAST, "-W", "error", *args, timeout=120)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -251,9 +251,7 @@ def test_without_pytest_asyncio_the_fixtures_say_to_install_it(
     """With pytest-asyncio disabled, requesting a fixture says to install it."""
     pytester.makepyfile(test_user=SYNC_TEST)
 
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-p", "no:asyncio", timeout=120
-    )
+    result = pytester.runpytest_subprocess(*FAST, "-p", "no:asyncio", timeout=120)
 
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*install pytest-asyncio*"])
