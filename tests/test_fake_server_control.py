@@ -333,3 +333,11 @@ def test_behaviors_reject_settings_out_of_range(setting: dict[str, Any]) -> None
     """A behaviour's times are finite and >= 0, its rates 0..1."""
     with pytest.raises(ValueError, match=next(iter(setting))):
         Behavior(**setting)
+
+
+def test_finish_of_an_unknown_execution_is_a_value_error() -> None:
+    """Finishing an id the server never started says so."""
+    server = FakeSequence(clock=ManualClock())
+
+    with pytest.raises(ValueError, match="rex_nope"):
+        server.finish("rex_nope")

@@ -145,11 +145,11 @@ class FakeSequence:
         route's faults.
 
         Raises:
-            ValueError: *route* is not ``"*"`` or a route name (see
-                ``ROUTE_NAMES``), or a setting is out of range (see ``Faults``).
+            ValueError: *route* is not ``"*"`` or a route name (the message
+                lists them), or a setting is out of range (see ``Faults``).
         """
         if route != "*":
-            _check_route(route)
+            _check_route(route, star=True)
         self.faults[route] = Faults(
             latency=latency,
             error_rate=error_rate,
@@ -238,6 +238,9 @@ class FakeSequence:
     def finish(self, execution_id: str, status: str = "executed") -> None:
         """
         End an execution now with *status* (``executed``, ``partial``, ``failed``).
+
+        Raises:
+            ValueError: Another status, or an execution id never started.
         """
         self.state.finish(execution_id, status)
 
@@ -250,7 +253,7 @@ class FakeSequence:
         the same route replaces the old one (release that one first).
 
         Raises:
-            ValueError: *route* is not a route name (see ``ROUTE_NAMES``).
+            ValueError: *route* is not a route name (the message lists them).
         """
         _check_route(route)
         self._context.pauses[route] = Pause(route)
@@ -264,7 +267,7 @@ class FakeSequence:
         answer). Bound the wait with ``asyncio.timeout`` if needed.
 
         Raises:
-            ValueError: *route* is not a route name (see ``ROUTE_NAMES``).
+            ValueError: *route* is not a route name (the message lists them).
         """
         _check_route(route)
         await self._context.arrivals.wait_for(route, count)
@@ -276,7 +279,7 @@ class FakeSequence:
         return [r for r in self.received if r.route == route]
 
 
-def _check_route(route: str) -> None:
+def _check_route(route: str, *, star: bool = False) -> None:
     if route not in ROUTE_NAMES:
-        valid = ", ".join(("*", *ROUTE_NAMES))
+        valid = ", ".join(("*", *ROUTE_NAMES) if star else ROUTE_NAMES)
         raise ValueError(f"unknown route {route!r}; valid routes: {valid}")

@@ -186,7 +186,9 @@ class State:
         """
         if status not in EXECUTION_STATUSES[1:]:
             raise ValueError(f"status must be one of {EXECUTION_STATUSES[1:]}")
-        execution = self.executions[execution_id]
+        execution = self.executions.get(execution_id)
+        if execution is None:
+            raise ValueError(f"no execution {execution_id!r} was started")
         if execution.data["status"] == "in_progress":
             self._finish(execution, status)
 
