@@ -31,8 +31,7 @@ def quick(server: FakeSequence) -> FakeSequence:
     """
     The fake server with every demo rule finishing at once.
     """
-    for rule_id in server.state.rules:
-        server.state.behaviors[rule_id] = Behavior(median=0.0, sigma=0.0)
+    server.set_behavior("*", Behavior(median=0.0, sigma=0.0))
     return server
 
 
@@ -40,9 +39,7 @@ async def test_mixed_outcomes_are_reported_per_item(
     live: SequenceClient, quick: FakeSequence
 ) -> None:
     """Success, failed run, forbidden and not found each end as their own outcome."""
-    quick.state.behaviors["rule_0002"] = Behavior(
-        median=0.0, sigma=0.0, failure_rate=1.0
-    )
+    quick.set_behavior("rule_0002", Behavior(median=0.0, sigma=0.0, failure_rate=1.0))
     quick.state.keys[quick.api_key] = (
         Permission(
             scope="TRIGGER_RULES", resources=("rule_0001", "rule_0002", "rule_nope")
@@ -180,7 +177,7 @@ async def test_wait_false_returns_handles(
 
     assert outcome.execution is not None
     assert outcome.result is None
-    assert outcome.execution.id in quick.state.executions
+    assert outcome.execution.id in [e["id"] for e in quick.executions()]
 
 
 async def test_cancelling_the_consumer_cancels_in_flight_work(
@@ -194,16 +191,13 @@ async def test_cancelling_the_consumer_cancels_in_flight_work(
                 pass
 
     task = asyncio.create_task(consume())
-    while len(server.state.executions) < 8:
-        await asyncio.sleep(0.001)
+    await server.wait_for_requests("trigger_rule", 8)
 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    sent = server.counts["trigger_rule"]
-    await asyncio.sleep(0.05)
 
-    assert sent == server.counts["trigger_rule"]
+    # No task is left that could trigger or poll again.
     assert not other_tasks()
 
 

@@ -57,7 +57,7 @@ async def test_trigger_and_wait_returns_the_finished_execution(
     live: SequenceClient, server: FakeSequence
 ) -> None:
     """trigger_and_wait returns the terminal execution from the fake server."""
-    server.state.behaviors["rule_0001"] = Behavior(median=0.0, sigma=0.0)
+    server.set_behavior("rule_0001", Behavior(median=0.0, sigma=0.0))
 
     result = await live.trigger_and_wait("rule_0001", manual_execute_amount=1_500)
 
@@ -74,8 +74,8 @@ async def test_wait_polls_until_the_server_finishes_it(
     """A handle waits while in_progress and returns once the server ends the run."""
     execution = await live.rules.trigger("rule_0001")
     waiting = asyncio.create_task(execution.wait(timeout=30))
-    while execution.status is None:
-        await asyncio.sleep(0.001)
+    # Polls go one at a time: when the second arrives, the first was seen.
+    await server.wait_for_requests("get_rule_execution", 2)
     assert (ExecutionStatus.IN_PROGRESS, False) == (execution.status, execution.done)
 
     server.finish(execution.id, "partial")
@@ -89,9 +89,7 @@ async def test_failed_execution_raises_with_its_result(
     live: SequenceClient, server: FakeSequence
 ) -> None:
     """A failed run raises ExecutionFailedError carrying the result."""
-    server.state.behaviors["rule_0001"] = Behavior(
-        median=0.0, sigma=0.0, failure_rate=1.0
-    )
+    server.set_behavior("rule_0001", Behavior(median=0.0, sigma=0.0, failure_rate=1.0))
 
     with pytest.raises(ExecutionFailedError) as info:
         await live.trigger_and_wait("rule_0001")
@@ -104,9 +102,7 @@ async def test_failed_execution_returned_when_asked(
     live: SequenceClient, server: FakeSequence
 ) -> None:
     """raise_on_failure=False returns the failed result."""
-    server.state.behaviors["rule_0001"] = Behavior(
-        median=0.0, sigma=0.0, failure_rate=1.0
-    )
+    server.set_behavior("rule_0001", Behavior(median=0.0, sigma=0.0, failure_rate=1.0))
 
     result = await live.trigger_and_wait("rule_0001", raise_on_failure=False)
 
@@ -190,16 +186,15 @@ async def test_404_after_the_grace_period_is_raised(
 
 async def test_404_then_visible_against_the_fake_server(server: FakeSequence) -> None:
     """With the server's visibility delay the wait rides out the 404s."""
-    server.state.visibility_delay = 1.0
-    server.state.behaviors["rule_0001"] = Behavior(median=0.0, sigma=0.0)
+    server.set_visibility_delay(1.0)
+    server.set_behavior("rule_0001", Behavior(median=0.0, sigma=0.0))
     async with SequenceClient(
         server.api_key, base_url=server.url, poll=FAST_POLL
     ) as client:
         execution = await client.rules.trigger("rule_0001")
         waiting = asyncio.create_task(execution.wait(timeout=30))
-        while server.counts["get_rule_execution"] < 2:
-            await asyncio.sleep(0.001)
-        server.state.clock.advance(1.0)  # type: ignore[attr-defined]
+        await server.wait_for_requests("get_rule_execution", 2)
+        server.advance(1.0)
         result = await waiting
 
     assert ExecutionStatus.EXECUTED == result.status
@@ -244,19 +239,16 @@ async def test_cancelling_trigger_and_wait_stops_polling_and_leaks_nothing(
 ) -> None:
     """Cancelling the task stops polls at once; no task or group is left."""
     task = asyncio.create_task(live.trigger_and_wait("rule_0001"))
-    while server.counts["get_rule_execution"] < 3:
-        await asyncio.sleep(0.001)
+    await server.wait_for_requests("get_rule_execution", 3)
 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    polls = server.counts["get_rule_execution"]
-    await asyncio.sleep(0.05)
 
-    assert polls == server.counts["get_rule_execution"]
+    # No task is left that could poll again.
     assert not other_tasks()
-    (execution_id,) = server.state.executions
-    assert "in_progress" == server.state.executions[execution_id].data["status"]
+    (execution,) = server.executions()
+    assert "in_progress" == execution["status"]
 
 
 async def test_resume_token_round_trip(
@@ -331,12 +323,13 @@ async def test_wait_on_a_done_handle_returns_at_once(
     assert polls == server.counts["get_rule_execution"]
 
 
-async def test_closing_the_client_ends_pending_waits(live: SequenceClient) -> None:
+async def test_closing_the_client_ends_pending_waits(
+    live: SequenceClient, server: FakeSequence
+) -> None:
     """A wait pending when the client closes ends with ClientClosedError."""
     execution = await live.rules.trigger("rule_0001")
     waiting = asyncio.create_task(execution.wait(timeout=30))
-    while execution.status is None:
-        await asyncio.sleep(0.001)
+    await server.wait_for_requests("get_rule_execution", 2)
 
     await live.aclose()
 
@@ -357,8 +350,7 @@ async def test_pending_executions_of_one_rule_share_list_polls(
     ) as client:
         executions = [await client.rules.trigger(r) for r in rules for _ in range(100)]
         waits = [asyncio.create_task(e.wait(timeout=60)) for e in executions]
-        while server.counts["list_rule_executions"] < 15:
-            await asyncio.sleep(0.005)
+        await server.wait_for_requests("list_rule_executions", 15)
         for execution in executions:
             server.finish(execution.id)
         results = await asyncio.gather(*waits)
@@ -404,9 +396,12 @@ async def test_out_of_order_finishes_reach_the_right_waiters(
         expected = {e.id: statuses[n % 3] for n, e in enumerate(executions)}
         order = list(expected)
         random.Random(7).shuffle(order)
-        for execution_id in order:
-            server.finish(execution_id, expected[execution_id])
-            await asyncio.sleep(0.002)
+        for start in (0, 10, 20):
+            for execution_id in order[start : start + 10]:
+                server.finish(execution_id, expected[execution_id])
+            if start < 20:  # a poll sees this batch alone (ten remain pending)
+                seen = server.counts["list_rule_executions"]
+                await server.wait_for_requests("list_rule_executions", seen + 1)
         got = {i: (await w).status for i, w in waits.items()}
 
     assert expected == got
@@ -419,8 +414,7 @@ async def test_cancelling_one_waiter_leaves_the_others(server: FakeSequence) -> 
     ) as client:
         executions = [await client.rules.trigger("rule_0003") for _ in range(5)]
         waits = [asyncio.create_task(e.wait(timeout=60)) for e in executions]
-        while server.counts["list_rule_executions"] < 3:
-            await asyncio.sleep(0.001)
+        await server.wait_for_requests("list_rule_executions", 3)
         waits[2].cancel()
         for execution in executions:
             server.finish(execution.id)
