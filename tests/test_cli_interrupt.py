@@ -191,3 +191,36 @@ def test_ctrl_c_during_demo_in_a_terminal() -> None:
     assert (8, True) == (len(waits) + len(triggers), len(waits) >= 4)
     assert "Summary" in shown
     assert re.search(r"in flight\s*│\s*8", shown)
+
+
+@pytest.mark.parametrize("phase", ["triggering", "waiting"])
+def test_ctrl_c_in_rules_trigger_says_how_to_find_the_execution(
+    remote: Remote, phase: str
+) -> None:
+    """Ctrl-C in rules trigger --wait prints the key, or the id and token; exits 130."""
+    pause = remote.call(lambda server: server.pause("trigger_rule"))
+    if phase == "waiting":
+        remote.call(lambda _: pause.release())
+    args = ["rules", "trigger", "rule_0004", "--wait", "--json"]
+    with subprocess.Popen(  # noqa: S603
+        cli_command(*args), stdout=subprocess.PIPE, text=True, env=remote.env
+    ) as process:
+        try:
+            if phase == "triggering":
+                remote.wait(lambda _: pause.reached(1))
+            else:
+                remote.wait(lambda s: s.wait_for_requests("get_rule_execution"))
+            process.send_signal(signal.SIGINT)
+            stdout, _ = process.communicate(timeout=60)
+        finally:
+            remote.call(lambda _: pause.release())
+    (held,) = remote.call(lambda server: server.requests_to("trigger_rule"))
+    key = {k.lower(): v for k, v in held.headers.items()}["idempotency-key"]
+    (item,) = json_lines(stdout)
+
+    assert 130 == process.returncode
+    assert ("in_flight", key) == (item["status"], item["idempotency_key"])
+    if phase == "triggering":
+        assert (None, None) == (item["execution_id"], item["token"])
+    else:
+        assert item["execution_id"] == json.loads(item["token"])["id"]

@@ -67,7 +67,7 @@ async def run_bulk(
     if in_flight is not None:
         summary.interrupted = True
         summary.in_flight = len(in_flight)
-        _print_in_flight(out, in_flight)
+        print_in_flight(out, in_flight)
     return summary
 
 
@@ -142,7 +142,10 @@ def _record(out: Output, summary: Summary, outcome: sq.TriggerOutcome) -> None:
         )
 
 
-def _print_in_flight(out: Output, items: Sequence[sq.InFlightItem]) -> None:
+def print_in_flight(out: Output, items: Sequence[sq.InFlightItem]) -> None:
+    """
+    Print what finds each item again: JSON lines, or one command per line.
+    """
     if out.as_json:
         for item in items:
             out.json(_in_flight_data(item))

@@ -9,7 +9,11 @@ wrapped), or with ``--wait`` the finished execution.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shlex
+import uuid
+
+import sequence_async as sq
 
 from ._base import (
     EXIT_OK,
@@ -18,6 +22,7 @@ from ._base import (
     make_client,
     positive_float,
 )
+from ._bulk import print_in_flight
 from ._executions import print_finished
 from ._output import Output
 
@@ -69,33 +74,50 @@ async def rules_command(args: argparse.Namespace, out: Output) -> int:
         if args.action == "get":
             out.data(await client.rules.get(args.id))
             return EXIT_OK
+        return await _trigger(client, args, out)
+
+
+async def _trigger(
+    client: sq.SequenceClient, args: argparse.Namespace, out: Output
+) -> int:
+    # The key is chosen here, so that Ctrl-C can say which key to retry with.
+    key: str = args.idempotency_key or str(uuid.uuid4())
+    request = sq.TriggerRequest(
+        args.id, manual_execute_amount=args.amount, idempotency_key=key
+    )
+    execution: sq.Execution | None = None
+    try:
         execution = await client.rules.trigger(
-            args.id,
-            manual_execute_amount=args.amount,
-            idempotency_key=args.idempotency_key,
+            args.id, manual_execute_amount=args.amount, idempotency_key=key
         )
         if args.wait:
             return print_finished(
                 out, await execution.wait(args.timeout, raise_on_failure=False)
             )
-        token = execution.to_token()
-        if out.as_json:
-            out.json(
-                {
-                    "execution_id": execution.id,
-                    "rule_id": execution.rule_id,
-                    "idempotency_key": execution.idempotency_key,
-                    "token": token,
-                }
-            )
-        else:
-            out.pairs(
-                [
-                    ("execution_id", execution.id),
-                    ("rule_id", execution.rule_id),
-                    ("idempotency_key", execution.idempotency_key or "-"),
-                    ("token", token),
-                    ("resume", f"sequence-async executions wait {shlex.quote(token)}"),
-                ]
-            )
-        return EXIT_OK
+    except asyncio.CancelledError:  # Ctrl-C: say how to find the execution again
+        item = sq.InFlightItem(
+            index=0, request=request, idempotency_key=key, execution=execution
+        )
+        print_in_flight(out, [item])
+        raise
+    token = execution.to_token()
+    if out.as_json:
+        out.json(
+            {
+                "execution_id": execution.id,
+                "rule_id": execution.rule_id,
+                "idempotency_key": execution.idempotency_key,
+                "token": token,
+            }
+        )
+    else:
+        out.pairs(
+            [
+                ("execution_id", execution.id),
+                ("rule_id", execution.rule_id),
+                ("idempotency_key", execution.idempotency_key or "-"),
+                ("token", token),
+                ("resume", f"sequence-async executions wait {shlex.quote(token)}"),
+            ]
+        )
+    return EXIT_OK
