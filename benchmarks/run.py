@@ -263,8 +263,8 @@ def main() -> None:
     t = p = r = m = None
     if 1 in only:
         t = throughput.bench_throughput(
-            1_000 if quick else 4_000,
-            args.rounds or (1 if quick else 5),
+            1_000 if quick else 2_500,
+            args.rounds or (1 if quick else 9),
             args.servers,
         )
     if 2 in only:

@@ -227,12 +227,12 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def bench_throughput(
-    n: int, rounds: int, servers: int, httpx_share: float = 0.2
+    n: int, rounds: int, servers: int, httpx_share: float = 0.1
 ) -> dict[str, dict[str, dict[str, float]]]:
     """
     Run the interleaved rounds; return per loop the spreads of every figure.
     """
-    sizes = {"sdk": n, "aiohttp": n, "httpx": max(200, int(n * httpx_share))}
+    sizes = {"sdk": n, "aiohttp": n, "httpx": max(100, int(n * httpx_share))}
     kinds = list(KINDS)
     factories = loops()
     samples: dict[str, dict[str, list[float]]] = {name: {} for name in factories}
