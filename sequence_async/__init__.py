@@ -15,6 +15,13 @@ from ._journal import (
     SqliteJournal,
     read_journal,
 )
+from ._observe import (
+    RawResponse,
+    RequestEvent,
+    ResponseEvent,
+    RetryEvent,
+    capture_responses,
+)
 from ._outcomes import BulkProgress, InFlightItem, TriggerOutcome, TriggerRequest
 from ._paging import Paginator
 from ._resources import Accounts, Cards, Transfers
@@ -107,9 +114,13 @@ __all__ = [
     "PermissionDeniedError",
     "PollPolicy",
     "RateLimitError",
+    "RawResponse",
     "RecordedError",
+    "RequestEvent",
+    "ResponseEvent",
     "ResponseTooLargeError",
     "ResponseValidationError",
+    "RetryEvent",
     "RetryPolicy",
     "Rule",
     "RuleExecution",
@@ -131,5 +142,6 @@ __all__ = [
     "TriggerRequest",
     "WaitTimeoutError",
     "__version__",
+    "capture_responses",
     "read_journal",
 ]

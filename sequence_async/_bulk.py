@@ -21,24 +21,22 @@ from typing import Any, Self
 
 import attrs
 
-from . import errors
+from . import _resume, errors
 from ._checks import check_count, check_idempotency_key, check_number
 from ._execution import Execution
 from ._ids import new_id
 from ._journal import Journal
-from ._outcomes import BulkProgress, InFlightItem, TriggerOutcome, TriggerRequest
-from ._requester import Requester
-from ._resume import (
-    Action,
-    Planned,
-    Recorder,
-    handle,
-    needs_review,
-    plan,
-    reconcile,
-    replayed,
-    warn_if_long,
+from ._otel import Telemetry
+from ._outcomes import (
+    BulkProgress,
+    InFlightItem,
+    TriggerOutcome,
+    TriggerRequest,
+    as_request,
+    iterate,
 )
+from ._requester import Requester
+from ._resume import Action, Planned, Recorder
 from ._rules import Rules
 
 
@@ -157,7 +155,11 @@ class BulkRun:
         self._room = asyncio.Event()
         self._stop = False
         source = await self._source()
-        producer = asyncio.create_task(self._produce(source))
+        telemetry = self._requester.shared.observer.telemetry
+        span = None
+        if telemetry is not None:
+            span = telemetry.start("trigger_many", {"sequence.wait": self._wait})
+        producer = asyncio.create_task(self._produce(source, span))
         try:
             while (outcome := await self._queue.get()) is not None:
                 self._room.set()
@@ -171,26 +173,31 @@ class BulkRun:
             await asyncio.gather(*tasks, return_exceptions=True)
             if self._journal is not None:
                 await self._journal.close()
+            if span is not None:
+                span.set_attributes(
+                    {f"sequence.{k}": v for k, v in self._counts.items()}
+                )
+                span.end()
 
     async def _source(self) -> AsyncIterator[object]:
         # The items to start: the raw input, or (journalled) the plan of the
         # whole input, checked against the journal before anything is sent.
         if self._journal is None:
-            return _aiter(self._requests)
+            return iterate(self._requests)
         run_id, entries = await self._journal.open()
         try:
-            raw = [item async for item in _aiter(self._requests)]
+            raw = [item async for item in iterate(self._requests)]
             requests: list[TriggerRequest] = []
             rejected: dict[int, Exception] = {}
             for index, item in enumerate(raw):
                 try:
-                    requests.append(_as_request(item))
+                    requests.append(as_request(item))
                     if requests[-1].idempotency_key is not None:
                         self._claim_key(requests[-1])
                 except (TypeError, ValueError) as exc:
                     requests.append(TriggerRequest(str(item)))
                     rejected[index] = exc
-            planned = plan(
+            planned = _resume.plan(
                 requests,
                 run_id=run_id,
                 entries=entries,
@@ -200,12 +207,20 @@ class BulkRun:
         except BaseException:
             await self._journal.close()
             raise
-        warn_if_long(planned, per_minute=self._rate_limit)
-        return _aiter([rejected.get(p.index, p) for p in planned])
+        _resume.warn_if_long(planned, per_minute=self._rate_limit)
+        return iterate([rejected.get(p.index, p) for p in planned])
 
     # -- the producer's side ---------------------------------------------
 
-    async def _produce(self, source: AsyncIterator[object]) -> None:
+    async def _produce(self, source: AsyncIterator[object], span: Any) -> None:
+        # The items' tasks are made here: under the run's span, if any.
+        if span is None:
+            await self._pull(source)
+            return
+        with Telemetry.current(span):
+            await self._pull(source)
+
+    async def _pull(self, source: AsyncIterator[object]) -> None:
         failure: BaseException | None = None
         index = -1
         try:
@@ -241,7 +256,7 @@ class BulkRun:
             if planned is not None:
                 request, key = planned.request, planned.key
             else:
-                request = _as_request(raw)
+                request = as_request(raw)
                 key = self._claim_key(request)
         except (TypeError, ValueError) as exc:
             self._slots.release()
@@ -249,13 +264,13 @@ class BulkRun:
             return
         if planned is not None and planned.action is Action.REPLAY:
             self._slots.release()
-            self._finish(replayed(planned, self._requester))
+            self._finish(_resume.replayed(planned, self._requester))
             return
         item = self._items[index] = _Item(index, request, key, planned=planned)
         if planned is not None and self._recorder is not None:
             self._recorder.remember(planned)
             if planned.action is Action.WAIT and planned.entry is not None:
-                item.execution = handle(
+                item.execution = _resume.handle(
                     planned, planned.entry.execution_id or "", self._requester
                 )
         self._counts["started"] += 1
@@ -311,11 +326,11 @@ class BulkRun:
         if recorder is None or planned is None:
             return await self._trigger(item)
         if planned.action is Action.RECONCILE:
-            found = await reconcile(planned, self._requester, recorder.claimed)
+            found = await _resume.reconcile(planned, self._requester, recorder.claimed)
             if found is None:
-                raise needs_review(planned)
+                raise _resume.needs_review(planned)
             await recorder.accepted(planned, found)
-            return handle(planned, found, self._requester)
+            return _resume.handle(planned, found, self._requester)
         await recorder.sending(planned)
         execution = await self._trigger(item)
         await recorder.accepted(planned, execution.id)
@@ -357,6 +372,10 @@ class BulkRun:
             ):
                 self._stop = True
         self._queue.put_nowait(outcome)
+        telemetry = self._requester.shared.observer.telemetry
+        if telemetry is not None:
+            kind = "ok" if outcome.ok else type(outcome.error).__name__
+            telemetry.bulk_items.add(1, {"outcome": kind})
         self._report()
 
     def _report(self) -> None:
@@ -369,22 +388,3 @@ class BulkRun:
             self._on_progress(progress)
         except Exception:
             log.exception("on_progress raised; the bulk run goes on")
-
-
-def _as_request(item: object) -> TriggerRequest:
-    if isinstance(item, TriggerRequest):
-        return item
-    if isinstance(item, str):
-        return TriggerRequest(item)
-    raise TypeError(
-        f"trigger_many takes rule ids or TriggerRequests, not {type(item).__name__}"
-    )
-
-
-async def _aiter(requests: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
-    if isinstance(requests, AsyncIterable):
-        async for item in requests:
-            yield item
-    else:
-        for item in requests:
-            yield item

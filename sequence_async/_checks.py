@@ -86,6 +86,32 @@ def check_number(
     return float(value)
 
 
+def check_api_key(key: object) -> str:
+    """
+    Return *key* when it is a non-empty printable ASCII string.
+
+    Raises:
+        ValueError: No key, or one that cannot go in a header.
+    """
+    if not key or not isinstance(key, str):
+        raise ValueError(
+            "no API key: pass SequenceClient(api_key=...) or set SEQUENCE_API_KEY"
+        )
+    if not key.isprintable() or not key.isascii():
+        raise ValueError("the API key must be printable ASCII")
+    return key
+
+
+def check_timeout(timeout: object) -> float:
+    """
+    Return a per-attempt timeout: a finite number of seconds above 0.
+
+    A non-positive or NaN timeout would turn the timeout off: a silent server
+    would hang the call for ever.
+    """
+    return check_number(timeout, "timeout") or 0.0
+
+
 def check_count(
     value: object, name: str, *, minimum: int, allow_none: bool = False
 ) -> int | None:

@@ -12,21 +12,24 @@ from __future__ import annotations
 
 import os
 import ssl as _ssl
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Self
 
 from . import _execution, errors, models
 from ._bulk import BulkRun
 from ._checks import (
+    check_api_key,
     check_base_url,
-    check_count,
     check_headers,
     check_number,
     check_request_id,
+    check_timeout,
 )
 from ._execution import Execution
 from ._journal import Journal, SqliteJournal
+from ._observe import Hook, Hooks, Observer
+from ._otel import telemetry
 from ._outcomes import BulkProgress, TriggerOutcome, TriggerRequest
 from ._poller import Poller
 from ._ratelimit import TokenBucket
@@ -65,6 +68,12 @@ class SequenceClient:
         max_response_bytes: The most bytes of one answer the client reads,
             decompressed (default 4 MiB); a bigger one raises
             ``ResponseTooLargeError``.
+        event_hooks: ``{"request": [...], "response": [...], "retry":
+            [...]}``: callables (sync or async) given a ``RequestEvent``,
+            ``ResponseEvent`` or ``RetryEvent``; one that raises is logged.
+        tracer_provider: The OpenTelemetry tracer provider (the global one
+            by default, when ``opentelemetry-api`` is installed).
+        meter_provider: The OpenTelemetry meter provider (likewise).
 
     Raises:
         ValueError, TypeError: No API key, or a bad setting.
@@ -85,14 +94,13 @@ class SequenceClient:
         ssl: _ssl.SSLContext | bool | None = None,
         poll: PollPolicy | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        event_hooks: Mapping[str, Sequence[Hook]] | None = None,
+        tracer_provider: object = None,
+        meter_provider: object = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("SEQUENCE_API_KEY")
-        if not key or not isinstance(key, str):
-            raise ValueError(
-                "no API key: pass SequenceClient(api_key=...) or set SEQUENCE_API_KEY"
-            )
-        if not key.isprintable() or not key.isascii():
-            raise ValueError("the API key must be printable ASCII")
+        key = check_api_key(
+            api_key if api_key is not None else os.environ.get("SEQUENCE_API_KEY")
+        )
         self.base_url = check_base_url(
             base_url or os.environ.get("SEQUENCE_BASE_URL") or DEFAULT_BASE_URL
         )
@@ -106,20 +114,20 @@ class SequenceClient:
                 self.base_url,
                 session=session,
                 ssl=ssl,
-                max_response_bytes=check_count(
-                    max_response_bytes, "max_response_bytes", minimum=1
-                )
-                or 1,
+                max_response_bytes=max_response_bytes,
             ),
             limiter=limiter,
             poller=Poller(),
+            observer=Observer(
+                Hooks(event_hooks), telemetry(tracer_provider, meter_provider)
+            ),
         )
         self._rate_limit = rate_limit
         self._requester = Requester(
             shared,
             Secret(f"ApiKey {key}"),
             Headers(check_headers(default_headers)),
-            _checked_timeout(timeout),
+            check_timeout(timeout),
             resolve_retry(retry, max_retries),
             check_poll(poll) or PollPolicy(),
         )
@@ -195,7 +203,7 @@ class SequenceClient:
         """
         changes: dict[str, object] = {}
         if timeout is not None:
-            changes["timeout"] = _checked_timeout(timeout)
+            changes["timeout"] = check_timeout(timeout)
         if retry is not None or max_retries is not None:
             changes["retry"] = resolve_retry(
                 retry, max_retries, base=self._requester.retry
@@ -305,7 +313,7 @@ class SequenceClient:
         Rebuild an ``Execution`` handle from ``Execution.to_token()``.
 
         Raises:
-            ValueError: The token is not a valid execution token.
+            ValueError: Not a valid execution token.
         """
         return _execution.from_token(token, self._requester)
 
@@ -330,13 +338,11 @@ class SequenceClient:
         Args:
             requests: Rule ids or ``TriggerRequest``s (sync or async iterable).
             concurrency: Triggers in flight at most.
-            wait: Wait for each execution to end (else outcomes come as soon
-                as the trigger is accepted).
+            wait: Wait for each execution to end (else: once triggered).
             timeout: Seconds each wait may take.
-            max_failures: After this many failed items, start no more; the
-                rest come out with ``NotStartedError``.
-            on_progress: Called with a ``BulkProgress`` as items start and
-                end; an exception it raises is logged, not raised.
+            max_failures: Failures after which no item starts (the rest:
+                ``NotStartedError``).
+            on_progress: Given a ``BulkProgress`` as items start and end.
             journal: A path (a SQLite file, made if missing) or a
                 ``Journal``: every item's intent is recorded before it is
                 sent; the same run again resumes it (README: "Crash-safe bulk
@@ -390,8 +396,3 @@ class SequenceClient:
             outcomes = [outcome async for outcome in run]
         outcomes.sort(key=lambda o: o.index)
         return outcomes
-
-
-def _checked_timeout(timeout: object) -> float:
-    # A non-positive or NaN timeout would turn the per-attempt timeout off.
-    return check_number(timeout, "timeout") or 0.0

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -192,27 +193,67 @@ class Execution:
         result = self._last
         if result is None or not result.done:
             requester.shared.check_open()
-            poller = requester.shared.poller
-            if poller is None:  # pragma: no cover (the client always sets one)
-                raise errors.ClientClosedError("this client has no poller")
             deadline = None if timeout is None else time.monotonic() + timeout
-            watch = Watch(self.id, self.rule_id, self._record, self.age, self._oldest)
-            try:
-                async with asyncio.timeout(timeout) as scope:
-                    result = await poller.wait(
-                        watch, requester, poll or requester.poll, deadline
+            telemetry = requester.shared.observer.telemetry
+            if telemetry is None:
+                result = await self._wait(
+                    requester, poll, timeout, deadline=deadline, request_id=request_id
+                )
+            else:
+                with telemetry.span("execution.wait", self._attributes()) as span:
+                    result = await self._wait(
+                        requester,
+                        poll,
+                        timeout,
+                        deadline=deadline,
+                        request_id=request_id,
+                        event=span.add_event,
                     )
-            except TimeoutError:
-                if not scope.expired():
-                    raise
-                result = await self._last_look(requester, request_id)
-                if result is None:
-                    raise errors.WaitTimeoutError(
-                        self, timeout=timeout or 0.0, last_status=self.status
-                    ) from None
+                    span.set_attribute("sequence.status", str(result.status))
+                telemetry.execution_duration.record(
+                    self.age(), {"sequence.status": str(result.status)}
+                )
         if raise_on_failure and result.status == models.ExecutionStatus.FAILED:
             raise errors.ExecutionFailedError(result)
         return result
+
+    def _attributes(self) -> dict[str, str]:
+        return {"sequence.execution_id": self.id, "sequence.rule_id": self.rule_id}
+
+    async def _wait(
+        self,
+        requester: Requester,
+        poll: PollPolicy | None,
+        timeout: float | None,
+        *,
+        deadline: float | None,
+        request_id: str | None,
+        event: Callable[[str, dict[str, str]], object] | None = None,
+    ) -> models.RuleExecution:
+        poller = requester.shared.poller
+        if poller is None:  # pragma: no cover (the client always sets one)
+            raise errors.ClientClosedError("this client has no poller")
+
+        def observe(snapshot: models.RuleExecution) -> None:
+            self._record(snapshot)
+            if event is not None:
+                event("poll", {"sequence.status": str(snapshot.status)})
+
+        watch = Watch(self.id, self.rule_id, observe, self.age, self._oldest)
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                return await poller.wait(
+                    watch, requester, poll or requester.poll, deadline
+                )
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            result = await self._last_look(requester, request_id)
+            if result is None:
+                raise errors.WaitTimeoutError(
+                    self, timeout=timeout or 0.0, last_status=self.status
+                ) from None
+            return result
 
     async def _last_look(
         self, requester: Requester, request_id: str | None

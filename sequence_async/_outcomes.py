@@ -1,12 +1,16 @@
 """
 The values of bulk triggering: what goes in, how it went, how far it is.
 
-Owns ``TriggerRequest`` (one item), ``TriggerOutcome`` (how it ended),
+Owns ``TriggerRequest`` (one item, and reading any input as items),
+``TriggerOutcome`` (how it ended),
 ``InFlightItem`` (started, not finished) and ``BulkProgress`` (the counts
 given to ``on_progress``).
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Any
 
 import attrs
 
@@ -101,3 +105,28 @@ class BulkProgress:
         Items with an outcome.
         """
         return self.succeeded + self.failed + self.not_started
+
+
+def as_request(item: object) -> TriggerRequest:
+    """
+    *item* as a ``TriggerRequest`` (a rule id is one without options).
+    """
+    if isinstance(item, TriggerRequest):
+        return item
+    if isinstance(item, str):
+        return TriggerRequest(item)
+    raise TypeError(
+        f"trigger_many takes rule ids or TriggerRequests, not {type(item).__name__}"
+    )
+
+
+async def iterate(requests: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+    """
+    Any iterable, sync or async, as an async iterator.
+    """
+    if isinstance(requests, AsyncIterable):
+        async for item in requests:
+            yield item
+    else:
+        for item in requests:
+            yield item

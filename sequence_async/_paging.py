@@ -44,6 +44,7 @@ class Paginator(Generic[T]):
     __slots__ = (
         "_max_pages",
         "_model",
+        "_operation",
         "_page_size",
         "_params",
         "_path",
@@ -60,6 +61,7 @@ class Paginator(Generic[T]):
         params: Mapping[str, str],
         model: type[T],
         *,
+        operation: str,
         page_size: int | None = None,
         start_after: str | None = None,
         request_id: str | None = None,
@@ -70,6 +72,7 @@ class Paginator(Generic[T]):
         self._path = path
         self._params = dict(params)
         self._model = model
+        self._operation = operation
         self._page_size = (
             check_count(page_size, "page_size", minimum=1, allow_none=True)
             or DEFAULT_PAGE_SIZE
@@ -105,6 +108,7 @@ class Paginator(Generic[T]):
             envelope = await self._requester.request(
                 "GET",
                 self._path,
+                operation=self._operation,
                 params=params,
                 request_id=self._request_id,
                 priority=self._priority,
@@ -148,6 +152,8 @@ async def get_execution(
     envelope = await requester.request(
         "GET",
         path("rule-executions", (execution_id, "execution_id")),
+        operation="rule_executions.get",
+        attributes={"sequence.execution_id": execution_id},
         request_id=request_id,
         priority=priority,
         deadline=deadline,
@@ -185,6 +191,7 @@ def list_executions(
             to=to,
         ),
         models.RuleExecution,
+        operation="rule_executions.list",
         page_size=page_size,
         start_after=start_after,
         request_id=request_id,

@@ -252,6 +252,13 @@ class Poller:
             # own deadline bounds how long.
             log.info("poll of rule %s failed (%s); retrying", group.rule_id, exc)
             found = {}
+        telemetry = group.requester.shared.observer.telemetry
+        if telemetry is not None:
+            served = sum(len(pending.get(i, ())) for i in found)
+            telemetry.polls.add(
+                1, {"sequence.poll": "get" if len(ids) == 1 else "list"}
+            )
+            telemetry.waits_served.record(served)
         for execution_id in ids:
             snapshot = found.get(execution_id)
             for waiter in list(pending.get(execution_id, ())):

@@ -22,6 +22,7 @@ import attrs
 from . import errors
 from ._checks import check_request_id
 from ._ids import new_id
+from ._observe import Hooks, Observer, captured
 from ._ratelimit import Priority, TokenBucket
 from ._retry import PollPolicy, RetryPolicy, retry_request
 from ._wire import Envelope, Request, Response, Secret, build_request, decode_response
@@ -55,6 +56,7 @@ class Shared:
     transport: Transport
     limiter: TokenBucket | None = None
     poller: Poller | None = None
+    observer: Observer = attrs.Factory(lambda: Observer(Hooks(), None))
     closed: bool = False
     loop: asyncio.AbstractEventLoop | None = None
 
@@ -95,8 +97,10 @@ class _Call:
     # attempts went out, and whether any of them may have reached the server.
     request: Request
     priority: Priority
+    operation: str
     attempts: int = 0
     reached_server: bool = False
+    status: int | None = None
 
 
 @attrs.frozen(eq=False)
@@ -125,6 +129,8 @@ class Requester:
         method: str,
         path: str,
         *,
+        operation: str = "request",
+        attributes: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         json: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
@@ -137,7 +143,10 @@ class Requester:
 
         Args:
             method: The HTTP method.
-            path: The endpoint path (from ``_wire.path``).
+            path: The endpoint path (from ``_checks.path``).
+            operation: The logical call (``rules.trigger``): names its span
+                and labels its metrics and events.
+            attributes: Span attributes (the ids involved).
             params: The query.
             json: The JSON body.
             idempotency_key: Makes the call mutating: sent, and reused by
@@ -167,7 +176,35 @@ class Requester:
                 default_headers=self.default_headers,
             ),
             priority,
+            operation,
         )
+        telemetry = self.shared.observer.telemetry
+        if telemetry is None:
+            return await self._call(call, deadline)
+        span_attributes = {
+            "http.request.method": method,
+            "sequence.request_id": call.request.headers["X-Request-ID"],
+            **(attributes or {}),
+        }
+        if idempotency_key is not None:
+            span_attributes["sequence.idempotency_key"] = idempotency_key
+        with telemetry.span(operation, span_attributes) as span:
+            try:
+                return await self._call(call, deadline)
+            finally:
+                span.set_attribute(
+                    "http.request.resend_count", max(0, call.attempts - 1)
+                )
+                if call.status is not None:
+                    span.set_attribute("http.response.status_code", call.status)
+
+    async def _call(self, call: _Call, deadline: float | None) -> Envelope:
+        request = call.request
+        observer = self.shared.observer
+
+        async def retrying(error: Exception, delay: float) -> None:
+            await observer.retry(call.operation, request, call.attempts, error, delay)
+
         try:
             try:
                 return await self._attempt(call)
@@ -177,24 +214,34 @@ class Requester:
                     first,
                     policy=self.retry,
                     deadline=deadline,
-                    describe=f"{method} {path}",
+                    describe=f"{request.method} {request.path}",
+                    on_retry=retrying if observer.watch_retries else None,
                 )
         except errors.SequenceError as exc:
-            if idempotency_key is not None and _outcome_unknown(call, exc):
+            key = request.idempotency_key
+            if key is not None and _outcome_unknown(call, exc):
                 raise errors.OutcomeUnknownError(
-                    f"{method} {path} may have been carried out: {exc}",
-                    idempotency_key=idempotency_key,
+                    f"{request.method} {request.path} may have been carried out: {exc}",
+                    idempotency_key=key,
                 ) from exc
             raise
 
     async def _attempt(self, call: _Call) -> Envelope:
         shared = self.shared
+        observer = shared.observer
         shared.check_open()
         if shared.limiter is not None:
+            queued = time.perf_counter()
             await shared.limiter.acquire(call.priority)
             shared.check_open()
+            if observer.telemetry is not None:
+                observer.telemetry.limiter_wait.record(
+                    time.perf_counter() - queued, {"operation": call.operation}
+                )
         call.attempts += 1
         request = call.request
+        if observer.before:
+            await observer.request(call.operation, request, call.attempts)
         started = time.perf_counter()
         try:
             response = await shared.transport.send(request, timeout=self.timeout)
@@ -205,7 +252,16 @@ class Requester:
             call.reached_server = True
             raise
         call.reached_server = True
+        call.status = response.status
         request_id = request.headers["X-Request-ID"]
+        if observer.watch_answers or captured() is not None:
+            await observer.response(
+                call.operation,
+                request,
+                call.attempts,
+                response,
+                time.perf_counter() - started,
+            )
         if log.isEnabledFor(logging.DEBUG):
             elapsed = (time.perf_counter() - started) * 1000
             log.debug(
@@ -217,6 +273,7 @@ class Requester:
                 call.attempts,
                 request_id,
                 extra={
+                    "operation": call.operation,
                     "method": request.method,
                     "path": request.path,
                     "status": response.status,

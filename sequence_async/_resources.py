@@ -50,6 +50,8 @@ def idempotency_key_of(idempotency_key: object) -> str:
 
 class Resource:
     __slots__ = ("_requester",)
+    # The namespace's attribute on the client: operations are "NAME.VERB".
+    name = "resource"
 
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
@@ -66,7 +68,11 @@ class Resource:
         request_id: str | None,
     ) -> T:
         envelope = await self._requester.request(
-            "GET", endpoint, params=params, request_id=request_id
+            "GET",
+            endpoint,
+            operation=f"{self.name}.get",
+            params=params,
+            request_id=request_id,
         )
         return _convert.structure(envelope.data, model, request_id=envelope.request_id)
 
@@ -79,7 +85,11 @@ class Resource:
         request_id: str | None,
     ) -> list[T]:
         envelope = await self._requester.request(
-            "GET", endpoint, params=params, request_id=request_id
+            "GET",
+            endpoint,
+            operation=f"{self.name}.list",
+            params=params,
+            request_id=request_id,
         )
         return list(
             _convert.structure_list(
@@ -94,6 +104,7 @@ class Accounts(Resource):
     """
 
     __slots__ = ()
+    name = "accounts"
 
     async def list(
         self,
@@ -127,6 +138,7 @@ class Transfers(Resource):
     """
 
     __slots__ = ()
+    name = "transfers"
 
     def list(
         self,
@@ -172,6 +184,7 @@ class Transfers(Resource):
                 to=to,
             ),
             models.Transfer,
+            operation="transfers.list",
             page_size=page_size,
             start_after=start_after,
             request_id=request_id,
@@ -222,7 +235,12 @@ class Transfers(Resource):
         if request_id is not None:
             check_request_id(request_id)
         envelope = await self._requester.request(
-            "POST", "/transfers", json=body, idempotency_key=key, request_id=request_id
+            "POST",
+            "/transfers",
+            operation="transfers.create",
+            json=body,
+            idempotency_key=key,
+            request_id=request_id,
         )
         return _convert.structure(
             envelope.data, models.Transfer, request_id=envelope.request_id
@@ -235,6 +253,7 @@ class Cards(Resource):
     """
 
     __slots__ = ()
+    name = "cards"
 
     async def list(
         self,
@@ -282,6 +301,7 @@ class Cards(Resource):
             path("cards", (card_id, "card_id"), "transactions"),
             query(direction=direction, from_=from_, to=to),
             models.CardTransaction,
+            operation="cards.transactions",
             page_size=page_size,
             start_after=start_after,
             request_id=request_id,

@@ -158,6 +158,7 @@ async def retry_request(
     policy: RetryPolicy,
     deadline: float | None,
     describe: str,
+    on_retry: Callable[[Exception, float], Awaitable[None]] | None = None,
 ) -> T:
     """
     Retry *send* after its first attempt failed with *first_error*.
@@ -187,6 +188,8 @@ async def retry_request(
             delay,
             extra={"retry": retry, "delay": delay},
         )
+        if on_retry is not None:
+            await on_retry(error, delay)
         await asyncio.sleep(delay)
         try:
             return await send()

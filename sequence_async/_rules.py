@@ -25,6 +25,7 @@ class Rules(Resource):
     """
 
     __slots__ = ()
+    name = "rules"
 
     async def list(
         self, *, source_id: str | None = None, request_id: str | None = None
@@ -89,6 +90,8 @@ class Rules(Resource):
         envelope = await self._requester.request(
             "POST",
             endpoint,
+            operation="rules.trigger",
+            attributes={"sequence.rule_id": rule_id},
             json=body,
             idempotency_key=key,
             request_id=request_id,
@@ -123,6 +126,7 @@ class RuleExecutions(Resource):
     """
 
     __slots__ = ()
+    name = "rule_executions"
 
     def list(
         self,

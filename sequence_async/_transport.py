@@ -25,6 +25,7 @@ import aiohttp
 import yarl
 
 from . import errors
+from ._checks import check_count
 from ._wire import Request, Response
 
 
@@ -67,7 +68,9 @@ class AiohttpTransport:
         self._session = session
         self._owned = session is None
         self._ssl = ssl
-        self._limit = max_response_bytes
+        self._limit = (
+            check_count(max_response_bytes, "max_response_bytes", minimum=1) or 1
+        )
         self._closed = False
         self._proxy: yarl.URL | None = None
         self._proxy_auth: aiohttp.BasicAuth | None = None

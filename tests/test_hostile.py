@@ -29,6 +29,7 @@ from sequence_async import (
     EventLoopError,
     ExecutionStatus,
     OutcomeUnknownError,
+    PollPolicy,
     ResponseTooLargeError,
     ResponseValidationError,
     RetryPolicy,
@@ -367,8 +368,10 @@ async def test_aclose_stops_queued_requests_and_polls(
     await slow.accounts.list()
     queued = asyncio.create_task(slow.accounts.list())
     execution = await live.rules.trigger("rule_0001")
-    waiting = asyncio.create_task(execution.wait(timeout=60))
-    await asyncio.sleep(0)
+    # The first poll is due in 30 s: the poll loop is asleep at the close.
+    later = PollPolicy(wait_initial=30, wait_max=30)
+    waiting = asyncio.create_task(execution.wait(timeout=60, poll=later))
+    await asyncio.sleep(0)  # both tasks reach their await
     sent = sum(server.counts.values())
 
     await slow.aclose()

@@ -1,0 +1,311 @@
+"""
+What a client lets you see of its requests: event hooks and raw answers.
+
+Owns the event values given to hooks (``RequestEvent``, ``ResponseEvent``,
+``RetryEvent``: method, path, attempt, status, elapsed, ids, and headers with
+``Authorization`` redacted), calling the hooks (sync or async; one that
+raises is logged and never breaks the request), ``RawResponse`` and
+``capture_responses()``, which collects the answers behind the calls made in
+its block. Capture uses a context variable, so concurrent tasks never see
+each other's answers: there is no shared "last response".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+
+from ._otel import Telemetry, current_span
+from ._wire import Request, Response
+
+
+log = logging.getLogger("sequence_async")
+HookKind = Literal["request", "response", "retry"]
+_KINDS: tuple[HookKind, ...] = ("request", "response", "retry")
+
+
+@attrs.frozen(kw_only=True)
+class RequestEvent:
+    """
+    An attempt about to be sent.
+    """
+
+    operation: str
+    method: str
+    path: str
+    attempt: int
+    request_id: str
+    idempotency_key: str | None
+    headers: Mapping[str, str]
+
+
+@attrs.frozen(kw_only=True)
+class ResponseEvent:
+    """
+    An answer received (any status); ``elapsed`` in seconds.
+    """
+
+    operation: str
+    method: str
+    path: str
+    attempt: int
+    request_id: str
+    idempotency_key: str | None
+    status: int
+    elapsed: float
+    headers: Mapping[str, str]
+
+
+@attrs.frozen(kw_only=True)
+class RetryEvent:
+    """
+    A failed attempt that will be retried after ``delay`` seconds.
+    """
+
+    operation: str
+    method: str
+    path: str
+    attempt: int
+    request_id: str
+    idempotency_key: str | None
+    error: Exception
+    delay: float
+
+
+Event = RequestEvent | ResponseEvent | RetryEvent
+Hook = Callable[[Any], Awaitable[object] | object]
+
+
+class Hooks:
+    """
+    The client's event hooks, each kind a list of callables taking the event.
+
+    Kinds: ``"request"``, ``"response"``, ``"retry"`` (httpx's shape).
+
+    Raises:
+        ValueError: An unknown kind of hook.
+        TypeError: A hook that is not callable.
+    """
+
+    __slots__ = ("request", "response", "retry")
+
+    def __init__(self, hooks: Mapping[str, Sequence[Hook]] | None = None) -> None:
+        given = dict(hooks or {})
+        unknown = set(given) - set(_KINDS)
+        if unknown:
+            raise ValueError(
+                f"unknown event hooks {sorted(unknown)}; use {list(_KINDS)}"
+            )
+        for kind in _KINDS:
+            found = tuple(given.get(kind, ()))
+            if not all(callable(hook) for hook in found):
+                raise TypeError(f"every {kind} hook must be callable")
+            setattr(self, kind, found)
+
+    request: tuple[Hook, ...]
+    response: tuple[Hook, ...]
+    retry: tuple[Hook, ...]
+
+    async def emit(self, hooks: tuple[Hook, ...], event: Event) -> None:
+        """
+        Call every hook with *event*; log (never raise) what one raises.
+        """
+        for hook in hooks:
+            try:
+                result = hook(event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception(
+                    "a %s hook raised; the request goes on",
+                    type(event).__name__.removesuffix("Event").lower(),
+                )
+
+
+@attrs.frozen(kw_only=True)
+class RawResponse:
+    """
+    The answer behind a result: status, headers and time, for one attempt.
+    """
+
+    operation: str
+    method: str
+    path: str
+    attempt: int
+    request_id: str
+    status: int
+    headers: Mapping[str, str]
+    elapsed: float
+
+
+_captured: contextvars.ContextVar[list[RawResponse] | None] = contextvars.ContextVar(
+    "sequence_async_captured", default=None
+)
+
+
+def captured() -> list[RawResponse] | None:
+    """
+    The list the current block collects answers into, if any.
+    """
+    return _captured.get()
+
+
+@contextlib.contextmanager
+def capture_responses() -> Iterator[list[RawResponse]]:
+    """
+    Collect a ``RawResponse`` for every answer the calls in this block get.
+
+    Every attempt counts (a retried call adds one per answer), in order.
+    Tasks started inside the block add to the same list; other tasks never
+    do. No second request is ever made.
+
+    Example::
+
+        with capture_responses() as answers:
+            account = await client.accounts.get("acc_1")
+        print(answers[-1].status, answers[-1].headers["X-Request-ID"])
+    """
+    answers: list[RawResponse] = []
+    token = _captured.set(answers)
+    try:
+        yield answers
+    finally:
+        _captured.reset(token)
+
+
+def redacted(headers: Mapping[str, str]) -> Mapping[str, str]:
+    """
+    *headers* with the ``Authorization`` value hidden (what hooks see).
+    """
+    return {
+        name: "<redacted>" if name.lower() == "authorization" else value
+        for name, value in headers.items()
+    }
+
+
+class Observer:
+    """
+    A client's hooks and telemetry, called at each step of the request path.
+
+    The flags say which steps anyone watches, so that the path pays nothing
+    for what no one asked for.
+    """
+
+    __slots__ = ("before", "hooks", "telemetry", "watch_answers", "watch_retries")
+
+    def __init__(self, hooks: Hooks, telemetry: Telemetry | None) -> None:
+        self.hooks = hooks
+        self.telemetry = telemetry
+        self.before = bool(hooks.request)
+        self.watch_answers = bool(hooks.response) or telemetry is not None
+        self.watch_retries = bool(hooks.retry) or telemetry is not None
+
+    async def request(self, operation: str, request: Request, attempt: int) -> None:
+        """
+        An attempt is about to be sent.
+        """
+        await self.hooks.emit(
+            self.hooks.request,
+            RequestEvent(
+                operation=operation,
+                method=request.method,
+                path=request.path,
+                attempt=attempt,
+                request_id=request.headers["X-Request-ID"],
+                idempotency_key=request.idempotency_key,
+                headers=redacted(request.headers),
+            ),
+        )
+
+    async def response(
+        self,
+        operation: str,
+        request: Request,
+        attempt: int,
+        response: Response,
+        elapsed: float,
+    ) -> None:
+        """
+        An answer came back: hooks, the captured answers, the metrics.
+        """
+        request_id = request.headers["X-Request-ID"]
+        answers = captured()
+        if answers is not None:
+            answers.append(
+                RawResponse(
+                    operation=operation,
+                    method=request.method,
+                    path=request.path,
+                    attempt=attempt,
+                    request_id=request_id,
+                    status=response.status,
+                    headers=dict(response.headers),
+                    elapsed=elapsed,
+                )
+            )
+        if self.telemetry is not None:
+            labels: dict[str, str | int] = {
+                "operation": operation,
+                "http.response.status_code": response.status,
+            }
+            self.telemetry.requests.add(1, labels)
+            if response.status == 429:
+                self.telemetry.throttled.add(1, {"operation": operation})
+        if self.hooks.response:
+            await self.hooks.emit(
+                self.hooks.response,
+                ResponseEvent(
+                    operation=operation,
+                    method=request.method,
+                    path=request.path,
+                    attempt=attempt,
+                    request_id=request_id,
+                    idempotency_key=request.idempotency_key,
+                    status=response.status,
+                    elapsed=elapsed,
+                    headers=redacted(response.headers),
+                ),
+            )
+
+    async def retry(
+        self,
+        operation: str,
+        request: Request,
+        attempt: int,
+        error: Exception,
+        delay: float,
+    ) -> None:
+        """
+        A failed attempt will be retried after *delay* seconds.
+        """
+        if self.telemetry is not None:
+            self.telemetry.retries.add(1, {"operation": operation})
+            span = current_span()
+            if span is not None:
+                span.add_event(
+                    "retry",
+                    {
+                        "attempt": attempt,
+                        "error.type": type(error).__name__,
+                        "delay": delay,
+                    },
+                )
+        await self.hooks.emit(
+            self.hooks.retry,
+            RetryEvent(
+                operation=operation,
+                method=request.method,
+                path=request.path,
+                attempt=attempt,
+                request_id=request.headers["X-Request-ID"],
+                idempotency_key=request.idempotency_key,
+                error=error,
+                delay=delay,
+            ),
+        )
