@@ -131,6 +131,9 @@ def _make() -> cattrs.Converter:
 
 
 _CONVERTER = _make()
+# What structuring a body that does not fit may raise: all of it is turned
+# into ResponseValidationError (deep nesting included).
+_INVALID = (cattrs.BaseValidationError, ValueError, TypeError, KeyError, RecursionError)
 
 
 def structure(data: Any, cls: type[T], *, request_id: str | None = None) -> T:
@@ -144,13 +147,7 @@ def structure(data: Any, cls: type[T], *, request_id: str | None = None) -> T:
         data = {**data, "request_id": request_id}
     try:
         return _CONVERTER.structure(data, cls)
-    except (
-        cattrs.BaseValidationError,
-        ValueError,
-        TypeError,
-        KeyError,
-        RecursionError,
-    ) as exc:
+    except _INVALID as exc:
         raise _invalid(exc, cls.__name__, request_id) from None
 
 
@@ -170,13 +167,7 @@ def structure_list(
         )
     try:
         return tuple(_CONVERTER.structure(item, cls) for item in data)
-    except (
-        cattrs.BaseValidationError,
-        ValueError,
-        TypeError,
-        KeyError,
-        RecursionError,
-    ) as exc:
+    except _INVALID as exc:
         raise _invalid(exc, cls.__name__, request_id) from None
 
 

@@ -189,6 +189,18 @@ def redacted(headers: Mapping[str, str]) -> Mapping[str, str]:
     }
 
 
+def _about(operation: str, request: Request, attempt: int) -> dict[str, Any]:
+    # The fields every event shares.
+    return {
+        "operation": operation,
+        "method": request.method,
+        "path": request.path,
+        "attempt": attempt,
+        "request_id": request.headers["X-Request-ID"],
+        "idempotency_key": request.idempotency_key,
+    }
+
+
 class Observer:
     """
     A client's hooks and telemetry, called at each step of the request path.
@@ -213,13 +225,7 @@ class Observer:
         await self.hooks.emit(
             self.hooks.request,
             RequestEvent(
-                operation=operation,
-                method=request.method,
-                path=request.path,
-                attempt=attempt,
-                request_id=request.headers["X-Request-ID"],
-                idempotency_key=request.idempotency_key,
-                headers=redacted(request.headers),
+                **_about(operation, request, attempt), headers=redacted(request.headers)
             ),
         )
 
@@ -261,12 +267,7 @@ class Observer:
             await self.hooks.emit(
                 self.hooks.response,
                 ResponseEvent(
-                    operation=operation,
-                    method=request.method,
-                    path=request.path,
-                    attempt=attempt,
-                    request_id=request_id,
-                    idempotency_key=request.idempotency_key,
+                    **_about(operation, request, attempt),
                     status=response.status,
                     elapsed=elapsed,
                     headers=redacted(response.headers),
@@ -299,12 +300,7 @@ class Observer:
         await self.hooks.emit(
             self.hooks.retry,
             RetryEvent(
-                operation=operation,
-                method=request.method,
-                path=request.path,
-                attempt=attempt,
-                request_id=request.headers["X-Request-ID"],
-                idempotency_key=request.idempotency_key,
+                **_about(operation, request, attempt),
                 error=error,
                 delay=delay,
             ),
