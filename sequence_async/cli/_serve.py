@@ -117,7 +117,8 @@ async def serve_command(args: argparse.Namespace, out: Output) -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C raises
+                loop.add_signal_handler(signum, stop.set)
         await stop.wait()
     return EXIT_OK
 
