@@ -23,10 +23,17 @@ import argparse
 import asyncio
 import os
 import platform
+import sys
 import time
 from datetime import UTC, datetime
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+
+if "--without-otel" in sys.argv:
+    # Hide opentelemetry-api from the client, as if it were not installed:
+    # the SDK then records no spans or metrics.
+    sys.modules["opentelemetry"] = None  # type: ignore[assignment]
 
 import polling
 import throughput
@@ -234,6 +241,16 @@ def table(
     return rows
 
 
+def _otel_state() -> str:
+    try:
+        installed = version("opentelemetry-api")
+    except PackageNotFoundError:
+        return "off (opentelemetry-api not installed)"
+    if sys.modules.get("opentelemetry", ...) is None:
+        return f"off (opentelemetry-api {installed} hidden by --without-otel)"
+    return f"on (opentelemetry-api {installed} installed; no-op unless configured)"
+
+
 def main() -> None:
     """
     Run the benchmarks and print the summary table.
@@ -249,6 +266,11 @@ def main() -> None:
         "--servers", type=int, default=2, help="trigger server processes (bench 1)"
     )
     parser.add_argument("--rounds", type=int, help="rounds of bench 1")
+    parser.add_argument(
+        "--without-otel",
+        action="store_true",
+        help="hide opentelemetry-api from the client (no SDK telemetry)",
+    )
     args = parser.parse_args()
     quick, only = args.quick, {int(x) for x in args.only.split(",")}
     started = time.perf_counter()
@@ -260,6 +282,7 @@ def main() -> None:
             f"{name} {version(name)}" for name in ("aiohttp", "httpx", "uvloop")
         )
     )
+    print(f"# SDK telemetry (OpenTelemetry): {_otel_state()}")
     t = p = r = m = None
     if 1 in only:
         t = throughput.bench_throughput(

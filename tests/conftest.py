@@ -181,6 +181,16 @@ def requester(transport: FakeTransport, **settings: Any) -> Requester:
     )
 
 
+def answer(code: int, body: Any, *, headers: dict[str, str] | None = None) -> Response:
+    """An answer with *code* and *body* encoded as JSON."""
+    return Response(code, headers or {}, json.dumps(body).encode())
+
+
+def api_error(code: int, error_code: str = "c", message: str = "m") -> Response:
+    """An error answer with the API's ``{"error": {"code", "message"}}`` body."""
+    return answer(code, {"error": {"code": error_code, "message": message}})
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -27,7 +27,13 @@ import pytest
 
 from sequence_async.testing import FakeSequence
 
-from .test_cli_support import Remote, cli_command, quick_seed, remote_server
+from .test_cli_support import (
+    Remote,
+    clean_env,
+    cli_command,
+    quick_seed,
+    remote_server,
+)
 
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
@@ -177,8 +183,10 @@ def test_ctrl_c_while_triggering_gives_the_idempotency_key(
 def test_ctrl_c_during_demo_in_a_terminal() -> None:
     """In a terminal, Ctrl-C stops the demo: a line per item in flight, summary, 130."""
     args = ["demo", "--count", "8", "--concurrency", "4", "--median", "3600"]
-    with in_terminal(args, {**os.environ}, pipe_stdout=False) as (process, terminal):
-        read_until(terminal, r"0/8\s+0 ok\s+0 failed\s+\d triggering\s+4 waiting")
+    with in_terminal(args, clean_env(), pipe_stdout=False) as (process, terminal):
+        # All eight started: as many triggering and waiting as items.
+        all_started = "|".join(f"{n} triggering\\s+{8 - n}" for n in range(5))
+        read_until(terminal, rf"0/8\s+0 ok\s+0 failed\s+({all_started}) waiting")
         process.send_signal(signal.SIGINT)
         shown = read_to_end(terminal)
         code = process.wait(timeout=30)

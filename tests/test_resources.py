@@ -1,33 +1,55 @@
 """
-Tests of every endpoint's request and parsing, with aioresponses.
+Tests of every endpoint's request and parsing, through the ``FakeTransport`` seam.
+
+Each namespace is built over a ``Requester`` whose transport is the fake: the
+tests see the exact ``Request`` (method, path, query, body) an endpoint builds
+and feed it canned answers. What aiohttp does with a request is in
+``test_client.py``.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from aioresponses import aioresponses as Aioresponses  # noqa: N812
-from yarl import URL
 
 from sequence_async import (
     AccountType,
     ExecutionStatus,
     RuleStatus,
-    SequenceClient,
     TransferStatus,
     errors,
 )
+from sequence_async._resources import Accounts, Cards, Transfers
+from sequence_async._rules import RuleExecutions, Rules
+from sequence_async._wire import Request, Response
 
-from .conftest import envelope, url
+from .conftest import FakeTransport, answer, envelope, ok, requester
 
 
-def only_call(mock: Aioresponses) -> tuple[str, URL]:
+def only_call(transport: FakeTransport) -> tuple[str, str, dict[str, str], Any]:
     """
-    The method and URL of the one request sent.
+    The method, path, query and decoded JSON body of the one request sent.
     """
-    ((method, sent_url),) = mock.requests
-    return method, sent_url
+    (request,) = transport.sent
+    return request_of(request)
+
+
+def request_of(request: Request) -> tuple[str, str, dict[str, str], Any]:
+    """
+    The method, path, query and decoded JSON body of *request*.
+    """
+    body = None if request.body is None else json.loads(request.body)
+    return request.method, request.path, dict(request.params or {}), body
+
+
+def paged(data: Any, **page_info: Any) -> Response:
+    """
+    A success answer with *data* and the given ``page_info`` fields.
+    """
+    return answer(200, envelope(data, page_info=page_info))
 
 
 ACCOUNT = {
@@ -47,24 +69,23 @@ ACCOUNT = {
 }
 
 
-async def test_accounts_list(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_accounts_list_sends_the_type_filter() -> None:
     """GET /accounts?type= returns accounts."""
-    mock_http.get(url("/accounts?type=pod"), payload=envelope([ACCOUNT]))
+    transport = FakeTransport(ok([ACCOUNT]))
 
-    accounts = await client.accounts.list(type=AccountType.POD)
+    accounts = await Accounts(requester(transport)).list(type=AccountType.POD)
 
-    assert ("GET", URL(url("/accounts?type=pod"))) == only_call(mock_http)
+    assert ("GET", "/accounts", {"type": "pod"}, None) == only_call(transport)
     assert ["acc_01HGHI7890"] == [a.id for a in accounts]
 
 
-async def test_accounts_get_with_balance(
-    client: SequenceClient, mock_http: Aioresponses
-) -> None:
+async def test_accounts_get_parses_balance_enum_and_request_id() -> None:
     """GET /accounts/{id} parses balance, enum and request id; skips unknown fields."""
-    mock_http.get(url("/accounts/acc_01HGHI7890"), payload=envelope(ACCOUNT))
+    transport = FakeTransport(ok(ACCOUNT))
 
-    account = await client.accounts.get("acc_01HGHI7890")
+    account = await Accounts(requester(transport)).get("acc_01HGHI7890")
 
+    assert ("GET", "/accounts/acc_01HGHI7890", {}, None) == only_call(transport)
     assert AccountType.EXTERNAL_ACCOUNT == account.type
     assert account.balance is not None
     assert 12345 == account.balance.balance_in_cents
@@ -75,11 +96,10 @@ async def test_accounts_get_with_balance(
     assert "req_srv_1" == account.request_id
 
 
-async def test_rules_list(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_rules_list_returns_summaries_with_their_source() -> None:
     """GET /rules?source_id= returns summaries with their source."""
-    mock_http.get(
-        url("/rules?source_id=acc_1"),
-        payload=envelope(
+    transport = FakeTransport(
+        ok(
             [
                 {
                     "id": "rule_1",
@@ -90,11 +110,12 @@ async def test_rules_list(client: SequenceClient, mock_http: Aioresponses) -> No
                     "created_at": "2024-04-23T09:15:00Z",
                 }
             ]
-        ),
+        )
     )
 
-    (rule,) = await client.rules.list(source_id="acc_1")
+    (rule,) = await Rules(requester(transport)).list(source_id="acc_1")
 
+    assert ("GET", "/rules", {"source_id": "acc_1"}, None) == only_call(transport)
     assert ("rule_1", RuleStatus.ENABLED, "acc_1") == (
         rule.id,
         rule.status,
@@ -102,9 +123,7 @@ async def test_rules_list(client: SequenceClient, mock_http: Aioresponses) -> No
     )
 
 
-async def test_rules_get_keeps_unknown_nested_shapes(
-    client: SequenceClient, mock_http: Aioresponses
-) -> None:
+async def test_rules_get_keeps_unknown_nested_shapes() -> None:
     """GET /rules/{id}: steps keep conditions and actions as plain data."""
     condition = {
         "all": [
@@ -112,20 +131,20 @@ async def test_rules_get_keeps_unknown_nested_shapes(
         ]
     }
     action = {"type": "SOME_NEW_ACTION", "weird": [1, 2]}
-    mock_http.get(
-        url("/rules/rule_1"),
-        payload=envelope(
+    transport = FakeTransport(
+        ok(
             {
                 "id": "rule_1",
                 "status": "ENABLED",
                 "trigger": {"type": "ON_FUNDS_TRANSFERRED", "account_id": "acc_1"},
                 "steps": [{"conditions": condition, "actions": [action]}],
             }
-        ),
+        )
     )
 
-    rule = await client.rules.get("rule_1")
+    rule = await Rules(requester(transport)).get("rule_1")
 
+    assert ("GET", "/rules/rule_1", {}, None) == only_call(transport)
     assert RuleStatus.ENABLED == rule.status
     assert rule.trigger is not None
     assert "acc_1" == rule.trigger.account_id
@@ -146,14 +165,13 @@ EXECUTION = {
 }
 
 
-async def test_rule_executions_get(
-    client: SequenceClient, mock_http: Aioresponses
-) -> None:
+async def test_rule_executions_get_parses_outcome_fields() -> None:
     """GET /rule-executions/{id} parses outcome fields."""
-    mock_http.get(url("/rule-executions/rex_1"), payload=envelope(EXECUTION))
+    transport = FakeTransport(ok(EXECUTION))
 
-    execution = await client.rule_executions.get("rex_1")
+    execution = await RuleExecutions(requester(transport)).get("rex_1")
 
+    assert ("GET", "/rule-executions/rex_1", {}, None) == only_call(transport)
     assert (ExecutionStatus.EXECUTED, ("txr_1", "txr_2"), True) == (
         execution.status,
         execution.transfer_ids,
@@ -161,46 +179,35 @@ async def test_rule_executions_get(
     )
 
 
-async def test_unknown_enum_values_are_kept_raw(
-    client: SequenceClient, mock_http: Aioresponses
-) -> None:
+async def test_unknown_enum_values_are_kept_raw() -> None:
     """An execution status this version does not know stays a plain string."""
-    mock_http.get(
-        url("/rule-executions/rex_1"),
-        payload=envelope({**EXECUTION, "status": "awaiting_settlement"}),
-    )
+    transport = FakeTransport(ok({**EXECUTION, "status": "awaiting_settlement"}))
 
-    execution = await client.rule_executions.get("rex_1")
+    execution = await RuleExecutions(requester(transport)).get("rex_1")
 
     assert ("awaiting_settlement", False) == (execution.status, execution.done)
 
 
-async def test_rule_executions_list_pages_across_cursors(
-    client: SequenceClient, mock_http: Aioresponses
-) -> None:
+async def test_rule_executions_list_pages_across_cursors() -> None:
     """The list follows end_cursor while has_next_page, lazily, with the filters."""
-    base = (
-        "/rule-executions?rule_id=rule_1&status=failed"
-        "&from=2024-01-01T00:00:00Z&first=2"
-    )
-    mock_http.get(
-        url(base),
-        payload=envelope(
+    transport = FakeTransport(
+        paged(
             [{**EXECUTION, "id": "rex_1"}, {**EXECUTION, "id": "rex_2"}],
-            page_info={"end_cursor": "c1", "has_next_page": True},
+            end_cursor="c1",
+            has_next_page=True,
         ),
+        paged([{**EXECUTION, "id": "rex_3"}], end_cursor="c2", has_next_page=False),
     )
-    mock_http.get(
-        url(base + "&after=c1"),
-        payload=envelope(
-            [{**EXECUTION, "id": "rex_3"}],
-            page_info={"end_cursor": "c2", "has_next_page": False},
-        ),
-    )
+    filters = {
+        "rule_id": "rule_1",
+        "status": "failed",
+        "from": "2024-01-01T00:00:00Z",
+        "first": "2",
+    }
 
-    ids = [
-        e.id
-        async for e in client.rule_executions.list(
+    seen = [
+        (e.id, len(transport.sent))
+        async for e in RuleExecutions(requester(transport)).list(
             rule_id="rule_1",
             status="failed",
             from_=datetime(2024, 1, 1, tzinfo=UTC),
@@ -208,74 +215,76 @@ async def test_rule_executions_list_pages_across_cursors(
         )
     ]
 
-    assert ["rex_1", "rex_2", "rex_3"] == ids
-    assert 2 == len(mock_http.requests)
+    assert [("rex_1", 1), ("rex_2", 1), ("rex_3", 2)] == seen
+    assert [
+        ("GET", "/rule-executions", filters, None),
+        ("GET", "/rule-executions", {**filters, "after": "c1"}, None),
+    ] == [request_of(r) for r in transport.sent]
 
 
-async def test_pages_gives_page_objects(
-    client: SequenceClient, mock_http: Aioresponses
-) -> None:
+async def test_pages_gives_page_objects() -> None:
     """.pages() yields Page values with their page info."""
-    mock_http.get(
-        url("/rule-executions?rule_id=rule_1&first=100"),
-        payload=envelope(
-            [EXECUTION], page_info={"end_cursor": "c1", "has_next_page": False}
-        ),
-    )
+    transport = FakeTransport(paged([EXECUTION], end_cursor="c1", has_next_page=False))
 
-    pages = [p async for p in client.rule_executions.list(rule_id="rule_1").pages()]
+    pages = [
+        p
+        async for p in RuleExecutions(requester(transport))
+        .list(rule_id="rule_1")
+        .pages()
+    ]
 
     assert [("c1", False, 1)] == [
         (p.page_info.end_cursor, p.page_info.has_next_page, len(p.items)) for p in pages
     ]
+    assert ("GET", "/rule-executions", {"rule_id": "rule_1", "first": "100"}, None) == (
+        only_call(transport)
+    )
 
 
-async def test_paging_without_has_next_page_stops_on_a_short_page(
-    client: SequenceClient, mock_http: Aioresponses
-) -> None:
+async def test_paging_without_has_next_page_stops_on_a_short_page() -> None:
     """Without has_next_page, a full page goes on and a short one ends the list."""
-    base = "/transfers?account_id=acc_1&first=1"
     transfer = {"id": "txr_1", "amount_in_cents": 1, "status": "complete"}
-    mock_http.get(
-        url(base), payload=envelope([transfer], page_info={"end_cursor": "c1"})
-    )
-    mock_http.get(
-        url(base + "&after=c1"), payload=envelope([], page_info={"end_cursor": None})
+    transport = FakeTransport(
+        paged([transfer], end_cursor="c1"), paged([], end_cursor=None)
     )
 
-    items = [t async for t in client.transfers.list(account_id="acc_1", page_size=1)]
+    items = [
+        t
+        async for t in Transfers(requester(transport)).list(
+            account_id="acc_1", page_size=1
+        )
+    ]
 
     assert 1 == len(items)
-    assert 2 == len(mock_http.requests)
+    assert [
+        {"account_id": "acc_1", "first": "1"},
+        {"account_id": "acc_1", "first": "1", "after": "c1"},
+    ] == [r.params for r in transport.sent]
 
 
-async def test_list_requires_its_filter_locally(client: SequenceClient) -> None:
+async def test_list_requires_its_filter_locally() -> None:
     """The required rule_id / account_id must be non-empty strings."""
+    transport = FakeTransport(ok([]))
+
     with pytest.raises(ValueError, match="rule_id"):
-        client.rule_executions.list(rule_id="")
+        RuleExecutions(requester(transport)).list(rule_id="")
     with pytest.raises(ValueError, match="account_id"):
-        client.transfers.list(account_id="")
+        Transfers(requester(transport)).list(account_id="")
     with pytest.raises(ValueError, match="page_size"):
-        client.transfers.list(account_id="a", page_size=500)
+        Transfers(requester(transport)).list(account_id="a", page_size=500)
+
+    assert [] == transport.sent
 
 
-async def test_transfers_list_filters(
-    client: SequenceClient, mock_http: Aioresponses
-) -> None:
+async def test_transfers_list_sends_every_filter() -> None:
     """GET /transfers sends every documented filter."""
-    mock_http.get(
-        url(
-            "/transfers?account_id=acc_1&account_role=source&direction=internal&origin=rule"
-            "&status=complete&to=2024-02-01T00:00:00Z&first=100"
-        ),
-        payload=envelope(
-            [{"id": "txr_1", "status": "complete", "direction": "internal"}]
-        ),
+    transport = FakeTransport(
+        ok([{"id": "txr_1", "status": "complete", "direction": "internal"}])
     )
 
     (transfer,) = [
         t
-        async for t in client.transfers.list(
+        async for t in Transfers(requester(transport)).list(
             account_id="acc_1",
             account_role="source",
             direction="internal",
@@ -285,14 +294,23 @@ async def test_transfers_list_filters(
         )
     ]
 
+    filters = {
+        "account_id": "acc_1",
+        "account_role": "source",
+        "direction": "internal",
+        "origin": "rule",
+        "status": "complete",
+        "to": "2024-02-01T00:00:00Z",
+        "first": "100",
+    }
+    assert ("GET", "/transfers", filters, None) == only_call(transport)
     assert TransferStatus.COMPLETE == transfer.status
 
 
-async def test_transfers_get(client: SequenceClient, mock_http: Aioresponses) -> None:
+async def test_transfers_get_parses_source_and_destination() -> None:
     """GET /transfers/{id} parses source and destination refs."""
-    mock_http.get(
-        url("/transfers/txr_1"),
-        payload=envelope(
+    transport = FakeTransport(
+        ok(
             {
                 "id": "txr_1",
                 "amount_in_cents": 100000,
@@ -306,29 +324,33 @@ async def test_transfers_get(client: SequenceClient, mock_http: Aioresponses) ->
                 },
                 "destination": {"id": "acc_2", "name": "Emergency Fund", "type": "pod"},
             }
-        ),
+        )
     )
 
-    transfer = await client.transfers.get("txr_1")
+    transfer = await Transfers(requester(transport)).get("txr_1")
 
-    assert (100000, "acc_2") == (
+    assert ("GET", "/transfers/txr_1", {}, None) == only_call(transport)
+    assert (100000, "acc_1", "acc_2") == (
         transfer.amount_in_cents,
+        transfer.source and transfer.source.id,
         transfer.destination and transfer.destination.id,
     )
 
 
 @pytest.mark.parametrize("amount", [0, -5])
-async def test_transfers_create_rejects_non_positive_amounts(
-    client: SequenceClient, amount: int
-) -> None:
-    """amount_in_cents must be at least 1."""
+async def test_transfers_create_rejects_non_positive_amounts(amount: int) -> None:
+    """amount_in_cents must be at least 1; nothing is sent."""
+    transport = FakeTransport(ok({"id": "txr_1"}, 201))
+
     with pytest.raises(ValueError, match="amount_in_cents"):
-        await client.transfers.create(
+        await Transfers(requester(transport)).create(
             source_account_id="a", destination_account_id="b", amount_in_cents=amount
         )
 
+    assert [] == transport.sent
 
-async def test_cards_endpoints(client: SequenceClient, mock_http: Aioresponses) -> None:
+
+async def test_cards_endpoints_send_their_filters_and_parse_items() -> None:
     """GET /cards, /cards/{id} and /cards/{id}/transactions parse their items."""
     card = {
         "id": "card_1",
@@ -340,54 +362,67 @@ async def test_cards_endpoints(client: SequenceClient, mock_http: Aioresponses) 
         "account_id": "acc_2",
         "created_at": "2024-01-15T10:00:00Z",
     }
-    mock_http.get(
-        url("/cards?account_id=acc_2&status=active"), payload=envelope([card])
+    transport = FakeTransport(
+        ok([card]),
+        ok(card),
+        ok([{"id": "ctx_1", "direction": "debit", "amount_in_cents": 5}]),
     )
-    mock_http.get(url("/cards/card_1"), payload=envelope(card))
-    mock_http.get(
-        url("/cards/card_1/transactions?direction=debit&first=100"),
-        payload=envelope([{"id": "ctx_1", "direction": "debit", "amount_in_cents": 5}]),
-    )
+    cards_api = Cards(requester(transport))
 
-    cards = await client.cards.list(account_id="acc_2", status="active")
-    one = await client.cards.get("card_1")
-    txs = [t async for t in client.cards.transactions("card_1", direction="debit")]
+    cards = await cards_api.list(account_id="acc_2", status="active")
+    one = await cards_api.get("card_1")
+    txs = [t async for t in cards_api.transactions("card_1", direction="debit")]
 
+    assert [
+        ("GET", "/cards", {"account_id": "acc_2", "status": "active"}, None),
+        ("GET", "/cards/card_1", {}, None),
+        (
+            "GET",
+            "/cards/card_1/transactions",
+            {"direction": "debit", "first": "100"},
+            None,
+        ),
+    ] == [request_of(r) for r in transport.sent]
     assert ["4242"] == [c.last_four for c in cards]
     assert "09/28" == one.expiration_date
     assert ["ctx_1"] == [t.id for t in txs]
 
 
-async def test_wrong_shapes_raise_validation_errors(
-    client: SequenceClient, mock_http: Aioresponses
-) -> None:
+async def test_wrong_shapes_raise_validation_errors() -> None:
     """A list where an object belongs, or a missing id, is a ResponseValidationError."""
-    mock_http.get(url("/accounts"), payload=envelope({"not": "a list"}))
-    mock_http.get(url("/accounts/a"), payload=envelope({"name": "no id"}))
-    mock_http.get(url("/rules/r"), payload=envelope({"id": "r", "steps": "nope"}))
+    transport = FakeTransport(
+        ok({"not": "a list"}),
+        ok({"name": "no id"}),
+        ok({"id": "r", "steps": "nope"}),
+    )
+    request = requester(transport)
 
     with pytest.raises(errors.ResponseValidationError, match="list of Account"):
-        await client.accounts.list()
+        await Accounts(request).list()
     with pytest.raises(errors.ResponseValidationError, match=r"Account\.id"):
-        await client.accounts.get("a")
+        await Accounts(request).get("a")
     with pytest.raises(errors.ResponseValidationError, match="Rule"):
-        await client.rules.get("r")
+        await Rules(request).get("r")
+
+    assert ["/accounts", "/accounts/a", "/rules/r"] == [r.path for r in transport.sent]
 
 
-async def test_invalid_items_in_a_list_raise_validation_errors(
-    client: SequenceClient, mock_http: Aioresponses
-) -> None:
+async def test_invalid_items_in_a_list_raise_validation_errors() -> None:
     """A list item of the wrong shape is a ResponseValidationError, not a KeyError."""
-    mock_http.get(url("/rules"), payload=envelope([{"nickname": "no id"}]))
-    mock_http.get(url("/rule-executions/x"), payload=envelope({"id": "x", "status": 5}))
-    mock_http.get(
-        url("/rule-executions/y"),
-        payload=envelope({"id": "y", "status": "executed", "trigger_details": [1]}),
+    transport = FakeTransport(
+        ok([{"nickname": "no id"}]),
+        ok({"id": "x", "status": 5}),
+        ok({"id": "y", "status": "executed", "trigger_details": [1]}),
     )
+    request = requester(transport)
 
     with pytest.raises(errors.ResponseValidationError):
-        await client.rules.list()
+        await Rules(request).list()
     with pytest.raises(errors.ResponseValidationError, match="status"):
-        await client.rule_executions.get("x")
+        await RuleExecutions(request).get("x")
     with pytest.raises(errors.ResponseValidationError, match="trigger_details"):
-        await client.rule_executions.get("y")
+        await RuleExecutions(request).get("y")
+
+    assert ["/rules", "/rule-executions/x", "/rule-executions/y"] == [
+        r.path for r in transport.sent
+    ]

@@ -108,13 +108,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run(command, args, out))
     except UsageError as exc:
         return _fail(parser, args, exc, EXIT_USAGE, type_name=False)
-    except (ValueError, TypeError) as exc:
-        # The SDK checks every argument before sending: bad local input.
-        return _fail(parser, args, exc, EXIT_USAGE)
     except CommandError as exc:
         return _fail(parser, args, exc, EXIT_FAILURE, type_name=False)
     except sq.SequenceError as exc:
         return _fail(parser, args, exc, EXIT_FAILURE)
+    except (ValueError, TypeError) as exc:
+        # The SDK checks every argument before sending: bad local input.
+        return _fail(parser, args, exc, EXIT_USAGE)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 

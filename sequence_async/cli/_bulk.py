@@ -46,7 +46,8 @@ async def run_bulk(
     line = ProgressLine(out, len(requests), show=show_progress(out))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, stop.set)
+    with contextlib.suppress(NotImplementedError):  # Windows: KeyboardInterrupt
+        loop.add_signal_handler(signal.SIGINT, stop.set)
     try:
         run = client.trigger_many(
             requests,
@@ -61,7 +62,8 @@ async def run_bulk(
                 run, line, stop, lambda o: _record(out, summary, o)
             )
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGINT)
         line.stop()
     summary.seconds = time.monotonic() - started
     if in_flight is not None:
@@ -86,6 +88,7 @@ async def _consume(
     """
     delivered = 0
     stopping = asyncio.ensure_future(stop.wait())
+    following: asyncio.Future[sq.TriggerOutcome] | None = None
     try:
         while True:
             following = asyncio.ensure_future(anext(run))
@@ -103,13 +106,13 @@ async def _consume(
                 record(outcome)
                 delivered += 1
                 continue
-            items = run.in_flight()
-            following.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await following
-            return items
+            return run.in_flight()  # nothing queued: stop here
     finally:
         stopping.cancel()
+        if following is not None and not following.done():
+            following.cancel()  # the run stops all its work
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await following
 
 
 def status_of(outcome: sq.TriggerOutcome) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 
 import sequence_async as sq
-from sequence_async import testing
 
 from ._base import (
     EXIT_INTERRUPTED,
@@ -63,6 +62,9 @@ async def demo_command(args: argparse.Namespace, out: Output) -> int:
     """
     Run the demo; exit 0 however the executions ended (they are made up).
     """
+    # Imported here: the other commands need not load the server.
+    from sequence_async import testing  # noqa: PLC0415
+
     seed = testing.demo_seed(
         rules=args.rules, failure_rate=args.failure_rate, median=args.median
     )

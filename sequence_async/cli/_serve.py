@@ -14,8 +14,7 @@ import contextlib
 import errno
 import signal
 from pathlib import Path
-
-from sequence_async import testing
+from typing import TYPE_CHECKING
 
 from ._base import (
     EXIT_OK,
@@ -29,6 +28,10 @@ from ._base import (
     positive_int,
 )
 from ._output import Output
+
+
+if TYPE_CHECKING:
+    from sequence_async import testing
 
 
 def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
@@ -76,6 +79,9 @@ async def serve_command(args: argparse.Namespace, out: Output) -> int:
     """
     Serve until SIGINT or SIGTERM.
     """
+    # Imported here: the other commands need not load the server.
+    from sequence_async import testing  # noqa: PLC0415
+
     seed = _load_seed(args.seed) if args.seed else testing.demo_seed()
     async with contextlib.AsyncExitStack() as stack:
         try:
@@ -117,12 +123,15 @@ async def serve_command(args: argparse.Namespace, out: Output) -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C raises
+                loop.add_signal_handler(signum, stop.set)
         await stop.wait()
     return EXIT_OK
 
 
 def _load_seed(path: str) -> testing.Seed:
+    from sequence_async import testing  # noqa: PLC0415
+
     try:
         return testing.Seed.load(path)
     except OSError as exc:
