@@ -306,6 +306,7 @@ class BulkRun:
             outcome = attrs.evolve(outcome, execution=item.execution)
             if self._wait:
                 self._counts["waiting"] += 1
+                self._report()  # triggered: from triggering to waiting
                 try:
                     result = await item.execution.wait(self._timeout)
                 finally:

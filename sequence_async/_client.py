@@ -342,7 +342,9 @@ class SequenceClient:
             timeout: Seconds each wait may take.
             max_failures: Failures after which no item starts (the rest:
                 ``NotStartedError``).
-            on_progress: Given a ``BulkProgress`` as items start and end.
+            on_progress: Given a ``BulkProgress`` at every change of counts
+                (an item started, triggered, ended), before its outcome is
+                yielded.
             journal: A path (a SQLite file, made if missing) or a
                 ``Journal``: every item's intent is recorded before it is
                 sent; the same run again resumes it (README: "Crash-safe bulk

@@ -237,3 +237,27 @@ async def test_failing_input_iterator_is_raised(
     with pytest.raises(RuntimeError, match="input broke"):
         await live.trigger_all(requests(), wait=False)
     assert not other_tasks()
+
+
+async def test_progress_moves_an_item_from_triggering_to_waiting(
+    live: SequenceClient, server: FakeSequence
+) -> None:
+    """on_progress sees a triggered item as waiting while its wait runs."""
+    progress: list[BulkProgress] = []
+    execution_done = asyncio.Event()
+
+    def seen(p: BulkProgress) -> None:
+        progress.append(p)
+        if p.waiting == 1:
+            execution_done.set()
+
+    async def finish_when_waiting() -> None:
+        await execution_done.wait()
+        (execution,) = server.executions()
+        server.finish(execution["id"])
+
+    finisher = asyncio.create_task(finish_when_waiting())
+    await live.trigger_all(["rule_0001"], on_progress=seen)
+    await finisher
+
+    assert [(1, 0), (0, 1), (0, 0)] == [(p.triggering, p.waiting) for p in progress]
