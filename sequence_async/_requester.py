@@ -94,12 +94,14 @@ class Shared:
 @attrs.define(eq=False)
 class _Call:
     # One logical call: its request (reused by every retry), how many
-    # attempts went out, and whether any of them may have reached the server.
+    # attempts went out, and whether any of them may have been carried out
+    # without an answer that says how (then a mutating call's outcome is
+    # unknown, whatever later attempts get).
     request: Request
     priority: Priority
     operation: str
     attempts: int = 0
-    reached_server: bool = False
+    uncertain: bool = False
     status: int | None = None
 
 
@@ -219,7 +221,7 @@ class Requester:
                 )
         except errors.SequenceError as exc:
             key = request.idempotency_key
-            if key is not None and _outcome_unknown(call, exc):
+            if key is not None and call.uncertain:
                 raise errors.OutcomeUnknownError(
                     f"{request.method} {request.path} may have been carried out: {exc}",
                     idempotency_key=key,
@@ -246,12 +248,12 @@ class Requester:
         try:
             response = await shared.transport.send(request, timeout=self.timeout)
         except errors.APIConnectionError as exc:
-            call.reached_server = call.reached_server or exc.sent
+            call.uncertain = call.uncertain or exc.sent
             raise
         except BaseException:
-            call.reached_server = True
+            # Cancelled, closed or unreadable mid-request: it may have acted.
+            call.uncertain = True
             raise
-        call.reached_server = True
         call.status = response.status
         request_id = request.headers["X-Request-ID"]
         if observer.watch_answers or captured() is not None:
@@ -286,22 +288,22 @@ class Requester:
             return decode_response(
                 response, request_id=request_id, idempotency_key=request.idempotency_key
             )
-        except errors.RateLimitError as exc:
-            if shared.limiter is not None:
+        except errors.SequenceError as exc:
+            call.uncertain = call.uncertain or _may_have_acted(exc)
+            if isinstance(exc, errors.RateLimitError) and shared.limiter is not None:
                 shared.limiter.drain(
                     exc.retry_after if exc.retry_after is not None else 1.0
                 )
             raise
 
 
-def _outcome_unknown(call: _Call, exc: errors.SequenceError) -> bool:
-    # Only an attempt that may have reached the server can have acted; a
-    # definite rejection (4xx other than 408/409/429) or a redirect says the
-    # last attempt did not, and idempotency makes earlier ones replay as it.
-    if not call.reached_server:
-        return False
+def _may_have_acted(exc: errors.SequenceError) -> bool:
+    # An answer that does not say "not done": a 5xx, a timeout (408), "the
+    # same key is still running" (409), a 2xx without a usable body, a 303
+    # ("done, see there"). A 429, another 4xx or another redirect (307: "ask
+    # there instead") says this attempt was not carried out.
     if isinstance(exc, errors.APIStatusError):
-        return exc.status >= 500 or exc.status in (408, 409, 429)
-    if isinstance(exc, errors.ResponseValidationError):
-        return 200 <= exc.status < 300
-    return isinstance(exc, errors.APIConnectionError | errors.ClientClosedError)
+        return exc.status >= 500 or exc.status in (408, 409)
+    if isinstance(exc, errors.ResponseValidationError) and 300 <= exc.status < 400:
+        return exc.status == 303
+    return True

@@ -50,7 +50,7 @@ class AiohttpTransport:
         "_limit",
         "_owned",
         "_proxy",
-        "_proxy_auth",
+        "_proxy_headers",
         "_session",
         "_ssl",
         "_timeouts",
@@ -73,7 +73,7 @@ class AiohttpTransport:
         )
         self._closed = False
         self._proxy: yarl.URL | None = None
-        self._proxy_auth: aiohttp.BasicAuth | None = None
+        self._proxy_headers: dict[str, str] | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def __repr__(self) -> str:
@@ -89,7 +89,13 @@ class AiohttpTransport:
         raw = urllib.request.getproxies().get(url.scheme)
         if raw and not urllib.request.proxy_bypass(url.host or ""):
             proxy = yarl.URL(raw if "://" in raw else f"http://{raw}")
-            self._proxy_auth = aiohttp.BasicAuth.from_url(proxy)
+            if proxy.user is not None:
+                # aiohttp 3.14 deprecates proxy_auth= for this header.
+                self._proxy_headers = {
+                    "Proxy-Authorization": aiohttp.encode_basic_auth(
+                        proxy.user, proxy.password or ""
+                    )
+                }
             self._proxy = proxy.with_user(None)
         connector = aiohttp.TCPConnector(
             limit=100,
@@ -102,7 +108,11 @@ class AiohttpTransport:
     def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
         timeout = self._timeouts.get(seconds)
         if timeout is None:
-            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+            # A connect that stalls ends just before the total, as aiohttp's
+            # ConnectionTimeoutError: then nothing was sent (not "unknown").
+            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(
+                total=seconds, sock_connect=seconds * 0.95
+            )
         return timeout
 
     async def send(self, request: Request, *, timeout: float) -> Response:
@@ -128,12 +138,19 @@ class AiohttpTransport:
                 headers=request.headers,
                 timeout=self._timeout(timeout),
                 proxy=self._proxy,
-                proxy_auth=self._proxy_auth,
+                proxy_headers=self._proxy_headers,
                 allow_redirects=False,
                 auto_decompress=False,
                 raise_for_status=False,
             ) as response:
-                body = await self._read(response, request_id)
+                try:
+                    body = await self._read(response, request_id)
+                except errors.ResponseValidationError:
+                    if response.status < 400:
+                        raise
+                    # An error's body only gives its message: its status
+                    # decides, so an unreadable one is never worth failing on.
+                    body = b""
                 return Response(response.status, response.headers, body)
         except BaseException as exc:  # noqa: BLE001 (mapped or re-raised below)
             failure = self._failure(exc, request, timeout)
