@@ -7,14 +7,7 @@ The whole public API is re-exported here; everything else is private.
 from ._bulk import BulkRun
 from ._client import SequenceClient
 from ._execution import Execution
-from ._journal import (
-    ItemState,
-    Journal,
-    JournalEntry,
-    JournalSummary,
-    SqliteJournal,
-    read_journal,
-)
+from ._journal import ItemState, Journal, JournalEntry
 from ._observe import (
     RawResponse,
     RequestEvent,
@@ -27,6 +20,7 @@ from ._paging import Paginator
 from ._resources import Accounts, Cards, Transfers
 from ._retry import PollPolicy, RetryPolicy
 from ._rules import RuleExecutions, Rules
+from ._sqlite_journal import JournalSummary, SqliteJournal, read_journal
 from ._wire import VERSION as _VERSION
 from .errors import (
     APIConnectionError,

@@ -35,8 +35,9 @@ from ._outcomes import (
     as_request,
     iterate,
 )
+from ._records import Recorder
 from ._requester import Requester
-from ._resume import Action, Planned, Recorder
+from ._resume import Action, Planned, Refused
 from ._rules import Rules
 
 
@@ -182,33 +183,23 @@ class BulkRun:
     async def _source(self) -> AsyncIterator[object]:
         # The items to start: the raw input, or (journalled) the plan of the
         # whole input, checked against the journal before anything is sent.
-        if self._journal is None:
+        if self._journal is None or self._recorder is None:
             return iterate(self._requests)
-        run_id, entries = await self._journal.open()
-        try:
-            raw = [item async for item in iterate(self._requests)]
-            requests: list[TriggerRequest] = []
-            rejected: dict[int, Exception] = {}
-            for index, item in enumerate(raw):
-                try:
-                    requests.append(as_request(item))
-                    if requests[-1].idempotency_key is not None:
-                        self._claim_key(requests[-1])
-                except (TypeError, ValueError) as exc:
-                    requests.append(TriggerRequest(str(item)))
-                    rejected[index] = exc
-            planned = _resume.plan(
-                requests,
-                run_id=run_id,
-                entries=entries,
-                now=self._journal.clock(),
-                wait=self._wait,
-            )
-        except BaseException:
-            await self._journal.close()
-            raise
-        _resume.warn_if_long(planned, per_minute=self._rate_limit)
-        return iterate([rejected.get(p.index, p) for p in planned])
+        items = await _resume.prepare(
+            self._journal,
+            self._recorder.claimed,
+            [item async for item in iterate(self._requests)],
+            check=self._checked,
+            wait=self._wait,
+            per_minute=self._rate_limit,
+        )
+        return iterate(items)
+
+    def _checked(self, item: object) -> TriggerRequest:
+        request = as_request(item)
+        if request.idempotency_key is not None:
+            self._claim_key(request)
+        return request
 
     # -- the producer's side ---------------------------------------------
 
@@ -250,9 +241,11 @@ class BulkRun:
             self._reject(index, raw, errors.NotStartedError("max_failures reached"))
             return
         planned = raw if isinstance(raw, Planned) else None
+        if isinstance(raw, Refused):
+            self._slots.release()
+            self._reject(index, raw.item, raw.error)
+            return
         try:
-            if isinstance(raw, Exception):
-                raise raw
             if planned is not None:
                 request, key = planned.request, planned.key
             else:

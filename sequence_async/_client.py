@@ -27,7 +27,7 @@ from ._checks import (
     check_timeout,
 )
 from ._execution import Execution
-from ._journal import Journal, SqliteJournal
+from ._journal import Journal
 from ._observe import Hook, Hooks, Observer
 from ._otel import telemetry
 from ._outcomes import BulkProgress, TriggerOutcome, TriggerRequest
@@ -37,6 +37,7 @@ from ._requester import Requester, Shared
 from ._resources import Accounts, Cards, Transfers
 from ._retry import PollPolicy, RetryPolicy, check_poll, resolve_retry
 from ._rules import RuleExecutions, Rules
+from ._sqlite_journal import SqliteJournal
 from ._transport import AiohttpTransport, ClientSession
 from ._wire import DEFAULT_BASE_URL, DEFAULT_MAX_RESPONSE_BYTES, Headers, Secret
 

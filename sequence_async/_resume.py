@@ -7,8 +7,8 @@ is the one the journal knows (raised before anything is sent), deterministic
 keys (a UUIDv5 of the run id and the item's position: 36 characters), the
 23-hour rule (Sequence forgets keys after 24 hours, so an item that may have
 been sent earlier than that is never sent again, but matched against the
-rule's executions or left for a person), and ``Recorder``, which turns each
-step of an item into a durable ``JournalEntry``.
+rule's executions or left for a person), (``_records.Recorder`` writes each
+step of an item).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -64,6 +64,57 @@ class Planned:
     entry: JournalEntry | None = None
 
 
+@attrs.frozen
+class Refused:
+    """
+    An input item refused before sending, with the reason.
+    """
+
+    item: object
+    error: Exception
+
+
+async def prepare(
+    journal: Journal,
+    claimed: set[str],
+    raw: Sequence[object],
+    *,
+    check: Callable[[object], TriggerRequest],
+    wait: bool,
+    per_minute: float | None,
+) -> list[Planned | Refused]:
+    """
+    Open *journal* and plan the whole input *raw* against it.
+
+    *check* turns an item into a request or raises ``TypeError``/
+    ``ValueError``. Every execution the journal holds is added to *claimed*,
+    so that no reconciliation takes another item's.
+
+    Raises:
+        ValueError: The input is not the one the journal recorded.
+    """
+    run_id, entries = await journal.open()
+    try:
+        requests: list[TriggerRequest | None] = []
+        refused: dict[int, Exception] = {}
+        for index, item in enumerate(raw):
+            try:
+                request: TriggerRequest | None = check(item)
+            except (TypeError, ValueError) as exc:
+                request, refused[index] = None, exc
+            requests.append(request)
+        planned = plan(
+            requests, run_id=run_id, entries=entries, now=journal.clock(), wait=wait
+        )
+    except BaseException:
+        await journal.close()
+        raise
+    warn_if_long(planned, per_minute=per_minute)
+    claimed.update(e.execution_id for e in entries if e.execution_id)
+    by_index: dict[int, Planned] = {p.index: p for p in planned}
+    return [by_index.get(i) or Refused(raw[i], refused[i]) for i in range(len(raw))]
+
+
 def derive_key(run_id: str, position: int) -> str:
     """
     The idempotency key of the item at *position* of run *run_id*.
@@ -72,7 +123,7 @@ def derive_key(run_id: str, position: int) -> str:
 
 
 def plan(
-    requests: Sequence[TriggerRequest],
+    requests: Sequence[TriggerRequest | None],
     *,
     run_id: str,
     entries: Sequence[JournalEntry],
@@ -81,6 +132,8 @@ def plan(
 ) -> list[Planned]:
     """
     Plan every item against the journal.
+
+    ``None`` stands for an item refused before sending: it gets no plan.
 
     Raises:
         ValueError: The input is not the one the journal recorded (another
@@ -94,6 +147,13 @@ def plan(
         )
     planned = []
     for index, request in enumerate(requests):
+        if request is None:  # refused before sending, now and before
+            if index in recorded:
+                raise ValueError(
+                    f"item {index} was recorded, and is not a valid request now:"
+                    " not the same input; nothing was sent"
+                )
+            continue
         given = request.idempotency_key
         identity = f"key:{given}" if given is not None else f"position:{index}"
         entry = recorded.get(index)
@@ -158,11 +218,16 @@ def replayed(planned: Planned, requester: Requester) -> TriggerOutcome:
     entry = planned.entry
     if entry is None:  # pragma: no cover (only recorded items are replayed)
         raise ValueError("no record to replay")
-    result = (
-        None
-        if entry.result is None
-        else _convert.structure(entry.result, models.RuleExecution)
-    )
+    try:
+        result = (
+            None
+            if entry.result is None
+            else _convert.structure(entry.result, models.RuleExecution)
+        )
+    except errors.ResponseValidationError as exc:
+        raise errors.JournalError(
+            f"the journal's record of item {planned.index} is corrupt: {exc}"
+        ) from None
     execution = (
         None
         if entry.execution_id is None
@@ -262,95 +327,3 @@ def needs_review(
         rule_id=planned.request.rule_id,
         sent_at=sent_at or 0.0,
     )
-
-
-class Recorder:
-    """
-    Writes each step of a journalled item before the run goes on.
-    """
-
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
-        self.claimed: set[str] = set()
-        self._sent_at: dict[int, float] = {}
-
-    def _entry(self, planned: Planned, state: ItemState, **fields: Any) -> JournalEntry:
-        now = self.journal.clock()
-        return JournalEntry(
-            position=planned.index,
-            identity=planned.identity,
-            rule_id=planned.request.rule_id,
-            amount=planned.request.manual_execute_amount,
-            idempotency_key=planned.key,
-            state=state,
-            sent_at=self._sent_at.get(planned.index),
-            updated_at=now,
-            **fields,
-        )
-
-    def remember(self, planned: Planned) -> None:
-        """
-        Carry over what the journal knew of *planned*.
-
-        Its send time, and its execution, which no other item may claim.
-        """
-        entry = planned.entry
-        if entry is not None and entry.sent_at is not None:
-            self._sent_at[planned.index] = entry.sent_at
-        if entry is not None and entry.execution_id is not None:
-            self.claimed.add(entry.execution_id)
-
-    async def sending(self, planned: Planned) -> None:
-        """
-        Record the intent: from here the trigger may be on the wire.
-        """
-        self._sent_at[planned.index] = self.journal.clock()
-        await self.journal.write([self._entry(planned, ItemState.SENDING)])
-
-    async def accepted(self, planned: Planned, execution_id: str) -> None:
-        """
-        Record the execution the trigger (or a reconciliation) named.
-        """
-        self.claimed.add(execution_id)
-        entry = self._entry(planned, ItemState.ACCEPTED, execution_id=execution_id)
-        await self.journal.write([entry])
-
-    async def ended(self, planned: Planned, outcome: TriggerOutcome) -> None:
-        """
-        Record how the item ended, when that changes its state.
-        """
-        execution_id = outcome.execution.id if outcome.execution else None
-        result = outcome.result
-        if result is not None:
-            entry = self._entry(
-                planned,
-                ItemState.TERMINAL,
-                execution_id=execution_id,
-                status=str(result.status),
-                result=_convert.unstructure(result),
-            )
-        elif outcome.error is None or execution_id is not None:
-            return  # accepted (not waited, or the wait ended early): as recorded
-        else:
-            error = outcome.error
-            entry = self._entry(
-                planned,
-                _state_of(error),
-                error_type=type(error).__name__,
-                error_message=str(error)[:500],
-            )
-        await self.journal.write([entry])
-
-
-def _state_of(error: Exception) -> ItemState:
-    if isinstance(error, errors.NeedsReviewError):
-        return ItemState.NEEDS_REVIEW
-    if isinstance(error, errors.OutcomeUnknownError | errors.ConflictError):
-        return ItemState.UNKNOWN
-    if isinstance(error, errors.APIConnectionError):
-        return ItemState.FAILED if not error.sent else ItemState.UNKNOWN
-    if isinstance(error, errors.APIStatusError) and error.status not in (408, 429):
-        return ItemState.REJECTED
-    if isinstance(error, TypeError | ValueError):
-        return ItemState.REJECTED
-    return ItemState.FAILED

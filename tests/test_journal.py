@@ -13,21 +13,28 @@ import sqlite3
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sequence_async import (
+    APIConnectionError,
     ItemState,
     JournalEntry,
     JournalError,
     NeedsReviewError,
+    NotFoundError,
     SequenceClient,
+    ServerError,
     SqliteJournal,
     TriggerRequest,
     read_journal,
 )
+from sequence_async._records import _state_of
 from sequence_async._resume import derive_key
 from sequence_async.testing import Behavior, FakeSequence, ManualClock
+
+from .conftest import NO_WAIT_RETRIES
 
 
 RULES = ("rule_0001", "rule_0002", "rule_0003")
@@ -274,3 +281,192 @@ async def test_kill_9_at_random_points_loses_and_duplicates_nothing(
     assert {1} == set(per_key.values())
     assert {"terminal": count} == read_journal(path).counts
     assert posts == quick.counts["trigger_rule"]
+
+
+async def write_entries(path: Path, clock: ManualClock, *entries: JournalEntry) -> str:
+    """Record *entries* in the journal at *path*; return its run id."""
+    journal = SqliteJournal(path, clock=clock)
+    run_id, _ = await journal.open()
+    await journal.write(list(entries))
+    await journal.close()
+    return run_id
+
+
+def entry(
+    run_id: str, position: int, state: ItemState, sent_at: float, **fields: Any
+) -> JournalEntry:
+    """An item of the demo rules as a journal records it."""
+    return JournalEntry(
+        position=position,
+        identity=f"position:{position}",
+        rule_id=RULES[position % 3],
+        amount=None,
+        idempotency_key=derive_key(run_id, position),
+        state=state,
+        sent_at=sent_at,
+        updated_at=sent_at,
+        **fields,
+    )
+
+
+async def run_id_of(path: Path, clock: ManualClock) -> str:
+    """Create the journal at *path* and return its run id."""
+    return await write_entries(path, clock)
+
+
+async def test_the_first_send_time_is_kept_across_failed_resends(
+    live: SequenceClient, quick: FakeSequence, clock: ManualClock, tmp_path: Path
+) -> None:
+    """A resend whose answer is lost keeps the first sent_at: at +25 h, no POST."""
+    path = tmp_path / "run.db"
+    run_id = await run_id_of(path, clock)
+    first = clock()
+    await write_entries(path, clock, entry(run_id, 0, ItemState.UNKNOWN, first))
+    quick.advance(10 * 3600)
+    quick.set_faults("trigger_rule", errors_next=10)
+    await live.trigger_all(requests(1), journal=SqliteJournal(path, clock=clock))
+    (recorded,) = read_journal(path).needs_attention
+    quick.advance(15 * 3600)
+    quick.set_faults("trigger_rule")
+    sent = quick.counts["trigger_rule"]
+
+    outcomes = await live.trigger_all(
+        requests(1), journal=SqliteJournal(path, clock=clock)
+    )
+
+    assert (ItemState.UNKNOWN, first) == (recorded.state, recorded.sent_at)
+    assert sent == quick.counts["trigger_rule"]
+    assert isinstance(outcomes[0].error, NeedsReviewError)
+
+
+async def test_a_resend_that_never_connected_leaves_the_item_unknown(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """After an earlier send, a refused connection proves nothing: still unknown."""
+    path = tmp_path / "run.db"
+    run_id = await run_id_of(path, clock)
+    await write_entries(path, clock, entry(run_id, 0, ItemState.UNKNOWN, clock()))
+    async with SequenceClient(
+        "sk_test", base_url="http://127.0.0.1:9/api/v1", retry=NO_WAIT_RETRIES
+    ) as client:
+        outcomes = await client.trigger_all(
+            requests(1), journal=SqliteJournal(path, clock=clock)
+        )
+
+    assert isinstance(outcomes[0].error, APIConnectionError)
+    assert [ItemState.UNKNOWN] == [e.state for e in read_journal(path).needs_attention]
+
+
+@pytest.mark.parametrize(
+    ("error", "earlier", "expected"),
+    [
+        (JournalError("disk full"), False, ItemState.UNKNOWN),
+        (APIConnectionError("refused", sent=False), False, ItemState.FAILED),
+        (APIConnectionError("refused", sent=False), True, ItemState.UNKNOWN),
+        (ServerError("bad gateway", status=502), False, ItemState.UNKNOWN),
+        (NotFoundError("no", status=404), False, ItemState.REJECTED),
+        (NotFoundError("no", status=404), True, ItemState.UNKNOWN),
+        (ValueError("bad amount"), False, ItemState.REJECTED),
+    ],
+)
+def test_only_errors_that_prove_nothing_ran_allow_a_resend(
+    error: Exception, earlier: bool, expected: ItemState
+) -> None:
+    """`failed` (sent again at any age) needs proof; anything else is unknown."""
+    assert expected == _state_of(error, earlier=earlier)
+
+
+async def test_reconciliation_never_takes_another_items_execution(
+    live: SequenceClient, quick: FakeSequence, clock: ManualClock, tmp_path: Path
+) -> None:
+    """An execution another item recorded is not a match for an old unsettled one."""
+    path = tmp_path / "run.db"
+    run_id = await run_id_of(path, clock)
+    sent_at = clock()
+    other = await live.rules.trigger(RULES[0], idempotency_key=derive_key(run_id, 3))
+    await write_entries(
+        path,
+        clock,
+        entry(run_id, 0, ItemState.SENDING, sent_at),
+        entry(run_id, 1, ItemState.TERMINAL, sent_at, status="executed"),
+        entry(run_id, 2, ItemState.TERMINAL, sent_at, status="executed"),
+        entry(run_id, 3, ItemState.ACCEPTED, sent_at, execution_id=other.id),
+    )
+    quick.advance(23.5 * 3600)
+
+    outcomes = await live.trigger_all(
+        requests(4), journal=SqliteJournal(path, clock=clock), concurrency=4
+    )
+
+    assert isinstance(outcomes[0].error, NeedsReviewError)
+    assert other.id == (outcomes[3].execution.id if outcomes[3].execution else None)
+
+
+async def test_a_duplicate_key_is_one_rejected_item_in_a_journalled_run(
+    live: SequenceClient, quick: FakeSequence, tmp_path: Path
+) -> None:
+    """Positions stay aligned and nothing odd is sent for a duplicate key."""
+    batch = [
+        TriggerRequest(RULES[0], idempotency_key="same"),
+        TriggerRequest(RULES[1], idempotency_key="same"),
+        TriggerRequest(RULES[2]),
+    ]
+
+    outcomes = await live.trigger_all(batch, journal=tmp_path / "run.db")
+
+    assert [True, False, True] == [o.ok for o in outcomes]
+    assert isinstance(outcomes[1].error, ValueError)
+    assert RULES[1] == outcomes[1].request.rule_id
+    assert 2 == quick.counts["trigger_rule"]
+
+
+async def test_a_failed_reconciliation_leaves_the_item_for_the_next_resume(
+    live: SequenceClient, quick: FakeSequence, clock: ManualClock, tmp_path: Path
+) -> None:
+    """A 5xx while listing executions keeps the item unknown, never rejected."""
+    path = tmp_path / "run.db"
+    run_id = await run_id_of(path, clock)
+    await write_entries(path, clock, entry(run_id, 0, ItemState.SENDING, clock()))
+    quick.advance(25 * 3600)
+    quick.set_faults("list_rule_executions", errors_next=10)
+
+    await live.trigger_all(requests(1), journal=SqliteJournal(path, clock=clock))
+
+    assert [ItemState.UNKNOWN] == [e.state for e in read_journal(path).needs_attention]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "UPDATE items SET state = 'bogus'",
+        "UPDATE items SET result = '{not json'",
+        "DELETE FROM meta WHERE name = 'run_id'",
+        "UPDATE meta SET value = 'not-a-uuid' WHERE name = 'run_id'",
+    ],
+)
+async def test_damaged_journals_are_a_journal_error(
+    live: SequenceClient, clock: ManualClock, tmp_path: Path, damage: str
+) -> None:
+    """Bad rows or metadata give JournalError, before anything is sent."""
+    path = tmp_path / "run.db"
+    run_id = await run_id_of(path, clock)
+    await write_entries(
+        path,
+        clock,
+        entry(run_id, 0, ItemState.TERMINAL, clock(), result={"id": "x"}),
+    )
+    with sqlite3.connect(path) as db:
+        db.execute(damage)
+
+    with pytest.raises(JournalError, match="damaged"):
+        await live.trigger_all(requests(1), journal=path)
+    with pytest.raises(JournalError):
+        read_journal(path)
+
+
+async def test_a_directory_is_not_a_journal(
+    live: SequenceClient, tmp_path: Path
+) -> None:
+    """A path that cannot be a file is a JournalError."""
+    with pytest.raises(JournalError):
+        await live.trigger_all(requests(1), journal=tmp_path)
