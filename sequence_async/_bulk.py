@@ -229,8 +229,11 @@ class BulkRun:
                     break
                 index += 1
                 self._start(index, raw)
-        except Exception as exc:  # noqa: BLE001 (the input failed: raised after the items sent)
-            failure = exc
+        except BaseException as exc:  # raised after the items sent
+            task = asyncio.current_task()
+            if isinstance(exc, asyncio.CancelledError) and task and task.cancelling():
+                raise  # the run itself is being stopped
+            failure = exc  # the input failed, whatever it raised
         if self._tasks:
             await asyncio.wait(set(self._tasks))
         self._queue.put_nowait(failure)

@@ -14,6 +14,26 @@ import math
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from typing import Final
+
+
+MAX_ID_CHARS: Final = 255
+# The largest amount in cents that JSON carries exactly (2**53 - 1).
+MAX_CENTS: Final = 2**53 - 1
+# Headers the client or the HTTP layer owns; a default header may not set them.
+_OWN_HEADERS: Final = frozenset(
+    {
+        "authorization",
+        "idempotency-key",
+        "x-request-id",
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "accept-encoding",
+    }
+)
 
 
 def check_idempotency_key(key: object) -> str:
@@ -51,6 +71,8 @@ def segment(value: object, name: str) -> str:
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
     if value in ("", ".", ".."):
         raise ValueError(f"{name} must be a non-empty id, not {value!r}")
+    if len(value) > MAX_ID_CHARS or not value.isprintable():
+        raise ValueError(f"{name} must be at most {MAX_ID_CHARS} printable characters")
     return urllib.parse.quote(value, safe="")
 
 
@@ -86,20 +108,17 @@ def check_number(
     return float(value)
 
 
-def check_api_key(key: object) -> str:
+def api_key_problem(key: object) -> str | None:
     """
-    Return *key* when it is a non-empty printable ASCII string.
+    Say what is wrong with *key*, or ``None`` when it is fit for a header.
 
-    Raises:
-        ValueError: No key, or one that cannot go in a header.
+    It returns rather than raises, so that no raising frame holds the key.
     """
     if not key or not isinstance(key, str):
-        raise ValueError(
-            "no API key: pass SequenceClient(api_key=...) or set SEQUENCE_API_KEY"
-        )
-    if not key.isprintable() or not key.isascii():
-        raise ValueError("the API key must be printable ASCII")
-    return key
+        return "no API key: pass SequenceClient(api_key=...) or set SEQUENCE_API_KEY"
+    if not key.isprintable() or not key.isascii() or " " in key.strip():
+        return "the API key must be printable ASCII without spaces"
+    return None
 
 
 def check_timeout(timeout: object) -> float:
@@ -215,9 +234,11 @@ def check_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
             raise TypeError("default_headers must map str to str")
         if not name.isascii() or not name.isprintable() or " " in name or ":" in name:
             raise ValueError(f"bad header name {name[:40]!r}")
-        if "\r" in value or "\n" in value:
-            raise ValueError(f"header {name} holds a line break")
-        if name.lower() in ("authorization", "idempotency-key", "x-request-id"):
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(f"header {name} holds a line break or NUL")
+        if name.lower() in _OWN_HEADERS:
             raise ValueError(f"{name} is set by the client; not a default header")
+        if name.lower() in {n.lower() for n in checked}:
+            raise ValueError(f"header {name} is given twice")
         checked[name] = value
     return checked

@@ -19,7 +19,7 @@ from typing import Self
 from . import _execution, errors, models
 from ._bulk import BulkRun
 from ._checks import (
-    check_api_key,
+    api_key_problem,
     check_base_url,
     check_headers,
     check_number,
@@ -99,12 +99,22 @@ class SequenceClient:
         tracer_provider: object = None,
         meter_provider: object = None,
     ) -> None:
-        key = check_api_key(
-            api_key if api_key is not None else os.environ.get("SEQUENCE_API_KEY")
-        )
+        # The plain key leaves this frame's locals before anything can raise:
+        # a traceback that shows locals must never show it.
+        key = api_key if api_key is not None else os.environ.get("SEQUENCE_API_KEY")
+        del api_key
+        problem = api_key_problem(key)
+        auth = Secret(f"ApiKey {key}") if problem is None else None
+        del key
+        if auth is None:
+            raise ValueError(problem)
         self.base_url = check_base_url(
-            base_url or os.environ.get("SEQUENCE_BASE_URL") or DEFAULT_BASE_URL
+            base_url
+            if base_url is not None
+            else os.environ.get("SEQUENCE_BASE_URL", DEFAULT_BASE_URL)
         )
+        if rate_limit is None and rate_limit_burst is not None:
+            raise ValueError("rate_limit_burst needs a rate_limit")
         limiter = (
             TokenBucket(rate_limit, burst=rate_limit_burst)  # checks both
             if rate_limit is not None
@@ -126,7 +136,7 @@ class SequenceClient:
         self._rate_limit = rate_limit
         self._requester = Requester(
             shared,
-            Secret(f"ApiKey {key}"),
+            auth,
             Headers(check_headers(default_headers)),
             check_timeout(timeout),
             resolve_retry(retry, max_retries),
@@ -178,8 +188,9 @@ class SequenceClient:
         return self._cards
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else "open"
-        return f"<SequenceClient {self.base_url} ({state})>"
+        requester = getattr(self, "_requester", None)  # half-built: in __init__
+        state = "closed" if requester is None or requester.shared.closed else "open"
+        return f"<SequenceClient {getattr(self, 'base_url', '?')} ({state})>"
 
     def __reduce__(self) -> tuple[object, ...]:
         """

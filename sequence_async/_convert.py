@@ -43,9 +43,10 @@ def _is_enum_or_str(tp: Any) -> bool:
 def _enum_or_str(tp: Any) -> Callable[[Any, Any], Any]:
     enum_cls = next(a for a in get_args(tp) if a is not type(None))
     members: Mapping[str, Any] = {m.value: m for m in enum_cls}
+    optional = type(None) in get_args(tp)
 
     def structure(value: Any, _: Any) -> Any:
-        if value is None:
+        if value is None and optional:
             return None
         if not isinstance(value, str):
             raise TypeError(f"expected a string, got {type(value).__name__}")

@@ -101,8 +101,11 @@ class Execution:
     def age(self) -> float:
         """
         Seconds since the trigger, by the wall clock.
+
+        0 for a trigger time ahead of this clock (a token from a host whose
+        clock runs fast), so that such a wait is polled on time.
         """
-        return (datetime.now(UTC) - self.triggered_at).total_seconds()
+        return max(0.0, (datetime.now(UTC) - self.triggered_at).total_seconds())
 
     def _oldest(self) -> datetime:
         last = self._last

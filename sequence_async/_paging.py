@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Generic, TypeVar
 
-from . import _convert, models
+from . import _convert, errors, models
 from ._checks import check_count, check_text, path, query, segment
 from ._ratelimit import Priority
 from ._requester import Requester
@@ -158,9 +158,15 @@ async def get_execution(
         priority=priority,
         deadline=deadline,
     )
-    return _convert.structure(
+    found = _convert.structure(
         envelope.data, models.RuleExecution, request_id=envelope.request_id
     )
+    if found.id != execution_id:
+        raise errors.ResponseValidationError(
+            f"asked for execution {execution_id!r}, got {found.id!r}",
+            request_id=envelope.request_id,
+        )
+    return found
 
 
 def list_executions(

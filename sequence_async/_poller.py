@@ -217,13 +217,19 @@ class Poller:
             await asyncio.wait(tasks)
 
     async def _run(self, group: _Group) -> None:
-        await poll_loop(
-            functools.partial(self._tick, group),
-            wait=lambda: (
-                max(0.0, group.next_due() - self._clock()) if group.waiters else 0.0
-            ),
-            sleep=lambda seconds: _sleep_or_wake(group.wake, seconds),
-        )
+        try:
+            await poll_loop(
+                functools.partial(self._tick, group),
+                wait=lambda: (
+                    max(0.0, group.next_due() - self._clock()) if group.waiters else 0.0
+                ),
+                sleep=lambda seconds: _sleep_or_wake(group.wake, seconds),
+            )
+        except Exception as exc:
+            # A bug must end the waits, never leave them hanging.
+            log.exception("the poll loop of rule %s failed", group.rule_id)
+            for waiter in group.all():
+                group.finish(waiter, exc)
 
     async def _tick(self, group: _Group) -> bool:
         """
@@ -236,6 +242,7 @@ class Poller:
             return True  # woken early by a new waiter: nothing due yet
         pending = group.waiters
         ids = list(pending)
+        answered = True
         try:
             if len(ids) == 1:
                 found = await self._get(group, ids[0])
@@ -251,7 +258,7 @@ class Poller:
             # Failed or malformed: the next due poll tries again; each wait's
             # own deadline bounds how long.
             log.info("poll of rule %s failed (%s); retrying", group.rule_id, exc)
-            found = {}
+            found, answered = {}, False
         telemetry = group.requester.shared.observer.telemetry
         if telemetry is not None:
             served = sum(len(pending.get(i, ())) for i in found)
@@ -267,7 +274,9 @@ class Poller:
                     waiter.watch.observe(snapshot)
                     if snapshot.done:
                         group.finish(waiter, snapshot)
-                elif waiter.watch.age() > waiter.policy.not_visible_grace:
+                elif answered and waiter.watch.age() > waiter.policy.not_visible_grace:
+                    # Only a poll that answered without it says "not there":
+                    # a failing server is not asked once per wait.
                     await self._settle_alone(group, waiter)
         return bool(group.waiters)
 

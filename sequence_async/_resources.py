@@ -9,11 +9,15 @@ the local checks of arguments shared with ``_rules``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
-from . import _convert, models
+from . import _convert, errors, models
 from ._checks import (
+    MAX_CENTS,
     check_idempotency_key,
     check_request_id,
     check_text,
@@ -37,8 +41,8 @@ def _id(value: object, name: str) -> str:
 def amount(value: object, name: str, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int number of cents")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum} cents")
+    if not minimum <= value <= MAX_CENTS:
+        raise ValueError(f"{name} must be from {minimum} to {MAX_CENTS} cents")
     return value
 
 
@@ -46,6 +50,23 @@ def idempotency_key_of(idempotency_key: object) -> str:
     return (
         new_id() if idempotency_key is None else check_idempotency_key(idempotency_key)
     )
+
+
+@contextlib.contextmanager
+def noted(key: str) -> Iterator[None]:
+    """
+    Name the idempotency key on a cancellation that interrupts a mutating call.
+
+    The request may have been sent: trigger again with that key to learn
+    what happened without moving money twice.
+    """
+    try:
+        yield
+    except asyncio.CancelledError as exc:
+        exc.add_note(
+            f"sequence-async: the request may have been sent; idempotency_key={key!r}"
+        )
+        raise
 
 
 class Resource:
@@ -66,6 +87,7 @@ class Resource:
         *,
         params: dict[str, str] | None = None,
         request_id: str | None,
+        expect_id: str | None = None,
     ) -> T:
         envelope = await self._requester.request(
             "GET",
@@ -74,7 +96,14 @@ class Resource:
             params=params,
             request_id=request_id,
         )
-        return _convert.structure(envelope.data, model, request_id=envelope.request_id)
+        found = _convert.structure(envelope.data, model, request_id=envelope.request_id)
+        if expect_id is not None and getattr(found, "id", None) != expect_id:
+            raise errors.ResponseValidationError(
+                f"asked for {self.name} {expect_id!r}, got "
+                f"{getattr(found, 'id', None)!r}",
+                request_id=envelope.request_id,
+            )
+        return found
 
     async def _list(
         self,
@@ -129,6 +158,7 @@ class Accounts(Resource):
             path("accounts", (account_id, "account_id")),
             models.Account,
             request_id=request_id,
+            expect_id=account_id,
         )
 
 
@@ -200,6 +230,7 @@ class Transfers(Resource):
             path("transfers", (transfer_id, "transfer_id")),
             models.Transfer,
             request_id=request_id,
+            expect_id=transfer_id,
         )
 
     async def create(
@@ -234,14 +265,15 @@ class Transfers(Resource):
         key = idempotency_key_of(idempotency_key)
         if request_id is not None:
             check_request_id(request_id)
-        envelope = await self._requester.request(
-            "POST",
-            "/transfers",
-            operation="transfers.create",
-            json=body,
-            idempotency_key=key,
-            request_id=request_id,
-        )
+        with noted(key):
+            envelope = await self._requester.request(
+                "POST",
+                "/transfers",
+                operation="transfers.create",
+                json=body,
+                idempotency_key=key,
+                request_id=request_id,
+            )
         return _convert.structure(
             envelope.data, models.Transfer, request_id=envelope.request_id
         )
@@ -279,7 +311,10 @@ class Cards(Resource):
         Get one card.
         """
         return await self._get(
-            path("cards", (card_id, "card_id")), models.Card, request_id=request_id
+            path("cards", (card_id, "card_id")),
+            models.Card,
+            request_id=request_id,
+            expect_id=card_id,
         )
 
     def transactions(

@@ -39,6 +39,15 @@ T = TypeVar("T")
 log = logging.getLogger("sequence_async")
 
 
+def _grown(initial: float, factor: float, times: int, cap: float) -> float:
+    # min(cap, initial * factor ** times), without overflowing on a long wait
+    # (a day of polls is past a float's range at x1.5).
+    try:
+        return min(cap, initial * factor**times)
+    except OverflowError:
+        return cap
+
+
 def _count(_: object, attribute: attrs.Attribute[int], value: object) -> None:
     check_count(value, attribute.name, minimum=0)
 
@@ -86,7 +95,7 @@ class RetryPolicy:
         """
         Return the sleep after failed attempt number *attempt* (from 1).
         """
-        step = min(self.wait_max, self.wait_initial * 2 ** (attempt - 1))
+        step = _grown(self.wait_initial, 2.0, attempt - 1, self.wait_max)
         return random.uniform(step / 2, step)
 
 
@@ -118,7 +127,7 @@ class PollPolicy:
         """
         Return the delay before poll number *poll* (from 1).
         """
-        step = min(self.wait_max, self.wait_initial * self.multiplier ** (poll - 1))
+        step = _grown(self.wait_initial, self.multiplier, poll - 1, self.wait_max)
         return step * random.uniform(1 - self.jitter, 1 + self.jitter)
 
 

@@ -16,7 +16,7 @@ from ._checks import check_request_id, path, query, segment
 from ._execution import Execution
 from ._paging import Paginator, get_execution, list_executions
 from ._ratelimit import Priority
-from ._resources import Resource, amount, idempotency_key_of
+from ._resources import Resource, amount, idempotency_key_of, noted
 
 
 class Rules(Resource):
@@ -45,7 +45,10 @@ class Rules(Resource):
         Get a whole rule: trigger, steps, conditions, actions (``READ_RULES``).
         """
         return await self._get(
-            path("rules", (rule_id, "rule_id")), models.Rule, request_id=request_id
+            path("rules", (rule_id, "rule_id")),
+            models.Rule,
+            request_id=request_id,
+            expect_id=rule_id,
         )
 
     async def trigger(
@@ -87,16 +90,17 @@ class Rules(Resource):
         if request_id is not None:
             check_request_id(request_id)
         triggered_at = datetime.now(UTC)
-        envelope = await self._requester.request(
-            "POST",
-            endpoint,
-            operation="rules.trigger",
-            attributes={"sequence.rule_id": rule_id},
-            json=body,
-            idempotency_key=key,
-            request_id=request_id,
-            priority=Priority.TRIGGER,
-        )
+        with noted(key):
+            envelope = await self._requester.request(
+                "POST",
+                endpoint,
+                operation="rules.trigger",
+                attributes={"sequence.rule_id": rule_id},
+                json=body,
+                idempotency_key=key,
+                request_id=request_id,
+                priority=Priority.TRIGGER,
+            )
         data = envelope.data
         execution_id = data.get("execution_id") if isinstance(data, dict) else None
         try:

@@ -65,6 +65,11 @@ class AiohttpTransport:
         max_response_bytes: int,
     ) -> None:
         self._base_url = base_url
+        given: object = session
+        if given is not None and not isinstance(given, aiohttp.ClientSession):
+            raise TypeError("session must be an aiohttp.ClientSession")
+        if not isinstance(ssl, _ssl.SSLContext | bool | None):
+            raise TypeError("ssl must be an ssl.SSLContext, a bool or None")
         self._session = session
         self._owned = session is None
         self._ssl = ssl
