@@ -170,13 +170,22 @@ def _docs_public(init: Path) -> tuple[list[str], dict[str, str]]:
 
 def _docs_links(markdown: str) -> str:
     """
-    Relative links of the README made absolute (their files are not pages).
+    The README's relative links, made to work on the site.
+
+    examples/ and its files go to the examples page; other files, which are
+    not pages, to the repository.
     """
-    return re.sub(
-        r"\]\((?!https?:|#|mailto:)([^)]+)\)",
-        lambda m: f"]({SOURCE_URL}{m.group(1)})",
-        markdown,
-    )
+
+    def target(match: re.Match[str]) -> str:
+        path = match.group(1)
+        if path.rstrip("/") == "examples":
+            return "](examples.md)"
+        if path.startswith("examples/") and path.endswith(".py"):
+            anchor = path.removeprefix("examples/").replace(".", "")
+            return f"](examples.md#{anchor})"
+        return f"]({SOURCE_URL}{path})"
+
+    return re.sub(r"\]\((?!https?:|#|mailto:)([^)]+)\)", target, markdown)
 
 
 def _docs_examples() -> str:
@@ -245,6 +254,7 @@ def _docs_project(folder: Path, site: Path) -> Path:
         "site_name": PYPROJECT["project"]["name"],
         "site_description": PYPROJECT["project"]["description"],
         "repo_url": PYPROJECT["project"]["urls"]["Source"],
+        "edit_uri": "",  # the pages are generated: nothing to edit
         "docs_dir": str(docs),
         "site_dir": str(site),
         "theme": {"name": "mkdocs"},
