@@ -74,7 +74,8 @@ def demo(session: nox.Session) -> None:
 
 ROOT = Path(__file__).resolve().parent
 SOURCE_URL = PYPROJECT["project"]["urls"]["Source"] + "/blob/main/"
-# Reference pages: the private module a public name comes from -> its page.
+# Reference pages: the module a public name comes from -> its page (pages and
+# their entries follow this order).
 DOC_PAGES = {
     "_client": "Client",
     "_rules": "Client",
@@ -114,7 +115,9 @@ class AttrsInit(Extension):
         for member in cls.members.values():
             if member.is_alias or not member.is_attribute:
                 continue
-            if member.annotation is None or "ClassVar" in str(member.annotation):
+            if "property" in member.labels or member.annotation is None:
+                continue
+            if "ClassVar" in str(member.annotation):
                 continue
             value = None if member.value is None else str(member.value)
             default = value
@@ -218,7 +221,14 @@ def _docs_project(folder: Path, site: Path) -> Path:
 
     pages: dict[str, list[str]] = {}
     public, origin = _docs_public(ROOT / "sequence_async/__init__.py")
-    for name in public:
+    modules = [*DOC_PAGES, ""]  # "": a module no page claims (yet)
+
+    def rank(name: str) -> int:
+        module = origin.get(name, "")
+        return modules.index(module if module in modules else "")
+
+    # On each page, in the order of DOC_PAGES' modules: the client first.
+    for name in sorted(public, key=rank):
         if name == "__version__":
             continue
         # A name from a module no page claims yet still gets documented.
@@ -283,6 +293,8 @@ def _docs_project(folder: Path, site: Path) -> Path:
                                 "show_root_full_path": False,
                                 "show_source": False,
                                 "show_signature_annotations": True,
+                                "separate_signature": True,
+                                "line_length": 80,
                                 "show_symbol_type_heading": True,
                                 "filters": ["!^_"],
                                 "heading_level": 2,
