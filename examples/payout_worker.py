@@ -23,8 +23,9 @@ Try it against the fake server::
     python examples/payout_worker.py payouts.csv --journal payouts.db
 
 A CSV has a header and the columns ``payout_id,rule_id,amount_cents``. The
-worker prints one line per payout and a summary, and exits 1 when a payout is
-not paid.
+worker prints one line per payout (paid, recovered, failed, still unknown, or
+pending: started and still running at ``--timeout``) and a summary, and exits
+1 when a payout is not paid.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ from collections.abc import Sequence
 from sequence_async import (
     OutcomeUnknownError,
     SequenceClient,
+    SequenceError,
     TriggerOutcome,
     TriggerRequest,
+    WaitTimeoutError,
 )
 
 
@@ -75,7 +78,12 @@ def read_batch(path: str | None) -> list[TriggerRequest]:
 
 
 async def settle(
-    client: SequenceClient, request: TriggerRequest, key: str, *, attempts: int
+    client: SequenceClient,
+    request: TriggerRequest,
+    key: str,
+    *,
+    attempts: int,
+    timeout: float,
 ) -> str:
     """
     Send a payout whose outcome is unknown again, with the same key.
@@ -89,22 +97,36 @@ async def settle(
                 request.rule_id,
                 manual_execute_amount=request.manual_execute_amount,
                 idempotency_key=key,  # the SAME key: never pays twice
+                timeout=timeout,
                 raise_on_failure=False,
             )
         except OutcomeUnknownError:
             if attempt < attempts:
                 await asyncio.sleep(attempt)
             continue
+        except WaitTimeoutError as exc:  # started, and still running
+            return pending(key, exc)
+        except SequenceError as exc:  # an answer at last: a refusal
+            return f"failed {key}: {type(exc).__name__}: {exc}"
         verdict = "recovered" if result.status != "failed" else "failed"
         return f"{verdict} {key}: {result.status} {result.id}"
     return f"unknown {key}: still unknown; send again later with this key"
 
 
+def pending(key: str | None, error: WaitTimeoutError) -> str:
+    """
+    The line for a payout started and not finished in time: not paid yet.
+    """
+    return f"pending {key}: {error.execution.id} still {error.last_status}"
+
+
 def describe(outcome: TriggerOutcome) -> str:
     """
-    One line for a payout that is settled (paid or failed).
+    One line for a payout that ended (paid or failed) or is still running.
     """
     key = outcome.idempotency_key
+    if isinstance(outcome.error, WaitTimeoutError):
+        return pending(key, outcome.error)
     if outcome.ok and outcome.result is not None:
         seen = " (from the journal)" if outcome.from_journal else ""
         return f"paid {key}: {outcome.result.status} {outcome.result.id}{seen}"
@@ -117,6 +139,7 @@ async def run(
     journal: str | None,
     concurrency: int,
     attempts: int,
+    timeout: float,
 ) -> int:
     """
     Pay *batch*; print a line per payout and a summary; return the exit code.
@@ -126,7 +149,7 @@ async def run(
     # The key and the URL come from SEQUENCE_API_KEY and SEQUENCE_BASE_URL.
     async with SequenceClient() as client:
         async with client.trigger_many(
-            batch, concurrency=concurrency, journal=journal
+            batch, concurrency=concurrency, timeout=timeout, journal=journal
         ) as bulk:
             async for outcome in bulk:  # in the order they finish
                 if isinstance(outcome.error, OutcomeUnknownError):
@@ -142,7 +165,13 @@ async def run(
         # always carries one; the error carries it too.
         settled = await asyncio.gather(
             *(
-                settle(client, o.request, str(o.idempotency_key), attempts=attempts)
+                settle(
+                    client,
+                    o.request,
+                    str(o.idempotency_key),
+                    attempts=attempts,
+                    timeout=timeout,
+                )
                 for o in unknown
             )
         )
@@ -152,7 +181,7 @@ async def run(
     paid = sum(line.startswith(("paid", "recovered")) for line in lines)
     failed = sum(line.startswith("failed") for line in lines)
     left = len(lines) - paid - failed
-    print(f"summary: {paid} paid, {failed} failed, {left} unknown")
+    print(f"summary: {paid} paid, {failed} failed, {left} unknown")  # or pending
     return 0 if paid == len(lines) else 1
 
 
@@ -169,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--attempts", type=int, default=3, help="re-sends of an unknown outcome"
     )
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait per payout"
+    )
     args = parser.parse_args(argv)
     return asyncio.run(
         run(
@@ -176,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             journal=args.journal,
             concurrency=args.concurrency,
             attempts=args.attempts,
+            timeout=args.timeout,
         )
     )
 

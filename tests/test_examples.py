@@ -196,6 +196,25 @@ async def test_payout_worker_reads_a_csv_and_reports_failures(
     assert {"payout-rent", "payout-bad"} == set(by_key(live))
 
 
+async def test_payout_worker_reports_a_payout_still_running_as_pending(
+    live: FakeSequence, tmp_path: Path
+) -> None:
+    live.set_behavior("rule_0001", Behavior(median=600.0, sigma=0.0))
+    payouts = tmp_path / "payouts.csv"
+    payouts.write_text(
+        "payout_id,rule_id,amount_cents\nslow,rule_0001,100\n", encoding="utf-8"
+    )
+
+    ran = await run(
+        env_of(live), EXAMPLES / "payout_worker.py", payouts, "--timeout", "0.5"
+    )
+
+    assert 1 == ran.code, ran
+    (execution,) = live.executions()
+    assert f"pending payout-slow: {execution['id']} still in_progress" in ran.stdout
+    assert "summary: 0 paid, 0 failed, 1 unknown" in ran.stdout
+
+
 # -- aiohttp_service.py --------------------------------------------------------
 
 
