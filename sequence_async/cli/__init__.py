@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 import sequence_async as sq
@@ -27,6 +28,7 @@ from . import (
     _accounts,
     _demo,
     _executions,
+    _journal,
     _rules,
     _serve,
     _transfers,
@@ -45,7 +47,16 @@ from ._output import Output
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (_demo, _serve, _accounts, _rules, _executions, _transfers, _trigger_many)
+_COMMANDS = (
+    _demo,
+    _serve,
+    _accounts,
+    _rules,
+    _executions,
+    _transfers,
+    _trigger_many,
+    _journal,
+)
 
 
 def _global_options(*, suppress: bool) -> argparse.ArgumentParser:
@@ -132,7 +143,14 @@ def _fail(
     type_name: bool = True,
 ) -> int:
     if args.debug and not isinstance(exc, UsageError | CommandError):
-        raise exc
+        traceback.print_exception(exc)  # the same exit code, with the traceback
     message = f"{type(exc).__name__}: {exc}" if type_name else str(exc)
-    print(f"{parser.prog}: {message}", file=sys.stderr)
+    print(f"{parser.prog}: {_one_line(message)}", file=sys.stderr)
     return code
+
+
+def _one_line(text: str) -> str:
+    # Server-given codes and messages may hold line breaks or terminal escape
+    # sequences: shown escaped, they can neither break the one-line promise
+    # nor forge a line of output.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

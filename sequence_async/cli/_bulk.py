@@ -35,6 +35,7 @@ async def run_bulk(
     wait: bool,
     timeout: float | None,
     max_failures: int | None,
+    journal: str | None = None,
 ) -> Summary:
     """
     Trigger *requests* with a live progress line; return the summary.
@@ -56,6 +57,7 @@ async def run_bulk(
             timeout=timeout,
             max_failures=max_failures,
             on_progress=line.update,
+            journal=journal,
         )
         async with run:
             in_flight = await _consume(
@@ -141,6 +143,7 @@ def _record(out: Output, summary: Summary, outcome: sq.TriggerOutcome) -> None:
                 "execution_id": execution.id if execution else None,
                 "idempotency_key": outcome.idempotency_key,
                 "error": str(outcome.error) if outcome.error else None,
+                "from_journal": outcome.from_journal,
             }
         )
 

@@ -55,6 +55,11 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     )
     many.add_argument("--timeout", type=positive_float, default=300.0, metavar="S")
     many.add_argument("--max-failures", type=positive_int)
+    many.add_argument(
+        "--journal",
+        metavar="FILE",
+        help="record every item in FILE (SQLite); the same command again resumes",
+    )
     many.set_defaults(run=trigger_many)
 
 
@@ -78,6 +83,7 @@ async def trigger_many(args: argparse.Namespace, out: Output) -> int:
             wait=not args.no_wait,
             timeout=args.timeout,
             max_failures=args.max_failures,
+            journal=args.journal,
         )
     print_summary(out, summary)
     if summary.interrupted:

@@ -1,0 +1,87 @@
+"""
+``journal show FILE``: what a crash-safe bulk run's journal holds.
+
+Owns the command and its options: counts by state, each item that needs a
+person (``needs_review``, ``unknown``, ``rejected``), and the run's age. It
+only reads the file, so it works while a run holds it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import sequence_async as sq
+
+from ._base import EXIT_OK, Subcommands
+from ._output import Output
+
+
+def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
+    """
+    Add ``journal show``.
+    """
+    journal = commands.add_parser(
+        "journal", parents=[common], help="read a bulk run's journal"
+    )
+    actions = journal.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = actions.add_parser(
+        "show", parents=[common], help="counts, items that need a person, age"
+    )
+    show.add_argument("file", metavar="FILE")
+    show.set_defaults(run=show_journal)
+
+
+async def show_journal(args: argparse.Namespace, out: Output) -> int:
+    """
+    Print the journal's counts by state, the items for a person, its age.
+    """
+    summary = sq.read_journal(args.file)
+    age = summary.age(time.time())
+    attention = [_item(entry) for entry in summary.needs_attention]
+    if out.as_json:
+        out.json(
+            {
+                "path": summary.path,
+                "run_id": summary.run_id,
+                "age_seconds": round(age, 3),
+                "counts": summary.counts,
+                "items": sum(summary.counts.values()),
+                "needs_attention": attention,
+            }
+        )
+        return EXIT_OK
+    out.pairs(
+        [
+            ("journal", summary.path),
+            ("run id", summary.run_id),
+            ("age", _age(age)),
+            ("items", str(sum(summary.counts.values()))),
+            *((state, str(count)) for state, count in sorted(summary.counts.items())),
+        ]
+    )
+    if attention:
+        out.table(
+            attention,
+            ["position", "state", "rule_id", "idempotency_key", "error"],
+            "Needs a person",
+        )
+    return EXIT_OK
+
+
+def _item(entry: sq.JournalEntry) -> dict[str, Any]:
+    return {
+        "position": entry.position,
+        "state": str(entry.state),
+        "rule_id": entry.rule_id,
+        "amount": entry.amount,
+        "idempotency_key": entry.idempotency_key,
+        "sent_at": entry.sent_at,
+        "error": entry.error_message,
+    }
+
+
+def _age(seconds: float) -> str:
+    hours, rest = divmod(int(max(0.0, seconds)), 3600)
+    return f"{hours}h {rest // 60:02d}m"
