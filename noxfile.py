@@ -45,10 +45,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typing(session: nox.Session) -> None:
-    """Mypy --strict over the package and the tests."""
+    """Mypy --strict over the package, the tests and the examples."""
     session.install(".", *_group("typing"))
     session.run("mypy")
     session.run("mypy", "tests")
+    session.run("mypy", "examples")
 
 
 @nox.session

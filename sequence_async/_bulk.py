@@ -61,7 +61,8 @@ class BulkRun:
     Use it as ``async with`` (or call ``aclose()``) to stop the work in flight
     at a known point when leaving the loop early; otherwise it is stopped
     when the run is garbage-collected. ``in_flight()`` lists what was started
-    and has no outcome yet.
+    and has no outcome yet. Made by ``SequenceClient.trigger_many``, not for
+    direct use.
     """
 
     def __init__(

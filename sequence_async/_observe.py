@@ -34,6 +34,15 @@ _KINDS: tuple[HookKind, ...] = ("request", "response", "retry")
 class RequestEvent:
     """
     An attempt about to be sent.
+
+    Attributes:
+        operation: The logical call, e.g. ``rules.trigger``.
+        method: The HTTP method.
+        path: The endpoint path.
+        attempt: The attempt's number, from 1.
+        request_id: The ``X-Request-ID`` sent.
+        idempotency_key: The key of a mutating call, else ``None``.
+        headers: The request's headers, ``Authorization`` redacted.
     """
 
     operation: str
@@ -48,7 +57,18 @@ class RequestEvent:
 @attrs.frozen(kw_only=True)
 class ResponseEvent:
     """
-    An answer received (any status); ``elapsed`` in seconds.
+    An answer received (any status).
+
+    Attributes:
+        operation: The logical call, e.g. ``rules.trigger``.
+        method: The HTTP method.
+        path: The endpoint path.
+        attempt: The attempt's number, from 1.
+        request_id: The ``X-Request-ID`` sent.
+        idempotency_key: The key of a mutating call, else ``None``.
+        status: The HTTP status.
+        elapsed: Seconds from sending to the whole answer.
+        headers: The answer's headers.
     """
 
     operation: str
@@ -65,7 +85,17 @@ class ResponseEvent:
 @attrs.frozen(kw_only=True)
 class RetryEvent:
     """
-    A failed attempt that will be retried after ``delay`` seconds.
+    A failed attempt that will be retried.
+
+    Attributes:
+        operation: The logical call, e.g. ``rules.trigger``.
+        method: The HTTP method.
+        path: The endpoint path.
+        attempt: The attempt's number, from 1.
+        request_id: The ``X-Request-ID`` sent.
+        idempotency_key: The key of a mutating call, else ``None``.
+        error: What the attempt ended with.
+        delay: Seconds until the retry.
     """
 
     operation: str
@@ -132,6 +162,16 @@ class Hooks:
 class RawResponse:
     """
     The answer behind a result: status, headers and time, for one attempt.
+
+    Attributes:
+        operation: The logical call, e.g. ``accounts.get``.
+        method: The HTTP method.
+        path: The endpoint path.
+        attempt: The attempt's number, from 1.
+        request_id: The ``X-Request-ID`` sent.
+        status: The HTTP status.
+        headers: The answer's headers.
+        elapsed: Seconds from sending to the whole answer.
     """
 
     operation: str
@@ -165,11 +205,12 @@ def capture_responses() -> Iterator[list[RawResponse]]:
     Tasks started inside the block add to the same list; other tasks never
     do. No second request is ever made.
 
-    Example::
-
+    Examples:
+        ```python
         with capture_responses() as answers:
             account = await client.accounts.get("acc_1")
         print(answers[-1].status, answers[-1].headers["X-Request-ID"])
+        ```
     """
     answers: list[RawResponse] = []
     token = _captured.set(answers)

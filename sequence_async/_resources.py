@@ -70,6 +70,10 @@ def noted(key: str) -> Iterator[None]:
 
 
 class Resource:
+    """
+    A namespace of endpoints; made by ``SequenceClient``, not for direct use.
+    """
+
     __slots__ = ("_requester",)
     # The namespace's attribute on the client: operations are "NAME.VERB".
     name = "resource"

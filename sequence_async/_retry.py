@@ -185,7 +185,7 @@ async def retry_request(
     for retry in range(1, policy.max_retries + 1):
         if not is_retryable(error):
             break
-        hint = error.retry_after if isinstance(error, errors.RateLimitError) else None
+        hint = error.retry_after if isinstance(error, errors.APIStatusError) else None
         delay = hint if hint is not None else policy.backoff(retry)
         if deadline is not None and time.monotonic() + delay > deadline:
             break

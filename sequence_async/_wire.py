@@ -287,7 +287,7 @@ def error_for(
         "request_id": request_id,
         "idempotency_key": idempotency_key,
     }
-    if cls is errors.RateLimitError:
+    if status in (429, 503):
         kwargs["retry_after"] = parse_retry_after(
             response.headers.get("Retry-After"), now=now
         )

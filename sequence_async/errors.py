@@ -130,6 +130,8 @@ class APIStatusError(SequenceError):
             body.
         request_id: The request id (the server's echo when it sent one).
         idempotency_key: The idempotency key of a mutating request.
+        retry_after: The server's ``Retry-After`` in seconds (capped at a
+            minute), on a 429 or a 503 that sent one.
     """
 
     def __init__(
@@ -140,6 +142,7 @@ class APIStatusError(SequenceError):
         code: str | None = None,
         request_id: str | None = None,
         idempotency_key: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(f"{status} {code or 'error'}: {message}")
         self.status = status
@@ -147,6 +150,7 @@ class APIStatusError(SequenceError):
         self.message = message
         self.request_id = request_id
         self.idempotency_key = idempotency_key
+        self.retry_after = retry_after
 
 
 class BadRequestError(APIStatusError):
@@ -183,12 +187,6 @@ class RateLimitError(APIStatusError):
     """
     429: too many requests; ``retry_after`` is the server's hint in seconds.
     """
-
-    def __init__(
-        self, message: str, *, retry_after: float | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
 
 
 class ServerError(APIStatusError):

@@ -14,8 +14,11 @@ import pytest
 from aiohttp import web
 
 from sequence_async import (
+    APITimeoutError,
+    AuthenticationError,
     OutcomeUnknownError,
     PollPolicy,
+    RateLimitError,
     ResponseValidationError,
     RetryPolicy,
     SequenceClient,
@@ -23,6 +26,7 @@ from sequence_async import (
     models,
 )
 from sequence_async._rules import Rules
+from sequence_async._wire import Response
 from sequence_async.testing import FakeSequence
 
 from .conftest import (
@@ -239,3 +243,49 @@ async def test_a_5xx_with_an_unreadable_body_counts_as_a_5xx(
 
     assert "k-5xx" == info.value.idempotency_key
     assert 1 + NO_WAIT_RETRIES.max_retries == sent[0]
+
+
+async def test_a_503_retry_after_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 503's Retry-After sets the sleep before the retry, as a 429's does."""
+    asked: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def no_sleep(delay: float) -> None:
+        asked.append(delay)
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", no_sleep)
+    transport = FakeTransport(
+        api_error_with(503, {"Retry-After": "5"}), ok({"execution_id": "ex1"}, 202)
+    )
+
+    await Rules(requester(transport, retry=RetryPolicy())).trigger("r1")
+
+    assert [5.0] == asked
+
+
+async def test_only_429s_are_a_rate_limit_error_not_unknown() -> None:
+    """A trigger that only got 429s ran nowhere: RateLimitError, not unknown."""
+    transport = FakeTransport(api_error_with(429, {"Retry-After": "0"}))
+
+    with pytest.raises(RateLimitError):
+        await Rules(requester(transport, retry=RetryPolicy(max_retries=0))).trigger(
+            "r1"
+        )
+
+
+async def test_a_rejection_after_a_lost_attempt_is_still_unknown() -> None:
+    """A timeout, then a 401: the first attempt may have run: outcome unknown."""
+    transport = FakeTransport(APITimeoutError("lost"), api_error_with(401, {}))
+
+    with pytest.raises(OutcomeUnknownError) as info:
+        await Rules(requester(transport)).trigger("r1", idempotency_key="k-401")
+
+    assert "k-401" == info.value.idempotency_key
+    assert isinstance(info.value.__cause__, AuthenticationError)
+
+
+def api_error_with(code: int, headers: dict[str, str]) -> Response:
+    """An error answer with *headers*."""
+    body = json.dumps({"error": {"code": "c", "message": "m"}}).encode()
+    return Response(code, headers, body)

@@ -1,0 +1,87 @@
+"""
+The command line's crash-safe runs: ``trigger-many --journal`` and ``journal show``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .test_cli_support import lines, run_cli, serving
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A ``sequence-async serve`` process; yields the env that targets it."""
+    with serving(tmp_path_factory.mktemp("seed")) as env:
+        yield env
+
+
+def test_the_same_command_resumes_without_sending_again(
+    served: dict[str, str], tmp_path: Path
+) -> None:
+    """A journalled run done twice: the second replays each outcome from the journal."""
+    journal = str(tmp_path / "run.db")
+    argv = ["trigger-many", "rule_0001", "rule_0002", "--repeat", "2", "--json"]
+
+    first = run_cli(*argv, "--journal", journal, env=served)
+    again = run_cli(*argv, "--journal", journal, env=served)
+
+    *done, _ = lines(first)
+    *replayed, summary = lines(again)
+    assert (0, 0) == (first.returncode, again.returncode)
+    assert [False] * 4 == [o["from_journal"] for o in done]
+    assert [True] * 4 == [o["from_journal"] for o in replayed]
+    assert sorted((o["index"], o["execution_id"]) for o in done) == sorted(
+        (o["index"], o["execution_id"]) for o in replayed
+    )
+    assert 4 == summary["summary"]["executed"]
+
+
+def test_a_changed_input_is_a_usage_error(
+    served: dict[str, str], tmp_path: Path
+) -> None:
+    """Resuming with other rules exits 2 and sends nothing."""
+    journal = str(tmp_path / "run.db")
+    run_cli("trigger-many", "rule_0001", "--no-wait", "--journal", journal, env=served)
+
+    changed = run_cli(
+        "trigger-many", "rule_0002", "--no-wait", "--journal", journal, env=served
+    )
+
+    assert 2 == changed.returncode
+    assert "not the same input" in changed.stderr
+
+
+def test_journal_show_counts_states_and_lists_items_for_a_person(
+    served: dict[str, str], tmp_path: Path
+) -> None:
+    """Journal show gives counts, the failed items' keys and the run's age."""
+    journal = str(tmp_path / "run.db")
+    run_cli("trigger-many", "rule_0001", "rule_0003", "--journal", journal, env=served)
+
+    shown = run_cli("journal", "show", journal, "--json", env=served)
+    human = run_cli("journal", "show", journal, env=served)
+
+    (report,) = lines(shown)
+    assert 0 == shown.returncode
+    assert {"terminal": 2} == report["counts"]
+    assert 2 == report["items"]
+    assert report["age_seconds"] >= 0
+    assert "terminal" in human.stdout
+    assert 0 == human.returncode
+
+
+def test_journal_show_of_a_foreign_file_is_one_line(tmp_path: Path) -> None:
+    """A file that is not a journal: one line on stderr, exit 1, file untouched."""
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n")
+
+    shown = run_cli("journal", "show", str(path))
+
+    assert 1 == shown.returncode
+    assert 1 == len(shown.stderr.strip().splitlines())
+    assert "not a sequence-async journal" in shown.stderr
+    assert "hello\n" == path.read_text()
