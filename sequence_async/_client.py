@@ -28,21 +28,20 @@ from ._checks import (
 )
 from ._execution import Execution
 from ._journal import Journal
+from ._namespaces import Namespaces
 from ._observe import Hook, Hooks, Observer
 from ._otel import telemetry
 from ._outcomes import BulkProgress, TriggerOutcome, TriggerRequest
 from ._poller import Poller
 from ._ratelimit import TokenBucket
 from ._requester import Requester, Shared
-from ._resources import Accounts, Cards, Transfers
 from ._retry import PollPolicy, RetryPolicy, check_poll, resolve_retry
-from ._rules import RuleExecutions, Rules
 from ._sqlite_journal import SqliteJournal
 from ._transport import AiohttpTransport, ClientSession
 from ._wire import DEFAULT_BASE_URL, DEFAULT_MAX_RESPONSE_BYTES, Headers, Secret
 
 
-class SequenceClient:
+class SequenceClient(Namespaces):
     """
     An asyncio client for Sequence's ``/api/v1``.
 
@@ -142,50 +141,7 @@ class SequenceClient:
             resolve_retry(retry, max_retries),
             check_poll(poll) or PollPolicy(),
         )
-        self._mount()
-
-    def _mount(self) -> None:
-        requester = self._requester
-        self._accounts = Accounts(requester)
-        self._rules = Rules(requester)
-        self._rule_executions = RuleExecutions(requester)
-        self._transfers = Transfers(requester)
-        self._cards = Cards(requester)
-
-    @property
-    def accounts(self) -> Accounts:
-        """
-        ``/accounts``: income sources, pods and external accounts.
-        """
-        return self._accounts
-
-    @property
-    def rules(self) -> Rules:
-        """
-        ``/rules``: read rules and trigger them.
-        """
-        return self._rules
-
-    @property
-    def rule_executions(self) -> RuleExecutions:
-        """
-        ``/rule-executions``: the history and state of rule runs.
-        """
-        return self._rule_executions
-
-    @property
-    def transfers(self) -> Transfers:
-        """
-        ``/transfers``: money movements, and manual transfers.
-        """
-        return self._transfers
-
-    @property
-    def cards(self) -> Cards:
-        """
-        ``/cards`` (experimental: "coming soon" in Sequence's docs).
-        """
-        return self._cards
+        self._mount(self._requester)
 
     def __repr__(self) -> str:
         requester = getattr(self, "_requester", None)  # half-built: in __init__
@@ -226,7 +182,7 @@ class SequenceClient:
         view.base_url = self.base_url
         view._rate_limit = self._rate_limit
         view._requester = self._requester.evolve(**changes)
-        view._mount()
+        view._mount(view._requester)
         return view
 
     @property
