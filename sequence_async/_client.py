@@ -25,14 +25,16 @@ from ._checks import (
     check_number,
     check_request_id,
 )
+from ._coordinator import Coordinator, from_environment, key_digest
 from ._execution import Execution
 from ._poller import Poller
-from ._ratelimit import TokenBucket
+from ._ratelimit import Limiter, TokenBucket
 from ._requester import Requester, Shared
 from ._resources import Accounts, Cards, Transfers
 from ._retry import PollPolicy, RetryPolicy, check_poll, resolve_retry
 from ._rules import RuleExecutions, Rules
 from ._transport import AiohttpTransport, ClientSession
+from ._waits import PollShare
 from ._wire import DEFAULT_BASE_URL, DEFAULT_MAX_RESPONSE_BYTES, Headers, Secret
 
 
@@ -63,6 +65,12 @@ class SequenceClient:
         max_response_bytes: The most bytes of one answer the client reads,
             decompressed (default 4 MiB); a bigger one raises
             ``ResponseTooLargeError``.
+        coordinator: Shares the rate budget (*rate_limit* per minute for all
+            clients of the key together), the 429 pause and the polling with
+            every process using the same coordinator and key, e.g.
+            ``sequence_async.redis.RedisCoordinator.from_url(...)``. When not
+            given, one is made from ``SEQUENCE_REDIS_URL`` if that is set
+            (which needs the ``redis`` extra).
 
     Raises:
         ValueError, TypeError: No API key, or a bad setting.
@@ -83,6 +91,7 @@ class SequenceClient:
         ssl: _ssl.SSLContext | bool | None = None,
         poll: PollPolicy | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        coordinator: Coordinator | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("SEQUENCE_API_KEY")
         if not key or not isinstance(key, str):
@@ -94,11 +103,17 @@ class SequenceClient:
         self.base_url = check_base_url(
             base_url or os.environ.get("SEQUENCE_BASE_URL") or DEFAULT_BASE_URL
         )
-        limiter = (
+        limiter: Limiter | None = (
             TokenBucket(rate_limit, burst=rate_limit_burst)  # checks both
             if rate_limit is not None
             else None
         )
+        share: PollShare | None = None
+        coordinator = coordinator if coordinator is not None else from_environment()
+        if coordinator is not None:
+            limiter, share = coordinator.attach(
+                key_digest(key), rate_limit=rate_limit, burst=rate_limit_burst
+            )
         shared = Shared(
             AiohttpTransport(
                 self.base_url,
@@ -110,7 +125,7 @@ class SequenceClient:
                 or 1,
             ),
             limiter=limiter,
-            poller=Poller(),
+            poller=Poller(share=share),
         )
         self._requester = Requester(
             shared,

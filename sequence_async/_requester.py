@@ -22,7 +22,7 @@ import attrs
 from . import errors
 from ._checks import check_request_id
 from ._ids import new_id
-from ._ratelimit import Priority, TokenBucket
+from ._ratelimit import Limiter, Priority
 from ._retry import PollPolicy, RetryPolicy, retry_request
 from ._wire import Envelope, Request, Response, Secret, build_request, decode_response
 
@@ -53,7 +53,7 @@ class Shared:
     """
 
     transport: Transport
-    limiter: TokenBucket | None = None
+    limiter: Limiter | None = None
     poller: Poller | None = None
     closed: bool = False
     loop: asyncio.AbstractEventLoop | None = None
