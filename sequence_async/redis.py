@@ -39,6 +39,7 @@ from ._waits import PollShare
 __all__ = ["CoordinatorError", "RedisCoordinator"]
 
 log = logging.getLogger("sequence_async")
+MAX_CALLS = 32
 # Failures at first contact that no retry cures: a clear error instead.
 _WRONG = (
     redis.exceptions.AuthenticationError,
@@ -94,7 +95,7 @@ class RedisCoordinator:
         client: redis.asyncio.Redis,
         *,
         prefix: str = "sequence-async",
-        timeout: float = 0.5,
+        timeout: float = 1.0,
         lease: float = 10.0,
         retry: float = 1.0,
         headroom: float | None = None,
@@ -105,12 +106,16 @@ class RedisCoordinator:
             raise ValueError("prefix must be a non-empty string without braces")
         self._client = client
         self._prefix = prefix
-        self.timeout = check_number(timeout, "timeout") or 0.5
+        self.timeout = check_number(timeout, "timeout") or 1.0
         self.lease = check_number(lease, "lease") or 10.0
         self.retry = check_number(retry, "retry") or 1.0
         self._headroom = check_number(headroom, "headroom", allow_none=True)
         self._owned = False
         self._links: set[_RedisLink] = set()
+        # At most this many calls at once (the stream readers aside): a crowd
+        # of waiting requests queues here, not in the connection pool, which
+        # would refuse it (redis-py's pools hold 100 by default).
+        self.gate = asyncio.Semaphore(MAX_CALLS)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -124,13 +129,12 @@ class RedisCoordinator:
         Raises:
             CoordinatorError: *url* is not a Redis URL.
         """
-        timeout = options.get("timeout", 0.5)
+        timeout = options.get("timeout", 1.0)
         try:
+            # No socket_timeout: it would cut the stream's blocking reads;
+            # every call is bounded by asyncio.timeout instead.
             client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
-                url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                decode_responses=True,
+                url, socket_connect_timeout=timeout, decode_responses=True
             )
         except (ValueError, TypeError) as exc:
             scheme = urlsplit(str(url)).scheme
@@ -244,10 +248,21 @@ class _RedisLink:
         self._verified = True
 
     async def _call(
-        self, make: Callable[[], Awaitable[Any]], *, extra: float = 0.0
+        self,
+        make: Callable[[], Awaitable[Any]],
+        *,
+        extra: float = 0.0,
+        probe: bool = False,
     ) -> Any:
         if self._bad is not None:
             raise self._bad
+        # Queueing at the gate is ours, not Redis's: outside the timeout.
+        async with contextlib.nullcontext() if extra else self._coordinator.gate:
+            if not (self._healthy or probe):
+                raise Unavailable("Redis is unreachable")
+            return await self._bounded(make, extra)
+
+    async def _bounded(self, make: Callable[[], Awaitable[Any]], extra: float) -> Any:
         try:
             async with asyncio.timeout(self._coordinator.timeout + extra):
                 return _text(await make())
@@ -340,13 +355,13 @@ class _RedisLink:
         while not self._closed:
             if not self._healthy:
                 await asyncio.sleep(coordinator.retry)
-                self._healthy = True  # one probe; a failure marks it away again
                 try:
-                    await self._call(self._redis.ping)
+                    await self._call(self._redis.ping, probe=True)
                 except Unavailable:
                     continue
                 except CoordinatorError:
                     return
+                self._healthy = True
                 log.info("Redis answers again; this client shares its budget again")
                 for recovered in self._recovers:
                     recovered()
