@@ -106,6 +106,11 @@ class Keys:
         return self._name("budget")
 
     @property
+    def pause(self) -> str:
+        """Until when nobody is admitted (a 429's ``Retry-After``)."""
+        return self._name("pause")
+
+    @property
     def members(self) -> str:
         """The clients heartbeating on this key."""
         return self._name("members")
@@ -192,7 +197,7 @@ class ClusterLimiter:
             try:
                 wait = await link.run(
                     scripts.RESERVE,
-                    [self._keys.budget],
+                    [self._keys.budget, self._keys.pause],
                     [int(self._interval), tolerance],
                 )
             except Unavailable:
@@ -249,8 +254,8 @@ class ClusterLimiter:
         with contextlib.suppress(Unavailable):
             await self._link.run(
                 scripts.DRAIN,
-                [self._keys.budget],
-                [int(pause * 1_000_000), self._tolerance],
+                [self._keys.budget, self._keys.pause],
+                [int(pause * 1_000_000)],
             )
 
     def close(self) -> None:

@@ -92,15 +92,17 @@ class Poller:
         first = max(0.0, policy.delay(1) - watch.age())
         waiter = _Waiter(watch, policy, self._clock(), first, deadline)
         group.waiters.setdefault(watch.execution_id, []).append(waiter)
-        if group.task is None or group.task.done():
-            group.task = asyncio.create_task(self._run(group))
-        else:
-            group.wake.set()  # the loop replans: this waiter may be due sooner
         try:
-            if self._share is not None:
+            if self._share is not None:  # an outcome stored already: no poll
                 stored = await self._share.join(watch)
                 if stored is not None:
                     _settle(group, waiter, stored)
+            if waiter.future.done():
+                pass
+            elif group.task is None or group.task.done():
+                group.task = asyncio.create_task(self._run(group))
+            else:
+                group.wake.set()  # the loop replans: this waiter may be due sooner
             return await waiter.future
         finally:
             await self._leave(key, group, waiter)

@@ -15,10 +15,10 @@ May import: nothing.
 from __future__ import annotations
 
 
-# KEYS: the budget's TAT. ARGV: emission interval (us), this priority's burst
-# tolerance (us). Reserves the next slot and returns how many microseconds
-# the caller sleeps before sending: one round trip, first come first served
-# across processes, nobody woken in a crowd.
+# KEYS: the budget's TAT, the end of its pause. ARGV: emission interval (us),
+# this priority's burst tolerance (us). Reserves the next slot and returns
+# how many microseconds the caller sleeps before sending: one round trip,
+# first come first served across processes, nobody woken in a crowd.
 RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -27,6 +27,8 @@ local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local start = tat - tolerance
+local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
+if start < paused then start = paused end
 if start < now then start = now end
 local after = tat + interval
 redis.call('SET', KEYS[1], string.format('%d', after),
@@ -34,16 +36,22 @@ redis.call('SET', KEYS[1], string.format('%d', after),
 return start - now
 """
 
-# KEYS: the budget's TAT. ARGV: pause (us), the full burst tolerance (us).
-# A 429 seen anywhere: nobody is admitted before now + pause.
+# KEYS: the budget's TAT, the end of its pause. ARGV: pause (us). A 429 seen
+# anywhere: nobody, whatever their priority, is admitted before now + pause;
+# then the budget starts afresh from there (one burst, then the rate).
 DRAIN = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local blocked = now + tonumber(ARGV[1]) + tonumber(ARGV[2])
+local ends = now + tonumber(ARGV[1])
+local ttl = math.floor(tonumber(ARGV[1]) / 1000) + 1000
+local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
+if ends > paused then
+  redis.call('SET', KEYS[2], string.format('%d', ends), 'PX', ttl)
+end
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if blocked > tat then tat = blocked end
-redis.call('SET', KEYS[1], string.format('%d', tat),
-           'PX', math.floor((tat - now) / 1000) + 1000)
+if ends > tat then
+  redis.call('SET', KEYS[1], string.format('%d', ends), 'PX', ttl)
+end
 return 1
 """
 

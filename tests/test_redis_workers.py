@@ -36,25 +36,6 @@ SLOW = 2.0  # seconds an execution takes in the kill tests
 LEASE = 1.0  # seconds, the workers' lease
 
 
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    """
-    A Redis server for the module's tests.
-    """
-    with redis_server.running() as server:
-        yield server.url
-
-
-@pytest.fixture
-def fresh(redis_url: str) -> Iterator[redis.Redis]:
-    """
-    The module's Redis, emptied before the test.
-    """
-    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
-        client.flushall()
-        yield client
-
-
 @contextlib.contextmanager
 def _served(tmp_path: Path, *, median: float) -> Iterator[dict[str, str]]:
     # A ``sequence-async serve --rate-limit`` process whose executions all
