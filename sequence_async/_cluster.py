@@ -175,6 +175,7 @@ class ClusterLimiter:
         self._closing: asyncio.Future[None] | None = None
         self._fallback: TokenBucket | None = None
         self._fallback_peers = 0
+        self._retired: list[TokenBucket] = []
 
     def __repr__(self) -> str:
         return f"<ClusterLimiter {self._per_minute:g}/min for {self._keys.budget}>"
@@ -216,8 +217,10 @@ class ClusterLimiter:
         # split between the clients seen at the last heartbeat.
         peers = max(1, self._link.peers)
         if self._fallback is None or self._fallback_peers != peers:
+            # A bucket's rate is fixed: a new one for the new split (requests
+            # queued in the old one still get their turn there).
             if self._fallback is not None:
-                self._fallback.close()
+                self._retired.append(self._fallback)
             self._fallback = TokenBucket(
                 self._per_minute / peers, burst=max(1.0, self._burst / peers)
             )
@@ -265,5 +268,6 @@ class ClusterLimiter:
         self._closed = True
         if self._closing is not None and not self._closing.done():
             self._closing.set_result(None)
-        if self._fallback is not None:
-            self._fallback.close()
+        for bucket in (*self._retired, self._fallback):
+            if bucket is not None:
+                bucket.close()

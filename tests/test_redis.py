@@ -228,6 +228,55 @@ async def test_closing_a_client_gives_up_its_leases(
     assert [] == list(fresh.scan_iter(match="*:lease:*"))
 
 
+async def test_the_api_key_is_in_no_redis_key_or_value_and_every_key_expires(
+    quick: FakeSequence, redis_url: str, fresh: redis.Redis
+) -> None:
+    """After two clients shared waits, limits and a 429, no key holds the API key."""
+    clients = [
+        SequenceClient(
+            quick.api_key,
+            base_url=quick.url,
+            rate_limit=6000,
+            poll=FAST_POLL,
+            coordinator=RedisCoordinator.from_url(redis_url, lease=0.3),
+        )
+        for _ in range(2)
+    ]
+    executions = [await c.rules.trigger("rule_0001") for c in clients for _ in range(3)]
+    await asyncio.gather(*(e.wait(timeout=10) for e in executions))
+    _limiter(clients[0]).drain(0.5)
+    await asyncio.gather(*_limiter(clients[0])._link._tasks)  # type: ignore[attr-defined]
+    stored = _scan(fresh)
+    for client in clients:
+        await client.aclose()
+    leaks = [k for k, (v, _) in stored.items() if quick.api_key in k + v]
+    forever = [k for k, (_, ttl) in stored.items() if ttl < 0]
+    kinds = {k.split(":")[2] for k in stored}
+
+    assert {"budget", "pause", "members", "events", "outcome"} <= kinds
+    assert [] == leaks
+    assert [] == forever
+
+
+def _scan(client: redis.Redis) -> dict[str, tuple[str, int]]:
+    # Every key with all it holds (as text) and its time to live (ms).
+    found = {}
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key)
+        if kind == "string":
+            value = str(client.get(key))
+        elif kind == "hash":
+            value = repr(client.hgetall(key))
+        elif kind == "zset":
+            value = repr(client.zrange(key, 0, -1, withscores=True))
+        elif kind == "stream":
+            value = repr(client.xrange(key))
+        else:
+            value = f"unexpected type {kind!r}"
+        found[key] = (value, int(client.pttl(key)))
+    return found
+
+
 def test_outcomes_round_trip_through_their_stored_text() -> None:
     """A terminal snapshot comes back equal from the JSON the store keeps."""
     snapshot = RuleExecution(
