@@ -9,8 +9,8 @@ This is the only module that imports redis-py (a ruff rule); the logic on
 top lives in ``_cluster`` (the shared GCRA) and ``_cluster_polls`` (one
 poller per rule), the Lua in ``_redis_scripts``. Valkey works the same.
 
-May import: ``errors``, ``_ratelimit``, ``_waits``, ``_cluster``,
-``_cluster_polls``, ``_ids``; redis-py.
+May import: ``errors``, ``_checks``, ``_ids``, ``_ratelimit``, ``_waits``,
+``_cluster``, ``_cluster_polls``, ``_redis_scripts``; redis-py.
 """
 
 from __future__ import annotations
@@ -244,6 +244,8 @@ class _RedisLink:
         try:
             await self._call(self._redis.ping)
         except Unavailable:
+            if self._bad is not None:
+                raise self._bad from None
             return
         self._verified = True
 
@@ -254,8 +256,8 @@ class _RedisLink:
         extra: float = 0.0,
         probe: bool = False,
     ) -> Any:
-        if self._bad is not None:
-            raise self._bad
+        if self._bad is not None:  # only check() raises it, for the caller
+            raise Unavailable(str(self._bad))
         # Queueing at the gate is ours, not Redis's: outside the timeout.
         async with contextlib.nullcontext() if extra else self._coordinator.gate:
             if not (self._healthy or probe):
@@ -272,7 +274,6 @@ class _RedisLink:
                     "the coordinator's server refused us or does not speak "
                     f"the Redis protocol: {type(exc).__name__}: {exc}"
                 )
-                raise self._bad from None
             self._away(exc)
             raise Unavailable(str(exc)) from None
 
@@ -358,9 +359,9 @@ class _RedisLink:
                 try:
                     await self._call(self._redis.ping, probe=True)
                 except Unavailable:
+                    if self._bad is not None:
+                        return  # not a Redis server: no use trying again
                     continue
-                except CoordinatorError:
-                    return
                 self._healthy = True
                 log.info("Redis answers again; this client shares its budget again")
                 for recovered in self._recovers:

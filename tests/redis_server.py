@@ -35,7 +35,10 @@ def server_binary() -> str:
     return str(get_binary_path())
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """
+    Return a loopback port nothing listens on (now).
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -63,14 +66,14 @@ class RedisServer:
         self.reader.join(timeout=10)
 
 
-def start() -> RedisServer:
+def start(port: int | None = None) -> RedisServer:
     """
-    Start a server on a free loopback port; return once it accepts connections.
+    Start a server (on a free loopback port by default); return once it listens.
 
     Raises:
         RuntimeError: It did not say it was ready within ``START_TIMEOUT``.
     """
-    port = _free_port()
+    port = free_port() if port is None else port
     process = subprocess.Popen(  # noqa: S603
         [
             server_binary(),
@@ -120,11 +123,11 @@ def _drain(process: subprocess.Popen[str]) -> None:
 
 
 @contextlib.contextmanager
-def running() -> Iterator[RedisServer]:
+def running(port: int | None = None) -> Iterator[RedisServer]:
     """
     A server for the block; killed (if still alive) at its end.
     """
-    server = start()
+    server = start(port)
     try:
         yield server
     finally:

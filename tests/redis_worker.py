@@ -67,7 +67,9 @@ async def main(args: argparse.Namespace) -> None:
             rate_limit_burst=args.burst,
             # a 429 reaching this client is an error of the run, not retried
             retry=RetryPolicy(max_retries=args.retries),
-            poll=PollPolicy(wait_initial=0.5, wait_max=2.0, jitter=0.0),
+            poll=None
+            if args.default_poll
+            else PollPolicy(wait_initial=0.5, wait_max=2.0, jitter=0.0),
             coordinator=RedisCoordinator.from_url(
                 args.redis, lease=args.lease, retry=0.5, timeout=2.0
             ),
@@ -122,4 +124,5 @@ if __name__ == "__main__":
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--retries", type=int, default=0)
     parser.add_argument("--hold", type=int, default=None)
+    parser.add_argument("--default-poll", action="store_true")
     asyncio.run(main(parser.parse_args()))

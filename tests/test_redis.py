@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -30,6 +29,7 @@ from sequence_async.models import RuleExecution
 from sequence_async.redis import CoordinatorError, RedisCoordinator
 from sequence_async.testing import Behavior, FakeSequence, demo_seed, serve
 
+from . import redis_server
 from .conftest import FAST_POLL, hostile
 
 
@@ -43,12 +43,6 @@ async def quick() -> AsyncIterator[FakeSequence]:
         seed.behaviors[rule_id] = Behavior(median=0.05, sigma=0.0)
     async with serve(seed) as server:
         yield server
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _limiter(client: SequenceClient) -> ClusterLimiter:
@@ -87,7 +81,7 @@ async def test_unreachable_redis_falls_back_with_one_warning(
 ) -> None:
     """With Redis down from the start, waits and requests work, one WARNING said."""
     coordinator = RedisCoordinator.from_url(
-        f"redis://127.0.0.1:{_closed_port()}/0", retry=0.05
+        f"redis://127.0.0.1:{redis_server.free_port()}/0", retry=0.05
     )
     with caplog.at_level(logging.WARNING, logger="sequence_async"):
         async with SequenceClient(
@@ -105,6 +99,41 @@ async def test_unreachable_redis_falls_back_with_one_warning(
     assert ["executed"] * 5 == [r.status for r in results]
     assert 1 == len(warnings)
     assert "Redis is unreachable" in warnings[0].getMessage()
+
+
+async def test_a_client_shares_again_once_redis_answers() -> None:
+    """Down at the start, then up: the client's budget moves back to Redis."""
+    port = redis_server.free_port()
+    back = asyncio.Event()
+
+    class _Back(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "answers again" in record.getMessage():
+                back.set()
+
+    handler = _Back(logging.INFO)
+    logger = logging.getLogger("sequence_async")
+    logger.addHandler(handler)
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        coordinator = RedisCoordinator.from_url(
+            f"redis://127.0.0.1:{port}/0", retry=0.05
+        )
+        async with SequenceClient(
+            "sk_back", rate_limit=600, coordinator=coordinator
+        ) as client:
+            await _limiter(client).acquire()  # falls back: nothing listens
+            with redis_server.running(port) as server:
+                await asyncio.wait_for(back.wait(), timeout=10)
+                await _limiter(client).acquire()
+                with redis.Redis.from_url(server.url) as plain:
+                    budgets = list(plain.scan_iter(match="*:budget"))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+    assert 1 == len(budgets)
 
 
 async def test_sequence_redis_url_turns_the_coordinator_on(
