@@ -70,12 +70,15 @@ async def main(args: argparse.Namespace) -> None:
             poll=None
             if args.default_poll
             else PollPolicy(wait_initial=0.5, wait_max=2.0, jitter=0.0),
-            coordinator=RedisCoordinator.from_url(
+            coordinator=None
+            if args.alone
+            else RedisCoordinator.from_url(
                 args.redis, lease=args.lease, retry=0.5, timeout=2.0
             ),
         ) as client,
     ):
         share = client._requester.shared.poller._share  # type: ignore[union-attr]
+        token = getattr(share, "_token", None)
         outcomes: list[str] = []
 
         async def wait(execution: Any) -> None:
@@ -96,7 +99,7 @@ async def main(args: argparse.Namespace) -> None:
         hold = args.count if args.hold is None else args.hold
         waits = await asyncio.gather(*(trigger(n) for n in range(hold)))
         if args.hold is not None:
-            _say({"ready": True, "token": share._token})  # type: ignore[union-attr]
+            _say({"ready": True, "token": token})
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
             waits += await asyncio.gather(
                 *(trigger(n) for n in range(hold, args.count))
@@ -125,4 +128,5 @@ if __name__ == "__main__":
     parser.add_argument("--retries", type=int, default=0)
     parser.add_argument("--hold", type=int, default=None)
     parser.add_argument("--default-poll", action="store_true")
+    parser.add_argument("--alone", action="store_true", help="no coordinator")
     asyncio.run(main(parser.parse_args()))
