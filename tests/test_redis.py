@@ -25,6 +25,7 @@ from sequence_async._cluster_polls import decode, encode
 from sequence_async._coordinator import key_digest
 from sequence_async._ratelimit import Priority
 from sequence_async._wire import MAX_SERVER_DELAY
+from sequence_async.errors import WaitTimeoutError
 from sequence_async.models import RuleExecution
 from sequence_async.redis import CoordinatorError, RedisCoordinator
 from sequence_async.testing import Behavior, FakeSequence, demo_seed, serve
@@ -237,6 +238,34 @@ async def test_a_resumed_wait_reads_the_stored_outcome_without_polling(
 
     assert expected == actual
     assert before == sum(quick.counts.values())
+
+
+async def test_a_timed_out_wait_leaves_no_registration_behind(
+    quick: FakeSequence, redis_url: str, fresh: redis.Redis
+) -> None:
+    """A coordinated wait times out as before, and unregisters its execution."""
+    quick.set_behavior("rule_0002", Behavior(median=600.0, sigma=0.0))
+    async with SequenceClient(
+        quick.api_key,
+        base_url=quick.url,
+        poll=FAST_POLL,
+        coordinator=RedisCoordinator.from_url(redis_url),
+    ) as client:
+        execution = await client.rules.trigger("rule_0002")
+        with pytest.raises(WaitTimeoutError) as timed_out:
+            await execution.wait(timeout=0.2)
+        share = client._requester.shared.poller._share  # type: ignore[union-attr]
+        await asyncio.gather(*share._link._tasks)  # type: ignore[union-attr]
+        pending = [
+            f for k in fresh.scan_iter(match="*:pending:*") for f in fresh.hkeys(k)
+        ]
+        events = [
+            e for k in fresh.scan_iter(match="*:events") for e in fresh.xrange(k) or ()
+        ]
+
+    assert execution is timed_out.value.execution
+    assert {"k": "reg", "r": "rule_0002"} in [fields for _, fields in events]
+    assert [] == pending
 
 
 async def test_closing_a_client_gives_up_its_leases(
