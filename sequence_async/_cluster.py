@@ -4,10 +4,11 @@ One rate budget per API key across processes, over a link to shared state.
 Owns ``Link`` (what the cluster modules need of the shared store; the Redis
 one is in ``sequence_async.redis``, the only home of redis-py), ``Keys`` (the
 names of one key's shared state: a digest of the API key in a ``{hash tag}``,
-never the key), and ``ClusterLimiter``: a reservation GCRA on the store's
-clock, with polls leaving headroom to triggers, a 429 pause shared by every
-process and capped like every server delay, and an in-process
-``TokenBucket`` to fall back on while the store cannot be reached.
+never the key), ``ClusterLimiter`` (a reservation GCRA on the store's clock,
+with polls leaving headroom to triggers, a 429 pause shared by every process
+and capped like every server delay, and an in-process ``TokenBucket`` to
+fall back on while the store cannot be reached), and ``CoordinatorError``
+(public as ``sequence_async.redis.CoordinatorError``).
 
 May import: ``errors``, ``_checks``, ``_ratelimit``, ``_wire``, ``_redis_scripts``.
 """
@@ -27,6 +28,12 @@ from . import errors
 from ._checks import check_number
 from ._ratelimit import Priority, TokenBucket
 from ._wire import cap_delay
+
+
+class CoordinatorError(errors.SequenceError, ValueError):
+    """
+    Redis cannot serve as the coordinator: a bad URL, or not a Redis server.
+    """
 
 
 class Unavailable(Exception):  # noqa: N818 (internal signal, never raised to users)

@@ -1,15 +1,16 @@
 """
 Many workers, one API key: the rate budget and the polling shared on Redis.
 
-Owns ``RedisCoordinator`` (public; ``pip install "sequence-async[redis]"``),
-``CoordinatorError``, and ``_RedisLink``: every Redis call, each bounded by a
-timeout, with the one WARNING of an outage, the heartbeat (lease renewals,
-registrations, the count of clients) and the probe that finds Redis again.
-This is the only module that imports redis-py (a ruff rule); the logic on
-top lives in ``_cluster`` (the shared GCRA) and ``_cluster_polls`` (one
-poller per rule), the Lua in ``_redis_scripts``. Valkey works the same.
+Owns ``RedisCoordinator`` (public; ``pip install "sequence-async[redis]"``;
+it also re-exports ``CoordinatorError``) and ``_RedisLink``: every Redis
+call, each bounded by a timeout, with the one WARNING of an outage, the
+heartbeat (lease renewals, registrations, the count of clients) and the
+probe that finds Redis again. This is the only module that imports redis-py
+(a ruff rule); the logic on top lives in ``_cluster`` (the shared GCRA) and
+``_cluster_polls`` (one poller per rule), the Lua in ``_redis_scripts``.
+Valkey works the same.
 
-May import: ``errors``, ``_checks``, ``_ids``, ``_ratelimit``, ``_waits``,
+May import: ``_checks``, ``_ids``, ``_ratelimit``, ``_waits``,
 ``_cluster``, ``_cluster_polls``, ``_redis_scripts``; redis-py.
 """
 
@@ -26,9 +27,8 @@ from urllib.parse import urlsplit
 import redis.asyncio
 import redis.exceptions
 
-from . import errors
 from ._checks import check_number
-from ._cluster import ClusterLimiter, Keys, Unavailable
+from ._cluster import ClusterLimiter, CoordinatorError, Keys, Unavailable
 from ._cluster_polls import ClusterPolls
 from ._ids import new_id
 from ._ratelimit import Limiter
@@ -56,12 +56,6 @@ _AWAY = (
     OSError,
     TimeoutError,
 )
-
-
-class CoordinatorError(errors.SequenceError, ValueError):
-    """
-    Redis cannot serve as the coordinator: a bad URL, or not a Redis server.
-    """
 
 
 class RedisCoordinator:
@@ -370,7 +364,7 @@ class _RedisLink:
                 members = await self.run(
                     MEMBERS,
                     [self._keys.members],
-                    [self.token, 3 * _ms(coordinator.lease)],
+                    [self.token, max(1, int(coordinator.lease * 3000))],
                 )
                 self._peers = max(1, int(members))
                 for beat in self._beats:
@@ -388,10 +382,6 @@ class _RedisLink:
         if tasks:
             await asyncio.wait(tasks)
         await self._detach(self)
-
-
-def _ms(seconds: float) -> int:
-    return max(1, int(seconds * 1000))
 
 
 def _text(value: Any) -> Any:
