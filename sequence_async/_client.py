@@ -14,7 +14,7 @@ import os
 import ssl as _ssl
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 from . import _execution, errors, models
 from ._bulk import BulkProgress, BulkRun, TriggerOutcome, TriggerRequest
@@ -66,11 +66,10 @@ class SequenceClient:
             decompressed (default 4 MiB); a bigger one raises
             ``ResponseTooLargeError``.
         coordinator: Shares the rate budget (*rate_limit* per minute for all
-            clients of the key together), the 429 pause and the polling with
-            every process using the same coordinator and key, e.g.
-            ``sequence_async.redis.RedisCoordinator.from_url(...)``. When not
-            given, one is made from ``SEQUENCE_REDIS_URL`` if that is set
-            (which needs the ``redis`` extra).
+            clients of the key), the 429 pause and the polling with every
+            process on the same coordinator and key (``RedisCoordinator``).
+            By default one is made from ``SEQUENCE_REDIS_URL`` when that is
+            set; ``False``: none, whatever the environment says.
 
     Raises:
         ValueError, TypeError: No API key, or a bad setting.
@@ -91,7 +90,7 @@ class SequenceClient:
         ssl: _ssl.SSLContext | bool | None = None,
         poll: PollPolicy | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        coordinator: Coordinator | None = None,
+        coordinator: Coordinator | Literal[False] | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("SEQUENCE_API_KEY")
         if not key or not isinstance(key, str):
@@ -109,8 +108,9 @@ class SequenceClient:
             else None
         )
         share: PollShare | None = None
-        coordinator = coordinator if coordinator is not None else from_environment()
-        if coordinator is not None:
+        if coordinator is None:
+            coordinator = from_environment()
+        if coordinator:
             limiter, share = coordinator.attach(
                 key_digest(key), rate_limit=rate_limit, burst=rate_limit_burst
             )

@@ -73,7 +73,7 @@ async def main(args: argparse.Namespace) -> None:
             coordinator=None
             if args.alone
             else RedisCoordinator.from_url(
-                args.redis, lease=args.lease, retry=0.5, timeout=2.0
+                args.redis, lease=args.lease, retry=0.5, timeout=5.0
             ),
         ) as client,
     ):
