@@ -176,6 +176,23 @@ def table(
                 cpu["median"] >= 0.95,
             )
         )
+        journal, extra = f["journal_vs_sdk"], f["journal_us_per_item"]
+        rows.append(
+            _row(
+                f"1. throughput, {loop}: SDK with a journal / without (#12)",
+                f"{_r(journal)}; +{extra['median']:.0f} us CPU per item",
+                ">= 0.8x; < 1 ms per item",
+                journal["median"] >= 0.8 and extra["median"] < 1000,
+            )
+        )
+        otel = f["otel_vs_sdk"]
+        rows.append(
+            _row(
+                f"1. throughput, {loop}: full OpenTelemetry SDK, in-memory / none",
+                _r(otel),
+                "(reported)",
+            )
+        )
         rows.append(
             _row(
                 f"1. throughput, {loop}: SDK / httpx",

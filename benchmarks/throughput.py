@@ -27,6 +27,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -43,6 +44,16 @@ try:
     import uvloop
 except ImportError:  # pragma: no cover (the bench group installs it)
     uvloop = None
+try:  # the full OpenTelemetry SDK, for the "sdk_otel" kind
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+        InMemorySpanExporter,
+    )
+except ImportError:  # pragma: no cover
+    TracerProvider = None
 
 CONCURRENCY = 16
 KEY = "sk_bench"
@@ -123,6 +134,50 @@ async def run_sdk(url: str, n: int) -> int:
         return ok
 
 
+async def run_sdk_journal(url: str, n: int) -> int:
+    """The SDK with a journal: every item's intent committed before it is sent."""
+    with tempfile.TemporaryDirectory() as directory:
+        async with SequenceClient(KEY, base_url=url) as client:
+            await client.rules.trigger(RULES[0])
+            ok = 0
+            async with client.trigger_many(
+                (RULES[i % len(RULES)] for i in range(n)),
+                concurrency=CONCURRENCY,
+                wait=False,
+                journal=Path(directory) / "run.db",
+            ) as run:
+                async for outcome in run:
+                    ok += outcome.ok
+            return ok
+
+
+async def run_sdk_otel(url: str, n: int) -> int:
+    """The SDK recording spans and metrics with the full OpenTelemetry SDK."""
+    if TracerProvider is None:
+        return await run_sdk(url, n)
+    exporter = InMemorySpanExporter()
+    tracing = TracerProvider()
+    tracing.add_span_processor(SimpleSpanProcessor(exporter))
+    meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    try:
+        async with SequenceClient(
+            KEY, base_url=url, tracer_provider=tracing, meter_provider=meters
+        ) as client:
+            await client.rules.trigger(RULES[0])
+            ok = 0
+            async with client.trigger_many(
+                (RULES[i % len(RULES)] for i in range(n)),
+                concurrency=CONCURRENCY,
+                wait=False,
+            ) as run:
+                async for outcome in run:
+                    ok += outcome.ok
+            return ok
+    finally:
+        tracing.shutdown()
+        meters.shutdown()
+
+
 async def run_aiohttp(url: str, n: int) -> int:
     connector = aiohttp.TCPConnector(limit=100)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -177,6 +232,8 @@ KINDS: dict[str, Measure] = {
     "sdk": run_sdk,
     "aiohttp": run_aiohttp,
     "httpx": run_httpx,
+    "sdk_journal": run_sdk_journal,
+    "sdk_otel": run_sdk_otel,
 }
 
 
@@ -232,7 +289,13 @@ def bench_throughput(
     """
     Run the interleaved rounds; return per loop the spreads of every figure.
     """
-    sizes = {"sdk": n, "aiohttp": n, "httpx": max(100, int(n * httpx_share))}
+    sizes = {
+        "sdk": n,
+        "aiohttp": n,
+        "httpx": max(100, int(n * httpx_share)),
+        "sdk_journal": n,
+        "sdk_otel": n,
+    }
     kinds = list(KINDS)
     factories = loops()
     samples: dict[str, dict[str, list[float]]] = {name: {} for name in factories}
@@ -257,6 +320,15 @@ def bench_throughput(
                 )
                 s.setdefault("cpu_sdk_vs_aiohttp", []).append(
                     got["aiohttp"]["cpu_us"] / got["sdk"]["cpu_us"]
+                )
+                s.setdefault("journal_vs_sdk", []).append(
+                    got["sdk_journal"]["rps"] / got["sdk"]["rps"]
+                )
+                s.setdefault("journal_us_per_item", []).append(
+                    got["sdk_journal"]["cpu_us"] - got["sdk"]["cpu_us"]
+                )
+                s.setdefault("otel_vs_sdk", []).append(
+                    got["sdk_otel"]["rps"] / got["sdk"]["rps"]
                 )
     result = {
         name: {key: spread(values) for key, values in s.items()}

@@ -6,6 +6,7 @@ The whole public API is re-exported here; everything else is private.
 
 from ._bulk import BulkRun
 from ._client import SequenceClient
+from ._coordinator import Coordinator
 from ._execution import Execution
 from ._journal import ItemState, Journal, JournalEntry
 from ._observe import (
@@ -88,6 +89,7 @@ __all__ = [
     "Cards",
     "ClientClosedError",
     "ConflictError",
+    "Coordinator",
     "EventLoopError",
     "Execution",
     "ExecutionFailedError",

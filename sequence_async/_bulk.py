@@ -174,6 +174,8 @@ class BulkRun:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if self._journal is not None:
+                if self._recorder is not None:
+                    await self._recorder.drain()
                 await self._journal.close()
             if span is not None:
                 span.set_attributes(
@@ -314,7 +316,7 @@ class BulkRun:
         except Exception as exc:  # noqa: BLE001 (an item's failure is its outcome)
             outcome = attrs.evolve(outcome, error=exc)
         if self._recorder is not None and item.planned is not None:
-            await self._recorder.ended(item.planned, outcome)
+            self._recorder.ended(item.planned, outcome)
         del self._items[item.index]
         self._finish(outcome)
 
@@ -327,11 +329,11 @@ class BulkRun:
             found = await _resume.reconcile(planned, self._requester, recorder.claimed)
             if found is None:
                 raise _resume.needs_review(planned)
-            await recorder.accepted(planned, found)
+            recorder.accepted(planned, found)
             return _resume.handle(planned, found, self._requester)
         await recorder.sending(planned)
         execution = await self._trigger(item)
-        await recorder.accepted(planned, execution.id)
+        recorder.accepted(planned, execution.id)
         return execution
 
     async def _trigger(self, item: _Item) -> Execution:

@@ -11,6 +11,7 @@ endpoint paths (every id a quoted segment, dot segments refused), and
 from __future__ import annotations
 
 import math
+import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from typing import Final
 
 
 MAX_ID_CHARS: Final = 255
+# Characters a path segment carries as they are (RFC 3986 unreserved).
+_PLAIN: Final = re.compile(r"[A-Za-z0-9_.~-]+")
 # The largest amount in cents that JSON carries exactly (2**53 - 1).
 MAX_CENTS: Final = 2**53 - 1
 # Headers the client or the HTTP layer owns; a default header may not set them.
@@ -73,6 +76,8 @@ def segment(value: object, name: str) -> str:
         raise ValueError(f"{name} must be a non-empty id, not {value!r}")
     if len(value) > MAX_ID_CHARS or not value.isprintable():
         raise ValueError(f"{name} must be at most {MAX_ID_CHARS} printable characters")
+    if _PLAIN.fullmatch(value):
+        return value  # nothing to quote (the common case, and the fast one)
     return urllib.parse.quote(value, safe="")
 
 
@@ -181,7 +186,12 @@ def check_base_url(value: str) -> str:
 def _check_token(value: object, name: str, longest: int) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-    if not 1 <= len(value) <= longest or not all(" " < c <= "~" for c in value):
+    if not (
+        1 <= len(value) <= longest
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
+    ):
         raise ValueError(
             f"{name} must be 1 to {longest} printable ASCII characters without spaces"
         )

@@ -14,7 +14,7 @@ import os
 import ssl as _ssl
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 from . import _execution, errors, models
 from ._bulk import BulkRun
@@ -26,6 +26,7 @@ from ._checks import (
     check_request_id,
     check_timeout,
 )
+from ._coordinator import Coordinator, from_environment, key_digest
 from ._execution import Execution
 from ._journal import Journal
 from ._namespaces import Namespaces
@@ -33,11 +34,12 @@ from ._observe import Hook, Hooks, Observer
 from ._otel import telemetry
 from ._outcomes import BulkProgress, TriggerOutcome, TriggerRequest
 from ._poller import Poller
-from ._ratelimit import TokenBucket
+from ._ratelimit import Limiter, TokenBucket
 from ._requester import Requester, Shared
 from ._retry import PollPolicy, RetryPolicy, check_poll, resolve_retry
 from ._sqlite_journal import SqliteJournal
 from ._transport import AiohttpTransport, ClientSession
+from ._waits import PollShare
 from ._wire import DEFAULT_BASE_URL, DEFAULT_MAX_RESPONSE_BYTES, Headers, Secret
 
 
@@ -74,6 +76,11 @@ class SequenceClient(Namespaces):
         tracer_provider: The OpenTelemetry tracer provider (the global one
             by default, when ``opentelemetry-api`` is installed).
         meter_provider: The OpenTelemetry meter provider (likewise).
+        coordinator: Shares the rate budget (*rate_limit* per minute for all
+            clients of the key), the 429 pause and the polling with every
+            process on the same coordinator and key (``RedisCoordinator``).
+            By default one is made from ``SEQUENCE_REDIS_URL`` when that is
+            set; ``False``: none, whatever the environment says.
 
     Raises:
         ValueError, TypeError: No API key, or a bad setting.
@@ -97,6 +104,7 @@ class SequenceClient(Namespaces):
         event_hooks: Mapping[str, Sequence[Hook]] | None = None,
         tracer_provider: object = None,
         meter_provider: object = None,
+        coordinator: Coordinator | Literal[False] | None = None,
     ) -> None:
         # The plain key leaves this frame's locals before anything can raise:
         # a traceback that shows locals must never show it.
@@ -104,6 +112,7 @@ class SequenceClient(Namespaces):
         del api_key
         problem = api_key_problem(key)
         auth = Secret(f"ApiKey {key}") if problem is None else None
+        digest = key_digest(key) if key and problem is None else ""  # never the key
         del key
         if auth is None:
             raise ValueError(problem)
@@ -114,11 +123,18 @@ class SequenceClient(Namespaces):
         )
         if rate_limit is None and rate_limit_burst is not None:
             raise ValueError("rate_limit_burst needs a rate_limit")
-        limiter = (
+        limiter: Limiter | None = (
             TokenBucket(rate_limit, burst=rate_limit_burst)  # checks both
             if rate_limit is not None
             else None
         )
+        share: PollShare | None = None
+        if coordinator is None:
+            coordinator = from_environment()
+        if coordinator:
+            limiter, share = coordinator.attach(
+                digest, rate_limit=rate_limit, burst=rate_limit_burst
+            )
         shared = Shared(
             AiohttpTransport(
                 self.base_url,
@@ -127,7 +143,7 @@ class SequenceClient(Namespaces):
                 max_response_bytes=max_response_bytes,
             ),
             limiter=limiter,
-            poller=Poller(),
+            poller=Poller(share=share),
             observer=Observer(
                 Hooks(event_hooks), telemetry(tracer_provider, meter_provider)
             ),

@@ -237,9 +237,11 @@ class Execution:
         if poller is None:  # pragma: no cover (the client always sets one)
             raise errors.ClientClosedError("this client has no poller")
 
-        def observe(snapshot: models.RuleExecution) -> None:
-            self._record(snapshot)
-            if event is not None:
+        observe: Callable[[models.RuleExecution], None] = self._record
+        if event is not None:
+
+            def observe(snapshot: models.RuleExecution) -> None:
+                self._record(snapshot)
                 event("poll", {"sequence.status": str(snapshot.status)})
 
         watch = Watch(self.id, self.rule_id, observe, self.age, self._oldest)

@@ -9,6 +9,12 @@ one is pending, else ``list_executions`` paged until every pending id is
 seen. A wait costs a future and a small record, not a task. Every snapshot's
 identity is checked; a failed or malformed poll is retried until each wait's
 own deadline; only an auth failure or a closed client ends the waits early.
+
+With a ``PollShare`` (``_waits``; ``sequence_async.redis`` implements it),
+waits join their peers in other processes: per rule, only the process that
+leads it polls, for everyone's pending executions (stand-in waiters with the
+same schedule), and publishes what ended; the others receive it. The share's
+records (``Watch``, the waiter and group) live in ``_waits``.
 """
 
 from __future__ import annotations
@@ -21,14 +27,15 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-import attrs
-
 from . import errors, models
 from ._paging import get_execution, list_executions
 from ._ratelimit import Priority
 from ._requester import Requester
 from ._retry import PollPolicy, poll_loop
+from ._waits import Outcome, PollShare, Remote, Watch, _Group, _Waiter
 
+
+__all__ = ["CLOCK_SKEW", "Poller", "Watch"]
 
 log = logging.getLogger("sequence_async")
 _LIST_PAGE = 100
@@ -45,112 +52,22 @@ _FATAL = (
 )
 
 
-@attrs.frozen(eq=False)
-class Watch:
-    """
-    What a wait asks the poller to watch: an execution and where news goes.
-    """
-
-    execution_id: str
-    rule_id: str
-    observe: Callable[[models.RuleExecution], None]
-    age: Callable[[], float]
-    oldest: Callable[[], datetime]
-
-
-class _Waiter:
-    """
-    One pending wait: its watch, its future and its own poll schedule.
-    """
-
-    __slots__ = ("deadline", "due", "future", "interval", "policy", "polls", "watch")
-
-    def __init__(
-        self,
-        watch: Watch,
-        policy: PollPolicy,
-        now: float,
-        first: float,
-        deadline: float | None,
-    ) -> None:
-        self.watch = watch
-        self.policy = policy
-        self.deadline = deadline
-        self.future: asyncio.Future[models.RuleExecution] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self.polls = 0
-        self.interval = first
-        self.due = now + first
-
-    def advance(self, now: float) -> None:
-        """
-        Count a poll made at *now* for this waiter, if it was close to due.
-
-        The schedule is anchored to the trigger (1 s, then x1.5 ...), as a
-        lone poller's would be. A poll at most half an interval before the
-        waiter's next point counts as that point, and the waiter moves on to
-        the point after: sharing saves requests at the price of seeing an end
-        up to half an interval later. An earlier poll brings news for free and
-        changes nothing.
-        """
-        while self.due - now <= 0.5 * self.interval:
-            self.polls += 1
-            self.interval = max(self.policy.delay(self.polls + 1), 0.001)
-            self.due += self.interval
-
-    def finish(self, outcome: models.RuleExecution | BaseException) -> None:
-        if self.future.done():
-            return
-        if isinstance(outcome, BaseException):
-            self.future.set_exception(outcome)
-        else:
-            self.future.set_result(outcome)
-
-
-@attrs.define(eq=False)
-class _Group:
-    # The pending waits on one rule (for one requester) and their loop.
-    requester: Requester
-    rule_id: str
-    waiters: dict[str, list[_Waiter]] = attrs.Factory(dict)
-    wake: asyncio.Event = attrs.Factory(asyncio.Event)
-    task: asyncio.Task[None] | None = None
-
-    def all(self) -> list[_Waiter]:
-        return [w for ws in self.waiters.values() for w in ws]
-
-    def remove(self, waiter: _Waiter) -> None:
-        same = self.waiters.get(waiter.watch.execution_id, [])
-        if waiter in same:
-            same.remove(waiter)
-            if not same:
-                del self.waiters[waiter.watch.execution_id]
-
-    def finish(
-        self, waiter: _Waiter, outcome: models.RuleExecution | BaseException
-    ) -> None:
-        self.remove(waiter)
-        waiter.finish(outcome)
-
-    def next_due(self) -> float:
-        return min(w.due for ws in self.waiters.values() for w in ws)
-
-    def deadline(self) -> float | None:
-        deadlines = [w.deadline for w in self.all()]
-        if not deadlines or None in deadlines:
-            return None
-        return max(d for d in deadlines if d is not None)
-
-
 class Poller:
     """
     The client's poll scheduler: one loop per rule with pending executions.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        share: PollShare | None = None,
+    ) -> None:
         self._clock = clock
         self._groups: dict[tuple[int, str], _Group] = {}
+        self._share = share
+        if share is not None:
+            share.start(self._deliver, self._nudge)
 
     def __repr__(self) -> str:
         pending = sum(len(g.waiters) for g in self._groups.values())
@@ -175,11 +92,17 @@ class Poller:
         first = max(0.0, policy.delay(1) - watch.age())
         waiter = _Waiter(watch, policy, self._clock(), first, deadline)
         group.waiters.setdefault(watch.execution_id, []).append(waiter)
-        if group.task is None or group.task.done():
-            group.task = asyncio.create_task(self._run(group))
-        else:
-            group.wake.set()  # the loop replans: this waiter may be due sooner
         try:
+            if self._share is not None:  # an outcome stored already: no poll
+                stored = await self._share.join(watch)
+                if stored is not None:
+                    _settle(group, waiter, stored)
+            if waiter.future.done():
+                pass
+            elif group.task is None or group.task.done():
+                group.task = asyncio.create_task(self._run(group))
+            else:
+                group.wake.set()  # the loop replans: this waiter may be due sooner
             return await waiter.future
         finally:
             await self._leave(key, group, waiter)
@@ -188,16 +111,43 @@ class Poller:
         self, key: tuple[int, str], group: _Group, waiter: _Waiter
     ) -> None:
         group.remove(waiter)
-        if group.waiters or group.task is None:
+        future = waiter.future
+        if self._share is not None and (
+            not future.done() or future.cancelled() or future.exception()
+        ):
+            self._share.leave(waiter.watch)
+        if group.has_local() or group.task is None:
             return
         # The last waiter of the rule is gone: stop its loop now, and be sure
         # it has stopped before returning, so no task outlives the wait.
         task, group.task = group.task, None
         if self._groups.get(key) is group:
             del self._groups[key]
+        for other in group.all():  # other processes' waits: no longer ours
+            group.remove(other)
+            other.finish(errors.ClientClosedError("no longer leading"))
         if task is not asyncio.current_task() and not task.done():
             task.cancel()
             await asyncio.wait([task])
+        if self._share is not None:
+            await self._share.release(group.rule_id)
+
+    def _deliver(self, execution_id: str, outcome: Outcome) -> None:
+        # Another process published the outcome of an execution.
+        for group in list(self._groups.values()):
+            for waiter in list(group.waiters.get(execution_id, ())):
+                if waiter.remote:
+                    group.remove(waiter)
+                    waiter.finish(outcome)
+                else:
+                    _settle(group, waiter, outcome)
+
+    def _nudge(self, rule_id: str) -> None:
+        # News of a rule: a new wait elsewhere, or its lead is free.
+        for group in self._groups.values():
+            if group.rule_id == rule_id:
+                group.follow_until = None
+                group.wake.set()
 
     async def aclose(self) -> None:
         """
@@ -215,14 +165,14 @@ class Poller:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+        if self._share is not None:
+            await self._share.aclose()
 
     async def _run(self, group: _Group) -> None:
         try:
             await poll_loop(
                 functools.partial(self._tick, group),
-                wait=lambda: (
-                    max(0.0, group.next_due() - self._clock()) if group.waiters else 0.0
-                ),
+                wait=functools.partial(self._sleep_for, group),
                 sleep=lambda seconds: _sleep_or_wake(group.wake, seconds),
             )
         except Exception as exc:
@@ -231,12 +181,66 @@ class Poller:
             for waiter in group.all():
                 group.finish(waiter, exc)
 
+    def _sleep_for(self, group: _Group) -> float:
+        if not group.waiters:
+            return 0.0
+        until = group.next_due() if group.follow_until is None else group.follow_until
+        return max(0.0, until - self._clock())
+
     async def _tick(self, group: _Group) -> bool:
         """
         Poll the rule if a waiter is due; return whether waiters remain.
+
+        With a share, only the process that leads the rule polls it, for
+        every process's waits, and publishes what ended.
         """
         if not group.waiters:
             return False
+        share = self._share
+        if share is not None:
+            if group.follow_until is not None and self._clock() < group.follow_until:
+                return True
+            led = await share.lead(group.rule_id)
+            if not isinstance(led, list):
+                group.follow_until = self._clock() + led
+                return True
+            group.follow_until = None
+            self._adopt(group, led)
+            if not group.waiters:
+                return False
+        try:
+            return await self._poll(group)
+        finally:
+            outcomes, group.outcomes = group.outcomes, {}
+            if share is not None and outcomes:
+                await share.publish(group.rule_id, outcomes)
+
+    def _adopt(self, group: _Group, remotes: list[Remote]) -> None:
+        # Stand-ins for the other processes' waits on a rule this one leads,
+        # on this process's schedule, as if they were its own.
+        now = self._clock()
+        live = {r.execution_id for r in remotes}
+        for waiter in group.all():
+            if waiter.remote and waiter.watch.execution_id not in live:
+                group.remove(waiter)
+                waiter.finish(errors.ClientClosedError("left"))
+        policy = group.requester.poll
+        for remote in remotes:
+            if remote.execution_id in group.waiters:
+                continue
+            watch = Watch(
+                remote.execution_id,
+                group.rule_id,
+                _ignore,
+                functools.partial(_aged, remote.age, now, self._clock),
+                functools.partial(_fixed, remote.oldest),
+            )
+            first = max(0.0, policy.delay(1) - remote.age)
+            group.waiters[remote.execution_id] = [
+                _Waiter(watch, policy, now, first, None, remote=True)
+            ]
+
+    async def _poll(self, group: _Group) -> bool:
         started = self._clock()
         if group.next_due() > started:
             return True  # woken early by a new waiter: nothing due yet
@@ -351,6 +355,33 @@ class Poller:
         finally:
             await pages.aclose()  # type: ignore[attr-defined]
         return found
+
+
+def _settle(group: _Group, waiter: _Waiter, outcome: Outcome) -> None:
+    # An outcome another process published (or stored earlier).
+    if isinstance(outcome, errors.NotFoundError):
+        group.remove(waiter)
+        waiter.finish(outcome)
+    elif outcome.id == waiter.watch.execution_id and outcome.rule_id in (
+        None,
+        group.rule_id,
+    ):
+        waiter.watch.observe(outcome)
+        if outcome.done:
+            group.remove(waiter)
+            waiter.finish(outcome)
+
+
+def _ignore(_: models.RuleExecution) -> None:
+    pass
+
+
+def _aged(age: float, since: float, clock: Callable[[], float]) -> float:
+    return age + clock() - since
+
+
+def _fixed(value: datetime) -> datetime:
+    return value
 
 
 async def _sleep_or_wake(wake: asyncio.Event, seconds: float) -> None:

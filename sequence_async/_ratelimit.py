@@ -7,6 +7,9 @@ polls, yet every fourth contested token kept for a waiting poll (so waits are
 never starved by a long bulk run), and a drain until ``Retry-After`` when the
 server answers 429, capped like every server-given delay. No background task:
 waiters are woken by one timer handle at a time.
+
+``Limiter`` is what the request path needs of any limiter: this bucket, or
+the one a coordinator shares between processes (``sequence_async.redis``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import enum
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from . import errors
 from ._checks import check_number
@@ -36,6 +40,21 @@ class Priority(enum.IntEnum):
     TRIGGER = 0
     OTHER = 1
     POLL = 2
+
+
+class Limiter(Protocol):
+    """
+    Request admission, as ``Requester`` uses it.
+    """
+
+    async def acquire(self, priority: Priority = Priority.OTHER) -> None:
+        """Wait until a request of *priority* may go out."""
+
+    def drain(self, seconds: float) -> None:
+        """Admit nothing for *seconds* (capped): the server said 429."""
+
+    def close(self) -> None:
+        """Fail every queued request with ``ClientClosedError``; admit no more."""
 
 
 class TokenBucket:

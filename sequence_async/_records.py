@@ -10,6 +10,7 @@ error leaves it ``unknown``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from . import _convert, errors
@@ -27,6 +28,7 @@ class Recorder:
         self.journal = journal
         self.claimed: set[str] = set()
         self._sent_at: dict[int, float] = {}
+        self._writes: set[asyncio.Future[None]] = set()
 
     def _entry(self, planned: Planned, state: ItemState, **fields: Any) -> JournalEntry:
         now = self.journal.clock()
@@ -63,15 +65,15 @@ class Recorder:
         self._sent_at.setdefault(planned.index, self.journal.clock())
         await self.journal.write([self._entry(planned, ItemState.SENDING)])
 
-    async def accepted(self, planned: Planned, execution_id: str) -> None:
+    def accepted(self, planned: Planned, execution_id: str) -> None:
         """
         Record the execution the trigger (or a reconciliation) named.
         """
         self.claimed.add(execution_id)
         entry = self._entry(planned, ItemState.ACCEPTED, execution_id=execution_id)
-        await self.journal.write([entry])
+        self._soon([entry])
 
-    async def ended(self, planned: Planned, outcome: TriggerOutcome) -> None:
+    def ended(self, planned: Planned, outcome: TriggerOutcome) -> None:
         """
         Record how the item ended, when that changes its state.
         """
@@ -95,7 +97,23 @@ class Recorder:
                 error_type=type(error).__name__,
                 error_message=str(error)[:500],
             )
-        await self.journal.write([entry])
+        self._soon([entry])
+
+    def _soon(self, entries: list[JournalEntry]) -> None:
+        # Answers are written at once, but the item goes on without waiting
+        # for the commit: a crash before it leaves the item `sending` (sent
+        # again with its key: the server replays it) or `accepted` (waited on
+        # again). Only the intent must be durable before the send.
+        task = asyncio.ensure_future(self.journal.write(entries))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def drain(self) -> None:
+        """
+        Wait until every write handed to the journal is committed.
+        """
+        if self._writes:
+            await asyncio.gather(*self._writes)
 
 
 def _may_have_run(planned: Planned) -> bool:

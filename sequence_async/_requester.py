@@ -23,7 +23,7 @@ from . import errors
 from ._checks import check_request_id
 from ._ids import new_id
 from ._observe import Hooks, Observer, captured
-from ._ratelimit import Priority, TokenBucket
+from ._ratelimit import Limiter, Priority
 from ._retry import PollPolicy, RetryPolicy, retry_request
 from ._wire import Envelope, Request, Response, Secret, build_request, decode_response
 
@@ -54,7 +54,7 @@ class Shared:
     """
 
     transport: Transport
-    limiter: TokenBucket | None = None
+    limiter: Limiter | None = None
     poller: Poller | None = None
     observer: Observer = attrs.Factory(lambda: Observer(Hooks(), None))
     closed: bool = False

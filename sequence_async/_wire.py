@@ -330,6 +330,11 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder for every body: json.loads builds a new one per call when given
+# parse_constant.
+_decode = json.JSONDecoder(parse_constant=_no_constant).decode
+
+
 def loads(body: bytes | str) -> Any:
     """
     Parse JSON strictly; return ``_NOT_JSON`` for anything that is not.
@@ -339,8 +344,8 @@ def loads(body: bytes | str) -> Any:
     ``RecursionError``.
     """
     try:
-        return json.loads(body, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
+        return _decode(body.decode() if isinstance(body, bytes) else body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return _NOT_JSON
 
 

@@ -22,6 +22,7 @@ import aiohttp
 import aioresponses.core
 import pytest
 import pytest_asyncio
+import redis
 from aiohttp import web
 from aioresponses import aioresponses as Aioresponses  # noqa: N812
 
@@ -30,6 +31,8 @@ from sequence_async._poller import Poller
 from sequence_async._requester import Requester, Shared
 from sequence_async._wire import Headers, Request, Response, Secret
 from sequence_async.testing import FakeSequence, ManualClock, serve
+
+from . import redis_server
 
 
 BASE_URL = "https://api.test/api/v1"
@@ -104,6 +107,25 @@ async def live(server: FakeSequence) -> AsyncIterator[SequenceClient]:
         server.api_key, base_url=server.url, poll=FAST_POLL, retry=NO_WAIT_RETRIES
     ) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """
+    A real Redis (or Valkey) server for the session, started on first use.
+    """
+    with redis_server.running() as server:
+        yield server.url
+
+
+@pytest.fixture
+def fresh(redis_url: str) -> Iterator[redis.Redis]:
+    """
+    That Redis, emptied before the test, through a plain (sync) client.
+    """
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        client.flushall()
+        yield client
 
 
 def url(path: str) -> str:

@@ -1,5 +1,5 @@
 """
-The command line's crash-safe runs: ``trigger-many --journal`` and ``journal show``.
+The command line's long runs: ``--journal``, ``journal show`` and ``--redis``.
 """
 
 from __future__ import annotations
@@ -85,3 +85,28 @@ def test_journal_show_of_a_foreign_file_is_one_line(tmp_path: Path) -> None:
     assert 1 == len(shown.stderr.strip().splitlines())
     assert "not a sequence-async journal" in shown.stderr
     assert "hello\n" == path.read_text()
+
+
+def test_trigger_many_shares_a_budget_through_redis(
+    served: dict[str, str], redis_url: str
+) -> None:
+    """--redis and --rate-limit coordinate the run; a bad URL is a usage error."""
+    shared = run_cli(
+        "trigger-many",
+        "rule_0001",
+        "--repeat",
+        "3",
+        "--redis",
+        redis_url,
+        "--rate-limit",
+        "600",
+        "--json",
+        env=served,
+    )
+    bad = run_cli("trigger-many", "rule_0001", "--redis", "http://nope", env=served)
+
+    *outcomes, _ = lines(shared)
+    assert 0 == shared.returncode
+    assert ["executed"] * 3 == [o["status"] for o in outcomes]
+    assert 2 == bad.returncode
+    assert "--redis" in bad.stderr

@@ -68,6 +68,8 @@ def test_every_type_a_public_method_takes_or_returns_is_exported() -> None:
     exported = {getattr(sequence_async, n) for n in sequence_async.__all__}
     missing: set[str] = set()
     for cls in public_classes():
+        if getattr(cls, "_is_protocol", False):
+            continue  # a seam for implementers (Coordinator), not methods to call
         for name, member in inspect.getmembers(cls):
             # Handles and namespaces are built by the client from private
             # parts: only SequenceClient's own constructor is checked.

@@ -274,3 +274,11 @@ async def test_aiohttp_spans_nest_under_the_sdk_spans(
     assert http
     assert all(s.parent is not None for s in http)
     assert {ours.context.span_id} == {s.parent.span_id for s in http if s.parent}
+
+
+def test_nothing_is_recorded_without_a_configured_provider() -> None:
+    """With only the API's default no-op providers, the client skips telemetry."""
+    from sequence_async import _otel
+
+    assert _otel.telemetry() is None
+    assert _otel.telemetry(tracer_provider=TracerProvider()) is not None

@@ -59,13 +59,48 @@ def make_client(args: argparse.Namespace) -> sq.SequenceClient:
     """
     The client of a command: ``--base-url`` (else ``SEQUENCE_BASE_URL``).
 
+    With ``--redis`` (on the commands that take it) it shares the key's
+    budget and polling through that Redis.
+
     Raises:
         UsageError: ``SEQUENCE_API_KEY`` is not set.
     """
     if not os.environ.get("SEQUENCE_API_KEY"):
         raise UsageError("set SEQUENCE_API_KEY to your API key")
     base_url: str | None = args.base_url
-    return sq.SequenceClient(base_url=base_url)
+    redis_url: str | None = getattr(args, "redis", None)
+    rate_limit: float | None = getattr(args, "rate_limit", None)
+    if not redis_url:  # SEQUENCE_REDIS_URL, if set, is read by the client
+        return sq.SequenceClient(base_url=base_url, rate_limit=rate_limit)
+    try:
+        from sequence_async.redis import RedisCoordinator  # noqa: PLC0415
+    except ImportError:
+        raise UsageError('--redis needs: pip install "sequence-async[redis]"') from None
+    try:
+        coordinator = RedisCoordinator.from_url(redis_url)
+    except ValueError as exc:  # CoordinatorError included: a bad URL
+        raise UsageError(f"--redis: {exc}") from None
+    return sq.SequenceClient(
+        base_url=base_url, rate_limit=rate_limit, coordinator=coordinator
+    )
+
+
+def add_coordination(parser: argparse.ArgumentParser) -> None:
+    """
+    Add ``--redis URL`` and ``--rate-limit N``: share the key's budget.
+    """
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share the rate budget and polling with every worker on this "
+        "Redis (default SEQUENCE_REDIS_URL)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=positive_float,
+        metavar="N",
+        help="requests per minute (for all workers, with --redis)",
+    )
 
 
 async def first(items: AsyncIterable[T], limit: int) -> list[T]:

@@ -79,7 +79,9 @@ async def demo_command(args: argparse.Namespace, out: Output) -> int:
         requests = [
             sq.TriggerRequest(rule_ids[n % len(rule_ids)]) for n in range(args.count)
         ]
-        async with sq.SequenceClient(server.api_key, base_url=server.url) as client:
+        async with sq.SequenceClient(
+            server.api_key, base_url=server.url, coordinator=False
+        ) as client:
             summary = await run_bulk(
                 client,
                 requests,

@@ -17,6 +17,7 @@ from ._base import (
     EXIT_OK,
     Subcommands,
     UsageError,
+    add_coordination,
     first,
     make_client,
     page_size,
@@ -50,6 +51,7 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     )
     waiting.add_argument("id", help="execution id, or a resume token")
     waiting.add_argument("--timeout", type=positive_float, default=300.0, metavar="S")
+    add_coordination(waiting)
     executions.set_defaults(run=executions_command)
 
 

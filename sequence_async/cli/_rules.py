@@ -18,6 +18,7 @@ import sequence_async as sq
 from ._base import (
     EXIT_OK,
     Subcommands,
+    add_coordination,
     cents,
     make_client,
     positive_float,
@@ -56,6 +57,7 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         "--wait", action="store_true", help="wait until the execution ends"
     )
     trigger.add_argument("--timeout", type=positive_float, default=300.0, metavar="S")
+    add_coordination(trigger)
     rules.set_defaults(run=rules_command)
 
 

@@ -19,6 +19,7 @@ from ._base import (
     EXIT_OK,
     Subcommands,
     UsageError,
+    add_coordination,
     cents,
     make_client,
     positive_float,
@@ -55,6 +56,7 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     )
     many.add_argument("--timeout", type=positive_float, default=300.0, metavar="S")
     many.add_argument("--max-failures", type=positive_int)
+    add_coordination(many)
     many.add_argument(
         "--journal",
         metavar="FILE",

@@ -143,6 +143,7 @@ def _client_on(
             base_url=sequence_server.url,
             poll=poll,
             retry=RetryPolicy(wait_initial=0, wait_max=0),
+            coordinator=False,  # never a SEQUENCE_REDIS_URL of the environment
         ) as client:
             yield client
 

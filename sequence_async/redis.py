@@ -1,0 +1,395 @@
+"""
+Many workers, one API key: the rate budget and the polling shared on Redis.
+
+Owns ``RedisCoordinator`` (public; ``pip install "sequence-async[redis]"``;
+it also re-exports ``CoordinatorError``) and ``_RedisLink``: every Redis
+call, each bounded by a timeout, with the one WARNING of an outage, the
+heartbeat (lease renewals, registrations, the count of clients) and the
+probe that finds Redis again. This is the only module that imports redis-py
+(a ruff rule); the logic on top lives in ``_cluster`` (the shared GCRA) and
+``_cluster_polls`` (one poller per rule), the Lua in ``_redis_scripts``.
+Valkey works the same.
+
+May import: ``_checks``, ``_ids``, ``_ratelimit``, ``_waits``,
+``_cluster``, ``_cluster_polls``, ``_redis_scripts``; redis-py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import redis.asyncio
+import redis.exceptions
+
+from ._checks import check_number
+from ._cluster import ClusterLimiter, CoordinatorError, Keys, Unavailable
+from ._cluster_polls import ClusterPolls
+from ._ids import new_id
+from ._ratelimit import Limiter
+from ._redis_scripts import MEMBERS
+from ._waits import PollShare
+
+
+__all__ = ["CoordinatorError", "RedisCoordinator"]
+
+log = logging.getLogger("sequence_async")
+MAX_CALLS = 32
+# Failures at first contact that no retry cures: a clear error instead.
+_WRONG = (
+    redis.exceptions.AuthenticationError,
+    redis.exceptions.AuthorizationError,
+    redis.exceptions.InvalidResponse,
+    redis.exceptions.ResponseError,
+)
+# Failures that mean "Redis is away for now": fall back and keep trying.
+_AWAY = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.ReadOnlyError,
+    OSError,
+    TimeoutError,
+)
+
+
+class RedisCoordinator:
+    """
+    Share rate budgets and polling between processes through Redis or Valkey.
+
+    Every ``SequenceClient(coordinator=...)`` of the same API key on the same
+    Redis (in any process, on any machine) shares one budget of its
+    ``rate_limit`` requests per minute, pauses as a whole on a 429, and has
+    one process poll each rule for everyone. Redis keys derive from a hash
+    of the API key (never the key), carry a ``{hash tag}``, and all expire.
+
+    When Redis is down, slow or unreachable, each client falls back to an
+    in-process limiter (the budget split between the clients seen on the key
+    at the last heartbeat) and polls on its own; one WARNING says so, and
+    Redis is tried again every *retry* seconds.
+
+    Args:
+        client: A ``redis.asyncio.Redis``; used as is, never closed.
+        prefix: The first part of every key name.
+        timeout: Seconds any Redis call may take.
+        lease: Seconds a rule's lease lasts unrenewed: a dead leader is
+            replaced within this.
+        retry: Seconds between attempts to reach Redis during a fallback.
+        headroom: Tokens of the burst that polls leave to other requests
+            (default half the burst).
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        prefix: str = "sequence-async",
+        timeout: float = 1.0,
+        lease: float = 10.0,
+        retry: float = 1.0,
+        headroom: float | None = None,
+    ) -> None:
+        if not isinstance(client, redis.asyncio.Redis):
+            raise TypeError("client must be a redis.asyncio.Redis")
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ValueError("prefix must be a non-empty string without braces")
+        self._client = client
+        self._prefix = prefix
+        self.timeout = check_number(timeout, "timeout") or 1.0
+        self.lease = check_number(lease, "lease") or 10.0
+        self.retry = check_number(retry, "retry") or 1.0
+        self._headroom = check_number(headroom, "headroom", allow_none=True)
+        self._owned = False
+        self._links: set[_RedisLink] = set()
+        # At most this many calls at once (the stream readers aside): a crowd
+        # of waiting requests queues here, not in the connection pool, which
+        # would refuse it (redis-py's pools hold 100 by default).
+        self.gate = asyncio.Semaphore(MAX_CALLS)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """
+        Connect (lazily) to the Redis of *url*; the coordinator owns that client.
+
+        Args:
+            url: ``redis://``, ``rediss://`` or ``unix://``.
+            **options: As for the constructor.
+
+        Raises:
+            CoordinatorError: *url* is not a Redis URL.
+        """
+        timeout = options.get("timeout", 1.0)
+        try:
+            # No socket_timeout: it would cut the stream's blocking reads;
+            # every call is bounded by asyncio.timeout instead.
+            client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
+                url, socket_connect_timeout=timeout, decode_responses=True
+            )
+        except (ValueError, TypeError) as exc:
+            scheme = urlsplit(str(url)).scheme
+            raise CoordinatorError(
+                f"not a usable Redis URL (scheme {scheme!r}): {exc}; "
+                "expected redis://HOST:PORT/DB, rediss://... or unix://PATH"
+            ) from None
+        coordinator = cls(client, **options)
+        coordinator._owned = True
+        return coordinator
+
+    def __repr__(self) -> str:
+        """
+        Where Redis is (never its password), and how many clients are attached.
+        """
+        kwargs = self._client.connection_pool.connection_kwargs
+        where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+        return f"<RedisCoordinator {where} ({len(self._links)} clients)>"
+
+    def attach(
+        self, key_digest: str, *, rate_limit: float | None, burst: float | None
+    ) -> tuple[Limiter | None, PollShare]:
+        """
+        Return the limiter and poll share of one client (``SequenceClient`` calls it).
+        """
+        keys = Keys(self._prefix, key_digest)
+        link = _RedisLink(self, self._client, keys, self._detach)
+        self._links.add(link)
+        limiter = (
+            ClusterLimiter(link, keys, rate_limit, burst=burst, headroom=self._headroom)
+            if rate_limit is not None
+            else None
+        )
+        return limiter, ClusterPolls(link, keys, link.token, lease=self.lease)
+
+    async def _detach(self, link: _RedisLink) -> None:
+        self._links.discard(link)
+        if self._owned and not self._links:
+            await self._client.aclose()  # reconnects if attached again
+
+    async def aclose(self) -> None:
+        """
+        Close the Redis client if this coordinator made it (``from_url``).
+        """
+        if self._owned:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        """
+        Return the coordinator; leaving the block closes it (``aclose``).
+        """
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """
+        Close the coordinator.
+        """
+        await self.aclose()
+
+
+class _RedisLink:
+    # One client's access to Redis: a ``_cluster.Link``.
+
+    def __init__(
+        self,
+        coordinator: RedisCoordinator,
+        client: redis.asyncio.Redis,
+        keys: Keys,
+        detach: Callable[[_RedisLink], Awaitable[None]],
+    ) -> None:
+        self._coordinator = coordinator
+        self._redis = client
+        self._detach = detach
+        self._keys = keys
+        self.token = new_id()
+        self._healthy = True
+        self._verified = False
+        self._bad: CoordinatorError | None = None
+        self._peers = 1
+        self._beats: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._recovers: list[Callable[[], None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._heart: asyncio.Task[None] | None = None
+        self._scripts: dict[str, Any] = {}
+        self._closed = False
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy
+
+    @property
+    def peers(self) -> int:
+        return self._peers
+
+    async def check(self) -> None:
+        if self._bad is not None:
+            raise self._bad
+        if self._heart is None and not self._closed:
+            self._heart = asyncio.create_task(self._heartbeat())
+        if self._verified or not self._healthy:
+            return
+        try:
+            await self._call(self._redis.ping)
+        except Unavailable:
+            if self._bad is not None:
+                raise self._bad from None
+            return
+        self._verified = True
+
+    async def _call(
+        self,
+        make: Callable[[], Awaitable[Any]],
+        *,
+        extra: float = 0.0,
+        probe: bool = False,
+    ) -> Any:
+        if self._bad is not None:  # only check() raises it, for the caller
+            raise Unavailable(str(self._bad))
+        # Queueing at the gate is ours, not Redis's: outside the timeout.
+        async with contextlib.nullcontext() if extra else self._coordinator.gate:
+            if not (self._healthy or probe):
+                raise Unavailable("Redis is unreachable")
+            return await self._bounded(make, extra)
+
+    async def _bounded(self, make: Callable[[], Awaitable[Any]], extra: float) -> Any:
+        try:
+            async with asyncio.timeout(self._coordinator.timeout + extra):
+                return _text(await make())
+        except (*_AWAY, redis.exceptions.RedisError) as exc:
+            if not self._verified and isinstance(exc, _WRONG):
+                self._bad = CoordinatorError(
+                    "the coordinator's server refused us or does not speak "
+                    f"the Redis protocol: {type(exc).__name__}: {exc}"
+                )
+            self._away(exc)
+            raise Unavailable(str(exc)) from None
+
+    def _away(self, exc: BaseException) -> None:
+        if not self._healthy:
+            return
+        self._healthy = False
+        log.warning(
+            "Redis is unreachable (%s: %s); this client falls back to its own "
+            "rate limiter (its share of the budget) and polls alone, and tries "
+            "Redis again every %g s",
+            type(exc).__name__,
+            exc,
+            self._coordinator.retry,
+        )
+
+    async def run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        if not self._healthy:
+            raise Unavailable("Redis is unreachable")
+        registered = self._scripts.get(script)
+        if registered is None:
+            registered = self._scripts[script] = self._redis.register_script(script)
+        return await self._call(lambda: registered(keys=list(keys), args=list(args)))
+
+    async def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        if not self._healthy:
+            raise Unavailable("Redis is unreachable")
+        values: list[str | None] = await self._call(
+            lambda: self._redis.mget(list(keys))
+        )
+        return values
+
+    async def drop_fields(self, key: str, fields: Sequence[str]) -> None:
+        if not self._healthy:
+            raise Unavailable("Redis is unreachable")
+        await self._call(lambda: self._redis.hdel(key, *fields))
+
+    async def last_id(self, stream: str) -> str:
+        if not self._healthy:
+            raise Unavailable("Redis is unreachable")
+        newest = await self._call(lambda: self._redis.xrevrange(stream, count=1))
+        return str(newest[0][0]) if newest else "0-0"
+
+    async def read(
+        self, stream: str, after: str, block: float
+    ) -> list[tuple[str, dict[str, str]]]:
+        if not self._healthy:
+            raise Unavailable("Redis is unreachable")
+        answer = await self._call(
+            lambda: self._redis.xread(
+                {stream: after}, count=500, block=int(block * 1000)
+            ),
+            extra=block,
+        )
+        if not answer:
+            return []
+        if isinstance(answer, dict):  # RESP3
+            answer = list(answer.items())
+        return [(str(i), dict(f)) for _, entries in answer for i, f in entries]
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        if self._closed:
+            coro.close()
+            return
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def every_beat(self, callback: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._beats.append(callback)
+
+    def on_recover(self, callback: Callable[[], None]) -> None:
+        self._recovers.append(callback)
+
+    async def _heartbeat(self) -> None:
+        # Every third of a lease while Redis answers (renew leases, refresh
+        # registrations, count the clients); every `retry` seconds while it
+        # does not, until it answers again.
+        coordinator = self._coordinator
+        while not self._closed:
+            if not self._healthy:
+                await asyncio.sleep(coordinator.retry)
+                try:
+                    await self._call(self._redis.ping, probe=True)
+                except Unavailable:
+                    if self._bad is not None:
+                        return  # not a Redis server: no use trying again
+                    continue
+                self._healthy = True
+                log.info("Redis answers again; this client shares its budget again")
+                for recovered in self._recovers:
+                    recovered()
+            with contextlib.suppress(Unavailable):
+                members = await self.run(
+                    MEMBERS,
+                    [self._keys.members],
+                    [self.token, max(1, int(coordinator.lease * 3000))],
+                )
+                self._peers = max(1, int(members))
+                for beat in self._beats:
+                    await beat()
+            if self._healthy:
+                await asyncio.sleep(coordinator.lease / 3)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        tasks = list(self._tasks)
+        if self._heart is not None:
+            tasks.append(self._heart)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        await self._detach(self)
+
+
+def _text(value: Any) -> Any:
+    # A client made by the caller may not decode responses: decode here.
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list | tuple):
+        return [_text(v) for v in value]
+    if isinstance(value, dict):
+        return {_text(k): _text(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,430 @@
+"""
+Tests of the Redis coordinator in one process, against a real Redis server.
+
+Several coordinators on one Redis stand for several processes (each has its
+own connections and lease token); the tests that need real processes are in
+``test_redis_workers``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+import redis
+
+from sequence_async import SequenceClient
+from sequence_async import _redis_scripts as scripts
+from sequence_async._cluster import ClusterLimiter, Keys
+from sequence_async._cluster_polls import decode, encode
+from sequence_async._coordinator import key_digest
+from sequence_async._ratelimit import Priority, TokenBucket
+from sequence_async._wire import MAX_SERVER_DELAY
+from sequence_async.errors import WaitTimeoutError
+from sequence_async.models import RuleExecution
+from sequence_async.redis import CoordinatorError, RedisCoordinator
+from sequence_async.testing import Behavior, FakeSequence, demo_seed, serve
+
+from . import redis_server
+from .conftest import FAST_POLL, hostile
+
+
+# Redis call timeout for these tests: a loaded CI machine must not turn a
+# slow answer into a fallback the test did not ask for.
+SLOW_MACHINE = 5.0
+
+
+@pytest_asyncio.fixture
+async def quick() -> AsyncIterator[FakeSequence]:
+    """
+    The fake server on the wall clock, its executions ending after 50 ms.
+    """
+    seed = demo_seed(rules=2, failure_rate=0.0)
+    for rule_id in ("rule_0001", "rule_0002"):
+        seed.behaviors[rule_id] = Behavior(median=0.05, sigma=0.0)
+    async with serve(seed) as server:
+        yield server
+
+
+def _limiter(client: SequenceClient) -> ClusterLimiter:
+    limiter = client._requester.shared.limiter
+    assert isinstance(limiter, ClusterLimiter)
+    return limiter
+
+
+def test_a_bad_url_is_a_clear_error_at_construction() -> None:
+    """A URL that is not a Redis URL fails at once, and shows no password."""
+    with pytest.raises(CoordinatorError, match="not a usable Redis URL") as bad:
+        RedisCoordinator.from_url("http://localhost:6379/0")
+    with pytest.raises(CoordinatorError) as port:
+        RedisCoordinator.from_url("redis://:hunter2@localhost:notaport/0")
+
+    assert "hunter2" not in str(port.value)
+    assert "'http'" in str(bad.value)
+
+
+async def test_a_server_that_is_not_redis_is_a_clear_error_at_first_use(
+    quick: FakeSequence,
+) -> None:
+    """Pointed at an HTTP server, the first request raises CoordinatorError."""
+    async with hostile({}) as base:
+        port = base.split(":")[2].split("/")[0]
+        coordinator = RedisCoordinator.from_url(f"redis://127.0.0.1:{port}/0")
+        async with SequenceClient(
+            quick.api_key, base_url=quick.url, rate_limit=600, coordinator=coordinator
+        ) as client:
+            with pytest.raises(CoordinatorError, match="Redis protocol"):
+                await client.accounts.list()
+
+
+async def test_unreachable_redis_falls_back_with_one_warning(
+    quick: FakeSequence, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With Redis down from the start, waits and requests work, one WARNING said."""
+    coordinator = RedisCoordinator.from_url(
+        f"redis://127.0.0.1:{redis_server.free_port()}/0", retry=0.05
+    )
+    with caplog.at_level(logging.WARNING, logger="sequence_async"):
+        async with SequenceClient(
+            quick.api_key,
+            base_url=quick.url,
+            rate_limit=6000,
+            poll=FAST_POLL,
+            coordinator=coordinator,
+        ) as client:
+            results = await asyncio.gather(
+                *(client.trigger_and_wait("rule_0001", timeout=10) for _ in range(5))
+            )
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+    assert ["executed"] * 5 == [r.status for r in results]
+    assert 1 == len(warnings)
+    assert "Redis is unreachable" in warnings[0].getMessage()
+
+
+async def test_a_client_shares_again_once_redis_answers() -> None:
+    """Down at the start, then up: the client's budget moves back to Redis."""
+    port = redis_server.free_port()
+    back = asyncio.Event()
+
+    class _Back(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "answers again" in record.getMessage():
+                back.set()
+
+    handler = _Back(logging.INFO)
+    logger = logging.getLogger("sequence_async")
+    logger.addHandler(handler)
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        coordinator = RedisCoordinator.from_url(
+            f"redis://127.0.0.1:{port}/0", retry=0.05
+        )
+        async with SequenceClient(
+            "sk_back", rate_limit=600, coordinator=coordinator
+        ) as client:
+            await _limiter(client).acquire()  # falls back: nothing listens
+            with redis_server.running(port) as server:
+                await asyncio.wait_for(back.wait(), timeout=10)
+                await _limiter(client).acquire()
+                with redis.Redis.from_url(server.url) as plain:
+                    budgets = list(plain.scan_iter(match="*:budget"))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+    assert 1 == len(budgets)
+
+
+async def test_sequence_redis_url_turns_the_coordinator_on(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With SEQUENCE_REDIS_URL set, a client shares its budget without code."""
+    monkeypatch.setenv("SEQUENCE_REDIS_URL", redis_url)
+    async with SequenceClient("sk_env", rate_limit=60) as client:
+        budget = _limiter(client)._keys.budget
+
+    assert budget.startswith("sequence-async:{")
+
+
+async def test_coordinator_false_ignores_sequence_redis_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """coordinator=False keeps a client alone even with SEQUENCE_REDIS_URL set."""
+    monkeypatch.setenv("SEQUENCE_REDIS_URL", "redis://127.0.0.1:1/0")
+    async with SequenceClient("sk_alone", rate_limit=60, coordinator=False) as client:
+        limiter = client._requester.shared.limiter
+
+    assert isinstance(limiter, TokenBucket)
+
+
+async def test_clients_of_one_key_share_one_budget(
+    redis_url: str, fresh: redis.Redis
+) -> None:
+    """Two coordinators (two processes) at 6000/min share 10 ms slots."""
+    clients = [
+        SequenceClient(
+            "sk_one",
+            rate_limit=6000,
+            rate_limit_burst=1,
+            coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
+        )
+        for _ in range(2)
+    ]
+    started = time.monotonic()
+    await asyncio.gather(*(_limiter(c).acquire() for c in clients for _ in range(10)))
+    elapsed = time.monotonic() - started
+    for client in clients:
+        await client.aclose()
+
+    assert 0.19 <= elapsed < 2.0, elapsed
+
+
+async def test_a_trigger_does_not_wait_behind_polls(
+    redis_url: str, fresh: redis.Redis
+) -> None:
+    """Polls leave headroom: when a poll must wait, a trigger still goes at once."""
+    coordinator = RedisCoordinator.from_url(redis_url, headroom=4, timeout=SLOW_MACHINE)
+    async with SequenceClient(
+        "sk_prio", rate_limit=60, rate_limit_burst=5, coordinator=coordinator
+    ) as client:
+        limiter = _limiter(client)
+        await limiter.acquire(Priority.POLL)
+        poll = asyncio.create_task(limiter.acquire(Priority.POLL))
+        await asyncio.wait_for(limiter.acquire(Priority.TRIGGER), timeout=0.5)
+        waiting = not poll.done()
+        poll.cancel()
+
+    assert waiting
+
+
+async def test_a_429_pauses_every_client_no_longer_than_the_cap(
+    redis_url: str, fresh: redis.Redis
+) -> None:
+    """An infinite Retry-After seen by one client pauses the others, capped."""
+    first, second = (
+        SequenceClient(
+            "sk_pause",
+            rate_limit=600,
+            coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
+        )
+        for _ in range(2)
+    )
+    await _limiter(first).acquire()
+    _limiter(first).drain(math.inf)
+    link = _limiter(first)._link
+    await asyncio.gather(*link._tasks)  # type: ignore[attr-defined]
+    keys = Keys("sequence-async", key_digest("sk_pause"))
+    other = _limiter(second)._link
+    await other.check()
+    # A poll's reservation (no burst tolerance) waits exactly the cap too.
+    reserved = await other.run(scripts.RESERVE, [keys.budget, keys.pause], [100_000, 0])
+    wait = reserved / 1_000_000
+    await first.aclose()
+    await second.aclose()
+
+    assert MAX_SERVER_DELAY - 1 < wait <= MAX_SERVER_DELAY
+
+
+async def test_a_resumed_wait_reads_the_stored_outcome_without_polling(
+    quick: FakeSequence, redis_url: str, fresh: redis.Redis
+) -> None:
+    """Once a leader stored an outcome, another process's wait ends from Redis."""
+    async with SequenceClient(
+        quick.api_key,
+        base_url=quick.url,
+        poll=FAST_POLL,
+        coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
+    ) as leader:
+        execution = await leader.rules.trigger("rule_0001")
+        expected = await execution.wait(timeout=10)
+    token = execution.to_token()
+    before = sum(quick.counts.values())
+    async with SequenceClient(
+        quick.api_key,
+        base_url=quick.url,
+        poll=FAST_POLL,
+        coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
+    ) as follower:
+        actual = await follower.execution_from_token(token).wait(timeout=10)
+
+    assert expected == actual
+    assert before == sum(quick.counts.values())
+
+
+async def test_a_timed_out_wait_leaves_no_registration_behind(
+    quick: FakeSequence, redis_url: str, fresh: redis.Redis
+) -> None:
+    """A coordinated wait times out as before, and unregisters its execution."""
+    quick.set_behavior("rule_0002", Behavior(median=600.0, sigma=0.0))
+    async with SequenceClient(
+        quick.api_key,
+        base_url=quick.url,
+        poll=FAST_POLL,
+        coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
+    ) as client:
+        execution = await client.rules.trigger("rule_0002")
+        with pytest.raises(WaitTimeoutError) as timed_out:
+            await execution.wait(timeout=0.2)
+        share = client._requester.shared.poller._share  # type: ignore[union-attr]
+        await asyncio.gather(*share._link._tasks)  # type: ignore[union-attr]
+        pending = [
+            f for k in fresh.scan_iter(match="*:pending:*") for f in fresh.hkeys(k)
+        ]
+        events = [
+            e for k in fresh.scan_iter(match="*:events") for e in fresh.xrange(k) or ()
+        ]
+
+    assert execution is timed_out.value.execution
+    assert {"k": "reg", "r": "rule_0002"} in [fields for _, fields in events]
+    assert [] == pending
+
+
+async def test_closing_a_client_gives_up_its_leases(
+    quick: FakeSequence, redis_url: str, fresh: redis.Redis
+) -> None:
+    """After the waits end and the client closes, no lease of it is left."""
+    async with SequenceClient(
+        quick.api_key,
+        base_url=quick.url,
+        poll=FAST_POLL,
+        coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
+    ) as client:
+        await asyncio.gather(
+            client.trigger_and_wait("rule_0001", timeout=10),
+            client.trigger_and_wait("rule_0002", timeout=10),
+        )
+
+    assert [] == list(fresh.scan_iter(match="*:lease:*"))
+
+
+async def test_the_api_key_is_in_no_redis_key_or_value_and_every_key_expires(
+    quick: FakeSequence, redis_url: str, fresh: redis.Redis
+) -> None:
+    """After two clients shared waits, limits and a 429, no key holds the API key."""
+    clients = [
+        SequenceClient(
+            quick.api_key,
+            base_url=quick.url,
+            rate_limit=6000,
+            poll=FAST_POLL,
+            coordinator=RedisCoordinator.from_url(
+                redis_url, lease=0.3, timeout=SLOW_MACHINE
+            ),
+        )
+        for _ in range(2)
+    ]
+    executions = [await c.rules.trigger("rule_0001") for c in clients for _ in range(3)]
+    await asyncio.gather(*(e.wait(timeout=10) for e in executions))
+    _limiter(clients[0]).drain(0.5)
+    await asyncio.gather(*_limiter(clients[0])._link._tasks)  # type: ignore[attr-defined]
+    stored = _scan(fresh)
+    for client in clients:
+        await client.aclose()
+    leaks = [k for k, (v, _) in stored.items() if quick.api_key in k + v]
+    forever = [k for k, (_, ttl) in stored.items() if ttl < 0]
+    kinds = {k.split(":")[2] for k in stored}
+
+    assert {"budget", "pause", "members", "events", "outcome"} <= kinds
+    assert [] == leaks
+    assert [] == forever
+
+
+def _scan(client: redis.Redis) -> dict[str, tuple[str, int]]:
+    # Every key with all it holds (as text) and its time to live (ms).
+    found = {}
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key)
+        if kind == "string":
+            value = str(client.get(key))
+        elif kind == "hash":
+            value = repr(client.hgetall(key))
+        elif kind == "zset":
+            value = repr(client.zrange(key, 0, -1, withscores=True))
+        elif kind == "stream":
+            value = repr(client.xrange(key))
+        else:
+            value = f"unexpected type {kind!r}"
+        found[key] = (value, int(client.pttl(key)))
+    return found
+
+
+def test_outcomes_round_trip_through_their_stored_text() -> None:
+    """A terminal snapshot comes back equal from the JSON the store keeps."""
+    snapshot = RuleExecution(
+        id="rex_1",
+        rule_id="rule_1",
+        status="executed",
+        transfer_ids=("txr_1",),
+        trigger_details={"amount": 5},
+    )
+
+    assert snapshot == decode(encode(snapshot))
+
+
+def test_key_names_carry_a_hash_tag_and_never_the_api_key() -> None:
+    """Every name holds the key's digest in braces, not the key."""
+    keys = Keys("sequence-async", key_digest("sk_live_SECRET"))
+    names = [
+        keys.budget,
+        keys.pause,
+        keys.members,
+        keys.events,
+        keys.lease("rule_1"),
+        keys.pending("rule_1"),
+        keys.outcome("rex_1"),
+    ]
+
+    assert all("{" + keys.digest + "}" in name for name in names)
+    assert not any("SECRET" in name for name in names)
+
+
+def test_every_script_compiles_and_runs_on_the_server(fresh: redis.Redis) -> None:
+    """Each Lua script runs once on the real server without an error."""
+    keys = Keys("sequence-async", "0123abcd")
+    ran = [
+        fresh.eval(scripts.RESERVE, 2, keys.budget, keys.pause, 100_000, 0),
+        fresh.eval(scripts.DRAIN, 2, keys.budget, keys.pause, 1_000_000),
+        fresh.eval(scripts.LEAD, 2, keys.lease("r"), keys.pending("r"), "t", 1000),
+        fresh.eval(scripts.RENEW, 1, keys.lease("r"), "t", 1000),
+        fresh.eval(
+            scripts.JOIN,
+            3,
+            keys.pending("r"),
+            keys.events,
+            keys.outcome("x"),
+            3000,
+            "r",
+            100,
+            1000,
+            "x",
+            5,
+            1_700_000_000_000,
+        ),
+        fresh.eval(
+            scripts.PUBLISH,
+            3,
+            keys.pending("r"),
+            keys.events,
+            keys.outcome("x"),
+            60,
+            "r",
+            100,
+            1000,
+            "x",
+            "{}",
+        ),
+        fresh.eval(
+            scripts.RELEASE, 2, keys.lease("r"), keys.events, "t", "r", 100, 1000
+        ),
+        fresh.eval(scripts.MEMBERS, 1, keys.members, "t", 1000),
+    ]
+
+    assert 8 == len(ran)
+    assert [] == [k for k in fresh.scan_iter() if fresh.pttl(k) < 0]
