@@ -4,6 +4,7 @@ sequence-async: an asyncio SDK for the Sequence money-automation API.
 The whole public API is re-exported here; everything else is private.
 """
 
+from ._activity import AuditLogs, ExternalTransactions
 from ._bulk import BulkRun
 from ._client import SequenceClient
 from ._execution import Execution
@@ -43,16 +44,20 @@ from .errors import (
     ResponseValidationError,
     SequenceError,
     ServerError,
+    UnsupportedFeatureError,
     WaitTimeoutError,
 )
 from .models import (
     Account,
     AccountRef,
     AccountType,
+    AuditLogEntry,
     Balance,
     Card,
     CardTransaction,
+    ExecutionMode,
     ExecutionStatus,
+    ExternalTransaction,
     Page,
     PageInfo,
     Rule,
@@ -77,6 +82,8 @@ __all__ = [
     "AccountRef",
     "AccountType",
     "Accounts",
+    "AuditLogEntry",
+    "AuditLogs",
     "AuthenticationError",
     "BadRequestError",
     "Balance",
@@ -90,7 +97,10 @@ __all__ = [
     "EventLoopError",
     "Execution",
     "ExecutionFailedError",
+    "ExecutionMode",
     "ExecutionStatus",
+    "ExternalTransaction",
+    "ExternalTransactions",
     "InFlightItem",
     "ItemState",
     "Journal",
@@ -129,6 +139,7 @@ __all__ = [
     "Transfers",
     "TriggerOutcome",
     "TriggerRequest",
+    "UnsupportedFeatureError",
     "WaitTimeoutError",
     "__version__",
     "read_journal",

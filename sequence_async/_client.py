@@ -17,30 +17,23 @@ from types import TracebackType
 from typing import Self
 
 from . import _execution, errors, models
+from ._activity import AuditLogs, ExternalTransactions
 from ._bulk import BulkRun
-from ._checks import (
-    check_base_url,
-    check_count,
-    check_headers,
-    check_number,
-    check_request_id,
-)
-from ._execution import Execution
+from ._checks import check_number, check_request_id
+from ._execution import Execution, Until, check_until
 from ._journal import Journal, SqliteJournal
 from ._outcomes import BulkProgress, TriggerOutcome, TriggerRequest
-from ._poller import Poller
-from ._ratelimit import TokenBucket
-from ._requester import Requester, Shared
-from ._resources import Accounts, Cards, Transfers
+from ._resources import Accounts, Cards, Transfers, called_reason_of
 from ._retry import PollPolicy, RetryPolicy, check_poll, resolve_retry
 from ._rules import RuleExecutions, Rules
-from ._transport import AiohttpTransport, ClientSession
-from ._wire import DEFAULT_BASE_URL, DEFAULT_MAX_RESPONSE_BYTES, Headers, Secret
+from ._settings import Namespace, build_requester, checked_timeout
+from ._transport import ClientSession
+from ._wire import DEFAULT_MAX_RESPONSE_BYTES
 
 
 class SequenceClient:
     """
-    An asyncio client for Sequence's ``/api/v1``.
+    An asyncio client for Sequence's ``/api/v1`` or ``/platform/v1``.
 
     Use it as ``async with SequenceClient() as client:`` or call ``aclose()``.
     Every setting is checked here, before any request.
@@ -48,8 +41,11 @@ class SequenceClient:
     Args:
         api_key: The API key; ``SEQUENCE_API_KEY`` from the environment when
             not given.
-        base_url: ``SEQUENCE_BASE_URL`` from the environment, else production.
-            Must be an ``http://`` or ``https://`` URL.
+        api: Which of Sequence's APIs the key belongs to: ``"api-v1"`` (the
+            default) or ``"platform-v1"``; ``SEQUENCE_API`` from the
+            environment when not given. Same methods and models on both.
+        base_url: ``SEQUENCE_BASE_URL`` from the environment, else the API's
+            production URL. Must be an ``http://`` or ``https://`` URL.
         timeout: Seconds per attempt (a finite number above 0).
         max_retries: Retries after a failed attempt (connection errors,
             timeouts, 408, 429, 5xx); ignored when *retry* is given.
@@ -65,6 +61,9 @@ class SequenceClient:
         max_response_bytes: The most bytes of one answer the client reads,
             decompressed (default 4 MiB); a bigger one raises
             ``ResponseTooLargeError``.
+        called_reason: Sent as ``x-called-reason`` on every request
+            (``platform-v1`` only; Sequence records it in the audit log).
+            Methods take ``called_reason=`` for one call.
 
     Raises:
         ValueError, TypeError: No API key, or a bad setting.
@@ -74,6 +73,7 @@ class SequenceClient:
         self,
         api_key: str | None = None,
         *,
+        api: str | None = None,
         base_url: str | None = None,
         timeout: float = 30.0,
         max_retries: int = 3,
@@ -85,45 +85,42 @@ class SequenceClient:
         ssl: _ssl.SSLContext | bool | None = None,
         poll: PollPolicy | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        called_reason: str | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("SEQUENCE_API_KEY")
-        if not key or not isinstance(key, str):
-            raise ValueError(
-                "no API key: pass SequenceClient(api_key=...) or set SEQUENCE_API_KEY"
-            )
-        if not key.isprintable() or not key.isascii():
-            raise ValueError("the API key must be printable ASCII")
-        self.base_url = check_base_url(
-            base_url or os.environ.get("SEQUENCE_BASE_URL") or DEFAULT_BASE_URL
-        )
-        limiter = (
-            TokenBucket(rate_limit, burst=rate_limit_burst)  # checks both
-            if rate_limit is not None
-            else None
-        )
-        shared = Shared(
-            AiohttpTransport(
-                self.base_url,
-                session=session,
-                ssl=ssl,
-                max_response_bytes=check_count(
-                    max_response_bytes, "max_response_bytes", minimum=1
-                )
-                or 1,
-            ),
-            limiter=limiter,
-            poller=Poller(),
+        self._requester, self.base_url = build_requester(
+            api_key,
+            api=api,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry=retry,
+            rate_limit=rate_limit,
+            rate_limit_burst=rate_limit_burst,
+            session=session,
+            default_headers=default_headers,
+            ssl=ssl,
+            poll=poll,
+            max_response_bytes=max_response_bytes,
+            called_reason=called_reason,
         )
         self._rate_limit = rate_limit
-        self._requester = Requester(
-            shared,
-            Secret(f"ApiKey {key}"),
-            Headers(check_headers(default_headers)),
-            _checked_timeout(timeout),
-            resolve_retry(retry, max_retries),
-            check_poll(poll) or PollPolicy(),
-        )
         self._mount()
+
+    accounts = Namespace[Accounts](
+        "``/accounts``: income sources, pods and external accounts."
+    )
+    rules = Namespace[Rules]("``/rules``: read rules and trigger them.")
+    rule_executions = Namespace[RuleExecutions]("The history and state of rule runs.")
+    transfers = Namespace[Transfers](
+        "``/transfers``: money movements, and manual transfers."
+    )
+    cards = Namespace[Cards](
+        '``/cards`` (experimental, "coming soon" in Sequence\'s docs; api-v1 only).'
+    )
+    external_transactions = Namespace[ExternalTransactions](
+        "``/external-transactions`` (platform-v1 only)."
+    )
+    audit_logs = Namespace[AuditLogs]("``/audit-logs`` (platform-v1 only).")
 
     def _mount(self) -> None:
         requester = self._requester
@@ -132,45 +129,19 @@ class SequenceClient:
         self._rule_executions = RuleExecutions(requester)
         self._transfers = Transfers(requester)
         self._cards = Cards(requester)
+        self._external_transactions = ExternalTransactions(requester)
+        self._audit_logs = AuditLogs(requester)
 
     @property
-    def accounts(self) -> Accounts:
+    def api(self) -> str:
         """
-        ``/accounts``: income sources, pods and external accounts.
+        The API this client speaks: ``"api-v1"`` or ``"platform-v1"``.
         """
-        return self._accounts
-
-    @property
-    def rules(self) -> Rules:
-        """
-        ``/rules``: read rules and trigger them.
-        """
-        return self._rules
-
-    @property
-    def rule_executions(self) -> RuleExecutions:
-        """
-        ``/rule-executions``: the history and state of rule runs.
-        """
-        return self._rule_executions
-
-    @property
-    def transfers(self) -> Transfers:
-        """
-        ``/transfers``: money movements, and manual transfers.
-        """
-        return self._transfers
-
-    @property
-    def cards(self) -> Cards:
-        """
-        ``/cards`` (experimental: "coming soon" in Sequence's docs).
-        """
-        return self._cards
+        return self._requester.profile.name
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        return f"<SequenceClient {self.base_url} ({state})>"
+        return f"<SequenceClient {self.api} {self.base_url} ({state})>"
 
     def __reduce__(self) -> tuple[object, ...]:
         """
@@ -185,6 +156,7 @@ class SequenceClient:
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
         poll: PollPolicy | None = None,
+        called_reason: str | None = None,
     ) -> Self:
         """
         Return a view with other settings, sharing session, limiter and poller.
@@ -195,7 +167,11 @@ class SequenceClient:
         """
         changes: dict[str, object] = {}
         if timeout is not None:
-            changes["timeout"] = _checked_timeout(timeout)
+            changes["timeout"] = checked_timeout(timeout)
+        if called_reason is not None:
+            changes["called_reason"] = called_reason_of(
+                called_reason, self._requester.profile
+            )
         if retry is not None or max_retries is not None:
             changes["retry"] = resolve_retry(
                 retry, max_retries, base=self._requester.retry
@@ -251,6 +227,9 @@ class SequenceClient:
         timeout: float | None = 300.0,
         raise_on_failure: bool = True,
         poll: PollPolicy | None = None,
+        until: Until = "settled",
+        simulation: bool | None = None,
+        called_reason: str | None = None,
     ) -> models.RuleExecution:
         """
         Trigger a rule and wait until its execution is terminal.
@@ -265,6 +244,10 @@ class SequenceClient:
             timeout: Seconds to wait for the end of the execution.
             raise_on_failure: Raise ``ExecutionFailedError`` on ``failed``.
             poll: The poll schedule; the client's by default.
+            until: ``"transfers_created"`` returns once the rule has run and
+                only settlement is left; see ``Execution.wait``.
+            simulation: A dry run (``platform-v1`` only).
+            called_reason: Sent as ``x-called-reason`` on the trigger.
 
         Raises:
             errors.WaitTimeoutError: Not terminal in time; the error carries
@@ -273,21 +256,30 @@ class SequenceClient:
         """
         check_number(timeout, "timeout", allow_none=True)  # before the trigger
         check_poll(poll)
+        check_until(until)
         execution = await self.rules.trigger(
             rule_id,
             manual_execute_amount=manual_execute_amount,
             idempotency_key=idempotency_key,
             request_id=request_id,
+            simulation=simulation,
+            called_reason=called_reason,
         )
         return await execution.wait(
-            timeout, raise_on_failure=raise_on_failure, poll=poll
+            timeout, raise_on_failure=raise_on_failure, poll=poll, until=until
         )
 
     async def execution_from_id(
-        self, execution_id: str, *, request_id: str | None = None
+        self,
+        execution_id: str,
+        *,
+        rule_id: str | None = None,
+        request_id: str | None = None,
     ) -> Execution:
         """
         Fetch an execution by id and return its handle, to wait on it.
+
+        ``rule_id`` is required on ``platform-v1`` (its path names the rule).
 
         Raises:
             errors.NotFoundError: No such execution.
@@ -297,7 +289,7 @@ class SequenceClient:
         if request_id is not None:
             check_request_id(request_id)
         return await _execution.fetch(
-            self._requester, execution_id, request_id=request_id
+            self._requester, execution_id, rule_id=rule_id, request_id=request_id
         )
 
     def execution_from_token(self, token: str) -> Execution:
@@ -305,7 +297,8 @@ class SequenceClient:
         Rebuild an ``Execution`` handle from ``Execution.to_token()``.
 
         Raises:
-            ValueError: The token is not a valid execution token.
+            ValueError: The token is not a valid execution token, or is of
+                the other API (``api-v1`` / ``platform-v1``) than this client.
         """
         return _execution.from_token(token, self._requester)
 
@@ -319,6 +312,7 @@ class SequenceClient:
         max_failures: int | None = None,
         on_progress: Callable[[BulkProgress], None] | None = None,
         journal: str | os.PathLike[str] | Journal | None = None,
+        until: Until = "settled",
     ) -> BulkRun:
         """
         Trigger many rules; iterate over one ``TriggerOutcome`` per request.
@@ -341,6 +335,8 @@ class SequenceClient:
                 ``Journal``: every item's intent is recorded before it is
                 sent; the same run again resumes it (README: "Crash-safe bulk
                 runs"). The input is then read whole, and checked first.
+            until: With *wait*, ``"transfers_created"`` ends each wait once
+                its rule has run and only settlement is left.
 
         Returns:
             A ``BulkRun``: ``async for outcome in run``. Use ``async with`` to
@@ -362,6 +358,7 @@ class SequenceClient:
             on_progress=on_progress,
             journal=journal,
             rate_limit=self._rate_limit,
+            until=until,
         )
 
     async def trigger_all(
@@ -374,6 +371,7 @@ class SequenceClient:
         max_failures: int | None = None,
         on_progress: Callable[[BulkProgress], None] | None = None,
         journal: str | os.PathLike[str] | Journal | None = None,
+        until: Until = "settled",
     ) -> list[TriggerOutcome]:
         """
         Run ``trigger_many`` to the end and return the outcomes in input order.
@@ -386,12 +384,8 @@ class SequenceClient:
             max_failures=max_failures,
             on_progress=on_progress,
             journal=journal,
+            until=until,
         ) as run:
             outcomes = [outcome async for outcome in run]
         outcomes.sort(key=lambda o: o.index)
         return outcomes
-
-
-def _checked_timeout(timeout: object) -> float:
-    # A non-positive or NaN timeout would turn the per-attempt timeout off.
-    return check_number(timeout, "timeout") or 0.0

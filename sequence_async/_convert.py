@@ -6,7 +6,9 @@ fields that keep unknown values as the raw string, plain-data fields kept as
 they are, lists to tuples, unknown keys ignored. Integers, strings and
 booleans are taken only as themselves (no ``1999.99`` read as 1999 cents). A
 body that still does not fit raises ``ResponseValidationError`` with cattrs'
-readable error lines.
+readable error lines. One converter per API profile: on Platform, model
+fields are read from their camelCase wire names (``Profile.wire``), and
+plain-data fields get snake_case keys, so both surfaces give the same values.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn
+from cattrs.gen import make_dict_structure_fn, override
 from cattrs.preconf.json import make_converter
 
 from . import errors
+from ._profiles import DEFAULT, PROFILES, Profile, snake
 
 
 T = TypeVar("T")
@@ -68,9 +71,33 @@ def _structure_plain(value: Any, _: Any) -> Any:
     return value
 
 
-def _objects_only(converter: cattrs.Converter) -> Callable[[Any], Any]:
+def _snake_keys(value: Any, _: Any) -> Any:
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return _snaked(value)
+
+
+def _snaked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            snake(k) if isinstance(k, str) else k: _snaked(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_snaked(v) for v in value]
+    return value
+
+
+def _objects_only(
+    converter: cattrs.Converter, profile: Profile
+) -> Callable[[Any], Any]:
     def factory(cls: Any) -> Callable[[Any, Any], Any]:
-        build = make_dict_structure_fn(cls, converter)
+        renames = {
+            f.name: override(rename=profile.wire(f.name))
+            for f in attrs.fields(cls)
+            # The envelope's request id (eq=False) is set by ``structure``.
+            if (f.name != "request_id" or f.eq) and profile.wire(f.name) != f.name
+        }
+        build = make_dict_structure_fn(cls, converter, **renames)  # type: ignore[arg-type]
 
         def structure(value: Any, tp: Any) -> Any:
             if not isinstance(value, dict):
@@ -113,27 +140,37 @@ def _exactly(kind: type[Any]) -> Callable[[Any, Any], Any]:
     return structure
 
 
-def _make() -> cattrs.Converter:
+def _make(profile: Profile) -> cattrs.Converter:
     converter = make_converter()
     for kind in (int, str, bool):
         converter.register_structure_hook(kind, _exactly(kind))
     # Strings and objects are iterable: never read one as a list or a model.
-    converter.register_structure_hook_factory(attrs.has, _objects_only(converter))
+    converter.register_structure_hook_factory(
+        attrs.has, _objects_only(converter, profile)
+    )
     converter.register_structure_hook_factory(
         _is_homogeneous_tuple, _lists_only(converter)
     )
     converter.register_structure_hook(datetime, _structure_datetime)
     converter.register_structure_hook_factory(_is_enum_or_str, _enum_or_str)
     converter.register_structure_hook_func(
-        lambda tp: tp == Mapping[str, Any], _structure_plain
+        lambda tp: tp == Mapping[str, Any],
+        _snake_keys if profile.camel_case else _structure_plain,
     )
     return converter
 
 
-_CONVERTER = _make()
+_CONVERTERS = {name: _make(profile) for name, profile in PROFILES.items()}
+_CONVERTER = _CONVERTERS[DEFAULT.name]
 
 
-def structure(data: Any, cls: type[T], *, request_id: str | None = None) -> T:
+def structure(
+    data: Any,
+    cls: type[T],
+    *,
+    request_id: str | None = None,
+    profile: Profile = DEFAULT,
+) -> T:
     """
     Build a *cls* from JSON data; ``request_id`` is set where the model has one.
 
@@ -143,7 +180,7 @@ def structure(data: Any, cls: type[T], *, request_id: str | None = None) -> T:
     if request_id is not None and isinstance(data, dict) and _has_request_id(cls):
         data = {**data, "request_id": request_id}
     try:
-        return _CONVERTER.structure(data, cls)
+        return _CONVERTERS[profile.name].structure(data, cls)
     except (
         cattrs.BaseValidationError,
         ValueError,
@@ -155,7 +192,11 @@ def structure(data: Any, cls: type[T], *, request_id: str | None = None) -> T:
 
 
 def structure_list(
-    data: Any, cls: type[T], *, request_id: str | None = None
+    data: Any,
+    cls: type[T],
+    *,
+    request_id: str | None = None,
+    profile: Profile = DEFAULT,
 ) -> tuple[T, ...]:
     """
     Build a tuple of *cls* from a JSON array.
@@ -168,8 +209,9 @@ def structure_list(
             f"expected a list of {cls.__name__}, got {type(data).__name__}",
             request_id=request_id,
         )
+    converter = _CONVERTERS[profile.name]
     try:
-        return tuple(_CONVERTER.structure(item, cls) for item in data)
+        return tuple(converter.structure(item, cls) for item in data)
     except (
         cattrs.BaseValidationError,
         ValueError,

@@ -9,6 +9,11 @@ one is pending, else ``list_executions`` paged until every pending id is
 seen. A wait costs a future and a small record, not a task. Every snapshot's
 identity is checked; a failed or malformed poll is retried until each wait's
 own deadline; only an auth failure or a closed client ends the waits early.
+
+Polls follow the server: no execution is polled before its
+``next_attempt_at``; one that only waits for its transfers to settle is
+polled every ``PollPolicy.settlement_interval``; a ``Retry-After`` on a
+poll's answer (or error) holds the rule's next poll back that long.
 """
 
 from __future__ import annotations
@@ -19,12 +24,12 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import attrs
 
 from . import errors, models
-from ._paging import get_execution, list_executions
+from ._paging import list_executions, read_execution
 from ._ratelimit import Priority
 from ._requester import Requester
 from ._retry import PollPolicy, poll_loop
@@ -36,6 +41,9 @@ _MAX_LIST_PAGES = 20
 # Server and client clocks differ; list paging stops this far before the
 # oldest pending trigger.
 CLOCK_SKEW = timedelta(seconds=60)
+# The longest ``next_attempt_at`` may hold a poll back (a day); a wait's own
+# deadline still bounds it.
+MAX_NEXT_ATTEMPT = 86_400.0
 # Errors that no later poll can cure: they end every wait of the group.
 _FATAL = (
     errors.AuthenticationError,
@@ -56,6 +64,13 @@ class Watch:
     observe: Callable[[models.RuleExecution], None]
     age: Callable[[], float]
     oldest: Callable[[], datetime]
+    early: bool = False  # ends once only settlement is left
+
+    def ends(self, snapshot: models.RuleExecution) -> bool:
+        """
+        Whether *snapshot* ends this wait.
+        """
+        return snapshot.done or (self.early and snapshot.settling)
 
 
 class _Waiter:
@@ -99,6 +114,23 @@ class _Waiter:
             self.interval = max(self.policy.delay(self.polls + 1), 0.001)
             self.due += self.interval
 
+    def follow(self, snapshot: models.RuleExecution, now: float) -> None:
+        """
+        Move the next poll to where the server says news can come.
+
+        Never before ``next_attempt_at`` (by the wall clock; capped at a
+        day); while only settlement is left, the slow cadence.
+        """
+        hold = 0.0
+        if snapshot.next_attempt_at is not None:
+            wait = (snapshot.next_attempt_at - datetime.now(UTC)).total_seconds()
+            hold = min(max(0.0, wait), MAX_NEXT_ATTEMPT)
+        elif snapshot.settling:
+            hold = self.policy.settlement_interval
+        if hold and self.due < now + hold:
+            self.interval = hold
+            self.due = now + hold
+
     def finish(self, outcome: models.RuleExecution | BaseException) -> None:
         if self.future.done():
             return
@@ -116,6 +148,7 @@ class _Group:
     waiters: dict[str, list[_Waiter]] = attrs.Factory(dict)
     wake: asyncio.Event = attrs.Factory(asyncio.Event)
     task: asyncio.Task[None] | None = None
+    not_before: float = 0.0  # a Retry-After on the rule's last poll
 
     def all(self) -> list[_Waiter]:
         return [w for ws in self.waiters.values() for w in ws]
@@ -134,7 +167,13 @@ class _Group:
         waiter.finish(outcome)
 
     def next_due(self) -> float:
-        return min(w.due for ws in self.waiters.values() for w in ws)
+        return max(
+            self.not_before, min(w.due for ws in self.waiters.values() for w in ws)
+        )
+
+    def hold(self, seconds: float | None, now: float) -> None:
+        if seconds:
+            self.not_before = max(self.not_before, now + seconds)
 
     def deadline(self) -> float | None:
         deadlines = [w.deadline for w in self.all()]
@@ -251,6 +290,8 @@ class Poller:
             # Failed or malformed: the next due poll tries again; each wait's
             # own deadline bounds how long.
             log.info("poll of rule %s failed (%s); retrying", group.rule_id, exc)
+            if isinstance(exc, errors.RateLimitError):
+                group.hold(exc.retry_after, self._clock())
             found = {}
         for execution_id in ids:
             snapshot = found.get(execution_id)
@@ -258,8 +299,10 @@ class Poller:
                 waiter.advance(started)
                 if snapshot is not None:
                     waiter.watch.observe(snapshot)
-                    if snapshot.done:
+                    if waiter.watch.ends(snapshot):
                         group.finish(waiter, snapshot)
+                    else:
+                        waiter.follow(snapshot, started)
                 elif waiter.watch.age() > waiter.policy.not_visible_grace:
                     await self._settle_alone(group, waiter)
         return bool(group.waiters)
@@ -267,12 +310,14 @@ class Poller:
     async def _get(
         self, group: _Group, execution_id: str
     ) -> dict[str, models.RuleExecution]:
-        snapshot = await get_execution(
+        snapshot, hint = await read_execution(
             group.requester,
             execution_id,
+            rule_id=group.rule_id,
             priority=Priority.POLL,
             deadline=group.deadline(),
         )
+        group.hold(hint, self._clock())
         if snapshot.id != execution_id or snapshot.rule_id not in (
             None,
             group.rule_id,
@@ -296,7 +341,7 @@ class Poller:
             return
         snapshot = found[waiter.watch.execution_id]
         waiter.watch.observe(snapshot)
-        if snapshot.done:
+        if waiter.watch.ends(snapshot):
             group.finish(waiter, snapshot)
 
     async def _list(
@@ -318,6 +363,7 @@ class Poller:
             count = 0
             async for page in pages:
                 count += 1
+                group.hold(page.retry_after, self._clock())
                 found.update(
                     (item.id, item)
                     for item in page.items

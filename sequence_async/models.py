@@ -25,10 +25,13 @@ __all__ = [
     "Account",
     "AccountRef",
     "AccountType",
+    "AuditLogEntry",
     "Balance",
     "Card",
     "CardTransaction",
+    "ExecutionMode",
     "ExecutionStatus",
+    "ExternalTransaction",
     "Page",
     "PageInfo",
     "Rule",
@@ -73,6 +76,15 @@ class ExecutionStatus(enum.StrEnum):
     EXECUTED = "executed"
     PARTIAL = "partial"
     FAILED = "failed"
+
+
+class ExecutionMode(enum.StrEnum):
+    """
+    Whether a run moved money (``live``) or was a dry run (``simulation``).
+    """
+
+    LIVE = "live"
+    SIMULATION = "simulation"
 
 
 TERMINAL_STATUSES = frozenset(
@@ -164,6 +176,7 @@ class RuleSummary:
     status: RuleStatus | str | None = None
     trigger_type: str | None = None
     source: AccountRef | None = None
+    is_supported: bool | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -236,6 +249,8 @@ class RuleExecution:
     transfers_pending: int | None = None
     transfer_ids: tuple[str, ...] = ()
     error_message: str | None = None
+    execution_mode: ExecutionMode | str | None = None
+    next_attempt_at: datetime | None = None
     request_id: str | None = attrs.field(default=None, eq=False)
 
     @property
@@ -244,6 +259,20 @@ class RuleExecution:
         Whether the status is terminal.
         """
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def settling(self) -> bool:
+        """
+        Whether the rule's job is over and only its transfers' settlement is left.
+
+        ``in_progress`` with pending transfers and no ``next_attempt_at``:
+        the transfers are created; ACH settlement may take days.
+        """
+        return (
+            self.status == ExecutionStatus.IN_PROGRESS
+            and (self.transfers_pending or 0) > 0
+            and self.next_attempt_at is None
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -263,9 +292,42 @@ class Transfer:
     rule_execution_id: str | None = None
     error_code: str | None = None
     description: str | None = None
+    execution_mode: ExecutionMode | str | None = None
     created_at: datetime | None = None
     completed_at: datetime | None = None
     request_id: str | None = attrs.field(default=None, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class ExternalTransaction:
+    """
+    Money in or out of a linked external account (``platform-v1`` only).
+    """
+
+    id: str
+    account_id: str | None = None
+    amount_in_cents: int | None = None
+    direction: TransferDirection | str | None = None
+    status: str | None = None
+    description: str | None = None
+    transaction_date: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class AuditLogEntry:
+    """
+    One API call as Sequence's audit log recorded it (``platform-v1`` only).
+    """
+
+    id: str
+    created_at: datetime | None = None
+    api_key_id: str | None = None
+    api_key_name: str | None = None
+    path: str | None = None
+    action: str | None = None
+    request_id: str | None = None
+    outcome: str | None = None
+    error_code: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -319,3 +381,5 @@ class Page(Generic[T]):
     items: tuple[T, ...]
     page_info: PageInfo
     request_id: str | None = None
+    # The answer's ``Retry-After``, in seconds (the poller honours it).
+    retry_after: float | None = attrs.field(default=None, eq=False)
