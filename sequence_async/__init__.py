@@ -68,6 +68,7 @@ from .models import (
     RuleTrigger,
     Transfer,
     TransferDirection,
+    TransferOrigin,
     TransferStatus,
 )
 
@@ -135,6 +136,7 @@ __all__ = [
     "SqliteJournal",
     "Transfer",
     "TransferDirection",
+    "TransferOrigin",
     "TransferStatus",
     "Transfers",
     "TriggerOutcome",

@@ -29,6 +29,8 @@ API_NAMES: Final = (API_V1, PLATFORM_V1)
 _ENUM_PARAMS: Final = frozenset(
     {"type", "status", "direction", "origin", "trigger_type", "execution_mode"}
 )
+# Query parameters Platform spells in snake_case all the same.
+_SNAKE_PARAMS: Final = frozenset({"rule_execution_id"})
 _KEY_PATTERN: Final = re.compile(r"[A-Za-z0-9._:/|-]+")
 _CAMEL_PART: Final = re.compile(r"_([a-z0-9])")
 _SNAKE_PART: Final = re.compile(r"(?<=[a-z0-9])([A-Z])")
@@ -121,7 +123,9 @@ class Profile:
         if not self.camel_case:
             return dict(params)
         return {
-            self.wire(k): v.upper() if k in _ENUM_PARAMS else v
+            (k if k in _SNAKE_PARAMS else self.wire(k)): v.upper()
+            if k in _ENUM_PARAMS
+            else v
             for k, v in params.items()
         }
 
@@ -240,7 +244,6 @@ _PLATFORM_V1_PROFILE: Final = Profile(
     renames={
         "manual_execute_amount": "executeAmount",
         "nickname": "name",
-        "rule_execution_id": "rule_execution_id",
         "account_ids": "accountIds[]",
     },
     features=frozenset(

@@ -42,6 +42,7 @@ __all__ = [
     "RuleTrigger",
     "Transfer",
     "TransferDirection",
+    "TransferOrigin",
     "TransferStatus",
 ]
 
@@ -100,6 +101,22 @@ class TransferDirection(enum.StrEnum):
     MONEY_IN = "money_in"
     MONEY_OUT = "money_out"
     INTERNAL = "internal"
+
+
+class TransferOrigin(enum.StrEnum):
+    """
+    Where a transfer comes from (``paycheck`` is api-v1's ``direct_deposit``).
+    """
+
+    PAYCHECK = "paycheck"
+    DIRECT_DEPOSIT = "direct_deposit"
+    CHECK_DEPOSIT = "check_deposit"
+    CASHBACK = "cashback"
+    USER_PULL = "user_pull"
+    RULE = "rule"
+    USER = "user"
+    EXTERNAL_PULL = "external_pull"
+    UNKNOWN = "unknown"
 
 
 class TransferStatus(enum.StrEnum):
@@ -263,10 +280,10 @@ class RuleExecution:
     @property
     def settling(self) -> bool:
         """
-        Whether the rule's job is over and only its transfers' settlement is left.
+        Whether only settlement is left: the job ran and its transfers exist.
 
-        ``in_progress`` with pending transfers and no ``next_attempt_at``:
-        the transfers are created; ACH settlement may take days.
+        ``in_progress``, pending transfers, no ``next_attempt_at`` (ACH may
+        take days).
         """
         return (
             self.status == ExecutionStatus.IN_PROGRESS
@@ -284,7 +301,7 @@ class Transfer:
     id: str
     amount_in_cents: int | None = None
     direction: TransferDirection | str | None = None
-    origin: str | None = None
+    origin: TransferOrigin | str | None = None
     status: TransferStatus | str | None = None
     source: AccountRef | None = None
     destination: AccountRef | None = None
@@ -381,5 +398,6 @@ class Page(Generic[T]):
     items: tuple[T, ...]
     page_info: PageInfo
     request_id: str | None = None
-    # The answer's ``Retry-After``, in seconds (the poller honours it).
-    retry_after: float | None = attrs.field(default=None, eq=False)
+    retry_after: (
+        float | None
+    )  # the answer's Retry-After, in seconds = attrs.field(default=None, eq=False)
