@@ -392,12 +392,10 @@ class PageInfo:
 @attrs.frozen(kw_only=True)
 class Page(Generic[T]):
     """
-    One page of a paginated list.
+    One page of a paginated list (``retry_after``: the answer's hint, seconds).
     """
 
     items: tuple[T, ...]
     page_info: PageInfo
     request_id: str | None = None
-    retry_after: (
-        float | None
-    )  # the answer's Retry-After, in seconds = attrs.field(default=None, eq=False)
+    retry_after: float | None = attrs.field(default=None, eq=False)
