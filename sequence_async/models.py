@@ -5,9 +5,7 @@ Every model is keyword-only and lenient: fields the reference does not show
 for certain default to ``None``, unknown fields are ignored, and an enum field
 holds the raw string when the server sends a value this version does not know
 (typed ``SomeEnum | str``). Money is integer cents; timestamps are aware
-datetimes.
-
-May import: nothing from the package (attrs only).
+datetimes. May import: nothing from the package (attrs only).
 """
 
 from __future__ import annotations
@@ -105,7 +103,7 @@ class TransferDirection(enum.StrEnum):
 
 class TransferOrigin(enum.StrEnum):
     """
-    Where a transfer comes from (``paycheck`` is api-v1's ``direct_deposit``).
+    Where a transfer comes from (api-v1's ``paycheck``: ``direct_deposit``).
     """
 
     PAYCHECK = "paycheck"
@@ -116,7 +114,6 @@ class TransferOrigin(enum.StrEnum):
     RULE = "rule"
     USER = "user"
     EXTERNAL_PULL = "external_pull"
-    UNKNOWN = "unknown"
 
 
 class TransferStatus(enum.StrEnum):
