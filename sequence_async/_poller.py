@@ -353,11 +353,13 @@ class Poller:
         oldest = min(w.watch.oldest() for ws in pending.values() for w in ws)
         wanted = set(pending)
         found: dict[str, models.RuleExecution] = {}
+        # Platform lists live runs only unless asked: dry runs are waited on too.
         pages = list_executions(
             group.requester,
             group.rule_id,
             page_size=_LIST_PAGE,
             priority=Priority.POLL,
+            execution_mode="all" if _has_dry_runs(group.requester) else None,
         ).pages()
         try:
             count = 0
@@ -381,6 +383,10 @@ class Poller:
         finally:
             await pages.aclose()  # type: ignore[attr-defined]
         return found
+
+
+def _has_dry_runs(requester: Requester) -> bool:
+    return "simulation" in requester.profile.features
 
 
 async def _sleep_or_wake(wake: asyncio.Event, seconds: float) -> None:

@@ -137,10 +137,10 @@ class Profile:
             TypeError: Not a string.
             ValueError: Too long, or not of the surface's pattern.
         """
-        key = check_idempotency_key(key)
-        if len(key) > self.key_max or (
-            self.key_pattern is not None and not self.key_pattern.fullmatch(key)
-        ):
+        if self.key_pattern is None:
+            return check_idempotency_key(key)
+        key = check_text(key, "idempotency_key", allow_none=False) or ""
+        if len(key) > self.key_max or not self.key_pattern.fullmatch(key):
             raise ValueError(
                 f"idempotency_key must be 1 to {self.key_max} characters of "
                 f"[A-Za-z0-9._:/|-] on {self.name}"
