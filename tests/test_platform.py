@@ -28,15 +28,15 @@ from sequence_async import (
     SequenceClient,
     Transfers,
     UnsupportedFeatureError,
+    _convert,
     models,
 )
-from sequence_async import _convert
 from sequence_async._execution import Execution
 from sequence_async._profiles import PROFILES
 from sequence_async._wire import Response
 from sequence_async.testing import Behavior, FakeSequence, serve
 
-from .conftest import FAST_POLL, NO_WAIT_RETRIES, FakeTransport, requester, status
+from .conftest import FakeTransport, requester, status
 
 
 PLATFORM = PROFILES["platform-v1"]
@@ -280,9 +280,9 @@ async def test_surface_only_features_raise_naming_the_profile_before_sending() -
     with pytest.raises(UnsupportedFeatureError, match="api-v1") as caught:
         ExternalTransactions(on_v1).list(account_ids=["a1"])
     assert "api-v1" == caught.value.api
-    with pytest.raises(UnsupportedFeatureError, match="client.audit_logs"):
+    with pytest.raises(UnsupportedFeatureError, match=r"client\.audit_logs"):
         AuditLogs(on_v1).list()
-    with pytest.raises(UnsupportedFeatureError, match="client.cards"):
+    with pytest.raises(UnsupportedFeatureError, match=r"client\.cards"):
         Cards(on_platform).transactions("c1")
     assert ([], []) == (v1.sent, platform.sent)
 
@@ -415,7 +415,7 @@ async def test_platform_server_answers_unlisted_methods_with_plain_text_404() ->
         for method, path in (("DELETE", "/rules/rule_0001"), ("GET", "/nowhere")):
             async with session.request(
                 method,
-                server.url + path,
+                f"{server.url}{path}",
                 headers={"Authorization": f"Bearer {server.api_key}"},
             ) as response:
                 answers.append(

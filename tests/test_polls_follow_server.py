@@ -117,7 +117,7 @@ async def test_trigger_many_can_stop_at_transfers_created(
 async def test_a_bad_until_is_refused_before_the_trigger(
     server: FakeSequence, live: SequenceClient
 ) -> None:
-    """until must be "settled" or "transfers_created"; nothing is sent otherwise."""
+    """Until must be "settled" or "transfers_created"; nothing is sent otherwise."""
     with pytest.raises(ValueError, match="until must be one of"):
         await live.trigger_and_wait("rule_0001", until="accepted")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="until must be one of"):
