@@ -29,6 +29,7 @@ from sequence_async import (
     EventLoopError,
     ExecutionStatus,
     OutcomeUnknownError,
+    PollPolicy,
     ResponseTooLargeError,
     ResponseValidationError,
     RetryPolicy,
@@ -367,7 +368,9 @@ async def test_aclose_stops_queued_requests_and_polls(
     await slow.accounts.list()
     queued = asyncio.create_task(slow.accounts.list())
     execution = await live.rules.trigger("rule_0001")
-    waiting = asyncio.create_task(execution.wait(timeout=60))
+    # No poll is due before the close (a slow trigger must not make one due).
+    later = PollPolicy(wait_initial=30.0)
+    waiting = asyncio.create_task(execution.wait(timeout=60, poll=later))
     await asyncio.sleep(0)
     sent = sum(server.counts.values())
 
