@@ -37,6 +37,9 @@ _IN_RENAMES: Final = {
     "accountIds[]": "account_ids",
     "accountIds": "account_ids",
 }
+# Enum values named otherwise on Platform (api-v1 value -> Platform value).
+_VALUES: Final = {"paycheck": "DIRECT_DEPOSIT"}
+_VALUES_IN: Final = {v.lower(): k for k, v in _VALUES.items()}
 _PLATFORM_SCOPES: Final = {
     "LIST_ACCOUNTS": "READ_ACCOUNTS",
     "LIST_RULES": "READ_RULES",
@@ -108,6 +111,7 @@ class Dialect:
                 if value != value.upper():
                     raise invalid(f"{name} must be one of the UPPERCASE values.")
                 value = value.lower()  # noqa: PLW2901
+                value = _VALUES_IN.get(value, value)  # noqa: PLW2901
             out[key] = value
         return out
 
@@ -180,7 +184,7 @@ def _platform(data: Any) -> Any:
     out = {}
     for key, value in data.items():
         if key in _ENUM_FIELDS and isinstance(value, str):
-            out[camel(key)] = value.upper()
+            out[camel(key)] = _VALUES.get(value) or value.upper()
         else:
             out[_OUT_RENAMES.get(key) or camel(key)] = _platform(value)
     return out
