@@ -21,6 +21,10 @@ from hypothesis import strategies as st
 from sequence_async.testing import DEMO_API_KEY, FakeSequence
 
 
+# Raw requests in api-v1's wire language; test_platform.py speaks Platform's.
+pytestmark = pytest.mark.apis("api-v1")
+
+
 AUTH = f"Authorization: ApiKey {DEMO_API_KEY}\r\n".encode()
 
 
