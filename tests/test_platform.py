@@ -500,3 +500,13 @@ async def test_audit_logs_record_the_calls_made(
         ("GET_RULE", "FAILURE", "RULE_NOT_FOUND"),
         ("GET_RULE", "SUCCESS", None),
     ] == [(e.action, e.outcome, e.error_code) for e in entries]
+
+
+def test_a_platform_start_after_must_be_a_page_number() -> None:
+    """start_after on Platform is a page number, checked when the list is made."""
+    executions = RuleExecutions(
+        requester(FakeTransport(status(500)), api="platform-v1")
+    )
+
+    with pytest.raises(ValueError, match="start_after must be a page number"):
+        executions.list(rule_id="r1", start_after="Y3Vyc29y")
