@@ -67,6 +67,7 @@ class Profile:
             SDK's names (SDK name -> wire name).
         features: Surface-only features this profile has.
         code_errors: Error codes whose class holds whatever the status.
+        min_transfer: The smallest manual transfer, in cents.
     """
 
     name: str
@@ -79,6 +80,7 @@ class Profile:
     renames: Mapping[str, str]
     features: frozenset[str]
     code_errors: Mapping[str, type[errors.APIStatusError]]
+    min_transfer: int = 1
 
     def __repr__(self) -> str:
         return f"<Profile {self.name}>"
@@ -262,6 +264,7 @@ _PLATFORM_V1_PROFILE: Final = Profile(
         "RATE_LIMIT_EXCEEDED": errors.RateLimitError,
         "UNEXPECTED_ERROR": errors.ServerError,
     },
+    min_transfer=100,  # $1.00
 )
 PROFILES: Final[Mapping[str, Profile]] = {
     API_V1: _API_V1_PROFILE,

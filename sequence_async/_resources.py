@@ -300,7 +300,7 @@ class Transfers(Resource):
                     destination_account_id, "destination_account_id"
                 ),
                 "amount_in_cents": amount(
-                    amount_in_cents, "amount_in_cents", minimum=1
+                    amount_in_cents, "amount_in_cents", minimum=profile.min_transfer
                 ),
                 "description": check_text(description, "description"),
                 "simulation": simulation_of(simulation, profile),

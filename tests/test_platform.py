@@ -510,3 +510,37 @@ def test_a_platform_start_after_must_be_a_page_number() -> None:
 
     with pytest.raises(ValueError, match="start_after must be a page number"):
         executions.list(rule_id="r1", start_after="Y3Vyc29y")
+
+
+async def test_platform_transfers_are_at_least_one_dollar_before_sending() -> None:
+    """Platform's minimum transfer is 100 cents; 99 is a ValueError, unsent."""
+    transport = FakeTransport(status(500))
+    transfers = Transfers(requester(transport, api="platform-v1"))
+
+    with pytest.raises(ValueError, match="at least 100 cents"):
+        await transfers.create(
+            source_account_id="a", destination_account_id="b", amount_in_cents=99
+        )
+    assert [] == transport.sent
+
+
+@pytest.mark.apis("platform-v1")
+async def test_platform_server_refuses_transfers_under_one_dollar(
+    server: FakeSequence,
+) -> None:
+    """The fake Platform answers 400 INVALID_PARAMETERS below 100 cents."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{server.url}/transfers",
+            json={
+                "sourceAccountId": "acc_0001",
+                "destinationAccountId": "acc_0003",
+                "amountInCents": 99,
+            },
+            headers={"Authorization": f"Bearer {server.api_key}"},
+        ) as response,
+    ):
+        body = await response.json()
+
+    assert (400, "INVALID_PARAMETERS") == (response.status, body["error"]["code"])

@@ -226,7 +226,12 @@ async def create_transfer(request: web.Request) -> Reply:
     """
     _require(request, "MANUAL_TRANSFER")
     state = _state(request)
-    return Reply(201, state.create_transfer(request[PERMISSIONS], request[BODY]))
+    body = request[BODY]
+    if _platform(request) and isinstance(body, dict):
+        amount = body.get("amount_in_cents")
+        if isinstance(amount, int) and not isinstance(amount, bool) and amount < 100:
+            raise invalid("amountInCents must be at least 100 ($1.00).")
+    return Reply(201, state.create_transfer(request[PERMISSIONS], body))
 
 
 async def list_cards(request: web.Request) -> Reply:
