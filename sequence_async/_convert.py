@@ -43,19 +43,28 @@ def _is_enum_or_str(tp: Any) -> bool:
     )
 
 
-def _enum_or_str(tp: Any) -> Callable[[Any, Any], Any]:
-    enum_cls = next(a for a in get_args(tp) if a is not type(None))
-    members: Mapping[str, Any] = {m.value: m for m in enum_cls}
+def _enum_or_str(profile: Profile) -> Callable[[Any], Any]:
+    def factory(tp: Any) -> Callable[[Any, Any], Any]:
+        enum_cls = next(a for a in get_args(tp) if a is not type(None))
+        members: dict[str, Any] = {m.value: m for m in enum_cls}
+        # A surface's own name for a member (Platform's DIRECT_DEPOSIT).
+        members |= {
+            alias: members[value]
+            for alias, value in profile.enum_aliases.items()
+            if value in members
+        }
 
-    def structure(value: Any, _: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise TypeError(f"expected a string, got {type(value).__name__}")
-        # The API mixes casings for one concept; members are lowercase.
-        return members.get(value) or members.get(value.lower()) or value
+        def structure(value: Any, _: Any) -> Any:
+            if value is None:
+                return None
+            if not isinstance(value, str):
+                raise TypeError(f"expected a string, got {type(value).__name__}")
+            # The API mixes casings for one concept; members are lowercase.
+            return members.get(value) or members.get(value.lower()) or value
 
-    return structure
+        return structure
+
+    return factory
 
 
 def _structure_datetime(value: Any, _: Any) -> datetime:
@@ -152,7 +161,7 @@ def _make(profile: Profile) -> cattrs.Converter:
         _is_homogeneous_tuple, _lists_only(converter)
     )
     converter.register_structure_hook(datetime, _structure_datetime)
-    converter.register_structure_hook_factory(_is_enum_or_str, _enum_or_str)
+    converter.register_structure_hook_factory(_is_enum_or_str, _enum_or_str(profile))
     converter.register_structure_hook_func(
         lambda tp: tp == Mapping[str, Any],
         _snake_keys if profile.camel_case else _structure_plain,

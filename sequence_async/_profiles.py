@@ -68,6 +68,8 @@ class Profile:
         features: Surface-only features this profile has.
         code_errors: Error codes whose class holds whatever the status.
         min_transfer: The smallest manual transfer, in cents.
+        enum_aliases: Enum values named otherwise on this surface (lowercase
+            wire value -> the SDK's value), both ways.
     """
 
     name: str
@@ -81,6 +83,7 @@ class Profile:
     features: frozenset[str]
     code_errors: Mapping[str, type[errors.APIStatusError]]
     min_transfer: int = 1
+    enum_aliases: Mapping[str, str] = attrs.field(factory=dict)
 
     def __repr__(self) -> str:
         return f"<Profile {self.name}>"
@@ -124,8 +127,9 @@ class Profile:
         """
         if not self.camel_case:
             return dict(params)
+        wire_values = {sdk: alias for alias, sdk in self.enum_aliases.items()}
         return {
-            (k if k in _SNAKE_PARAMS else self.wire(k)): v.upper()
+            (k if k in _SNAKE_PARAMS else self.wire(k)): wire_values.get(v, v).upper()
             if k in _ENUM_PARAMS
             else v
             for k, v in params.items()
@@ -265,6 +269,7 @@ _PLATFORM_V1_PROFILE: Final = Profile(
         "UNEXPECTED_ERROR": errors.ServerError,
     },
     min_transfer=100,  # $1.00
+    enum_aliases={"direct_deposit": "paycheck"},
 )
 PROFILES: Final[Mapping[str, Profile]] = {
     API_V1: _API_V1_PROFILE,

@@ -103,11 +103,10 @@ class TransferDirection(enum.StrEnum):
 
 class TransferOrigin(enum.StrEnum):
     """
-    Where a transfer comes from (api-v1's ``paycheck``: ``direct_deposit``).
+    Where a transfer comes from (Platform's ``DIRECT_DEPOSIT`` is ``PAYCHECK``).
     """
 
     PAYCHECK = "paycheck"
-    DIRECT_DEPOSIT = "direct_deposit"
     CHECK_DEPOSIT = "check_deposit"
     CASHBACK = "cashback"
     USER_PULL = "user_pull"

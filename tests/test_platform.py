@@ -167,6 +167,7 @@ async def test_platform_query_names_are_camel_case_and_enums_uppercase() -> None
         async for t in transfers.list(
             account_id="a1",
             account_role="source",
+            origin=models.TransferOrigin.PAYCHECK,
             status=models.TransferStatus.COMPLETE,
             from_=datetime(2026, 1, 1, tzinfo=UTC),
         )
@@ -176,6 +177,7 @@ async def test_platform_query_names_are_camel_case_and_enums_uppercase() -> None
     assert "/accounts/a1/transfers" == sent.path
     assert {
         "accountRole": "source",
+        "origin": "DIRECT_DEPOSIT",
         "status": "COMPLETE",
         "from": "2026-01-01T00:00:00Z",
         "page": "1",
@@ -305,7 +307,7 @@ async def test_platform_error_codes_map_onto_the_same_classes() -> None:
 
 
 def test_platform_uppercase_enums_become_the_same_python_values() -> None:
-    """UPPERCASE Platform enums give api-v1's members; unknown values stay raw."""
+    """Platform enums (DIRECT_DEPOSIT too) give api-v1's members; unknown stay raw."""
     transfer = _convert.structure(
         {
             "id": "t1",
@@ -324,7 +326,7 @@ def test_platform_uppercase_enums_become_the_same_python_values() -> None:
 
     assert (
         models.TransferDirection.MONEY_IN,
-        models.TransferOrigin.DIRECT_DEPOSIT,
+        models.TransferOrigin.PAYCHECK,
         models.TransferStatus.COMPLETE,
         models.ExecutionMode.SIMULATION,
         models.AccountType.POD,
