@@ -1,7 +1,8 @@
 """
 The package's fake server in a child process, for benchmarks 2 and 4.
 
-Usage: ``python fake_server.py --rules 20 --median 3 --sigma 0.5 --rng-seed 1``.
+Usage: ``python fake_server.py --rules 20 --median 3 --sigma 0.5 --rng-seed 1
+[--api platform-v1]``.
 Prints ``{"url": ..., "api_key": ...}`` once listening. Each line read on
 stdin is a command, answered with one JSON line:
 
@@ -28,6 +29,7 @@ async def main() -> None:
     parser.add_argument("--median", type=float, default=3.0)
     parser.add_argument("--sigma", type=float, default=0.5)
     parser.add_argument("--rng-seed", type=int, default=1)
+    parser.add_argument("--api", default="api-v1", choices=["api-v1", "platform-v1"])
     args = parser.parse_args()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -35,7 +37,9 @@ async def main() -> None:
         lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
     )
     seed = demo_seed(rules=args.rules, failure_rate=0.0)
-    async with serve(seed, rng_seed=args.rng_seed, record=False) as server:
+    async with serve(
+        seed, rng_seed=args.rng_seed, record=False, api=args.api
+    ) as server:
         server.set_behavior("*", Behavior(median=args.median, sigma=args.sigma))
         print(json.dumps({"url": server.url, "api_key": server.api_key}), flush=True)
         while line := (await reader.readline()).decode().strip():

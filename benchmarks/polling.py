@@ -12,6 +12,10 @@ log-normal durations are triggered at concurrency 16:
   schedule (first poll ``delay(1)`` after the trigger returned, then each
   ``delay(n)`` after the last answer).
 
+Either API profile (``--api platform-v1``: the fake server and the client
+speak Platform v1; polls are ``/rules/{ruleId}/executions[/{id}]``). Run
+alone: ``python benchmarks/polling.py --api platform-v1 [-n 1000]``.
+
 Detection lag: the server draws each execution's end when it is triggered
 (``finish_at``, wall clock); any request after that moment sees it terminal.
 The child reports every ``finish_at``; the client stamps ``time.time()``
@@ -84,7 +88,7 @@ def fake_server(*args: str) -> Iterator[FakeServer]:
 
 
 async def naive_wait(
-    client: SequenceClient, execution_id: str, policy: PollPolicy
+    client: SequenceClient, execution_id: str, rule_id: str, policy: PollPolicy
 ) -> float:
     """
     Poll one execution alone on the policy's schedule; return when it ended.
@@ -94,17 +98,19 @@ async def naive_wait(
         polls += 1
         await asyncio.sleep(policy.delay(polls))
         try:
-            result = await client.rule_executions.get(execution_id)
+            result = await client.rule_executions.get(execution_id, rule_id=rule_id)
         except Exception:  # noqa: BLE001 (a naive poller just tries again)
             continue
         if result.done:
             return time.time()
 
 
-async def run_shared(url: str, key: str, requests: list[str]) -> dict[str, float]:
+async def run_shared(
+    url: str, key: str, requests: list[str], api: str
+) -> dict[str, float]:
     ended: dict[str, float] = {}
     async with (
-        SequenceClient(key, base_url=url) as client,
+        SequenceClient(key, base_url=url, api=api) as client,
         client.trigger_many(requests, concurrency=16, timeout=300) as run,
     ):
         async for outcome in run:
@@ -114,16 +120,18 @@ async def run_shared(url: str, key: str, requests: list[str]) -> dict[str, float
     return ended
 
 
-async def run_naive(url: str, key: str, requests: list[str]) -> dict[str, float]:
+async def run_naive(
+    url: str, key: str, requests: list[str], api: str
+) -> dict[str, float]:
     waits: dict[str, asyncio.Task[float]] = {}
     policy = PollPolicy()
-    async with SequenceClient(key, base_url=url) as client:
+    async with SequenceClient(key, base_url=url, api=api) as client:
         async with client.trigger_many(requests, concurrency=16, wait=False) as run:
             async for outcome in run:
                 assert outcome.execution is not None, outcome
                 execution_id = outcome.execution.id
                 waits[execution_id] = asyncio.create_task(
-                    naive_wait(client, execution_id, policy)
+                    naive_wait(client, execution_id, outcome.execution.rule_id, policy)
                 )
         return {i: await task for i, task in waits.items()}
 
@@ -134,17 +142,18 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def measure(
-    kind: str, n: int, rules: int, median: float, rng_seed: int
+    kind: str, n: int, rules: int, median: float, rng_seed: int, *, api: str = "api-v1"
 ) -> dict[str, float]:
     """
     One poller against a fresh fake server: requests per execution and lag.
     """
     requests = [f"rule_{(i % rules) + 1:04d}" for i in range(n)]
     args = ["--rules", str(rules), "--median", str(median), "--rng-seed", str(rng_seed)]
+    args += ["--api", api]
     with fake_server(*args) as server:
         started = time.perf_counter()
         run = run_shared if kind == "shared" else run_naive
-        ended = asyncio.run(run(server.url, server.api_key, requests))
+        ended = asyncio.run(run(server.url, server.api_key, requests, api))
         seconds = time.perf_counter() - started
         report = server.report()
     lags = [ended[i] - report["finish_at"][i] for i in ended]
@@ -161,19 +170,30 @@ def measure(
 
 
 def bench_polling(
-    n: int, rules: int, median: float, rng_seed: int = 1
+    n: int, rules: int, median: float, rng_seed: int = 1, api: str = "api-v1"
 ) -> dict[str, dict[str, float]]:
     """
     Shared poller then naive poller, same seed; print and return both.
     """
     result = {
-        kind: measure(kind, n, rules, median, rng_seed) for kind in ("shared", "naive")
+        kind: measure(kind, n, rules, median, rng_seed, api=api)
+        for kind in ("shared", "naive")
     }
     for kind, r in result.items():
         print(
-            f"2. {kind} poller: {r['requests_per_execution']:.2f} requests per execution, "
+            f"2. {api} {kind} poller: {r['requests_per_execution']:.2f} requests per execution, "
             f"lag p50 {r['lag_p50']:.2f}s p95 {r['lag_p95']:.2f}s p99 {r['lag_p99']:.2f}s "
             f"max {r['lag_max']:.2f}s "
             f"(min {r['lag_min'] * 1000:.0f} ms), total {r['seconds']:.1f}s"
         )
     return result
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--api", default="api-v1", choices=["api-v1", "platform-v1"])
+    parser.add_argument("-n", type=int, default=1_000)
+    options = parser.parse_args()
+    bench_polling(options.n, 20, 3.0, api=options.api)

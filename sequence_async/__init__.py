@@ -4,6 +4,7 @@ sequence-async: an asyncio SDK for the Sequence money-automation API.
 The whole public API is re-exported here; everything else is private.
 """
 
+from ._activity import AuditLogs, ExternalTransactions
 from ._bulk import BulkRun
 from ._client import SequenceClient
 from ._coordinator import Coordinator
@@ -45,16 +46,20 @@ from .errors import (
     ResponseValidationError,
     SequenceError,
     ServerError,
+    UnsupportedFeatureError,
     WaitTimeoutError,
 )
 from .models import (
     Account,
     AccountRef,
     AccountType,
+    AuditLogEntry,
     Balance,
     Card,
     CardTransaction,
+    ExecutionMode,
     ExecutionStatus,
+    ExternalTransaction,
     Page,
     PageInfo,
     Rule,
@@ -65,6 +70,7 @@ from .models import (
     RuleTrigger,
     Transfer,
     TransferDirection,
+    TransferOrigin,
     TransferStatus,
 )
 
@@ -79,6 +85,8 @@ __all__ = [
     "AccountRef",
     "AccountType",
     "Accounts",
+    "AuditLogEntry",
+    "AuditLogs",
     "AuthenticationError",
     "BadRequestError",
     "Balance",
@@ -93,7 +101,10 @@ __all__ = [
     "EventLoopError",
     "Execution",
     "ExecutionFailedError",
+    "ExecutionMode",
     "ExecutionStatus",
+    "ExternalTransaction",
+    "ExternalTransactions",
     "InFlightItem",
     "ItemState",
     "Journal",
@@ -132,10 +143,12 @@ __all__ = [
     "SqliteJournal",
     "Transfer",
     "TransferDirection",
+    "TransferOrigin",
     "TransferStatus",
     "Transfers",
     "TriggerOutcome",
     "TriggerRequest",
+    "UnsupportedFeatureError",
     "WaitTimeoutError",
     "__version__",
     "capture_responses",

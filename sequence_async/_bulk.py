@@ -22,8 +22,8 @@ from typing import Any, Self
 import attrs
 
 from . import _resume, errors
-from ._checks import check_count, check_idempotency_key, check_number
-from ._execution import Execution
+from ._checks import check_count, check_number
+from ._execution import Execution, Until, check_until
 from ._ids import new_id
 from ._journal import Journal
 from ._otel import Telemetry
@@ -77,6 +77,7 @@ class BulkRun:
         on_progress: Callable[[BulkProgress], None] | None,
         journal: Journal | None = None,
         rate_limit: float | None = None,
+        until: Until = "settled",
     ) -> None:
         given: object = requests
         if not isinstance(given, Iterable | AsyncIterable) or isinstance(
@@ -92,6 +93,8 @@ class BulkRun:
         )
         if not isinstance(wait, bool):
             raise TypeError("wait must be a bool")
+        check_until(until)
+        self._until: Until = until
         if on_progress is not None and not callable(on_progress):
             raise TypeError("on_progress must be callable")
         self._requester = requester
@@ -282,7 +285,7 @@ class BulkRun:
     def _claim_key(self, request: TriggerRequest) -> str:
         if request.idempotency_key is None:
             return new_id()
-        key = check_idempotency_key(request.idempotency_key)
+        key = self._requester.profile.check_idempotency_key(request.idempotency_key)
         if key in self._keys:
             raise ValueError(
                 f"duplicate idempotency_key {key!r} in this batch; not sent"
@@ -307,7 +310,7 @@ class BulkRun:
                 self._counts["waiting"] += 1
                 self._report()  # triggered: from triggering to waiting
                 try:
-                    result = await item.execution.wait(self._timeout)
+                    result = await item.execution.wait(self._timeout, until=self._until)
                 finally:
                     self._counts["waiting"] -= 1
                 outcome = attrs.evolve(outcome, result=result)

@@ -27,25 +27,27 @@ from ._checks import (
     check_timeout,
 )
 from ._coordinator import Coordinator, from_environment, key_digest
-from ._execution import Execution
+from ._execution import Execution, Until, check_until
 from ._journal import Journal
 from ._namespaces import Namespaces
 from ._observe import Hook, Hooks, Observer
 from ._otel import telemetry
 from ._outcomes import BulkProgress, TriggerOutcome, TriggerRequest
 from ._poller import Poller
+from ._profiles import profile_named
 from ._ratelimit import Limiter, TokenBucket
 from ._requester import Requester, Shared
+from ._resources import called_reason_of
 from ._retry import PollPolicy, RetryPolicy, check_poll, resolve_retry
 from ._sqlite_journal import SqliteJournal
 from ._transport import AiohttpTransport, ClientSession
 from ._waits import PollShare
-from ._wire import DEFAULT_BASE_URL, DEFAULT_MAX_RESPONSE_BYTES, Headers, Secret
+from ._wire import DEFAULT_MAX_RESPONSE_BYTES, Headers, Secret
 
 
 class SequenceClient(Namespaces):
     """
-    An asyncio client for Sequence's ``/api/v1``.
+    An asyncio client for Sequence's ``/api/v1`` or ``/platform/v1``.
 
     Use it as ``async with SequenceClient() as client:`` or call ``aclose()``.
     Every setting is checked here, before any request.
@@ -53,8 +55,11 @@ class SequenceClient(Namespaces):
     Args:
         api_key: The API key; ``SEQUENCE_API_KEY`` from the environment when
             not given.
-        base_url: ``SEQUENCE_BASE_URL`` from the environment, else production.
-            Must be an ``http://`` or ``https://`` URL.
+        api: Which of Sequence's APIs the key belongs to: ``"api-v1"`` (the
+            default) or ``"platform-v1"``; ``SEQUENCE_API`` from the
+            environment when not given. Same methods and models on both.
+        base_url: ``SEQUENCE_BASE_URL`` from the environment, else the API's
+            production URL. Must be an ``http://`` or ``https://`` URL.
         timeout: Seconds per attempt (a finite number above 0).
         max_retries: Retries after a failed attempt (connection errors,
             timeouts, 408, 429, 5xx); ignored when *retry* is given.
@@ -81,6 +86,9 @@ class SequenceClient(Namespaces):
             process on the same coordinator and key (``RedisCoordinator``).
             By default one is made from ``SEQUENCE_REDIS_URL`` when that is
             set; ``False``: none, whatever the environment says.
+        called_reason: Sent as ``x-called-reason`` on every request
+            (``platform-v1`` only; Sequence records it in the audit log).
+            Methods take ``called_reason=`` for one call.
 
     Raises:
         ValueError, TypeError: No API key, or a bad setting.
@@ -90,6 +98,7 @@ class SequenceClient(Namespaces):
         self,
         api_key: str | None = None,
         *,
+        api: str | None = None,
         base_url: str | None = None,
         timeout: float = 30.0,
         max_retries: int = 3,
@@ -101,6 +110,7 @@ class SequenceClient(Namespaces):
         ssl: _ssl.SSLContext | bool | None = None,
         poll: PollPolicy | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        called_reason: str | None = None,
         event_hooks: Mapping[str, Sequence[Hook]] | None = None,
         tracer_provider: object = None,
         meter_provider: object = None,
@@ -111,7 +121,10 @@ class SequenceClient(Namespaces):
         key = api_key if api_key is not None else os.environ.get("SEQUENCE_API_KEY")
         del api_key
         problem = api_key_problem(key)
-        auth = Secret(f"ApiKey {key}") if problem is None else None
+        profile = profile_named(
+            api if api is not None else os.environ.get("SEQUENCE_API")
+        )
+        auth = Secret(profile.authorization(key)) if key and problem is None else None
         digest = key_digest(key) if key and problem is None else ""  # never the key
         del key
         if auth is None:
@@ -119,7 +132,7 @@ class SequenceClient(Namespaces):
         self.base_url = check_base_url(
             base_url
             if base_url is not None
-            else os.environ.get("SEQUENCE_BASE_URL", DEFAULT_BASE_URL)
+            else os.environ.get("SEQUENCE_BASE_URL", profile.default_base_url)
         )
         if rate_limit is None and rate_limit_burst is not None:
             raise ValueError("rate_limit_burst needs a rate_limit")
@@ -156,13 +169,23 @@ class SequenceClient(Namespaces):
             check_timeout(timeout),
             resolve_retry(retry, max_retries),
             check_poll(poll) or PollPolicy(),
+            profile,
+            called_reason_of(called_reason, profile),
         )
         self._mount(self._requester)
+
+    @property
+    def api(self) -> str:
+        """
+        The API this client speaks: ``"api-v1"`` or ``"platform-v1"``.
+        """
+        return self._requester.profile.name
 
     def __repr__(self) -> str:
         requester = getattr(self, "_requester", None)  # half-built: in __init__
         state = "closed" if requester is None or requester.shared.closed else "open"
-        return f"<SequenceClient {getattr(self, 'base_url', '?')} ({state})>"
+        api = requester.profile.name if requester is not None else "?"
+        return f"<SequenceClient {api} {getattr(self, 'base_url', '?')} ({state})>"
 
     def __reduce__(self) -> tuple[object, ...]:
         """
@@ -177,6 +200,7 @@ class SequenceClient(Namespaces):
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
         poll: PollPolicy | None = None,
+        called_reason: str | None = None,
     ) -> Self:
         """
         Return a view with other settings, sharing session, limiter and poller.
@@ -188,6 +212,10 @@ class SequenceClient(Namespaces):
         changes: dict[str, object] = {}
         if timeout is not None:
             changes["timeout"] = check_timeout(timeout)
+        if called_reason is not None:
+            changes["called_reason"] = called_reason_of(
+                called_reason, self._requester.profile
+            )
         if retry is not None or max_retries is not None:
             changes["retry"] = resolve_retry(
                 retry, max_retries, base=self._requester.retry
@@ -243,6 +271,9 @@ class SequenceClient(Namespaces):
         timeout: float | None = 300.0,
         raise_on_failure: bool = True,
         poll: PollPolicy | None = None,
+        until: Until = "settled",
+        simulation: bool | None = None,
+        called_reason: str | None = None,
     ) -> models.RuleExecution:
         """
         Trigger a rule and wait until its execution is terminal.
@@ -257,6 +288,10 @@ class SequenceClient(Namespaces):
             timeout: Seconds to wait for the end of the execution.
             raise_on_failure: Raise ``ExecutionFailedError`` on ``failed``.
             poll: The poll schedule; the client's by default.
+            until: ``"transfers_created"`` returns once the rule has run and
+                only settlement is left; see ``Execution.wait``.
+            simulation: A dry run (``platform-v1`` only).
+            called_reason: Sent as ``x-called-reason`` on the trigger.
 
         Raises:
             errors.WaitTimeoutError: Not terminal in time; the error carries
@@ -265,21 +300,30 @@ class SequenceClient(Namespaces):
         """
         check_number(timeout, "timeout", allow_none=True)  # before the trigger
         check_poll(poll)
+        check_until(until)
         execution = await self.rules.trigger(
             rule_id,
             manual_execute_amount=manual_execute_amount,
             idempotency_key=idempotency_key,
             request_id=request_id,
+            simulation=simulation,
+            called_reason=called_reason,
         )
         return await execution.wait(
-            timeout, raise_on_failure=raise_on_failure, poll=poll
+            timeout, raise_on_failure=raise_on_failure, poll=poll, until=until
         )
 
     async def execution_from_id(
-        self, execution_id: str, *, request_id: str | None = None
+        self,
+        execution_id: str,
+        *,
+        rule_id: str | None = None,
+        request_id: str | None = None,
     ) -> Execution:
         """
         Fetch an execution by id and return its handle, to wait on it.
+
+        ``rule_id`` is required on ``platform-v1`` (its path names the rule).
 
         Raises:
             errors.NotFoundError: No such execution.
@@ -289,7 +333,7 @@ class SequenceClient(Namespaces):
         if request_id is not None:
             check_request_id(request_id)
         return await _execution.fetch(
-            self._requester, execution_id, request_id=request_id
+            self._requester, execution_id, rule_id=rule_id, request_id=request_id
         )
 
     def execution_from_token(self, token: str) -> Execution:
@@ -297,7 +341,8 @@ class SequenceClient(Namespaces):
         Rebuild an ``Execution`` handle from ``Execution.to_token()``.
 
         Raises:
-            ValueError: Not a valid execution token.
+            ValueError: The token is not a valid execution token, or is of
+                the other API (``api-v1`` / ``platform-v1``) than this client.
         """
         return _execution.from_token(token, self._requester)
 
@@ -311,6 +356,7 @@ class SequenceClient(Namespaces):
         max_failures: int | None = None,
         on_progress: Callable[[BulkProgress], None] | None = None,
         journal: str | os.PathLike[str] | Journal | None = None,
+        until: Until = "settled",
     ) -> BulkRun:
         """
         Trigger many rules; iterate over one ``TriggerOutcome`` per request.
@@ -333,6 +379,8 @@ class SequenceClient(Namespaces):
                 ``Journal``: every item's intent is recorded before it is
                 sent; the same run again resumes it (README: "Crash-safe bulk
                 runs"). The input is then read whole, and checked first.
+            until: With *wait*, ``"transfers_created"`` ends each wait once
+                its rule has run and only settlement is left.
 
         Returns:
             A ``BulkRun``: ``async for outcome in run``. Use ``async with`` to
@@ -354,6 +402,7 @@ class SequenceClient(Namespaces):
             on_progress=on_progress,
             journal=journal,
             rate_limit=self._rate_limit,
+            until=until,
         )
 
     async def trigger_all(
@@ -366,6 +415,7 @@ class SequenceClient(Namespaces):
         max_failures: int | None = None,
         on_progress: Callable[[BulkProgress], None] | None = None,
         journal: str | os.PathLike[str] | Journal | None = None,
+        until: Until = "settled",
     ) -> list[TriggerOutcome]:
         """
         Run ``trigger_many`` to the end and return the outcomes in input order.
@@ -378,6 +428,7 @@ class SequenceClient(Namespaces):
             max_failures=max_failures,
             on_progress=on_progress,
             journal=journal,
+            until=until,
         ) as run:
             outcomes = [outcome async for outcome in run]
         outcomes.sort(key=lambda o: o.index)

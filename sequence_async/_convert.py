@@ -6,7 +6,9 @@ fields that keep unknown values as the raw string, plain-data fields kept as
 they are, lists to tuples, unknown keys ignored. Integers, strings and
 booleans are taken only as themselves (no ``1999.99`` read as 1999 cents). A
 body that still does not fit raises ``ResponseValidationError`` with cattrs'
-readable error lines.
+readable error lines. One converter per API profile: on Platform, model
+fields are read from their camelCase wire names (``Profile.wire``), and
+plain-data fields get snake_case keys, so both surfaces give the same values.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn
+from cattrs.gen import make_dict_structure_fn, override
 from cattrs.preconf.json import make_converter
 
 from . import errors
+from ._profiles import DEFAULT, PROFILES, Profile, snake
 
 
 T = TypeVar("T")
@@ -40,20 +43,30 @@ def _is_enum_or_str(tp: Any) -> bool:
     )
 
 
-def _enum_or_str(tp: Any) -> Callable[[Any, Any], Any]:
-    enum_cls = next(a for a in get_args(tp) if a is not type(None))
-    members: Mapping[str, Any] = {m.value: m for m in enum_cls}
-    optional = type(None) in get_args(tp)
+def _enum_or_str(profile: Profile) -> Callable[[Any], Any]:
+    def factory(tp: Any) -> Callable[[Any, Any], Any]:
+        enum_cls = next(a for a in get_args(tp) if a is not type(None))
+        members: dict[str, Any] = {m.value: m for m in enum_cls}
+        # A surface's own name for a member (Platform's DIRECT_DEPOSIT).
+        members |= {
+            alias: members[value]
+            for alias, value in profile.enum_aliases.items()
+            if value in members
+        }
 
-    def structure(value: Any, _: Any) -> Any:
-        if value is None and optional:
-            return None
-        if not isinstance(value, str):
-            raise TypeError(f"expected a string, got {type(value).__name__}")
-        # The API mixes casings for one concept; members are lowercase.
-        return members.get(value) or members.get(value.lower()) or value
+        optional = type(None) in get_args(tp)
 
-    return structure
+        def structure(value: Any, _: Any) -> Any:
+            if value is None and optional:
+                return None
+            if not isinstance(value, str):
+                raise TypeError(f"expected a string, got {type(value).__name__}")
+            # The API mixes casings for one concept; members are lowercase.
+            return members.get(value) or members.get(value.lower()) or value
+
+        return structure
+
+    return factory
 
 
 def _structure_datetime(value: Any, _: Any) -> datetime:
@@ -69,9 +82,33 @@ def _structure_plain(value: Any, _: Any) -> Any:
     return value
 
 
-def _objects_only(converter: cattrs.Converter) -> Callable[[Any], Any]:
+def _snake_keys(value: Any, _: Any) -> Any:
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return _snaked(value)
+
+
+def _snaked(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            snake(k) if isinstance(k, str) else k: _snaked(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_snaked(v) for v in value]
+    return value
+
+
+def _objects_only(
+    converter: cattrs.Converter, profile: Profile
+) -> Callable[[Any], Any]:
     def factory(cls: Any) -> Callable[[Any, Any], Any]:
-        build = make_dict_structure_fn(cls, converter)
+        renames = {
+            f.name: override(rename=profile.wire(f.name))
+            for f in attrs.fields(cls)
+            # The envelope's request id (eq=False) is set by ``structure``.
+            if (f.name != "request_id" or f.eq) and profile.wire(f.name) != f.name
+        }
+        build = make_dict_structure_fn(cls, converter, **renames)  # type: ignore[arg-type]
 
         def structure(value: Any, tp: Any) -> Any:
             if not isinstance(value, dict):
@@ -114,30 +151,40 @@ def _exactly(kind: type[Any]) -> Callable[[Any, Any], Any]:
     return structure
 
 
-def _make() -> cattrs.Converter:
+def _make(profile: Profile) -> cattrs.Converter:
     converter = make_converter()
     for kind in (int, str, bool):
         converter.register_structure_hook(kind, _exactly(kind))
     # Strings and objects are iterable: never read one as a list or a model.
-    converter.register_structure_hook_factory(attrs.has, _objects_only(converter))
+    converter.register_structure_hook_factory(
+        attrs.has, _objects_only(converter, profile)
+    )
     converter.register_structure_hook_factory(
         _is_homogeneous_tuple, _lists_only(converter)
     )
     converter.register_structure_hook(datetime, _structure_datetime)
-    converter.register_structure_hook_factory(_is_enum_or_str, _enum_or_str)
+    converter.register_structure_hook_factory(_is_enum_or_str, _enum_or_str(profile))
     converter.register_structure_hook_func(
-        lambda tp: tp == Mapping[str, Any], _structure_plain
+        lambda tp: tp == Mapping[str, Any],
+        _snake_keys if profile.camel_case else _structure_plain,
     )
     return converter
 
 
-_CONVERTER = _make()
+_CONVERTERS = {name: _make(profile) for name, profile in PROFILES.items()}
+_CONVERTER = _CONVERTERS[DEFAULT.name]
 # What structuring a body that does not fit may raise: all of it is turned
 # into ResponseValidationError (deep nesting included).
 _INVALID = (cattrs.BaseValidationError, ValueError, TypeError, KeyError, RecursionError)
 
 
-def structure(data: Any, cls: type[T], *, request_id: str | None = None) -> T:
+def structure(
+    data: Any,
+    cls: type[T],
+    *,
+    request_id: str | None = None,
+    profile: Profile = DEFAULT,
+) -> T:
     """
     Build a *cls* from JSON data; ``request_id`` is set where the model has one.
 
@@ -147,13 +194,17 @@ def structure(data: Any, cls: type[T], *, request_id: str | None = None) -> T:
     if request_id is not None and isinstance(data, dict) and _has_request_id(cls):
         data = {**data, "request_id": request_id}
     try:
-        return _CONVERTER.structure(data, cls)
+        return _CONVERTERS[profile.name].structure(data, cls)
     except _INVALID as exc:
         raise _invalid(exc, cls.__name__, request_id) from None
 
 
 def structure_list(
-    data: Any, cls: type[T], *, request_id: str | None = None
+    data: Any,
+    cls: type[T],
+    *,
+    request_id: str | None = None,
+    profile: Profile = DEFAULT,
 ) -> tuple[T, ...]:
     """
     Build a tuple of *cls* from a JSON array.
@@ -166,8 +217,9 @@ def structure_list(
             f"expected a list of {cls.__name__}, got {type(data).__name__}",
             request_id=request_id,
         )
+    converter = _CONVERTERS[profile.name]
     try:
-        return tuple(_CONVERTER.structure(item, cls) for item in data)
+        return tuple(converter.structure(item, cls) for item in data)
     except _INVALID as exc:
         raise _invalid(exc, cls.__name__, request_id) from None
 

@@ -2,9 +2,10 @@
 The ``Execution`` handle: what ``rules.trigger()`` returns, and its token.
 
 Owns the handle (the last state seen, ``refresh``, ``wait`` through the
-client's poller), its resume token and the checks of a token read back. A
-handle belongs to the client or view that made it: its waits use that view's
-settings. Pickled, it keeps its fields and last state but not its client;
+client's poller, until terminal or until only settlement is left), its
+resume token (which records the API profile) and the checks of a token read
+back. A handle belongs to the client or view that made it: its waits use that
+view's settings. Pickled, it keeps its fields and last state but not its client;
 resume it with ``client.execution_from_token(handle.to_token())``.
 """
 
@@ -16,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final, Literal
 
 import attrs
 
@@ -24,6 +25,7 @@ from . import errors, models
 from ._checks import check_number, check_request_id, segment
 from ._paging import get_execution
 from ._poller import CLOCK_SKEW, Watch
+from ._profiles import API_V1
 from ._ratelimit import Priority
 from ._requester import Requester
 from ._retry import PollPolicy
@@ -33,6 +35,8 @@ from ._wire import loads
 log = logging.getLogger("sequence_async")
 TOKEN_VERSION = 1
 _MAX_TOKEN_CHARS = 4096
+Until = Literal["settled", "transfers_created"]
+UNTIL: Final = ("settled", "transfers_created")
 
 
 @attrs.define(eq=False, repr=False)
@@ -52,6 +56,8 @@ class Execution:
     triggered_at: datetime
     _requester: Requester | None = attrs.field(alias="requester")
     _last: models.RuleExecution | None = attrs.field(default=None, alias="last")
+    # The API profile of a handle unpickled without its client.
+    _api: str = attrs.field(default=API_V1, alias="api", kw_only=True)
     _warned: set[str] = attrs.field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -74,6 +80,7 @@ class Execution:
             "idempotency_key": self.idempotency_key,
             "triggered_at": self.triggered_at,
             "last": self._last,
+            "api": self._profile_name(),
         }
         return (_unpickle, (state,))
 
@@ -143,7 +150,11 @@ class Execution:
                 execution.
         """
         snapshot = await get_execution(
-            self._attached(), self.id, request_id=request_id, priority=Priority.POLL
+            self._attached(),
+            self.id,
+            rule_id=self.rule_id,
+            request_id=request_id,
+            priority=Priority.POLL,
         )
         self._check(snapshot)
         self._record(snapshot)
@@ -164,6 +175,7 @@ class Execution:
         raise_on_failure: bool = True,
         poll: PollPolicy | None = None,
         request_id: str | None = None,
+        until: Until = "settled",
     ) -> models.RuleExecution:
         """
         Wait until the execution is terminal and return it.
@@ -181,6 +193,12 @@ class Execution:
                 good enough is the caller's decision.
             poll: The poll schedule; the client's by default.
             request_id: Sent as ``X-Request-ID`` on that last look.
+            until: ``"settled"`` (the default) waits for a terminal status,
+                which comes once the transfers have settled (ACH: maybe
+                days). ``"transfers_created"`` returns as soon as the rule's
+                job has finished and its transfers exist: a terminal
+                execution, or one still ``in_progress`` that only waits for
+                settlement (``result.settling``).
 
         Raises:
             errors.WaitTimeoutError: The deadline passed. The execution goes
@@ -192,15 +210,22 @@ class Execution:
             check_request_id(request_id)
         if poll is not None and not isinstance(poll, PollPolicy):
             raise TypeError("poll must be a PollPolicy")
+        check_until(until)
+        early = until == "transfers_created"
         requester = self._attached()
         result = self._last
-        if result is None or not result.done:
+        if result is None or not (result.done or (early and result.settling)):
             requester.shared.check_open()
             deadline = None if timeout is None else time.monotonic() + timeout
             telemetry = requester.shared.observer.telemetry
             if telemetry is None:
                 result = await self._wait(
-                    requester, poll, timeout, deadline=deadline, request_id=request_id
+                    requester,
+                    poll,
+                    timeout,
+                    deadline=deadline,
+                    request_id=request_id,
+                    early=early,
                 )
             else:
                 with telemetry.span("execution.wait", self._attributes()) as span:
@@ -210,6 +235,7 @@ class Execution:
                         timeout,
                         deadline=deadline,
                         request_id=request_id,
+                        early=early,
                         event=span.add_event,
                     )
                     span.set_attribute("sequence.status", str(result.status))
@@ -231,6 +257,7 @@ class Execution:
         *,
         deadline: float | None,
         request_id: str | None,
+        early: bool = False,
         event: Callable[[str, dict[str, str]], object] | None = None,
     ) -> models.RuleExecution:
         poller = requester.shared.poller
@@ -244,7 +271,7 @@ class Execution:
                 self._record(snapshot)
                 event("poll", {"sequence.status": str(snapshot.status)})
 
-        watch = Watch(self.id, self.rule_id, observe, self.age, self._oldest)
+        watch = Watch(self.id, self.rule_id, observe, self.age, self._oldest, early)
         try:
             async with asyncio.timeout(timeout) as scope:
                 return await poller.wait(
@@ -253,7 +280,7 @@ class Execution:
         except TimeoutError:
             if not scope.expired():
                 raise
-            result = await self._last_look(requester, request_id)
+            result = await self._last_look(requester, request_id, early=early)
             if result is None:
                 raise errors.WaitTimeoutError(
                     self, timeout=timeout or 0.0, last_status=self.status
@@ -261,7 +288,7 @@ class Execution:
             return result
 
     async def _last_look(
-        self, requester: Requester, request_id: str | None
+        self, requester: Requester, request_id: str | None, *, early: bool
     ) -> models.RuleExecution | None:
         try:
             async with asyncio.timeout(requester.timeout):
@@ -270,6 +297,7 @@ class Execution:
                         retry=attrs.evolve(requester.retry, max_retries=0)
                     ),
                     self.id,
+                    rule_id=self.rule_id,
                     request_id=request_id,
                     priority=Priority.OTHER,
                 )
@@ -277,7 +305,10 @@ class Execution:
         except (errors.SequenceError, TimeoutError):
             return None
         self._record(snapshot)
-        return snapshot if snapshot.done else None
+        return snapshot if snapshot.done or (early and snapshot.settling) else None
+
+    def _profile_name(self) -> str:
+        return self._api if self._requester is None else self._requester.profile.name
 
     def to_token(self) -> str:
         """
@@ -286,6 +317,7 @@ class Execution:
         return json.dumps(
             {
                 "v": TOKEN_VERSION,
+                "api": self._profile_name(),
                 "id": self.id,
                 "rule_id": self.rule_id,
                 "request_id": self.request_id,
@@ -310,6 +342,14 @@ def from_token(token: object, requester: Requester) -> Execution:
     data = loads(token)
     if not isinstance(data, dict) or data.get("v") != TOKEN_VERSION:
         raise ValueError(f"not an execution token of version {TOKEN_VERSION}")
+    # Tokens from before profiles existed are api-v1's.
+    api = data.get("api", API_V1)
+    if api != requester.profile.name:
+        raise ValueError(
+            f"this execution token is of Sequence's {str(api)[:20]!r} API; this "
+            f"client speaks {requester.profile.name!r}: resume it with "
+            f"SequenceClient(api={str(api)[:20]!r})"
+        )
     execution_id, rule_id = data.get("id"), data.get("rule_id")
     try:
         segment(execution_id, "id")
@@ -332,7 +372,11 @@ def from_token(token: object, requester: Requester) -> Execution:
 
 
 async def fetch(
-    requester: Requester, execution_id: str, *, request_id: str | None = None
+    requester: Requester,
+    execution_id: str,
+    *,
+    rule_id: str | None = None,
+    request_id: str | None = None,
 ) -> Execution:
     """
     Fetch an execution by id and return its handle, holding what was seen.
@@ -341,7 +385,9 @@ async def fetch(
         errors.ResponseValidationError: The answer names no rule, or is
             about another execution.
     """
-    current = await get_execution(requester, execution_id, request_id=request_id)
+    current = await get_execution(
+        requester, execution_id, rule_id=rule_id, request_id=request_id
+    )
     if current.id != execution_id or not current.rule_id:
         raise errors.ResponseValidationError(
             f"asked for execution {execution_id}, got {current.id!r} of rule "
@@ -357,6 +403,14 @@ async def fetch(
         requester=requester,
         last=current,
     )
+
+
+def check_until(until: object) -> None:
+    """
+    Raise ``ValueError`` unless *until* is ``"settled"`` or ``"transfers_created"``.
+    """
+    if until not in UNTIL:
+        raise ValueError(f"until must be one of {', '.join(UNTIL)}, not {until!r}")
 
 
 def _optional(value: object, name: str) -> str | None:

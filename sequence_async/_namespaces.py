@@ -8,6 +8,7 @@ documented property (so they appear in ``help()`` and ``dir()``).
 
 from __future__ import annotations
 
+from ._activity import AuditLogs, ExternalTransactions
 from ._requester import Requester
 from ._resources import Accounts, Cards, Transfers
 from ._rules import RuleExecutions, Rules
@@ -24,6 +25,8 @@ class Namespaces:
         self._rule_executions = RuleExecutions(requester)
         self._transfers = Transfers(requester)
         self._cards = Cards(requester)
+        self._external_transactions = ExternalTransactions(requester)
+        self._audit_logs = AuditLogs(requester)
 
     @property
     def accounts(self) -> Accounts:
@@ -56,6 +59,20 @@ class Namespaces:
     @property
     def cards(self) -> Cards:
         """
-        ``/cards`` (experimental: "coming soon" in Sequence's docs).
+        ``/cards`` (experimental, "coming soon" in Sequence's docs; api-v1 only).
         """
         return self._cards
+
+    @property
+    def external_transactions(self) -> ExternalTransactions:
+        """
+        ``/external-transactions`` (platform-v1 only).
+        """
+        return self._external_transactions
+
+    @property
+    def audit_logs(self) -> AuditLogs:
+        """
+        ``/audit-logs`` (platform-v1 only).
+        """
+        return self._audit_logs

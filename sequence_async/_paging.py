@@ -1,9 +1,10 @@
 """
-Cursor paging, written once, and the rule-execution reads the poller shares.
+Paging, written once, and the rule-execution reads the poller shares.
 
 Owns ``Paginator`` (lazy pages of any list endpoint, able to start from a
 saved cursor, stopping on a last page, an empty page, a repeated cursor or
-``max_pages``) and the two execution reads, ``get_execution`` and
+``max_pages``; cursors on ``api-v1``, page numbers on ``platform-v1``, as the
+requester's profile says) and the two execution reads, ``get_execution`` and
 ``list_executions``, used alike by ``client.rule_executions`` and by the
 poller, so there is one definition of each request.
 """
@@ -15,10 +16,10 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Generic, TypeVar
 
 from . import _convert, errors, models
-from ._checks import check_count, check_text, path, query, segment
+from ._checks import check_count, check_text, query
 from ._ratelimit import Priority
 from ._requester import Requester
-from ._wire import next_cursor
+from ._wire import Envelope, next_cursor
 
 
 T = TypeVar("T")
@@ -29,12 +30,12 @@ DEFAULT_MAX_PAGES = 10_000
 
 class Paginator(Generic[T]):
     """
-    An async iterator over every item of a cursor-paginated list.
+    An async iterator over every item of a paginated list.
 
     Pages are fetched lazily, one when the last item of the previous one has
     been used; ``pages()`` gives them one at a time instead. A page's
-    ``page_info.end_cursor`` can be saved and passed as ``start_after`` to
-    resume the listing later.
+    ``page_info.end_cursor`` (on ``platform-v1``, its page number) can be
+    saved and passed as ``start_after`` to resume the listing later.
 
     Paging stops at the last page, and also, with a WARNING, on a server
     that sends an empty page with more to come, repeats a cursor, or has
@@ -42,6 +43,7 @@ class Paginator(Generic[T]):
     """
 
     __slots__ = (
+        "_called_reason",
         "_max_pages",
         "_model",
         "_operation",
@@ -58,7 +60,7 @@ class Paginator(Generic[T]):
         self,
         requester: Requester,
         path: str,
-        params: Mapping[str, str],
+        params: Mapping[str, str | tuple[str, ...]],
         model: type[T],
         *,
         operation: str,
@@ -67,10 +69,12 @@ class Paginator(Generic[T]):
         request_id: str | None = None,
         max_pages: int = DEFAULT_MAX_PAGES,
         priority: Priority = Priority.OTHER,
+        called_reason: str | None = None,
     ) -> None:
         self._requester = requester
         self._path = path
         self._params = dict(params)
+        self._called_reason = called_reason
         self._model = model
         self._operation = operation
         self._page_size = (
@@ -80,6 +84,7 @@ class Paginator(Generic[T]):
         if self._page_size > DEFAULT_PAGE_SIZE:
             raise ValueError(f"page_size must be at most {DEFAULT_PAGE_SIZE}")
         self._start_after = check_text(start_after, "start_after")
+        requester.profile.page_params(1, self._start_after)  # a bad cursor: now
         self._request_id = request_id
         self._max_pages = check_count(max_pages, "max_pages", minimum=1) or 1
         self._priority = priority
@@ -100,27 +105,30 @@ class Paginator(Generic[T]):
         Yield the list one page at a time.
         """
         after = self._start_after
+        profile = self._requester.profile
         seen: set[str] = set()
         for _ in range(self._max_pages):
-            params = {**self._params, "first": str(self._page_size)}
-            if after is not None:
-                params["after"] = after
             envelope = await self._requester.request(
                 "GET",
                 self._path,
                 operation=self._operation,
-                params=params,
+                params=self._params | profile.page_params(self._page_size, after),
                 request_id=self._request_id,
                 priority=self._priority,
+                called_reason=self._called_reason,
+            )
+            data, page_info = profile.read_page(
+                envelope.data, envelope.page_info, after
             )
             items = _convert.structure_list(
-                envelope.data, self._model, request_id=envelope.request_id
+                data, self._model, request_id=envelope.request_id, profile=profile
             )
-            page_info = envelope.page_info or {}
+            page_info = page_info or {}
             yield models.Page(
                 items=items,
                 page_info=_convert.structure(page_info, models.PageInfo),
                 request_id=envelope.request_id,
+                retry_after=envelope.retry_after,
             )
             after = next_cursor(page_info, items=len(items), page_size=self._page_size)
             if after is None:
@@ -142,31 +150,62 @@ async def get_execution(
     requester: Requester,
     execution_id: str,
     *,
+    rule_id: str | None = None,
     request_id: str | None = None,
     priority: Priority = Priority.OTHER,
     deadline: float | None = None,
+    called_reason: str | None = None,
 ) -> models.RuleExecution:
     """
-    ``GET /rule-executions/{id}``: one execution's current state.
+    ``GET /rule-executions/{id}`` (``/rules/{ruleId}/executions/{id}``).
     """
-    envelope = await requester.request(
+    snapshot, _ = await read_execution(
+        requester,
+        execution_id,
+        rule_id=rule_id,
+        request_id=request_id,
+        priority=priority,
+        deadline=deadline,
+        called_reason=called_reason,
+    )
+    return snapshot
+
+
+async def read_execution(
+    requester: Requester,
+    execution_id: str,
+    *,
+    rule_id: str | None = None,
+    request_id: str | None = None,
+    priority: Priority = Priority.OTHER,
+    deadline: float | None = None,
+    called_reason: str | None = None,
+) -> tuple[models.RuleExecution, float | None]:
+    """
+    ``get_execution``, with the answer's ``Retry-After`` hint (seconds).
+    """
+    envelope: Envelope = await requester.request(
         "GET",
-        path("rule-executions", (execution_id, "execution_id")),
+        requester.profile.execution_path(rule_id, execution_id),
         operation="rule_executions.get",
         attributes={"sequence.execution_id": execution_id},
         request_id=request_id,
         priority=priority,
         deadline=deadline,
+        called_reason=called_reason,
     )
-    found = _convert.structure(
-        envelope.data, models.RuleExecution, request_id=envelope.request_id
+    snapshot = _convert.structure(
+        envelope.data,
+        models.RuleExecution,
+        request_id=envelope.request_id,
+        profile=requester.profile,
     )
-    if found.id != execution_id:
+    if snapshot.id != execution_id:
         raise errors.ResponseValidationError(
-            f"asked for execution {execution_id!r}, got {found.id!r}",
+            f"asked for execution {execution_id!r}, got {snapshot.id!r}",
             request_id=envelope.request_id,
         )
-    return found
+    return snapshot, envelope.retry_after
 
 
 def list_executions(
@@ -181,20 +220,28 @@ def list_executions(
     start_after: str | None = None,
     request_id: str | None = None,
     priority: Priority = Priority.OTHER,
+    called_reason: str | None = None,
+    execution_mode: str | None = None,
 ) -> Paginator[models.RuleExecution]:
     """
-    ``GET /rule-executions?rule_id=…``: a rule's executions, newest first.
+    ``GET /rule-executions?rule_id=…`` (``/rules/{ruleId}/executions``), newest first.
     """
-    segment(rule_id, "rule_id")
+    profile = requester.profile
+    endpoint, params = profile.executions_list(rule_id)
+    if execution_mode is not None:
+        profile.require("simulation", "execution_mode")
     return Paginator(
         requester,
-        "/rule-executions",
-        query(
-            rule_id=rule_id,
-            status=status,
-            trigger_type=trigger_type,
-            from_=from_,
-            to=to,
+        endpoint,
+        params
+        | profile.query(
+            query(
+                status=status,
+                trigger_type=trigger_type,
+                execution_mode=execution_mode,
+                from_=from_,
+                to=to,
+            )
         ),
         models.RuleExecution,
         operation="rule_executions.list",
@@ -202,4 +249,5 @@ def list_executions(
         start_after=start_after,
         request_id=request_id,
         priority=priority,
+        called_reason=called_reason,
     )

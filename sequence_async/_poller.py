@@ -15,6 +15,11 @@ waits join their peers in other processes: per rule, only the process that
 leads it polls, for everyone's pending executions (stand-in waiters with the
 same schedule), and publishes what ended; the others receive it. The share's
 records (``Watch``, the waiter and group) live in ``_waits``.
+
+Polls follow the server: no execution is polled before its
+``next_attempt_at``; one that only waits for its transfers to settle is
+polled every ``PollPolicy.settlement_interval``; a ``Retry-After`` on a
+poll's answer (or error) holds the rule's next poll back that long.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from . import errors, models
-from ._paging import get_execution, list_executions
+from ._paging import list_executions, read_execution
 from ._ratelimit import Priority
 from ._requester import Requester
 from ._retry import PollPolicy, poll_loop
@@ -262,6 +267,8 @@ class Poller:
             # Failed or malformed: the next due poll tries again; each wait's
             # own deadline bounds how long.
             log.info("poll of rule %s failed (%s); retrying", group.rule_id, exc)
+            if isinstance(exc, errors.RateLimitError):
+                group.hold(exc.retry_after, self._clock())
             found, answered = {}, False
         telemetry = group.requester.shared.observer.telemetry
         if telemetry is not None:
@@ -276,8 +283,10 @@ class Poller:
                 waiter.advance(started)
                 if snapshot is not None:
                     waiter.watch.observe(snapshot)
-                    if snapshot.done:
+                    if waiter.watch.ends(snapshot):
                         group.finish(waiter, snapshot)
+                    else:
+                        waiter.follow(snapshot, started)
                 elif answered and waiter.watch.age() > waiter.policy.not_visible_grace:
                     # Only a poll that answered without it says "not there":
                     # a failing server is not asked once per wait.
@@ -287,12 +296,14 @@ class Poller:
     async def _get(
         self, group: _Group, execution_id: str
     ) -> dict[str, models.RuleExecution]:
-        snapshot = await get_execution(
+        snapshot, hint = await read_execution(
             group.requester,
             execution_id,
+            rule_id=group.rule_id,
             priority=Priority.POLL,
             deadline=group.deadline(),
         )
+        group.hold(hint, self._clock())
         if snapshot.id != execution_id or snapshot.rule_id not in (
             None,
             group.rule_id,
@@ -316,7 +327,7 @@ class Poller:
             return
         snapshot = found[waiter.watch.execution_id]
         waiter.watch.observe(snapshot)
-        if snapshot.done:
+        if waiter.watch.ends(snapshot):
             group.finish(waiter, snapshot)
 
     async def _list(
@@ -328,16 +339,19 @@ class Poller:
         oldest = min(w.watch.oldest() for ws in pending.values() for w in ws)
         wanted = set(pending)
         found: dict[str, models.RuleExecution] = {}
+        # Platform lists live runs only unless asked: dry runs are waited on too.
         pages = list_executions(
             group.requester,
             group.rule_id,
             page_size=_LIST_PAGE,
             priority=Priority.POLL,
+            execution_mode="all" if _has_dry_runs(group.requester) else None,
         ).pages()
         try:
             count = 0
             async for page in pages:
                 count += 1
+                group.hold(page.retry_after, self._clock())
                 found.update(
                     (item.id, item)
                     for item in page.items
@@ -382,6 +396,10 @@ def _aged(age: float, since: float, clock: Callable[[], float]) -> float:
 
 def _fixed(value: datetime) -> datetime:
     return value
+
+
+def _has_dry_runs(requester: Requester) -> bool:
+    return "simulation" in requester.profile.features
 
 
 async def _sleep_or_wake(wake: asyncio.Event, seconds: float) -> None:

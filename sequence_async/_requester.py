@@ -23,6 +23,7 @@ from . import errors
 from ._checks import check_request_id
 from ._ids import new_id
 from ._observe import Hooks, Observer, captured
+from ._profiles import DEFAULT, Profile
 from ._ratelimit import Limiter, Priority
 from ._retry import PollPolicy, RetryPolicy, retry_request
 from ._wire import Envelope, Request, Response, Secret, build_request, decode_response
@@ -119,6 +120,8 @@ class Requester:
     timeout: float
     retry: RetryPolicy
     poll: PollPolicy
+    profile: Profile = DEFAULT
+    called_reason: str | None = None
 
     def evolve(self, **changes: Any) -> Requester:
         """
@@ -133,12 +136,13 @@ class Requester:
         *,
         operation: str = "request",
         attributes: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str | tuple[str, ...]] | None = None,
         json: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         request_id: str | None = None,
         priority: Priority = Priority.OTHER,
         deadline: float | None = None,
+        called_reason: str | None = None,
     ) -> Envelope:
         """
         Send one logical call, retrying what may be retried; return its envelope.
@@ -156,6 +160,8 @@ class Requester:
             request_id: The ``X-Request-ID`` (a new one by default).
             priority: The call's place in the rate limiter's queue.
             deadline: ``time.monotonic()`` seconds no retry may sleep past.
+            called_reason: Sent as ``x-called-reason`` (Platform), instead
+                of the requester's own.
 
         Raises:
             errors.OutcomeUnknownError: A mutating call (one with an
@@ -176,6 +182,7 @@ class Requester:
                 json_body=json,
                 idempotency_key=idempotency_key,
                 default_headers=self.default_headers,
+                called_reason=called_reason or self.called_reason,
             ),
             priority,
             operation,
@@ -286,7 +293,10 @@ class Requester:
             )
         try:
             return decode_response(
-                response, request_id=request_id, idempotency_key=request.idempotency_key
+                response,
+                request_id=request_id,
+                idempotency_key=request.idempotency_key,
+                profile=self.profile,
             )
         except errors.SequenceError as exc:
             call.uncertain = call.uncertain or _may_have_acted(exc)

@@ -2,9 +2,11 @@
 The resource namespaces but the rules': accounts, transfers, cards.
 
 Owns the base of every namespace (it holds the ``Requester`` of its client or
-view, and turns envelopes into models), the endpoints' paths (built by
-``_checks.path``: every id quoted and checked), query and body shapes, and
-the local checks of arguments shared with ``_rules``.
+view, and turns envelopes into models with its profile), the endpoints'
+paths (built by ``_checks.path``, or the profile where the surfaces differ:
+every id quoted and checked), query and body shapes, and the local checks of
+arguments shared with ``_rules`` (idempotency keys by the profile's rules,
+``x-called-reason``, surface-only features).
 """
 
 from __future__ import annotations
@@ -13,12 +15,11 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from . import _convert, errors, models
 from ._checks import (
     MAX_CENTS,
-    check_idempotency_key,
     check_request_id,
     check_text,
     path,
@@ -27,6 +28,7 @@ from ._checks import (
 )
 from ._ids import new_id
 from ._paging import Paginator
+from ._profiles import Profile
 from ._requester import Requester
 
 
@@ -46,9 +48,11 @@ def amount(value: object, name: str, *, minimum: int) -> int:
     return value
 
 
-def idempotency_key_of(idempotency_key: object) -> str:
+def idempotency_key_of(idempotency_key: object, profile: Profile) -> str:
     return (
-        new_id() if idempotency_key is None else check_idempotency_key(idempotency_key)
+        new_id()
+        if idempotency_key is None
+        else profile.check_idempotency_key(idempotency_key)
     )
 
 
@@ -69,6 +73,31 @@ def noted(key: str) -> Iterator[None]:
         raise
 
 
+def called_reason_of(reason: object, profile: Profile) -> str | None:
+    """
+    Return a checked ``x-called-reason`` (Platform only), or ``None``.
+    """
+    if reason is None:
+        return None
+    profile.require("called_reason", "called_reason (x-called-reason)")
+    text = check_text(reason, "called_reason")
+    if not text or len(text) > 500 or not text.isprintable():
+        raise ValueError("called_reason must be 1 to 500 printable characters")
+    return text
+
+
+def simulation_of(simulation: object, profile: Profile) -> bool | None:
+    """
+    Return *simulation* when this surface has dry runs (Platform), else raise.
+    """
+    if simulation is None:
+        return None
+    profile.require("simulation", "simulation=")
+    if not isinstance(simulation, bool):
+        raise TypeError("simulation must be a bool")
+    return simulation
+
+
 class Resource:
     """
     A namespace of endpoints; made by ``SequenceClient``, not for direct use.
@@ -84,23 +113,29 @@ class Resource:
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
 
+    @property
+    def _profile(self) -> Profile:
+        return self._requester.profile
+
     async def _get(
         self,
         endpoint: str,
         model: type[T],
         *,
-        params: dict[str, str] | None = None,
         request_id: str | None,
+        called_reason: str | None,
         expect_id: str | None = None,
     ) -> T:
         envelope = await self._requester.request(
             "GET",
             endpoint,
             operation=f"{self.name}.get",
-            params=params,
             request_id=request_id,
+            called_reason=called_reason_of(called_reason, self._profile),
         )
-        found = _convert.structure(envelope.data, model, request_id=envelope.request_id)
+        found = _convert.structure(
+            envelope.data, model, request_id=envelope.request_id, profile=self._profile
+        )
         if expect_id is not None and getattr(found, "id", None) != expect_id:
             raise errors.ResponseValidationError(
                 f"asked for {self.name} {expect_id!r}, got "
@@ -116,7 +151,23 @@ class Resource:
         *,
         params: dict[str, str] | None = None,
         request_id: str | None,
+        called_reason: str | None,
     ) -> list[T]:
+        # A whole list on api-v1; every page of it on platform-v1.
+        profile = self._profile
+        reason = called_reason_of(called_reason, profile)
+        params = profile.query(params or {})
+        if profile.page_numbers:
+            pages = Paginator(
+                self._requester,
+                endpoint,
+                params,
+                model,
+                operation=f"{self.name}.list",
+                request_id=request_id,
+                called_reason=reason,
+            )
+            return [item async for item in pages]
         envelope = await self._requester.request(
             "GET",
             endpoint,
@@ -126,7 +177,7 @@ class Resource:
         )
         return list(
             _convert.structure_list(
-                envelope.data, model, request_id=envelope.request_id
+                envelope.data, model, request_id=envelope.request_id, profile=profile
             )
         )
 
@@ -144,16 +195,25 @@ class Accounts(Resource):
         *,
         type: models.AccountType | str | None = None,
         request_id: str | None = None,
+        called_reason: str | None = None,
     ) -> list[models.Account]:
         """
         List every account of the organization (scope ``LIST_ACCOUNTS``).
         """
         return await self._list(
-            "/accounts", models.Account, params=query(type=type), request_id=request_id
+            "/accounts",
+            models.Account,
+            params=query(type=type),
+            request_id=request_id,
+            called_reason=called_reason,
         )
 
     async def get(
-        self, account_id: str, *, request_id: str | None = None
+        self,
+        account_id: str,
+        *,
+        request_id: str | None = None,
+        called_reason: str | None = None,
     ) -> models.Account:
         """
         Get one account with its balance (scope ``READ_ACCOUNTS``).
@@ -163,6 +223,7 @@ class Accounts(Resource):
             models.Account,
             request_id=request_id,
             expect_id=account_id,
+            called_reason=called_reason,
         )
 
 
@@ -187,6 +248,7 @@ class Transfers(Resource):
         page_size: int | None = None,
         start_after: str | None = None,
         request_id: str | None = None,
+        called_reason: str | None = None,
     ) -> Paginator[models.Transfer]:
         """
         Iterate over an account's transfers, newest first (``READ_TRANSFERS``).
@@ -203,29 +265,38 @@ class Transfers(Resource):
             page_size: Items per request, 1 to 100 (sent as ``first``).
             start_after: A saved ``page_info.end_cursor``: start after it.
             request_id: Sent as ``X-Request-ID`` on every page.
+            called_reason: Sent as ``x-called-reason`` (``platform-v1``).
         """
-        _id(account_id, "account_id")
+        profile = self._profile
+        endpoint, params = profile.transfers_list(_id(account_id, "account_id"))
         return Paginator(
             self._requester,
-            "/transfers",
-            query(
-                account_id=account_id,
-                account_role=account_role,
-                direction=direction,
-                origin=origin,
-                status=status,
-                from_=from_,
-                to=to,
+            endpoint,
+            params
+            | profile.query(
+                query(
+                    account_role=account_role,
+                    direction=direction,
+                    origin=origin,
+                    status=status,
+                    from_=from_,
+                    to=to,
+                )
             ),
             models.Transfer,
             operation="transfers.list",
             page_size=page_size,
             start_after=start_after,
             request_id=request_id,
+            called_reason=called_reason_of(called_reason, profile),
         )
 
     async def get(
-        self, transfer_id: str, *, request_id: str | None = None
+        self,
+        transfer_id: str,
+        *,
+        request_id: str | None = None,
+        called_reason: str | None = None,
     ) -> models.Transfer:
         """
         Get one transfer.
@@ -235,6 +306,7 @@ class Transfers(Resource):
             models.Transfer,
             request_id=request_id,
             expect_id=transfer_id,
+            called_reason=called_reason,
         )
 
     async def create(
@@ -246,6 +318,8 @@ class Transfers(Resource):
         description: str | None = None,
         idempotency_key: str | None = None,
         request_id: str | None = None,
+        simulation: bool | None = None,
+        called_reason: str | None = None,
     ) -> models.Transfer:
         """
         Create a manual transfer (scope ``MANUAL_TRANSFER``); it runs async.
@@ -253,20 +327,39 @@ class Transfers(Resource):
         Always sent with an idempotency key (a new uuid4 when none is given),
         reused on every retry.
 
+        Args:
+            source_account_id: Where the money comes from.
+            destination_account_id: Where it goes.
+            amount_in_cents: How much (``platform-v1``: at least 100).
+            description: The ACH label.
+            idempotency_key: Your key (``platform-v1``: 1 to 36 characters
+                of ``[A-Za-z0-9._:/|-]``).
+            request_id: Sent as ``X-Request-ID``.
+            simulation: A dry run (``platform-v1`` only).
+            called_reason: Sent as ``x-called-reason`` (``platform-v1`` only).
+
         Raises:
             errors.OutcomeUnknownError: Retries ran out on network or server
                 errors; create again with its ``idempotency_key``.
+            errors.UnsupportedFeatureError: ``simulation`` or
+                ``called_reason`` on ``api-v1``; nothing was sent.
         """
-        body: dict[str, Any] = {
-            "source_account_id": _id(source_account_id, "source_account_id"),
-            "destination_account_id": _id(
-                destination_account_id, "destination_account_id"
-            ),
-            "amount_in_cents": amount(amount_in_cents, "amount_in_cents", minimum=1),
-        }
-        if check_text(description, "description") is not None:
-            body["description"] = description
-        key = idempotency_key_of(idempotency_key)
+        profile = self._profile
+        body = profile.body(
+            {
+                "source_account_id": _id(source_account_id, "source_account_id"),
+                "destination_account_id": _id(
+                    destination_account_id, "destination_account_id"
+                ),
+                "amount_in_cents": amount(
+                    amount_in_cents, "amount_in_cents", minimum=profile.min_transfer
+                ),
+                "description": check_text(description, "description"),
+                "simulation": simulation_of(simulation, profile),
+            }
+        )
+        key = idempotency_key_of(idempotency_key, profile)
+        reason = called_reason_of(called_reason, profile)
         if request_id is not None:
             check_request_id(request_id)
         with noted(key):
@@ -277,19 +370,26 @@ class Transfers(Resource):
                 json=body,
                 idempotency_key=key,
                 request_id=request_id,
+                called_reason=reason,
             )
         return _convert.structure(
-            envelope.data, models.Transfer, request_id=envelope.request_id
+            envelope.data,
+            models.Transfer,
+            request_id=envelope.request_id,
+            profile=profile,
         )
 
 
 class Cards(Resource):
     """
-    ``/cards`` (experimental: "coming soon" in Sequence's docs).
+    ``/cards`` (experimental: "coming soon" in Sequence's docs; ``api-v1`` only).
     """
 
     __slots__ = ()
     name = "cards"
+
+    def _check(self) -> None:
+        self._profile.require("cards", "client.cards")
 
     async def list(
         self,
@@ -302,23 +402,27 @@ class Cards(Resource):
         """
         List the cards of a pod (scope ``READ_CARDS``).
         """
+        self._check()
         _id(account_id, "account_id")
         return await self._list(
             "/cards",
             models.Card,
             params=query(account_id=account_id, status=status, type=type),
             request_id=request_id,
+            called_reason=None,
         )
 
     async def get(self, card_id: str, *, request_id: str | None = None) -> models.Card:
         """
         Get one card.
         """
+        self._check()
         return await self._get(
             path("cards", (card_id, "card_id")),
             models.Card,
             request_id=request_id,
             expect_id=card_id,
+            called_reason=None,
         )
 
     def transactions(
@@ -335,6 +439,7 @@ class Cards(Resource):
         """
         Iterate over a card's transactions, newest first.
         """
+        self._check()
         return Paginator(
             self._requester,
             path("cards", (card_id, "card_id"), "transactions"),

@@ -308,7 +308,9 @@ async def reconcile(
 
 
 def _may_be(execution: models.RuleExecution, request: TriggerRequest) -> bool:
-    if execution.trigger_type not in (None, "manual"):
+    # api-v1 says "manual"; Platform says MANUAL or SEQUENCE_API (its details).
+    kind = execution.trigger_type or (execution.trigger_details or {}).get("type")
+    if kind is not None and str(kind).lower() not in ("manual", "sequence_api"):
         return False
     amount: Any = (execution.trigger_details or {}).get("manual_execute_amount")
     return amount is None or amount == request.manual_execute_amount

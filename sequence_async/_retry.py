@@ -115,6 +115,10 @@ class PollPolicy:
         jitter: Relative jitter (0.2 = plus or minus 20%).
         not_visible_grace: Seconds after the trigger during which a 404 means
             "not visible yet" rather than "no such execution".
+        settlement_interval: Seconds between polls of an execution whose
+            rule has run and whose transfers only have to settle
+            (``in_progress``, ``transfers_pending > 0``, no
+            ``next_attempt_at``); ACH settlement can take days.
     """
 
     wait_initial: float = attrs.field(default=1.0, validator=_positive)
@@ -122,6 +126,7 @@ class PollPolicy:
     wait_max: float = attrs.field(default=15.0, validator=_positive)
     jitter: float = attrs.field(default=0.2, validator=_fraction)
     not_visible_grace: float = attrs.field(default=30.0, validator=_delay)
+    settlement_interval: float = attrs.field(default=600.0, validator=_positive)
 
     def delay(self, poll: int) -> float:
         """

@@ -16,7 +16,14 @@ from ._checks import check_request_id, path, query, segment
 from ._execution import Execution
 from ._paging import Paginator, get_execution, list_executions
 from ._ratelimit import Priority
-from ._resources import Resource, amount, idempotency_key_of, noted
+from ._resources import (
+    Resource,
+    amount,
+    called_reason_of,
+    idempotency_key_of,
+    noted,
+    simulation_of,
+)
 
 
 class Rules(Resource):
@@ -28,7 +35,11 @@ class Rules(Resource):
     name = "rules"
 
     async def list(
-        self, *, source_id: str | None = None, request_id: str | None = None
+        self,
+        *,
+        source_id: str | None = None,
+        request_id: str | None = None,
+        called_reason: str | None = None,
     ) -> list[models.RuleSummary]:
         """
         List every rule of the organization (scope ``LIST_RULES``).
@@ -38,9 +49,16 @@ class Rules(Resource):
             models.RuleSummary,
             params=query(source_id=source_id),
             request_id=request_id,
+            called_reason=called_reason,
         )
 
-    async def get(self, rule_id: str, *, request_id: str | None = None) -> models.Rule:
+    async def get(
+        self,
+        rule_id: str,
+        *,
+        request_id: str | None = None,
+        called_reason: str | None = None,
+    ) -> models.Rule:
         """
         Get a whole rule: trigger, steps, conditions, actions (``READ_RULES``).
         """
@@ -49,6 +67,7 @@ class Rules(Resource):
             models.Rule,
             request_id=request_id,
             expect_id=rule_id,
+            called_reason=called_reason,
         )
 
     async def trigger(
@@ -58,6 +77,8 @@ class Rules(Resource):
         manual_execute_amount: int | None = None,
         idempotency_key: str | None = None,
         request_id: str | None = None,
+        simulation: bool | None = None,
+        called_reason: str | None = None,
     ) -> Execution:
         """
         Start a rule now and return the handle of its execution.
@@ -68,25 +89,36 @@ class Rules(Resource):
 
         Args:
             rule_id: The rule (scope ``TRIGGER_RULES``).
-            manual_execute_amount: For ``MANUAL`` rules, the amount in cents.
+            manual_execute_amount: For ``MANUAL`` rules, the amount in cents
+                (sent as ``executeAmount`` on ``platform-v1``).
             idempotency_key: Your key for this trigger (1 to 255 printable
-                ASCII characters); the same key within 24 h returns the first
-                execution instead of starting another.
+                ASCII characters; on ``platform-v1`` 1 to 36 characters of
+                ``[A-Za-z0-9._:/|-]``); the same key within 24 h returns the
+                first execution instead of starting another.
             request_id: Sent as ``X-Request-ID``.
+            simulation: A dry run (``platform-v1`` only).
+            called_reason: Sent as ``x-called-reason`` (``platform-v1`` only).
 
         Raises:
             errors.OutcomeUnknownError: The trigger may have run, but no
                 usable answer says so (retries ran out on network or server
                 errors, or the answer named no execution); trigger again with
                 its ``idempotency_key``.
+            errors.UnsupportedFeatureError: ``simulation`` or
+                ``called_reason`` on ``api-v1``; nothing was sent.
         """
+        profile = self._profile
         endpoint = path("rules", (rule_id, "rule_id"), "trigger")
-        body: dict[str, Any] = {}
-        if manual_execute_amount is not None:
-            body["manual_execute_amount"] = amount(
-                manual_execute_amount, "manual_execute_amount", minimum=0
-            )
-        key = idempotency_key_of(idempotency_key)
+        body: dict[str, Any] = profile.body(
+            {
+                "manual_execute_amount": None
+                if manual_execute_amount is None
+                else amount(manual_execute_amount, "manual_execute_amount", minimum=0),
+                "simulation": simulation_of(simulation, profile),
+            }
+        )
+        key = idempotency_key_of(idempotency_key, profile)
+        reason = called_reason_of(called_reason, profile)
         if request_id is not None:
             check_request_id(request_id)
         triggered_at = datetime.now(UTC)
@@ -100,9 +132,12 @@ class Rules(Resource):
                 idempotency_key=key,
                 request_id=request_id,
                 priority=Priority.TRIGGER,
+                called_reason=reason,
             )
         data = envelope.data
-        execution_id = data.get("execution_id") if isinstance(data, dict) else None
+        execution_id = (
+            data.get(profile.wire("execution_id")) if isinstance(data, dict) else None
+        )
         try:
             segment(execution_id, "execution_id")
         except (TypeError, ValueError):
@@ -143,6 +178,8 @@ class RuleExecutions(Resource):
         page_size: int | None = None,
         start_after: str | None = None,
         request_id: str | None = None,
+        execution_mode: models.ExecutionMode | str | None = None,
+        called_reason: str | None = None,
     ) -> Paginator[models.RuleExecution]:
         """
         Iterate over a rule's executions, newest first (``READ_RULE_EXECUTIONS``).
@@ -154,8 +191,12 @@ class RuleExecutions(Resource):
             from_: Created at or after (sent as ``from``).
             to: Created at or before.
             page_size: Items per request, 1 to 100 (sent as ``first``).
-            start_after: A saved ``page_info.end_cursor``: start after it.
+            start_after: A saved ``page_info.end_cursor`` (a page number on
+                ``platform-v1``): start after it.
             request_id: Sent as ``X-Request-ID`` on every page.
+            execution_mode: ``live``, ``simulation`` or ``all``
+                (``platform-v1`` only).
+            called_reason: Sent as ``x-called-reason`` (``platform-v1`` only).
         """
         return list_executions(
             self._requester,
@@ -167,12 +208,32 @@ class RuleExecutions(Resource):
             page_size=page_size,
             start_after=start_after,
             request_id=request_id,
+            execution_mode=execution_mode,
+            called_reason=called_reason_of(called_reason, self._profile),
         )
 
     async def get(
-        self, execution_id: str, *, request_id: str | None = None
+        self,
+        execution_id: str,
+        *,
+        rule_id: str | None = None,
+        request_id: str | None = None,
+        called_reason: str | None = None,
     ) -> models.RuleExecution:
         """
         Get one execution with its outcome and transfer ids.
+
+        Args:
+            execution_id: The execution.
+            rule_id: Its rule: required on ``platform-v1``, whose path names
+                it (``/rules/{ruleId}/executions/{id}``); ignored on ``api-v1``.
+            request_id: Sent as ``X-Request-ID``.
+            called_reason: Sent as ``x-called-reason`` (``platform-v1`` only).
         """
-        return await get_execution(self._requester, execution_id, request_id=request_id)
+        return await get_execution(
+            self._requester,
+            execution_id,
+            rule_id=rule_id,
+            request_id=request_id,
+            called_reason=called_reason_of(called_reason, self._profile),
+        )

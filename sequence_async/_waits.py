@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 import attrs
@@ -28,6 +28,8 @@ from ._retry import PollPolicy
 # What a wait can end with, as a share passes it between processes: the
 # terminal snapshot, or the 404 of an execution never seen.
 Outcome = models.RuleExecution | errors.NotFoundError
+# The longest a server's next_attempt_at may hold a poll back.
+MAX_NEXT_ATTEMPT = 86_400.0
 
 
 @attrs.frozen(eq=False)
@@ -41,6 +43,13 @@ class Watch:
     observe: Callable[[models.RuleExecution], None]
     age: Callable[[], float]
     oldest: Callable[[], datetime]
+    early: bool = False  # ends once only settlement is left
+
+    def ends(self, snapshot: models.RuleExecution) -> bool:
+        """
+        Whether *snapshot* ends this wait.
+        """
+        return snapshot.done or (self.early and snapshot.settling)
 
 
 @attrs.frozen
@@ -153,6 +162,23 @@ class _Waiter:
             self.interval = max(self.policy.delay(self.polls + 1), 0.001)
             self.due += self.interval
 
+    def follow(self, snapshot: models.RuleExecution, now: float) -> None:
+        """
+        Move the next poll to where the server says news can come.
+
+        Never before ``next_attempt_at`` (by the wall clock; capped at a
+        day); while only settlement is left, the slow cadence.
+        """
+        hold = 0.0
+        if snapshot.next_attempt_at is not None:
+            wait = (snapshot.next_attempt_at - datetime.now(UTC)).total_seconds()
+            hold = min(max(0.0, wait), MAX_NEXT_ATTEMPT)
+        elif snapshot.settling:
+            hold = self.policy.settlement_interval
+        if hold and self.due < now + hold:
+            self.interval = hold
+            self.due = now + hold
+
     def finish(self, outcome: models.RuleExecution | BaseException) -> None:
         if self.future.done():
             return
@@ -176,6 +202,7 @@ class _Group:
     task: asyncio.Task[None] | None = None
     follow_until: float | None = None
     outcomes: dict[str, Outcome] = attrs.Factory(dict)
+    not_before: float = 0.0  # a Retry-After on the rule's last poll
 
     def all(self) -> list[_Waiter]:
         return [w for ws in self.waiters.values() for w in ws]
@@ -199,7 +226,13 @@ class _Group:
         waiter.finish(outcome)
 
     def next_due(self) -> float:
-        return min(w.due for ws in self.waiters.values() for w in ws)
+        return max(
+            self.not_before, min(w.due for ws in self.waiters.values() for w in ws)
+        )
+
+    def hold(self, seconds: float | None, now: float) -> None:
+        if seconds:
+            self.not_before = max(self.not_before, now + seconds)
 
     def deadline(self) -> float | None:
         deadlines = [w.deadline for w in self.all() if not w.remote]

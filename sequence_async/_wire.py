@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
 from . import errors
+from ._profiles import DEFAULT, Profile
 
 
 VERSION: Final = importlib.metadata.version("sequence-async")
@@ -96,7 +97,7 @@ class Request(NamedTuple):
 
     method: str
     path: str
-    params: Mapping[str, str] | None
+    params: Mapping[str, str] | list[tuple[str, str]] | None
     body: bytes | None
     headers: Mapping[str, str]
     idempotency_key: str | None
@@ -120,6 +121,9 @@ class Envelope(NamedTuple):
     data: Any
     request_id: str | None
     page_info: Mapping[str, Any] | None
+    # A success answer's ``Retry-After`` (seconds, capped): the poller
+    # sends nothing more for that rule before it.
+    retry_after: float | None = None
 
 
 def build_request(
@@ -128,16 +132,18 @@ def build_request(
     *,
     auth: Secret,
     request_id: str,
-    params: Mapping[str, str] | None = None,
+    params: Mapping[str, str | tuple[str, ...]] | None = None,
     json_body: Mapping[str, Any] | None = None,
     idempotency_key: str | None = None,
     default_headers: Mapping[str, str] | None = None,
+    called_reason: str | None = None,
 ) -> Request:
     """
     Build the request for one logical call (reused unchanged by its retries).
 
     ``auth`` is the whole ``Authorization`` value; it is never put anywhere
-    but the headers, whose repr hides it.
+    but the headers, whose repr hides it. A query value that is a tuple is
+    sent once per item (``accountIds[]=a&accountIds[]=b``).
     """
     headers = Headers(default_headers) if default_headers else Headers()
     headers["Authorization"] = auth.value
@@ -152,7 +158,16 @@ def build_request(
         body = _encode(json_body).encode() if json_body else b"{}"
     if idempotency_key is not None:
         headers["Idempotency-Key"] = idempotency_key
-    return Request(method, path, params, body, headers, idempotency_key)
+    if called_reason is not None:
+        headers["x-called-reason"] = called_reason
+    sent: Mapping[str, str] | list[tuple[str, str]] | None = params  # type: ignore[assignment]
+    if params and any(isinstance(v, tuple) for v in params.values()):
+        sent = [
+            (k, item)
+            for k, v in params.items()
+            for item in (v if isinstance(v, tuple) else (v,))
+        ]
+    return Request(method, path, sent, body, headers, idempotency_key)
 
 
 def cap_delay(seconds: float | None) -> float | None:
@@ -199,6 +214,7 @@ def decode_response(
     request_id: str,
     idempotency_key: str | None = None,
     now: datetime | None = None,
+    profile: Profile = DEFAULT,
 ) -> Envelope:
     """
     Decode a success envelope, or raise the error the response stands for.
@@ -215,6 +231,7 @@ def decode_response(
             request_id=server_request_id,
             idempotency_key=idempotency_key,
             now=now or datetime.now(UTC),
+            profile=profile,
         )
     if not 200 <= status < 300:
         # An API client follows no redirect: a 3xx (JSON body or not) could
@@ -225,8 +242,12 @@ def decode_response(
             status=status,
             request_id=server_request_id,
         )
+    hint = response.headers.get("Retry-After")
+    retry_after = (
+        None if hint is None else parse_retry_after(hint, now=now or datetime.now(UTC))
+    )
     if status == 204 or not response.body:
-        return Envelope(None, server_request_id, None)
+        return Envelope(None, server_request_id, None, retry_after)
     payload = loads(response.body)
     if payload is _NOT_JSON:
         raise errors.ResponseValidationError(
@@ -241,12 +262,13 @@ def decode_response(
             status=status,
             request_id=server_request_id,
         )
-    body_request_id = payload.get("request_id")
+    body_request_id = payload.get(_request_id_field(profile))
     page_info = payload.get("page_info")
     return Envelope(
         payload["data"],
         body_request_id if isinstance(body_request_id, str) else server_request_id,
         page_info if isinstance(page_info, dict) else None,
+        retry_after,
     )
 
 
@@ -256,13 +278,15 @@ def error_for(
     request_id: str | None,
     idempotency_key: str | None,
     now: datetime,
+    profile: Profile = DEFAULT,
 ) -> errors.APIStatusError:
     """
     Return the exception for an error response (the one status-to-class map).
 
     The envelope's ``error.code`` and ``error.message`` are used when present;
     any other body (plain text, HTML, empty) gives its first 200 characters as
-    the message.
+    the message. The status chooses the class; a status the table lacks
+    falls back on the profile's error codes, then on 5xx or not.
     """
     status = response.status
     code: str | None = None
@@ -275,10 +299,12 @@ def error_for(
             code = raw_code if isinstance(raw_code, str) else None
             if isinstance(raw_message, str):
                 message = raw_message[:_MESSAGE_CHARS]
-        body_request_id = payload.get("request_id")
+        body_request_id = payload.get(_request_id_field(profile))
         if isinstance(body_request_id, str):
             request_id = body_request_id
     cls = _STATUS_ERRORS.get(status)
+    if cls is None and code is not None:
+        cls = profile.code_errors.get(code)
     if cls is None:
         cls = errors.ServerError if status >= 500 else errors.APIStatusError
     kwargs: dict[str, Any] = {
@@ -321,6 +347,10 @@ def next_cursor(
     if isinstance(has_next, bool):
         return cursor if has_next else None
     return cursor if items >= page_size else None
+
+
+def _request_id_field(profile: Profile) -> str:
+    return "requestId" if profile.camel_case else "request_id"
 
 
 _NOT_JSON: Final[Any] = object()

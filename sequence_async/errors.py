@@ -26,6 +26,7 @@ import it without a cycle.
     ├── NeedsReviewError            a journalled item no one can settle but a person
     ├── RecordedError               an item's error, as a journal recorded it
     ├── JournalError                a journal file that cannot be used
+    ├── UnsupportedFeatureError     a feature the client's API lacks (a ValueError)
     ├── ClientClosedError           the client was used after ``aclose()``
     └── EventLoopError              the client was used from another event loop
 
@@ -66,6 +67,7 @@ __all__ = [
     "ResponseValidationError",
     "SequenceError",
     "ServerError",
+    "UnsupportedFeatureError",
     "WaitTimeoutError",
 ]
 
@@ -307,6 +309,18 @@ class JournalError(SequenceError):
     """
     A journal that cannot be used: not a journal, or held by another process.
     """
+
+
+class UnsupportedFeatureError(SequenceError, ValueError):
+    """
+    A feature the client's API surface does not have; nothing was sent.
+
+    ``api`` names the client's surface (``"api-v1"`` or ``"platform-v1"``).
+    """
+
+    def __init__(self, message: str, *, api: str) -> None:
+        super().__init__(message)
+        self.api = api
 
 
 class ClientClosedError(SequenceError, RuntimeError):

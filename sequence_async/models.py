@@ -5,9 +5,7 @@ Every model is keyword-only and lenient: fields the reference does not show
 for certain default to ``None``, unknown fields are ignored, and an enum field
 holds the raw string when the server sends a value this version does not know
 (typed ``SomeEnum | str``). Money is integer cents; timestamps are aware
-datetimes.
-
-May import: nothing from the package (attrs only).
+datetimes. May import: nothing from the package (attrs only).
 """
 
 from __future__ import annotations
@@ -25,10 +23,13 @@ __all__ = [
     "Account",
     "AccountRef",
     "AccountType",
+    "AuditLogEntry",
     "Balance",
     "Card",
     "CardTransaction",
+    "ExecutionMode",
     "ExecutionStatus",
+    "ExternalTransaction",
     "Page",
     "PageInfo",
     "Rule",
@@ -39,6 +40,7 @@ __all__ = [
     "RuleTrigger",
     "Transfer",
     "TransferDirection",
+    "TransferOrigin",
     "TransferStatus",
 ]
 
@@ -75,6 +77,15 @@ class ExecutionStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class ExecutionMode(enum.StrEnum):
+    """
+    Whether a run moved money (``live``) or was a dry run (``simulation``).
+    """
+
+    LIVE = "live"
+    SIMULATION = "simulation"
+
+
 TERMINAL_STATUSES = frozenset(
     {ExecutionStatus.EXECUTED, ExecutionStatus.PARTIAL, ExecutionStatus.FAILED}
 )
@@ -88,6 +99,20 @@ class TransferDirection(enum.StrEnum):
     MONEY_IN = "money_in"
     MONEY_OUT = "money_out"
     INTERNAL = "internal"
+
+
+class TransferOrigin(enum.StrEnum):
+    """
+    Where a transfer comes from (Platform's ``DIRECT_DEPOSIT`` is ``PAYCHECK``).
+    """
+
+    PAYCHECK = "paycheck"
+    CHECK_DEPOSIT = "check_deposit"
+    CASHBACK = "cashback"
+    USER_PULL = "user_pull"
+    RULE = "rule"
+    USER = "user"
+    EXTERNAL_PULL = "external_pull"
 
 
 class TransferStatus(enum.StrEnum):
@@ -164,6 +189,7 @@ class RuleSummary:
     status: RuleStatus | str | None = None
     trigger_type: str | None = None
     source: AccountRef | None = None
+    is_supported: bool | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -236,6 +262,8 @@ class RuleExecution:
     transfers_pending: int | None = None
     transfer_ids: tuple[str, ...] = ()
     error_message: str | None = None
+    execution_mode: ExecutionMode | str | None = None
+    next_attempt_at: datetime | None = None
     request_id: str | None = attrs.field(default=None, eq=False)
 
     @property
@@ -244,6 +272,20 @@ class RuleExecution:
         Whether the status is terminal.
         """
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def settling(self) -> bool:
+        """
+        Whether only settlement is left: the job ran and its transfers exist.
+
+        ``in_progress``, pending transfers, no ``next_attempt_at`` (ACH may
+        take days).
+        """
+        return (
+            self.status == ExecutionStatus.IN_PROGRESS
+            and (self.transfers_pending or 0) > 0
+            and self.next_attempt_at is None
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -255,7 +297,7 @@ class Transfer:
     id: str
     amount_in_cents: int | None = None
     direction: TransferDirection | str | None = None
-    origin: str | None = None
+    origin: TransferOrigin | str | None = None
     status: TransferStatus | str | None = None
     source: AccountRef | None = None
     destination: AccountRef | None = None
@@ -263,9 +305,42 @@ class Transfer:
     rule_execution_id: str | None = None
     error_code: str | None = None
     description: str | None = None
+    execution_mode: ExecutionMode | str | None = None
     created_at: datetime | None = None
     completed_at: datetime | None = None
     request_id: str | None = attrs.field(default=None, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class ExternalTransaction:
+    """
+    Money in or out of a linked external account (``platform-v1`` only).
+    """
+
+    id: str
+    account_id: str | None = None
+    amount_in_cents: int | None = None
+    direction: TransferDirection | str | None = None
+    status: str | None = None
+    description: str | None = None
+    transaction_date: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class AuditLogEntry:
+    """
+    One API call as Sequence's audit log recorded it (``platform-v1`` only).
+    """
+
+    id: str
+    created_at: datetime | None = None
+    api_key_id: str | None = None
+    api_key_name: str | None = None
+    path: str | None = None
+    action: str | None = None
+    request_id: str | None = None
+    outcome: str | None = None
+    error_code: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -313,9 +388,10 @@ class PageInfo:
 @attrs.frozen(kw_only=True)
 class Page(Generic[T]):
     """
-    One page of a paginated list.
+    One page of a paginated list (``retry_after``: the answer's hint, seconds).
     """
 
     items: tuple[T, ...]
     page_info: PageInfo
     request_id: str | None = None
+    retry_after: float | None = attrs.field(default=None, eq=False)

@@ -1,6 +1,13 @@
 """
 Shared fixtures: a client for aioresponses cases, the mock, the fake server.
 
+Every test that uses the fake server (``server``, ``live``, or ``api``
+itself) runs once per API profile, ``api-v1`` and ``platform-v1``: the same
+behaviour, spoken in both wire languages. ``@pytest.mark.apis("api-v1")``
+limits a test (or a module, through ``pytestmark``) to the profiles named,
+for what only one surface has. The ``server`` fixture also sets
+``SEQUENCE_API``, so clients a test builds itself speak the server's API.
+
 The aioresponses shim: aioresponses 0.7.9 builds ``aiohttp.ClientResponse``
 without the ``stream_writer`` argument that aiohttp 3.14 requires
 (pnuckowski/aioresponses#289). Until a fixed release, its response class is
@@ -28,6 +35,7 @@ from aioresponses import aioresponses as Aioresponses  # noqa: N812
 
 from sequence_async import PollPolicy, RetryPolicy, SequenceClient
 from sequence_async._poller import Poller
+from sequence_async._profiles import API_NAMES, PROFILES
 from sequence_async._requester import Requester, Shared
 from sequence_async._wire import Headers, Request, Response, Secret
 from sequence_async.testing import FakeSequence, ManualClock, serve
@@ -61,6 +69,14 @@ if _needs_stream_writer_shim():  # aioresponses#289: remove when fixed upstream
     aioresponses.core.ClientResponse = _ShimmedResponse  # type: ignore[attr-defined]
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that uses ``api`` once per profile (or those it marks)."""
+    if "api" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("apis")
+    metafunc.parametrize("api", marker.args if marker else API_NAMES)
+
+
 @pytest.fixture
 def mock_http() -> Iterator[Aioresponses]:
     """
@@ -90,21 +106,28 @@ def clock() -> ManualClock:
 
 
 @pytest_asyncio.fixture
-async def server(clock: ManualClock) -> AsyncIterator[FakeSequence]:
+async def server(
+    clock: ManualClock, api: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[FakeSequence]:
     """
-    The fake server on loopback, with the demo organization and a manual clock.
+    The fake server on loopback speaking *api*: the demo organization, a manual clock.
     """
-    async with serve(clock=clock) as s:
+    monkeypatch.setenv("SEQUENCE_API", api)
+    async with serve(clock=clock, api=api) as s:
         yield s
 
 
 @pytest_asyncio.fixture
 async def live(server: FakeSequence) -> AsyncIterator[SequenceClient]:
     """
-    A client talking real HTTP to ``server``, polling every 5 ms.
+    A client talking real HTTP to ``server`` in its API, polling every 5 ms.
     """
     async with SequenceClient(
-        server.api_key, base_url=server.url, poll=FAST_POLL, retry=NO_WAIT_RETRIES
+        server.api_key,
+        api=server.api,
+        base_url=server.url,
+        poll=FAST_POLL,
+        retry=NO_WAIT_RETRIES,
     ) as c:
         yield c
 
@@ -186,20 +209,25 @@ def status(
 
 
 def requester(transport: FakeTransport, **settings: Any) -> Requester:
-    """A requester over *transport* whose retries do not sleep."""
+    """A requester over *transport* whose retries do not sleep (api-v1 by default)."""
     options: dict[str, Any] = {
         "timeout": 5.0,
         "retry": NO_WAIT_RETRIES,
         "poll": FAST_POLL,
+        "api": "api-v1",
+        "called_reason": None,
         **settings,
     }
+    profile = PROFILES[options["api"]]
     return Requester(
         Shared(transport, poller=Poller()),
-        Secret(f"ApiKey {API_KEY}"),
+        Secret(profile.authorization(API_KEY)),
         Headers(),
         options["timeout"],
         options["retry"],
         options["poll"],
+        profile,
+        options["called_reason"],
     )
 
 

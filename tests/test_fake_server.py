@@ -27,6 +27,10 @@ from sequence_async.testing import (
 )
 
 
+# Raw requests in api-v1's wire language; test_platform.py speaks Platform's.
+pytestmark = pytest.mark.apis("api-v1")
+
+
 class Raw:
     """
     A tiny raw-HTTP client of the fake server.

@@ -19,6 +19,10 @@ import pytest_asyncio
 from sequence_async.testing import Behavior, FakeSequence, ManualClock, serve
 
 
+# Raw requests in api-v1's wire language; test_platform.py speaks Platform's.
+pytestmark = pytest.mark.apis("api-v1")
+
+
 @pytest_asyncio.fixture
 async def http(server: FakeSequence) -> AsyncIterator[aiohttp.ClientSession]:
     """

@@ -28,6 +28,10 @@ from sequence_async.testing import (
 )
 
 
+# Raw requests in api-v1's wire language; test_platform.py speaks Platform's.
+pytestmark = pytest.mark.apis("api-v1")
+
+
 AUTH = f"Authorization: ApiKey {DEMO_API_KEY}\r\n".encode()
 
 

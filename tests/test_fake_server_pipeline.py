@@ -14,9 +14,14 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
+import pytest
 import pytest_asyncio
 
 from sequence_async.testing import FakeSequence, ManualClock, serve
+
+
+# Raw requests in api-v1's wire language; test_platform.py speaks Platform's.
+pytestmark = pytest.mark.apis("api-v1")
 
 
 @pytest_asyncio.fixture

@@ -1,9 +1,10 @@
 """
-Fuzz the fake server against its OpenAPI description with schemathesis.
+Fuzz the fake server against its OpenAPI descriptions with schemathesis.
 
-The description (``sequence_async/testing/openapi.yaml``) is written from the
-API reference; schemathesis sends generated valid and invalid requests over
-real HTTP and checks that no answer is a 5xx and every answer matches the
+The descriptions (``sequence_async/testing/openapi.yaml`` for ``api-v1``,
+``openapi-platform.yaml`` for ``platform-v1``) are written from the API
+reference; schemathesis sends generated valid and invalid requests over real
+HTTP and checks that no answer is a 5xx and every answer matches the
 description. Examples are bounded so the suite stays fast.
 """
 
@@ -30,22 +31,44 @@ import sequence_async.testing
 from sequence_async.testing import DEMO_API_KEY, serve
 
 
-SPEC = Path(sequence_async.testing.__file__).with_name("openapi.yaml")
-schema = schemathesis.openapi.from_path(SPEC)
+HERE = Path(sequence_async.testing.__file__)
+schema = schemathesis.openapi.from_path(HERE.with_name("openapi.yaml"))
+platform_schema = schemathesis.openapi.from_path(
+    HERE.with_name("openapi-platform.yaml")
+)
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
     """
-    The fake server, in a thread of its own (schemathesis calls it synchronously).
+    The api-v1 fake server, in a thread (schemathesis calls it synchronously).
     """
+    yield from _serving("api-v1")
+
+
+@pytest.fixture(scope="module")
+def platform_url() -> Iterator[str]:
+    """
+    The platform-v1 fake server, in a thread of its own.
+    """
+    yield from _serving("platform-v1")
+
+
+def _serving(api: str) -> Iterator[str]:
     ready = threading.Event()
     url: list[str] = []
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
 
     async def run() -> None:
-        async with serve(record=False) as server:
+        async with serve(record=False, api=api) as server:
             assert server.url
             url.append(server.url)
             ready.set()
@@ -73,11 +96,18 @@ def test_fake_server_matches_its_openapi_description(
     case.call_and_validate(
         base_url=base_url,
         headers={"Authorization": f"ApiKey {DEMO_API_KEY}"},
-        checks=[
-            not_a_server_error,
-            status_code_conformance,
-            content_type_conformance,
-            response_headers_conformance,
-            response_schema_conformance,
-        ],
+        checks=CHECKS,
+    )
+
+
+@platform_schema.parametrize()
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+def test_platform_fake_server_matches_the_platform_description(
+    case: schemathesis.Case[Any], platform_url: str
+) -> None:
+    """Platform mode: no 5xx, documented statuses only, Platform's shapes."""
+    case.call_and_validate(
+        base_url=platform_url,
+        headers={"Authorization": f"Bearer {DEMO_API_KEY}"},
+        checks=CHECKS,
     )

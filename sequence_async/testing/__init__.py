@@ -1,10 +1,13 @@
 """
-An in-memory Sequence ``/api/v1`` server for demos, tests and benchmarks.
+An in-memory Sequence server for demos, tests and benchmarks.
+
+It speaks ``/api/v1`` or, with ``api="platform-v1"``, ``/platform/v1``.
 
 Start it with ``async with serve() as server:`` and point a client at
 ``server.url`` with ``server.api_key``; steer it through the same object:
 ``finish(id)``, ``advance(seconds)`` (with ``clock=ManualClock()``),
-``set_behavior()``, ``set_visibility_delay()``, ``set_faults()``,
+``set_behavior()``, ``set_visibility_delay()``, ``set_settlement()``,
+``retry_later()``, ``set_faults()``,
 ``pause(route)`` and ``wait_for_requests(route, n)``, and read
 ``executions()``, ``received`` and ``counts``. The pytest plugin gives the
 ``sequence_server`` and ``sequence_client`` fixtures.
@@ -64,11 +67,14 @@ async def serve(
     rate_limit: int | None = None,
     rate_burst: int | None = None,
     record: bool = True,
+    api: str = "api-v1",
+    settlement: float = 0.0,
 ) -> AsyncIterator[FakeSequence]:
     """
     Run the fake server on loopback (a free port by default) until exit.
 
-    Yields the ``FakeSequence``, with ``url`` and ``api_key`` set.
+    Yields the ``FakeSequence``, with ``url`` and ``api_key`` set; *api*
+    (``"api-v1"`` or ``"platform-v1"``) chooses the API it speaks.
     """
     server = FakeSequence(
         seed,
@@ -78,6 +84,8 @@ async def serve(
         rate_limit=rate_limit,
         rate_burst=rate_burst,
         record=record,
+        api=api,
+        settlement=settlement,
     )
     runner = web.AppRunner(server.app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -85,7 +93,8 @@ async def serve(
         site = web.TCPSite(runner, host, port, reuse_address=True)
         await site.start()
         bound_host, bound_port = runner.addresses[0][:2]
-        server.url = f"http://{bound_host}:{bound_port}/api/v1"
+        prefix = "/platform/v1" if server.api == "platform-v1" else "/api/v1"
+        server.url = f"http://{bound_host}:{bound_port}{prefix}"
         yield server
     finally:
         await runner.cleanup()

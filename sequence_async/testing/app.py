@@ -2,12 +2,15 @@
 The fake server's control handle and its aiohttp application.
 
 Owns ``FakeSequence``: it builds the state from a seed, puts the pipeline
-(``pipeline.PIPELINE``) in front of the endpoints (``endpoints.ROUTES``), and
-gives tests their controls: finish an execution, move the manual clock, set
-behaviours, visibility and faults, pause a route or wait for its requests,
-and read what was received and started.
+(``pipeline.PIPELINE``) in front of the endpoints of its API
+(``endpoints.ROUTES`` or ``PLATFORM_ROUTES``, spoken through a
+``dialect.Dialect``), and gives tests their controls: finish an execution or
+push its next attempt, move the manual clock, set behaviours, visibility,
+settlement and faults, pause a route or wait for its requests, and read what
+was received and started.
 
-May import: ``testing.clock``, ``testing.demo``, ``testing.endpoints``,
+May import: ``testing.clock``, ``testing.demo``, ``testing.dialect``,
+``testing.endpoints``,
 ``testing.faults``, ``testing.gates``, ``testing.pipeline``, ``testing.seed``,
 ``testing.state``.
 """
@@ -26,7 +29,8 @@ from aiohttp import web
 
 from .clock import ManualClock
 from .demo import demo_seed
-from .endpoints import ROUTE_NAMES, ROUTES
+from .dialect import dialect_named
+from .endpoints import PLATFORM_ROUTES, ROUTE_NAMES, ROUTES
 from .faults import Faults, RateLimit
 from .gates import Pause
 from .pipeline import CONTEXT, PIPELINE, Context, Received
@@ -48,9 +52,14 @@ class FakeSequence:
         rate_burst: Tokens of that limit's bucket (default *rate_limit*).
         record: Keep the received requests (``received``); counts are kept
             always.
+        api: The API spoken: ``"api-v1"`` or ``"platform-v1"`` (same state,
+            Platform's paths, shapes, paging, codes and quirks).
+        settlement: Seconds a run that moved money stays ``in_progress``
+            with pending transfers (``transfersPending``) before it ends.
 
     Attributes:
-        url: The base URL (``http://127.0.0.1:PORT/api/v1``) once served.
+        url: The base URL (``http://127.0.0.1:PORT/api/v1``, or
+            ``.../platform/v1``) once served.
         api_key: A key of the seed (the demo key when there is one).
         state: The organization's data (prefer the controls below).
         faults: The faults per route (set them with ``set_faults``).
@@ -69,11 +78,20 @@ class FakeSequence:
         rate_limit: int | None = None,
         rate_burst: int | None = None,
         record: bool = True,
+        api: str = "api-v1",
+        settlement: float = 0.0,
     ) -> None:
         seed = seed if seed is not None else demo_seed()
+        dialect = dialect_named(api)
+        _check_seconds(settlement)
         state = State(
-            seed, clock=clock, rng_seed=rng_seed, visibility_delay=visibility_delay
+            seed,
+            clock=clock,
+            rng_seed=rng_seed,
+            visibility_delay=visibility_delay,
+            settlement=settlement,
         )
+        self.api = api
         self.state = state
         self.url: str | None = None
         self.api_key = (
@@ -86,6 +104,7 @@ class FakeSequence:
             if rate_limit
             else None,
             record=record,
+            dialect=dialect,
         )
         self.faults: dict[str, Faults] = self._context.faults
         self.received: deque[Received] = self._context.received
@@ -93,7 +112,9 @@ class FakeSequence:
         self.statuses: Counter[int] = self._context.statuses
         self.app = web.Application(middlewares=PIPELINE)
         self.app[CONTEXT] = self._context
-        for method, path, name, handler in ROUTES:
+        for method, path, name, handler in (
+            PLATFORM_ROUTES if dialect.platform else ROUTES
+        ):
             self.app.router.add_route(method, path, handler, name=name)
 
     @property
@@ -203,6 +224,30 @@ class FakeSequence:
             raise ValueError(f"unknown rule id {rule_id!r}; see rule_ids")
         self.state.behaviors[rule_id] = behavior
 
+    def set_settlement(self, seconds: float) -> None:
+        """
+        Hold later runs that move money ``in_progress`` for *seconds* of settlement.
+
+        Raises:
+            ValueError: *seconds* is negative or not finite.
+        """
+        _check_seconds(seconds)
+        self.state.settlement = seconds
+
+    def retry_later(self, execution_id: str, seconds: float) -> None:
+        """
+        Push a running execution's next attempt *seconds* away.
+
+        It shows ``next_attempt_at`` until then, and runs its job at that
+        time.
+
+        Raises:
+            ValueError: *seconds* is negative or not finite, or the execution
+                is not running its job.
+        """
+        _check_seconds(seconds)
+        self.state.retry_later(execution_id, seconds)
+
     def set_visibility_delay(self, seconds: float) -> None:
         """
         Set how long new executions stay invisible (404, left out of lists).
@@ -277,6 +322,11 @@ class FakeSequence:
         The recorded requests of one route, oldest first.
         """
         return [r for r in self.received if r.route == route]
+
+
+def _check_seconds(seconds: float) -> None:
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"seconds must be finite and >= 0, not {seconds!r}")
 
 
 def _check_route(route: str, *, star: bool = False) -> None:

@@ -1,14 +1,16 @@
 """
-The fake server's endpoints: one aiohttp handler per route of ``/api/v1``.
+The fake server's endpoints: one aiohttp handler per route of either API.
 
-Owns ``ROUTES`` (method, path, route name, handler) and the handlers. Each
-checks the key's scope and resource list, reads the path and query, asks
-``State`` and answers with a ``Reply``; the pipeline has already
-authenticated the key and read the body, and wraps the reply in its
-envelope.
+Owns ``ROUTES`` (``/api/v1``) and ``PLATFORM_ROUTES`` (``/platform/v1``):
+method, path, route name, handler; a route shared by both has one name and
+one handler. Each handler checks the key's scope and resource list, reads
+the path and query (already in api-v1's names: ``pipeline.QUERY``), asks
+``State`` and answers with a ``Reply``, paged by cursor or page number as
+the dialect says; the pipeline has already authenticated the key and read
+the body, and wraps the reply in its envelope.
 
-May import: ``testing.api``, ``testing.paging``, ``testing.pipeline``,
-``testing.state``, ``testing.seed``.
+May import: ``testing.activity``, ``testing.api``, ``testing.paging``,
+``testing.pipeline``, ``testing.state``, ``testing.seed``.
 """
 
 from __future__ import annotations
@@ -18,17 +20,19 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from .activity import card_transactions_of
 from .api import (
     ACCOUNT_TYPES,
     CARD_STATUSES,
     CARD_TYPES,
     enum_param,
     forbidden,
+    invalid,
     not_found,
     required,
 )
-from .paging import page
-from .pipeline import BODY, CONTEXT, PERMISSIONS, Reply
+from .paging import numbered, page
+from .pipeline import BODY, CONTEXT, PERMISSIONS, QUERY, Reply
 from .seed import Permission
 from .state import State
 
@@ -37,8 +41,35 @@ def _state(request: web.Request) -> State:
     return request.app[CONTEXT].state
 
 
+def _query(request: web.Request) -> dict[str, str]:
+    query: dict[str, str] = request[QUERY]
+    return query
+
+
+def _platform(request: web.Request) -> bool:
+    return request.app[CONTEXT].dialect.platform
+
+
 def _require(request: web.Request, scope: str, resource_id: str | None = None) -> None:
-    State.require(request[PERMISSIONS], scope, resource_id)
+    State.require(
+        request[PERMISSIONS],
+        scope,
+        resource_id,
+        scope_of=request.app[CONTEXT].dialect.scope,
+    )
+
+
+def _paged(request: web.Request, rows: list[tuple[int, Any]]) -> Reply:
+    # A page of a paged list: by cursor, or by page number on Platform.
+    query = _query(request)
+    return Reply(200, *(numbered if _platform(request) else page)(rows, query))
+
+
+def _whole(request: web.Request, items: list[Any]) -> Reply:
+    # A list api-v1 gives whole; Platform pages every list.
+    if _platform(request):
+        return Reply(200, *numbered(items, _query(request)))
+    return Reply(200, items)
 
 
 async def list_accounts(request: web.Request) -> Reply:
@@ -46,9 +77,9 @@ async def list_accounts(request: web.Request) -> Reply:
     ``GET /accounts``: every account, or those of one ``type``.
     """
     _require(request, "LIST_ACCOUNTS")
-    kind = enum_param(request.query, "type", ACCOUNT_TYPES)
+    kind = enum_param(_query(request), "type", ACCOUNT_TYPES)
     accounts = _state(request).accounts.values()
-    return Reply(200, [a for a in accounts if not kind or a["type"] == kind])
+    return _whole(request, [a for a in accounts if not kind or a["type"] == kind])
 
 
 async def get_account(request: web.Request) -> Reply:
@@ -65,7 +96,7 @@ async def list_rules(request: web.Request) -> Reply:
     ``GET /rules``: rule summaries, or those moving money from ``source_id``.
     """
     _require(request, "LIST_RULES")
-    source_id = request.query.get("source_id")
+    source_id = _query(request).get("source_id")
     out = []
     for rule in _state(request).rules.values():
         actions = rule["steps"][0]["actions"] if rule["steps"] else []
@@ -80,11 +111,12 @@ async def list_rules(request: web.Request) -> Reply:
                 "status": rule.get("status"),
                 "trigger_type": rule["trigger"].get("type"),
                 "source": source,
+                "is_supported": True,
                 "created_at": rule.get("created_at"),
                 "updated_at": rule.get("updated_at"),
             }
         )
-    return Reply(200, out)
+    return _whole(request, out)
 
 
 async def get_rule(request: web.Request) -> Reply:
@@ -112,12 +144,19 @@ async def trigger_rule(request: web.Request) -> Reply:
 
 async def list_rule_executions(request: web.Request) -> Reply:
     """
-    ``GET /rule-executions?rule_id=``: a page of a rule's visible executions.
+    ``GET /rule-executions?rule_id=`` (``/rules/{rule_id}/executions``).
+
+    A page of a rule's visible executions; Platform lists ``LIVE`` ones
+    unless ``executionMode`` says otherwise.
     """
-    rule_id = required(request.query, "rule_id")
+    query = _query(request)
+    rule_id = request.match_info.get("rule_id") or required(query, "rule_id")
     _require(request, "READ_RULE_EXECUTIONS", rule_id)
-    rows = _state(request).list_executions(request.query)
-    return Reply(200, *page(rows, request.query))
+    if _platform(request):
+        if rule_id not in _state(request).rules:
+            raise not_found("Rule", rule_id)
+        query = {"execution_mode": "live", **query, "rule_id": rule_id}
+    return _paged(request, _state(request).list_executions(query))
 
 
 async def get_rule_execution(request: web.Request) -> Reply:
@@ -127,7 +166,8 @@ async def get_rule_execution(request: web.Request) -> Reply:
     execution_id = request.match_info["id"]
     _require(request, "READ_RULE_EXECUTIONS")
     execution = _state(request).visible_execution(execution_id)
-    if execution is None:
+    rule_id = request.match_info.get("rule_id")
+    if execution is None or rule_id not in (None, execution.data["rule_id"]):
         raise not_found("Rule execution", execution_id)
     _require(request, "READ_RULE_EXECUTIONS", execution.data["rule_id"])
     return Reply(200, execution.data)
@@ -135,12 +175,28 @@ async def get_rule_execution(request: web.Request) -> Reply:
 
 async def list_transfers(request: web.Request) -> Reply:
     """
-    ``GET /transfers?account_id=``: a page of an account's transfers.
+    ``GET /transfers?account_id=`` (``/accounts/{account_id}/transfers``).
+
+    A page of an account's transfers. Platform's ``GET /transfers`` takes
+    ``accountIds[]`` (one or more) instead.
     """
-    account_id = required(request.query, "account_id")
-    _require(request, "READ_TRANSFERS", account_id)
-    rows = _state(request).ledger.matching(request.query)
-    return Reply(200, *page(rows, request.query))
+    query = _query(request)
+    if "account_id" in request.match_info:
+        ids = [request.match_info["account_id"]]
+    elif _platform(request):
+        ids = request.query.getall("accountIds[]", []) or request.query.getall(
+            "accountIds", []
+        )
+        if not ids:
+            raise invalid("accountIds[] is required.")
+    else:
+        ids = [required(query, "account_id")]
+    rows: list[tuple[int, Any]] = []
+    for account_id in dict.fromkeys(ids):
+        _require(request, "READ_TRANSFERS", account_id)
+        rows += _state(request).ledger.matching(query | {"account_id": account_id})
+    rows = sorted(dict(rows).items(), reverse=True)
+    return _paged(request, rows)
 
 
 async def get_transfer(request: web.Request) -> Reply:
@@ -170,17 +226,22 @@ async def create_transfer(request: web.Request) -> Reply:
     """
     _require(request, "MANUAL_TRANSFER")
     state = _state(request)
-    return Reply(201, state.create_transfer(request[PERMISSIONS], request[BODY]))
+    body = request[BODY]
+    if _platform(request) and isinstance(body, dict):
+        amount = body.get("amount_in_cents")
+        if isinstance(amount, int) and not isinstance(amount, bool) and amount < 100:
+            raise invalid("amountInCents must be at least 100 ($1.00).")
+    return Reply(201, state.create_transfer(request[PERMISSIONS], body))
 
 
 async def list_cards(request: web.Request) -> Reply:
     """
     ``GET /cards?account_id=``: an account's cards, by ``status`` and ``type``.
     """
-    account_id = required(request.query, "account_id")
+    account_id = required(_query(request), "account_id")
     _require(request, "READ_CARDS", account_id)
-    status = enum_param(request.query, "status", CARD_STATUSES)
-    kind = enum_param(request.query, "type", CARD_TYPES)
+    status = enum_param(_query(request), "status", CARD_STATUSES)
+    kind = enum_param(_query(request), "type", CARD_TYPES)
     cards = [
         c
         for c in _state(request).cards.values()
@@ -213,8 +274,32 @@ async def list_card_transactions(request: web.Request) -> Reply:
     ``GET /cards/{id}/transactions``: a page of a card's transactions.
     """
     card = _card(request)
-    rows = _state(request).card_transactions_of(card["id"], request.query)
-    return Reply(200, *page(rows, request.query))
+    state = _state(request)
+    rows = card_transactions_of(state.card_transactions, card["id"], _query(request))
+    return _paged(request, rows)
+
+
+async def list_external_transactions(request: web.Request) -> Reply:
+    """
+    ``GET /external-transactions?accountIds[]=`` (Platform): a page of them.
+    """
+    ids = request.query.getall("accountIds[]", []) or request.query.getall(
+        "accountIds", []
+    )
+    if not ids:
+        raise invalid("accountIds[] is required.")
+    for account_id in ids:
+        _require(request, "READ_TRANSFERS", account_id)
+    rows = _state(request).activity.external_matching(ids, _query(request))
+    return _whole(request, rows)
+
+
+async def list_audit_logs(request: web.Request) -> Reply:
+    """
+    ``GET /audit-logs`` (Platform): a page of the audit log, newest first.
+    """
+    _require(request, "READ_AUDIT_LOGS")
+    return _whole(request, _state(request).activity.audit_matching(_query(request)))
 
 
 ROUTES: tuple[tuple[str, str, str, Handler], ...] = (
@@ -242,4 +327,42 @@ ROUTES: tuple[tuple[str, str, str, Handler], ...] = (
         list_card_transactions,
     ),
 )
-ROUTE_NAMES = tuple(name for _, _, name, _ in ROUTES)
+_P = "/platform/v1"
+PLATFORM_ROUTES: tuple[tuple[str, str, str, Handler], ...] = (
+    ("GET", f"{_P}/accounts", "list_accounts", list_accounts),
+    ("GET", f"{_P}/accounts/{{id}}", "get_account", get_account),
+    (
+        "GET",
+        f"{_P}/accounts/{{account_id}}/transfers",
+        "list_account_transfers",
+        list_transfers,
+    ),
+    ("GET", f"{_P}/rules", "list_rules", list_rules),
+    ("GET", f"{_P}/rules/{{id}}", "get_rule", get_rule),
+    ("POST", f"{_P}/rules/{{id}}/trigger", "trigger_rule", trigger_rule),
+    (
+        "GET",
+        f"{_P}/rules/{{rule_id}}/executions",
+        "list_rule_executions",
+        list_rule_executions,
+    ),
+    (
+        "GET",
+        f"{_P}/rules/{{rule_id}}/executions/{{id}}",
+        "get_rule_execution",
+        get_rule_execution,
+    ),
+    ("GET", f"{_P}/transfers", "list_transfers", list_transfers),
+    ("GET", f"{_P}/transfers/{{id}}", "get_transfer", get_transfer),
+    ("POST", f"{_P}/transfers", "create_transfer", create_transfer),
+    (
+        "GET",
+        f"{_P}/external-transactions",
+        "list_external_transactions",
+        list_external_transactions,
+    ),
+    ("GET", f"{_P}/audit-logs", "list_audit_logs", list_audit_logs),
+)
+ROUTE_NAMES = tuple(
+    dict.fromkeys(name for _, _, name, _ in (*ROUTES, *PLATFORM_ROUTES))
+)

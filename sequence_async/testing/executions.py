@@ -43,6 +43,7 @@ class Execution:
     visible_at: float
     amount: int | None
     idempotency_key: str | None = None
+    settle_at: float | None = None  # set while its transfers settle
 
 
 def manual_amount(body: Any) -> int | None:
@@ -85,7 +86,12 @@ def draw(behavior: Behavior, rng: random.Random) -> tuple[float, str]:
 
 
 def execution_json(
-    execution_id: str, rule: Mapping[str, Any], amount: int | None, created_at: str
+    execution_id: str,
+    rule: Mapping[str, Any],
+    amount: int | None,
+    created_at: str,
+    *,
+    simulation: bool = False,
 ) -> dict[str, Any]:
     """
     The API JSON of a manual run of *rule* that has just started.
@@ -106,6 +112,8 @@ def execution_json(
         "transfers_pending": 0,
         "transfer_ids": [],
         "error_message": None,
+        "execution_mode": "simulation" if simulation else "live",
+        "next_attempt_at": None,
     }
 
 
@@ -117,6 +125,7 @@ def matching(
     """
     status = enum_param(query, "status", EXECUTION_STATUSES)
     trigger_type = enum_param(query, "trigger_type", EXECUTION_TRIGGER_TYPES)
+    mode = enum_param(query, "execution_mode", ("live", "simulation", "all"))
     start, end = when(query, "from"), when(query, "to")
     return [
         (execution.seq, execution.data)
@@ -124,5 +133,6 @@ def matching(
         if execution.visible_at <= now
         and (not status or execution.data["status"] == status)
         and (not trigger_type or execution.data["trigger_type"] == trigger_type)
+        and (mode in (None, "all") or execution.data["execution_mode"] == mode)
         and between(execution.data["created_at"], start, end)
     ]

@@ -1,10 +1,12 @@
 """
-The fake server's cursor pagination.
+The fake server's pagination: cursors (api-v1) and page numbers (Platform).
 
 Owns ``first``/``after`` and ``page_info``: ``first`` is 1 to 100 (20 by
 default), ``after`` is an opaque cursor this server made, and lists are cut
 newest first. Items come as ``(seq, item)`` pairs so a cursor survives new
-items arriving at the head.
+items arriving at the head. Platform's ``page`` (from 1) and ``pageSize`` (1
+to 100, 10 by default) cut the same lists by offset (``numbered``), with
+``pagination: {page, pageSize, hasNextPage}``.
 
 May import: ``testing.api``.
 """
@@ -20,6 +22,41 @@ from .api import invalid
 
 DEFAULT_FIRST = 20
 MAX_FIRST = 100
+DEFAULT_PAGE_SIZE = 10
+
+
+def numbered(
+    items: Sequence[tuple[int, Any]] | Sequence[Any], query: Mapping[str, str]
+) -> tuple[list[Any], dict[str, Any]]:
+    """
+    Cut page ``page`` of ``page_size`` items (query names already snake_case).
+
+    Items may be ``(seq, item)`` pairs (as ``page`` takes them) or items.
+
+    Raises:
+        ApiError: 400 for a bad ``page`` or ``pageSize``.
+    """
+    number = _int(query.get("page", "1"))
+    size = _int(query.get("page_size", str(DEFAULT_PAGE_SIZE)))
+    if number < 1 or not 1 <= size <= MAX_FIRST:
+        raise invalid(f"page must be 1 or more and pageSize 1 to {MAX_FIRST}.")
+    start = (number - 1) * size
+    chunk = [
+        item[1] if isinstance(item, tuple) else item
+        for item in items[start : start + size]
+    ]
+    return chunk, {
+        "page": number,
+        "pageSize": size,
+        "hasNextPage": start + size < len(items),
+    }
+
+
+def _int(raw: str) -> int:
+    try:
+        return int(raw) if raw.isdigit() and len(raw) < 10 else -1
+    except ValueError:
+        return -1
 
 
 def page(

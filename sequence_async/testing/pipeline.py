@@ -3,9 +3,11 @@ The fake server's request pipeline: aiohttp middlewares, in order.
 
 Every request to a known route passes through ``PIPELINE``, outermost first:
 
-1. ``envelope``: checks ``X-Request-ID`` (or makes one), wraps answers in
-   ``{request_id, data[, page_info]}`` and errors in ``{error}``, echoes the
-   id in the header and counts the statuses sent.
+1. ``envelope``: checks ``X-Request-ID`` (or makes one), reads the query in
+   the server's dialect, wraps answers in ``{request_id, data[, page_info]}``
+   (Platform: ``{requestId, data}``, lists as ``{items, pagination}``) and
+   errors in ``{error}``, echoes the id in the header, counts the statuses
+   sent, and (Platform) writes the audit log.
 2. ``record``: counts the route (waking ``wait_for_requests``) and the
    requests in flight, reads a POST's JSON body (400 when it is not JSON or
    nested deeper than 64) and records what was received (``Authorization``
@@ -22,10 +24,10 @@ Every request to a known route passes through ``PIPELINE``, outermost first:
 
 Then the endpoint answers with a ``Reply``. Requests to unknown paths or
 methods skip the pipeline: aiohttp's plain-text 404 or 405, as the real API
-answers them.
+answers them (Platform: a plain-text 404 for both).
 
-May import: ``testing.api``, ``testing.faults``, ``testing.gates``,
-``testing.seed``, ``testing.state``.
+May import: ``testing.api``, ``testing.dialect``, ``testing.faults``,
+``testing.gates``, ``testing.seed``, ``testing.state``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from .api import ApiError, invalid, printable
+from .dialect import Dialect
 from .faults import Faults, RateLimit
 from .gates import Arrivals, Pause
 from .seed import Permission
@@ -79,6 +82,7 @@ class Context:
     rng: random.Random
     rate_limit: RateLimit | None
     record: bool
+    dialect: Dialect
     faults: dict[str, Faults] = attrs.Factory(dict)
     received: deque[Received] = attrs.Factory(lambda: deque(maxlen=RECEIVED_KEPT))
     counts: Counter[str] = attrs.Factory(Counter)
@@ -114,6 +118,7 @@ class Reply(web.Response):
 CONTEXT = web.AppKey("context", Context)
 ROUTE = web.RequestKey("route", str)
 BODY = web.RequestKey("body", object)
+QUERY = web.RequestKey("query", dict[str, str])
 PERMISSIONS = web.RequestKey("permissions", tuple[Permission, ...])
 
 
@@ -122,30 +127,47 @@ async def envelope(request: web.Request, handler: Handler) -> web.StreamResponse
     """
     Request ids, the success and error bodies, and the count of statuses.
     """
+    context = request.app[CONTEXT]
+    dialect = context.dialect
     route = request.match_info.route.name
     if route is None:  # an unknown path or method: aiohttp's 404 or 405
+        if dialect.platform:  # Platform: 404 in plain text for both
+            return web.Response(status=404, text="Not Found")
         return await request.match_info.handler(request)
     given = request.headers.get("X-Request-ID")
+    request_id = _request_id()
+    error_code: str | None = None
     if given is not None and not printable(given, MAX_REQUEST_ID):
         response: web.StreamResponse = _error(
             invalid("X-Request-ID must be 1 to 128 printable ASCII characters."),
-            _request_id(),
+            request_id,
+            dialect,
+            route,
         )
     else:
-        request_id = given or _request_id()
+        request_id = given or request_id
         request[ROUTE] = route
         try:
+            request[QUERY] = dialect.query_in(request.query)
             response = await handler(request)
         except ApiError as exc:
-            response = _error(exc, request_id)
+            response = _error(exc, request_id, dialect, route)
+            error_code = dialect.code(exc.code, route)
         else:
             if isinstance(response, Reply):
-                payload = {"request_id": request_id, "data": response.data}
-                if response.page_info is not None:
-                    payload["page_info"] = response.page_info
-                response.text = _dumps(payload)
+                response.text = _dumps(
+                    dialect.envelope(request_id, response.data, response.page_info)
+                )
             response.headers["X-Request-ID"] = request_id
-    request.app[CONTEXT].statuses[response.status] += 1
+    context.statuses[response.status] += 1
+    if dialect.platform and PERMISSIONS in request:
+        context.state.audit(
+            request.headers.get("Authorization", ""),
+            path=request.path,
+            route=route,
+            request_id=request_id,
+            error_code=error_code,
+        )
     return response
 
 
@@ -160,7 +182,9 @@ async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
     context.in_flight += 1
     context.max_in_flight = max(context.max_in_flight, context.in_flight)
     try:
-        request[BODY] = await _json_body(request)
+        request[BODY] = context.dialect.body_in(
+            await _json_body(request), request[ROUTE]
+        )
         if context.record:
             context.received.append(
                 Received(
@@ -186,9 +210,11 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     """
     Settle the clock, then find the key's permissions (401 when it has none).
     """
-    state = request.app[CONTEXT].state
-    state.settle()
-    request[PERMISSIONS] = state.permissions(request.headers.get("Authorization"))
+    context = request.app[CONTEXT]
+    context.state.settle()
+    request[PERMISSIONS] = context.state.permissions(
+        request.headers.get("Authorization"), scheme=context.dialect.scheme
+    )
     return await handler(request)
 
 
@@ -241,7 +267,12 @@ async def idempotency(request: web.Request, handler: Handler) -> web.StreamRespo
     idem_key = request.headers.get("Idempotency-Key")
     if request.method != "POST" or idem_key is None:
         return await handler(request)
-    store = request.app[CONTEXT].state.idempotency
+    context = request.app[CONTEXT]
+    if not context.dialect.key_ok(idem_key):
+        raise invalid(
+            "idempotency-key must be 1 to 36 characters of [A-Za-z0-9._:/|-]."
+        )
+    store = context.state.idempotency
     slot = (request.headers.get("Authorization", ""), request.path, idem_key)
     first = store.begin(slot, request[BODY])
     if first is not None:
@@ -322,12 +353,14 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _error(exc: ApiError, request_id: str) -> web.Response:
+def _error(
+    exc: ApiError, request_id: str, dialect: Dialect, route: str
+) -> web.Response:
     headers = {"X-Request-ID": request_id}
     if exc.retry_after is not None:
         headers["Retry-After"] = str(max(0, math.ceil(exc.retry_after)))
     return web.json_response(
-        {"error": {"code": exc.code, "message": exc.message}},
+        {"error": {"code": dialect.code(exc.code, route), "message": exc.message}},
         status=exc.status,
         headers=headers,
         dumps=_dumps,

@@ -31,6 +31,7 @@ ALL_SCOPES = (
     "READ_TRANSFERS",
     "MANUAL_TRANSFER",
     "READ_CARDS",
+    "READ_AUDIT_LOGS",
 )
 DEMO_API_KEY = "sk_demo_fake_sequence_key"
 _TS = "2024-01-15T10:00:00Z"

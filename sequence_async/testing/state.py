@@ -4,13 +4,15 @@ The fake server's memory and rules: what each endpoint means.
 Owns the organization's data (accounts, rules, cards, keys, behaviours,
 executions, the transfer ledger), permission checks, and the execution
 lifecycle: ``in_progress``, then ``executed``/``partial``/``failed`` once
-the clock passes a drawn duration, with transfers for executed steps. No
+the clock passes a drawn duration, with transfers for executed steps (held
+``in_progress`` with pending transfers for ``settlement`` seconds first, if
+set; a test may push a run's next attempt later with ``retry_later``). No
 HTTP here: ``endpoints`` turn requests into calls. What one execution is
 lives in ``executions``, transfers in ``transfers``, idempotency keys in
 ``idempotency``. Judged against the API reference, not the client's code.
 
-May import: ``testing.api``, ``testing.executions``, ``testing.idempotency``,
-``testing.seed``, ``testing.transfers``.
+May import: ``testing.activity``, ``testing.api``, ``testing.executions``,
+``testing.idempotency``, ``testing.seed``, ``testing.transfers``.
 """
 
 from __future__ import annotations
@@ -21,17 +23,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .activity import Activity
 from .api import (
-    CARD_DIRECTIONS,
     EXECUTION_STATUSES,
     ApiError,
-    between,
-    enum_param,
     forbidden,
     iso,
     not_found,
     unauthorized,
-    when,
 )
 from .executions import Execution, draw, execution_json, manual_amount, matching
 from .idempotency import Idempotency
@@ -55,6 +54,8 @@ class State:
         rng_seed: Seed of the random durations and outcomes.
         visibility_delay: Seconds a new execution answers 404 and is left
             out of lists (eventual consistency).
+        settlement: Seconds a run that moved money stays ``in_progress``
+            with pending transfers before it ends (ACH settlement).
     """
 
     def __init__(
@@ -64,8 +65,10 @@ class State:
         clock: Callable[[], float] = time.time,
         rng_seed: int = 0,
         visibility_delay: float = 0.0,
+        settlement: float = 0.0,
     ) -> None:
         self.clock = clock
+        self.settlement = settlement
         self.rng = random.Random(rng_seed)
         self.visibility_delay = visibility_delay
         self.accounts = {a["id"]: dict(a) for a in seed.accounts}
@@ -82,6 +85,7 @@ class State:
         self.transfers = self.ledger.by_id
         self._due: list[tuple[float, int, str]] = []
         self.idempotency = Idempotency(clock)
+        self.activity = Activity(list(self.keys), clock)
         self._seq = 0
 
     @property
@@ -105,39 +109,49 @@ class State:
         while self._due and self._due[0][0] <= now:
             _, _, execution_id = heapq.heappop(self._due)
             execution = self.executions[execution_id]
-            if execution.data["status"] == "in_progress":
+            if execution.data["status"] != "in_progress":
+                continue
+            if execution.settle_at is not None:
+                if execution.settle_at <= now:
+                    self._settled(execution, execution.outcome)
+            elif execution.finish_at <= now:  # else moved by retry_later
                 self._finish(execution, execution.outcome)
         self.ledger.settle(now)
 
     # -- permissions -------------------------------------------------------
 
-    def permissions(self, authorization: str | None) -> tuple[Permission, ...]:
+    def permissions(
+        self, authorization: str | None, *, scheme: str = "ApiKey"
+    ) -> tuple[Permission, ...]:
         """
         Return the permissions of the key in an ``Authorization`` header.
 
         Raises:
-            ApiError: 401 for a missing, malformed or unknown key.
+            ApiError: 401 for a missing, malformed or unknown key, or another
+                scheme than *scheme* (``ApiKey``, or Platform's ``Bearer``).
         """
-        scheme, _, key = (authorization or "").partition(" ")
-        if scheme != "ApiKey" or key not in self.keys:
+        given, _, key = (authorization or "").partition(" ")
+        if given != scheme or key not in self.keys:
             raise unauthorized()
         return self.keys[key]
 
     @staticmethod
-    def forbidden() -> ApiError:
-        """
-        The 403 answer.
-        """
-        return forbidden()
-
-    @staticmethod
     def require(
-        permissions: tuple[Permission, ...], scope: str, resource_id: str | None = None
+        permissions: tuple[Permission, ...],
+        scope: str,
+        resource_id: str | None = None,
+        *,
+        scope_of: Callable[[str], str] = str,
     ) -> None:
         """
         Raise 403 unless some entry of *scope* covers *resource_id*.
+
+        *scope_of* maps scopes to the dialect's (Platform's are coarser).
         """
-        if not any(p.scope == scope and p.allows(resource_id) for p in permissions):
+        wanted = scope_of(scope)
+        if not any(
+            scope_of(p.scope) == wanted and p.allows(resource_id) for p in permissions
+        ):
             raise forbidden()
 
     # -- executions --------------------------------------------------------
@@ -156,6 +170,7 @@ class State:
         if rule is None:
             raise not_found("Rule", rule_id)
         amount = manual_amount(body)
+        simulation = isinstance(body, dict) and body.get("simulation") is True
         if rule.get("status") != "enabled":
             raise ApiError(403, "rule_deactivated", f"Rule '{rule_id}' is disabled.")
         now = self.clock()
@@ -167,7 +182,9 @@ class State:
             amount = None
         execution = Execution(
             seq=seq,
-            data=execution_json(execution_id, rule, amount, iso(now)),
+            data=execution_json(
+                execution_id, rule, amount, iso(now), simulation=simulation
+            ),
             rule=rule,
             finish_at=now + duration,
             outcome=outcome,
@@ -189,10 +206,40 @@ class State:
         execution = self.executions.get(execution_id)
         if execution is None:
             raise ValueError(f"no execution {execution_id!r} was started")
-        if execution.data["status"] == "in_progress":
-            self._finish(execution, status)
+        if execution.data["status"] != "in_progress":
+            return
+        if execution.settle_at is None:
+            self._finish(execution, status, settle=False)
+        self._settled(execution, status)
 
-    def _finish(self, execution: Execution, outcome: str) -> None:
+    def retry_later(self, execution_id: str, seconds: float) -> None:
+        """
+        Push a running execution's next attempt *seconds* away (``next_attempt_at``).
+        """
+        execution = self.executions[execution_id]
+        if execution.data["status"] != "in_progress" or execution.settle_at:
+            raise ValueError(f"execution {execution_id} is not running its job")
+        execution.finish_at = self.clock() + seconds
+        execution.data["next_attempt_at"] = iso(execution.finish_at)
+        heapq.heappush(self._due, (execution.finish_at, execution.seq, execution_id))
+
+    def _settled(self, execution: Execution, outcome: str) -> None:
+        # The end of settlement: pending transfers complete, the run ends.
+        now = iso(self.clock())
+        data = execution.data
+        for transfer_id in data["transfer_ids"]:
+            transfer = self.ledger.by_id[transfer_id]
+            if transfer["status"] == "pending":
+                transfer.update(status="complete", completed_at=now)
+        data.update(
+            status=outcome,
+            transfers_completed=data["transfers_completed"] + data["transfers_pending"],
+            transfers_pending=0,
+        )
+
+    def _finish(
+        self, execution: Execution, outcome: str, *, settle: bool = True
+    ) -> None:
         now = self.clock()
         steps = execution.rule.get("steps") or [{}]
         actions = steps[0].get("actions", [])
@@ -227,10 +274,24 @@ class State:
             transfers_completed=completed,
             transfers_failed=failed,
             transfer_ids=ids,
+            next_attempt_at=None,
             error_message="Insufficient funds in the source account."
             if outcome == "failed"
             else None,
         )
+        if settle and self.settlement > 0 and completed and outcome != "failed":
+            # The job is done and its transfers exist; they settle later.
+            for transfer_id in ids:
+                transfer = self.ledger.by_id[transfer_id]
+                if transfer["status"] == "complete":
+                    transfer.update(status="pending", completed_at=None)
+            data.update(
+                status="in_progress", transfers_completed=0, transfers_pending=completed
+            )
+            execution.settle_at = now + self.settlement
+            heapq.heappush(
+                self._due, (execution.settle_at, execution.seq, execution.data["id"])
+            )
 
     def visible_execution(self, execution_id: str) -> Execution | None:
         """
@@ -247,6 +308,26 @@ class State:
         """
         newest_first = reversed(self._by_rule.get(query["rule_id"], []))
         return matching(newest_first, query, self.clock())
+
+    def audit(
+        self,
+        authorization: str,
+        *,
+        path: str,
+        route: str,
+        request_id: str,
+        error_code: str | None,
+    ) -> None:
+        """
+        Add the audit-log entry of an answered request (Platform).
+        """
+        self.activity.record(
+            authorization.partition(" ")[2],
+            path=path,
+            route=route,
+            request_id=request_id,
+            error_code=error_code,
+        )
 
     # -- transfers ---------------------------------------------------------
 
@@ -275,6 +356,9 @@ class State:
             "rule_execution_id": None,
             "error_code": None,
             "description": checked.description,
+            "execution_mode": "simulation"
+            if isinstance(body, dict) and body.get("simulation") is True
+            else "live",
             "created_at": iso(now),
             "completed_at": None,
         }
@@ -303,21 +387,3 @@ class State:
                 "error": None,
             }
         }
-
-    def card_transactions_of(
-        self, card_id: str, query: Mapping[str, str]
-    ) -> list[tuple[int, Any]]:
-        """
-        Return a card's transactions matching *query*, newest first.
-        """
-        direction = enum_param(query, "direction", CARD_DIRECTIONS)
-        start, end = when(query, "from"), when(query, "to")
-        rows = [
-            t
-            for t in self.card_transactions
-            if t["card_id"] == card_id
-            and (not direction or t["direction"] == direction)
-            and between(t["created_at"], start, end)
-        ]
-        rows.sort(key=lambda t: (t["created_at"], t["id"]), reverse=True)
-        return [(len(rows) - n, t) for n, t in enumerate(rows)]

@@ -184,6 +184,7 @@ def rule_transfer(
         "rule_id": execution["rule_id"],
         "rule_execution_id": execution["id"],
         "error_code": "INSUFFICIENT_FUNDS" if failed else None,
+        "execution_mode": execution.get("execution_mode", "live"),
         "created_at": now,
         "completed_at": None if failed else now,
     }

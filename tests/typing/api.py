@@ -110,3 +110,27 @@ async def testing() -> None:
         checked: FakeSequence = server
         checked.set_behavior("*", Behavior(median=0.0, sigma=0.0))
         checked.set_faults("trigger_rule", throttles_next=1, retry_after=1)
+
+
+async def platform() -> None:
+    async with SequenceClient(api="platform-v1", called_reason="nightly payouts") as c:
+        result: RuleExecution = await c.trigger_and_wait(
+            "551ff9b6-…",
+            manual_execute_amount=250_000,
+            simulation=True,
+            until="transfers_created",
+            called_reason="this one",
+        )
+        print(result.settling, result.next_attempt_at, result.execution_mode)
+        await c.rule_executions.get("4306b3e8-…", rule_id="551ff9b6-…")
+        async for x in c.external_transactions.list(account_ids=["a", "b"]):
+            print(x.amount_in_cents)
+        async for entry in c.audit_logs.list(action="TRIGGER_RULE"):
+            print(entry.outcome)
+        view = c.with_options(
+            called_reason="audit", poll=PollPolicy(settlement_interval=900)
+        )
+        await view.trigger_all(["r"], until="transfers_created")
+    async with serve(api="platform-v1", settlement=3600) as server:
+        server.set_settlement(7200)
+        server.retry_later("rex_1", 60)

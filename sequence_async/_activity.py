@@ -1,0 +1,132 @@
+"""
+The ``platform-v1``-only namespaces: external transactions and audit logs.
+
+Owns ``client.external_transactions`` and ``client.audit_logs``: their
+paths, queries and checks. On an ``api-v1`` client every method raises
+``UnsupportedFeatureError`` naming the profile, before anything is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from . import models
+from ._checks import query, segment
+from ._paging import Paginator
+from ._resources import Resource, called_reason_of
+
+
+class ExternalTransactions(Resource):
+    """
+    ``/external-transactions``: money in and out of linked external accounts.
+    """
+
+    __slots__ = ()
+
+    def list(
+        self,
+        *,
+        account_ids: Iterable[str],
+        direction: models.TransferDirection | str | None = None,
+        status: str | None = None,
+        from_: datetime | str | None = None,
+        to: datetime | str | None = None,
+        page_size: int | None = None,
+        start_after: str | None = None,
+        request_id: str | None = None,
+        called_reason: str | None = None,
+    ) -> Paginator[models.ExternalTransaction]:
+        """
+        Iterate over the accounts' external transactions (``READ_TRANSFERS``).
+
+        Args:
+            account_ids: One or more accounts (required by the API).
+            direction: ``money_in`` or ``money_out``.
+            status: ``pending`` or ``complete``.
+            from_: At or after (at most 90 days back; sent as ``from``).
+            to: At or before.
+            page_size: Items per request, 1 to 100.
+            start_after: A saved page number: start after it.
+            request_id: Sent as ``X-Request-ID`` on every page.
+            called_reason: Sent as ``x-called-reason``.
+
+        Raises:
+            errors.UnsupportedFeatureError: On an ``api-v1`` client.
+        """
+        profile = self._profile
+        profile.require("external_transactions", "client.external_transactions")
+        if isinstance(account_ids, str):
+            raise TypeError("account_ids must be a list of ids, not one str")
+        ids = tuple(account_ids)
+        if not ids:
+            raise ValueError("account_ids must name at least one account")
+        for account_id in ids:
+            segment(account_id, "account_ids")
+        params: dict[str, str | tuple[str, ...]] = {profile.wire("account_ids"): ids}
+        return Paginator(
+            self._requester,
+            "/external-transactions",
+            params
+            | profile.query(
+                query(direction=direction, status=status, from_=from_, to=to)
+            ),
+            models.ExternalTransaction,
+            operation="external_transactions.list",
+            page_size=page_size,
+            start_after=start_after,
+            request_id=request_id,
+            called_reason=called_reason_of(called_reason, profile),
+        )
+
+
+class AuditLogs(Resource):
+    """
+    ``/audit-logs``: the calls made with the organization's API keys.
+    """
+
+    __slots__ = ()
+
+    def list(
+        self,
+        *,
+        api_key_id: str | None = None,
+        action: str | None = None,
+        from_: datetime | str | None = None,
+        to: datetime | str | None = None,
+        page_size: int | None = None,
+        start_after: str | None = None,
+        request_id: str | None = None,
+        called_reason: str | None = None,
+    ) -> Paginator[models.AuditLogEntry]:
+        """
+        Iterate over audit-log entries, newest first (``READ_AUDIT_LOGS``).
+
+        Args:
+            api_key_id: Only this key's calls.
+            action: Only this action (``TRIGGER_RULE``, ``GET_RULE``, ...).
+            from_: At or after (at most 90 days back; the API's default).
+            to: At or before (default now).
+            page_size: Items per request, 1 to 100.
+            start_after: A saved page number: start after it.
+            request_id: Sent as ``X-Request-ID`` on every page.
+            called_reason: Sent as ``x-called-reason``.
+
+        Raises:
+            errors.UnsupportedFeatureError: On an ``api-v1`` client.
+        """
+        profile = self._profile
+        profile.require("audit_logs", "client.audit_logs")
+        return Paginator(
+            self._requester,
+            "/audit-logs",
+            profile.query(
+                query(api_key_id=api_key_id, action=action, from_=from_, to=to)
+            ),
+            models.AuditLogEntry,
+            operation="audit_logs.list",
+            page_size=page_size,
+            start_after=start_after,
+            request_id=request_id,
+            called_reason=called_reason_of(called_reason, profile),
+        )
