@@ -19,10 +19,11 @@ from ._observe import (
 )
 from ._outcomes import BulkProgress, InFlightItem, TriggerOutcome, TriggerRequest
 from ._paging import Paginator
-from ._resources import Accounts, Cards, Transfers
+from ._resources import Accounts, Cards
 from ._retry import PollPolicy, RetryPolicy
 from ._rules import RuleExecutions, Rules
 from ._sqlite_journal import JournalSummary, SqliteJournal, read_journal
+from ._transfers import Transfers
 from ._wire import VERSION as _VERSION
 from .errors import (
     APIConnectionError,

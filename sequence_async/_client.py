@@ -16,33 +16,24 @@ from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Literal, Self
 
-from . import _execution, errors, models
+from . import _setup, _tokens, errors, models
 from ._bulk import BulkRun
 from ._checks import (
-    api_key_problem,
-    check_base_url,
-    check_headers,
     check_number,
     check_request_id,
     check_timeout,
 )
-from ._coordinator import Coordinator, from_environment, key_digest
+from ._coordinator import Coordinator
 from ._execution import Execution, Until, check_until
 from ._journal import Journal
 from ._namespaces import Namespaces
-from ._observe import Hook, Hooks, Observer
-from ._otel import telemetry
+from ._observe import Hook
 from ._outcomes import BulkProgress, TriggerOutcome, TriggerRequest
-from ._poller import Poller
-from ._profiles import profile_named
-from ._ratelimit import Limiter, TokenBucket
-from ._requester import Requester, Shared
 from ._resources import called_reason_of
 from ._retry import PollPolicy, RetryPolicy, check_poll, resolve_retry
 from ._sqlite_journal import SqliteJournal
-from ._transport import AiohttpTransport, ClientSession
-from ._waits import PollShare
-from ._wire import DEFAULT_MAX_RESPONSE_BYTES, Headers, Secret
+from ._transport import ClientSession
+from ._wire import DEFAULT_MAX_RESPONSE_BYTES
 
 
 class SequenceClient(Namespaces):
@@ -116,62 +107,34 @@ class SequenceClient(Namespaces):
         meter_provider: object = None,
         coordinator: Coordinator | Literal[False] | None = None,
     ) -> None:
-        # The plain key leaves this frame's locals before anything can raise:
-        # a traceback that shows locals must never show it.
-        key = api_key if api_key is not None else os.environ.get("SEQUENCE_API_KEY")
-        del api_key
-        problem = api_key_problem(key)
-        profile = profile_named(
-            api if api is not None else os.environ.get("SEQUENCE_API")
-        )
-        auth = Secret(profile.authorization(key)) if key and problem is None else None
-        digest = key_digest(key) if key and problem is None else ""  # never the key
-        del key
-        if auth is None:
-            raise ValueError(problem)
-        self.base_url = check_base_url(
-            base_url
-            if base_url is not None
-            else os.environ.get("SEQUENCE_BASE_URL", profile.default_base_url)
-        )
-        if rate_limit is None and rate_limit_burst is not None:
-            raise ValueError("rate_limit_burst needs a rate_limit")
-        limiter: Limiter | None = (
-            TokenBucket(rate_limit, burst=rate_limit_burst)  # checks both
-            if rate_limit is not None
-            else None
-        )
-        share: PollShare | None = None
-        if coordinator is None:
-            coordinator = from_environment()
-        if coordinator:
-            limiter, share = coordinator.attach(
-                digest, rate_limit=rate_limit, burst=rate_limit_burst
-            )
-        shared = Shared(
-            AiohttpTransport(
-                self.base_url,
-                session=session,
-                ssl=ssl,
-                max_response_bytes=max_response_bytes,
-            ),
-            limiter=limiter,
-            poller=Poller(share=share),
-            observer=Observer(
-                Hooks(event_hooks), telemetry(tracer_provider, meter_provider)
-            ),
+        # The plain key leaves every frame's locals before anything can
+        # raise: a traceback that shows locals must never show it.
+        try:
+            auth, digest, profile = _setup.credentials(api_key, api)
+        finally:
+            del api_key
+        self._requester, self.base_url = _setup.requester(
+            auth,
+            digest,
+            profile,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry=retry,
+            rate_limit=rate_limit,
+            rate_limit_burst=rate_limit_burst,
+            session=session,
+            default_headers=default_headers,
+            ssl=ssl,
+            poll=poll,
+            max_response_bytes=max_response_bytes,
+            event_hooks=event_hooks,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            coordinator=coordinator,
+            called_reason=called_reason,
         )
         self._rate_limit = rate_limit
-        self._requester = Requester(
-            shared,
-            auth,
-            Headers(check_headers(default_headers)),
-            check_timeout(timeout),
-            resolve_retry(retry, max_retries),
-            check_poll(poll) or PollPolicy(),
-            profile,
-            called_reason_of(called_reason, profile),
-        )
         self._mount(self._requester)
 
     @property
@@ -332,7 +295,7 @@ class SequenceClient(Namespaces):
         """
         if request_id is not None:
             check_request_id(request_id)
-        return await _execution.fetch(
+        return await _tokens.fetch(
             self._requester, execution_id, rule_id=rule_id, request_id=request_id
         )
 
@@ -344,7 +307,7 @@ class SequenceClient(Namespaces):
             ValueError: The token is not a valid execution token, or is of
                 the other API (``api-v1`` / ``platform-v1``) than this client.
         """
-        return _execution.from_token(token, self._requester)
+        return _tokens.from_token(token, self._requester)
 
     def trigger_many(
         self,

@@ -22,19 +22,18 @@ from typing import Any, Final, Literal
 import attrs
 
 from . import errors, models
-from ._checks import check_number, check_request_id, segment
+from ._checks import check_number, check_request_id
 from ._paging import get_execution
 from ._poller import CLOCK_SKEW, Watch
 from ._profiles import API_V1
 from ._ratelimit import Priority
 from ._requester import Requester
 from ._retry import PollPolicy
-from ._wire import loads
 
 
 log = logging.getLogger("sequence_async")
 TOKEN_VERSION = 1
-_MAX_TOKEN_CHARS = 4096
+MAX_TOKEN_CHARS = 4096
 Until = Literal["settled", "transfers_created"]
 UNTIL: Final = ("settled", "transfers_created")
 
@@ -328,97 +327,12 @@ class Execution:
         )
 
 
-def from_token(token: object, requester: Requester) -> Execution:
-    """
-    Rebuild a handle from ``Execution.to_token()``.
-
-    Raises:
-        ValueError: The token is not one of ours (of this version), or a
-            field is missing or bad (an id that would leave its path segment
-            included).
-    """
-    if not isinstance(token, str | bytes) or len(token) > _MAX_TOKEN_CHARS:
-        raise ValueError("not an execution token: not a short JSON string")
-    data = loads(token)
-    if not isinstance(data, dict) or data.get("v") != TOKEN_VERSION:
-        raise ValueError(f"not an execution token of version {TOKEN_VERSION}")
-    # Tokens from before profiles existed are api-v1's.
-    api = data.get("api", API_V1)
-    if api != requester.profile.name:
-        raise ValueError(
-            f"this execution token is of Sequence's {str(api)[:20]!r} API; this "
-            f"client speaks {requester.profile.name!r}: resume it with "
-            f"SequenceClient(api={str(api)[:20]!r})"
-        )
-    execution_id, rule_id = data.get("id"), data.get("rule_id")
-    try:
-        segment(execution_id, "id")
-        segment(rule_id, "rule_id")
-        triggered_at = datetime.fromisoformat(data["triggered_at"])
-        request_id = _optional(data.get("request_id"), "request_id")
-        key = _optional(data.get("idempotency_key"), "idempotency_key")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"execution token is missing or bad: {exc}") from None
-    return Execution(
-        id=str(execution_id),
-        rule_id=str(rule_id),
-        request_id=request_id,
-        idempotency_key=key,
-        triggered_at=triggered_at
-        if triggered_at.tzinfo
-        else triggered_at.replace(tzinfo=UTC),
-        requester=requester,
-    )
-
-
-async def fetch(
-    requester: Requester,
-    execution_id: str,
-    *,
-    rule_id: str | None = None,
-    request_id: str | None = None,
-) -> Execution:
-    """
-    Fetch an execution by id and return its handle, holding what was seen.
-
-    Raises:
-        errors.ResponseValidationError: The answer names no rule, or is
-            about another execution.
-    """
-    current = await get_execution(
-        requester, execution_id, rule_id=rule_id, request_id=request_id
-    )
-    if current.id != execution_id or not current.rule_id:
-        raise errors.ResponseValidationError(
-            f"asked for execution {execution_id}, got {current.id!r} of rule "
-            f"{current.rule_id!r}",
-            request_id=current.request_id,
-        )
-    return Execution(
-        id=current.id,
-        rule_id=current.rule_id,
-        request_id=current.request_id,
-        idempotency_key=None,
-        triggered_at=current.created_at or datetime.now(UTC),
-        requester=requester,
-        last=current,
-    )
-
-
 def check_until(until: object) -> None:
     """
     Raise ``ValueError`` unless *until* is ``"settled"`` or ``"transfers_created"``.
     """
     if until not in UNTIL:
         raise ValueError(f"until must be one of {', '.join(UNTIL)}, not {until!r}")
-
-
-def _optional(value: object, name: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not 0 < len(value) <= 255:
-        raise ValueError(f"{name} must be a short string")
-    return value
 
 
 def _unpickle(state: dict[str, Any]) -> Execution:

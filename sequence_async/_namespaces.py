@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from ._activity import AuditLogs, ExternalTransactions
 from ._requester import Requester
-from ._resources import Accounts, Cards, Transfers
+from ._resources import Accounts, Cards
 from ._rules import RuleExecutions, Rules
+from ._transfers import Transfers
 
 
 class Namespaces:

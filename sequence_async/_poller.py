@@ -30,7 +30,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from . import errors, models
 from ._paging import list_executions, read_execution
@@ -101,7 +101,7 @@ class Poller:
             if self._share is not None:  # an outcome stored already: no poll
                 stored = await self._share.join(watch)
                 if stored is not None:
-                    _settle(group, waiter, stored)
+                    group.settle(waiter, stored)
             if waiter.future.done():
                 pass
             elif group.task is None or group.task.done():
@@ -145,7 +145,7 @@ class Poller:
                     group.remove(waiter)
                     waiter.finish(outcome)
                 else:
-                    _settle(group, waiter, outcome)
+                    group.settle(waiter, outcome)
 
     def _nudge(self, rule_id: str) -> None:
         # News of a rule: a new wait elsewhere, or its lead is free.
@@ -233,13 +233,7 @@ class Poller:
         for remote in remotes:
             if remote.execution_id in group.waiters:
                 continue
-            watch = Watch(
-                remote.execution_id,
-                group.rule_id,
-                _ignore,
-                functools.partial(_aged, remote.age, now, self._clock),
-                functools.partial(_fixed, remote.oldest),
-            )
+            watch = remote.watch(group.rule_id, now, self._clock)
             first = max(0.0, policy.delay(1) - remote.age)
             group.waiters[remote.execution_id] = [
                 _Waiter(watch, policy, now, first, None, remote=True)
@@ -369,33 +363,6 @@ class Poller:
         finally:
             await pages.aclose()  # type: ignore[attr-defined]
         return found
-
-
-def _settle(group: _Group, waiter: _Waiter, outcome: Outcome) -> None:
-    # An outcome another process published (or stored earlier).
-    if isinstance(outcome, errors.NotFoundError):
-        group.remove(waiter)
-        waiter.finish(outcome)
-    elif outcome.id == waiter.watch.execution_id and outcome.rule_id in (
-        None,
-        group.rule_id,
-    ):
-        waiter.watch.observe(outcome)
-        if outcome.done:
-            group.remove(waiter)
-            waiter.finish(outcome)
-
-
-def _ignore(_: models.RuleExecution) -> None:
-    pass
-
-
-def _aged(age: float, since: float, clock: Callable[[], float]) -> float:
-    return age + clock() - since
-
-
-def _fixed(value: datetime) -> datetime:
-    return value
 
 
 def _has_dry_runs(requester: Requester) -> bool:

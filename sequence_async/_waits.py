@@ -14,6 +14,7 @@ May import: ``models``, ``errors``, ``_requester``, ``_retry``.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Protocol
@@ -61,6 +62,21 @@ class Remote:
     execution_id: str
     age: float
     oldest: datetime
+
+    def watch(self, rule_id: str, now: float, clock: Callable[[], float]) -> Watch:
+        """
+        A stand-in wait for it, on this process's schedule.
+
+        Its news is not observed here: the process that waits gets it from
+        the share.
+        """
+        return Watch(
+            self.execution_id,
+            rule_id,
+            _ignore,
+            functools.partial(_aged, self.age, now, clock),
+            functools.partial(_fixed, self.oldest),
+        )
 
 
 class PollShare(Protocol):
@@ -225,6 +241,22 @@ class _Group:
             self.outcomes[waiter.watch.execution_id] = outcome
         waiter.finish(outcome)
 
+    def settle(self, waiter: _Waiter, outcome: Outcome) -> None:
+        """
+        End *waiter* with an outcome another process published (or stored).
+        """
+        if isinstance(outcome, errors.NotFoundError):
+            self.remove(waiter)
+            waiter.finish(outcome)
+        elif outcome.id == waiter.watch.execution_id and outcome.rule_id in (
+            None,
+            self.rule_id,
+        ):
+            waiter.watch.observe(outcome)
+            if waiter.watch.ends(outcome):
+                self.remove(waiter)
+                waiter.finish(outcome)
+
     def next_due(self) -> float:
         return max(
             self.not_before, min(w.due for ws in self.waiters.values() for w in ws)
@@ -239,3 +271,15 @@ class _Group:
         if not deadlines or None in deadlines:
             return None
         return max(d for d in deadlines if d is not None)
+
+
+def _ignore(_: models.RuleExecution) -> None:
+    pass
+
+
+def _aged(age: float, since: float, clock: Callable[[], float]) -> float:
+    return age + clock() - since
+
+
+def _fixed(value: datetime) -> datetime:
+    return value

@@ -28,8 +28,9 @@ from aioresponses import aioresponses as Aioresponses  # noqa: N812
 from yarl import URL
 
 from sequence_async import RetryPolicy, SequenceClient, errors
-from sequence_async._resources import Accounts, Transfers
+from sequence_async._resources import Accounts
 from sequence_async._rules import Rules
+from sequence_async._transfers import Transfers
 from sequence_async._wire import Request, Response
 from sequence_async.testing import FakeSequence
 

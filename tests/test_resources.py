@@ -22,8 +22,9 @@ from sequence_async import (
     TransferStatus,
     errors,
 )
-from sequence_async._resources import Accounts, Cards, Transfers
+from sequence_async._resources import Accounts, Cards
 from sequence_async._rules import RuleExecutions, Rules
+from sequence_async._transfers import Transfers
 from sequence_async._wire import Request, Response
 
 from .conftest import FakeTransport, answer, envelope, ok, requester

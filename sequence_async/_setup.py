@@ -1,0 +1,121 @@
+"""
+From ``SequenceClient``'s keywords to its first ``Requester``.
+
+Owns the resolution and checks of the client's settings, all before any
+request: the API profile (``api=``, else ``SEQUENCE_API``), the key (from
+``SEQUENCE_API_KEY`` when not given; it never stays in a frame that can
+raise), the base URL (``base_url=``, else ``SEQUENCE_BASE_URL``, else the
+profile's production URL; an empty one is an error), the transport, the
+rate limiter (or a coordinator's), the poller, the observer and the
+policies.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl as _ssl
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from ._checks import api_key_problem, check_base_url, check_headers, check_timeout
+from ._coordinator import Coordinator, from_environment, key_digest
+from ._observe import Hook, Hooks, Observer
+from ._otel import telemetry
+from ._poller import Poller
+from ._profiles import Profile, profile_named
+from ._ratelimit import Limiter, TokenBucket
+from ._requester import Requester, Shared
+from ._resources import called_reason_of
+from ._retry import PollPolicy, RetryPolicy, check_poll, resolve_retry
+from ._transport import AiohttpTransport, ClientSession
+from ._waits import PollShare
+from ._wire import Headers, Secret
+
+
+def credentials(api_key: str | None, api: str | None) -> tuple[Secret, str, Profile]:
+    """
+    Return the ``Authorization`` secret, the key's digest and the profile.
+
+    Raises:
+        ValueError: No key, a key unfit for a header, or an unknown API.
+    """
+    profile = profile_named(api if api is not None else os.environ.get("SEQUENCE_API"))
+    key = api_key if api_key is not None else os.environ.get("SEQUENCE_API_KEY")
+    del api_key
+    problem = api_key_problem(key)
+    auth = Secret(profile.authorization(key)) if key and problem is None else None
+    digest = key_digest(key) if key and problem is None else ""  # never the key
+    del key
+    if auth is None:
+        raise ValueError(problem)
+    return auth, digest, profile
+
+
+def requester(
+    auth: Secret,
+    digest: str,
+    profile: Profile,
+    *,
+    base_url: str | None,
+    timeout: float,
+    max_retries: int,
+    retry: RetryPolicy | None,
+    rate_limit: float | None,
+    rate_limit_burst: float | None,
+    session: ClientSession | None,
+    default_headers: Mapping[str, str] | None,
+    ssl: _ssl.SSLContext | bool | None,
+    poll: PollPolicy | None,
+    max_response_bytes: int,
+    event_hooks: Mapping[str, Sequence[Hook]] | None,
+    tracer_provider: object,
+    meter_provider: object,
+    coordinator: Coordinator | Literal[False] | None,
+    called_reason: str | None,
+) -> tuple[Requester, str]:
+    """
+    Return the client's first ``Requester`` and its base URL.
+
+    Raises:
+        ValueError, TypeError: A bad setting.
+    """
+    url = check_base_url(
+        base_url
+        if base_url is not None
+        else os.environ.get("SEQUENCE_BASE_URL", profile.default_base_url)
+    )
+    if rate_limit is None and rate_limit_burst is not None:
+        raise ValueError("rate_limit_burst needs a rate_limit")
+    limiter: Limiter | None = (
+        TokenBucket(rate_limit, burst=rate_limit_burst)  # checks both
+        if rate_limit is not None
+        else None
+    )
+    share: PollShare | None = None
+    if coordinator is None:
+        coordinator = from_environment()
+    if coordinator:
+        limiter, share = coordinator.attach(
+            digest, rate_limit=rate_limit, burst=rate_limit_burst
+        )
+    shared = Shared(
+        AiohttpTransport(
+            url, session=session, ssl=ssl, max_response_bytes=max_response_bytes
+        ),
+        limiter=limiter,
+        poller=Poller(share=share),
+        observer=Observer(
+            Hooks(event_hooks), telemetry(tracer_provider, meter_provider)
+        ),
+    )
+    built = Requester(
+        shared,
+        auth,
+        Headers(check_headers(default_headers)),
+        check_timeout(timeout),
+        resolve_retry(retry, max_retries),
+        check_poll(poll) or PollPolicy(),
+        profile,
+        called_reason_of(called_reason, profile),
+    )
+    return built, url
