@@ -110,3 +110,33 @@ def test_trigger_many_shares_a_budget_through_redis(
     assert ["executed"] * 3 == [o["status"] for o in outcomes]
     assert 2 == bad.returncode
     assert "--redis" in bad.stderr
+
+
+def test_the_platform_api_from_the_command_line(tmp_path: Path) -> None:
+    """--api platform-v1 works before and after the command, and on serve."""
+    with serving(tmp_path, "--api", "platform-v1") as env:
+        before = run_cli(
+            "--api",
+            "platform-v1",
+            "rules",
+            "trigger",
+            "rule_0001",
+            "--wait",
+            "--json",
+            env=env,
+        )
+        after = run_cli(
+            "rules",
+            "trigger",
+            "rule_0001",
+            "--wait",
+            "--json",
+            "--api",
+            "platform-v1",
+            env=env,
+        )
+        wrong = run_cli("rules", "trigger", "rule_0001", "--wait", "--json", env=env)
+
+    assert (0, 0) == (before.returncode, after.returncode)
+    assert ["executed", "executed"] == [lines(r)[0]["status"] for r in (before, after)]
+    assert 0 != wrong.returncode

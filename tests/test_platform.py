@@ -519,7 +519,7 @@ async def test_platform_transfers_are_at_least_one_dollar_before_sending() -> No
     transport = FakeTransport(status(500))
     transfers = Transfers(requester(transport, api="platform-v1"))
 
-    with pytest.raises(ValueError, match="at least 100 cents"):
+    with pytest.raises(ValueError, match="from 100 to"):
         await transfers.create(
             source_account_id="a", destination_account_id="b", amount_in_cents=99
         )

@@ -77,6 +77,13 @@ def _global_options(*, suppress: bool) -> argparse.ArgumentParser:
     common.add_argument(
         "--debug", action="store_true", default=unset, help="tracebacks and DEBUG logs"
     )
+    common.add_argument(
+        "--api",
+        choices=["api-v1", "platform-v1"],
+        default=no_url,
+        help="which of Sequence's APIs the key belongs to (default SEQUENCE_API, "
+        "else api-v1)",
+    )
     return common
 
 

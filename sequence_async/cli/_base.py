@@ -70,8 +70,9 @@ def make_client(args: argparse.Namespace) -> sq.SequenceClient:
     base_url: str | None = args.base_url
     redis_url: str | None = getattr(args, "redis", None)
     rate_limit: float | None = getattr(args, "rate_limit", None)
+    api: str | None = getattr(args, "api", None)
     if not redis_url:  # SEQUENCE_REDIS_URL, if set, is read by the client
-        return sq.SequenceClient(base_url=base_url, rate_limit=rate_limit)
+        return sq.SequenceClient(base_url=base_url, rate_limit=rate_limit, api=api)
     try:
         from sequence_async.redis import RedisCoordinator  # noqa: PLC0415
     except ImportError:
@@ -81,7 +82,7 @@ def make_client(args: argparse.Namespace) -> sq.SequenceClient:
     except ValueError as exc:  # CoordinatorError included: a bad URL
         raise UsageError(f"--redis: {exc}") from None
     return sq.SequenceClient(
-        base_url=base_url, rate_limit=rate_limit, coordinator=coordinator
+        base_url=base_url, rate_limit=rate_limit, coordinator=coordinator, api=api
     )
 
 

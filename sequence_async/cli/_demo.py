@@ -9,6 +9,7 @@ line, and prints the summary with the HTTP requests each execution took.
 from __future__ import annotations
 
 import argparse
+import os
 
 import sequence_async as sq
 
@@ -68,7 +69,10 @@ async def demo_command(args: argparse.Namespace, out: Output) -> int:
     seed = testing.demo_seed(
         rules=args.rules, failure_rate=args.failure_rate, median=args.median
     )
-    async with testing.serve(seed, rng_seed=args.rng_seed, record=False) as server:
+    api = args.api or os.environ.get("SEQUENCE_API") or "api-v1"
+    async with testing.serve(
+        seed, rng_seed=args.rng_seed, record=False, api=api
+    ) as server:
         if not out.as_json:
             out.note(
                 f"sequence-async demo: fake Sequence API at {server.url}; "
@@ -80,7 +84,7 @@ async def demo_command(args: argparse.Namespace, out: Output) -> int:
             sq.TriggerRequest(rule_ids[n % len(rule_ids)]) for n in range(args.count)
         ]
         async with sq.SequenceClient(
-            server.api_key, base_url=server.url, coordinator=False
+            server.api_key, base_url=server.url, coordinator=False, api=api
         ) as client:
             summary = await run_bulk(
                 client,

@@ -43,13 +43,14 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     listing.add_argument(
         "--limit", type=positive_int, default=20, help="show at most N (20)"
     )
-    actions.add_parser("get", parents=[common], help="get one execution").add_argument(
-        "id"
-    )
+    getting = actions.add_parser("get", parents=[common], help="get one execution")
+    getting.add_argument("id")
+    getting.add_argument("--rule-id", help="the execution's rule (platform-v1)")
     waiting = actions.add_parser(
         "wait", parents=[common], help="wait until an execution ends"
     )
     waiting.add_argument("id", help="execution id, or a resume token")
+    waiting.add_argument("--rule-id", help="the execution's rule (platform-v1)")
     waiting.add_argument("--timeout", type=positive_float, default=300.0, metavar="S")
     add_coordination(waiting)
     executions.set_defaults(run=executions_command)
@@ -73,9 +74,9 @@ async def executions_command(args: argparse.Namespace, out: Output) -> int:
             )
             return EXIT_OK
         if args.action == "get":
-            out.data(await client.rule_executions.get(args.id))
+            out.data(await client.rule_executions.get(args.id, rule_id=args.rule_id))
             return EXIT_OK
-        handle = await _handle(client, args.id)
+        handle = await _handle(client, args.id, args.rule_id)
         return print_finished(
             out, await handle.wait(args.timeout, raise_on_failure=False)
         )
@@ -89,9 +90,11 @@ def print_finished(out: Output, result: sq.RuleExecution) -> int:
     return EXIT_FAILURE if result.status == sq.ExecutionStatus.FAILED else EXIT_OK
 
 
-async def _handle(client: sq.SequenceClient, id_or_token: str) -> sq.Execution:
+async def _handle(
+    client: sq.SequenceClient, id_or_token: str, rule_id: str | None
+) -> sq.Execution:
     if not id_or_token.lstrip().startswith("{"):
-        return await client.execution_from_id(id_or_token)
+        return await client.execution_from_id(id_or_token, rule_id=rule_id)
     try:
         return client.execution_from_token(id_or_token)
     except ValueError as exc:

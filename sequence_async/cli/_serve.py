@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import os
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -93,6 +94,7 @@ async def serve_command(args: argparse.Namespace, out: Output) -> int:
                     rng_seed=args.rng_seed,
                     rate_limit=args.rate_limit,
                     record=False,
+                    api=args.api or os.environ.get("SEQUENCE_API") or "api-v1",
                     visibility_delay=args.visibility_delay / 1000,
                 )
             )
