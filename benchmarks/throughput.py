@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import httpx
@@ -120,59 +121,44 @@ def _check(status: int, body: bytes) -> None:
         raise AssertionError(f"unexpected answer {status}: {body[:200]!r}")
 
 
+async def _bulk(n: int, client: SequenceClient, **options: Any) -> int:
+    await client.rules.trigger(RULES[0])  # open the session and a connection
+    ok = 0
+    async with client.trigger_many(
+        (RULES[i % len(RULES)] for i in range(n)),
+        concurrency=CONCURRENCY,
+        wait=False,
+        **options,
+    ) as run:
+        async for outcome in run:
+            ok += outcome.ok
+    return ok
+
+
 async def run_sdk(url: str, n: int) -> int:
     async with SequenceClient(KEY, base_url=url) as client:
-        await client.rules.trigger(RULES[0])  # open the session and a connection
-        ok = 0
-        async with client.trigger_many(
-            (RULES[i % len(RULES)] for i in range(n)),
-            concurrency=CONCURRENCY,
-            wait=False,
-        ) as run:
-            async for outcome in run:
-                ok += outcome.ok
-        return ok
+        return await _bulk(n, client)
 
 
 async def run_sdk_journal(url: str, n: int) -> int:
     """The SDK with a journal: every item's intent committed before it is sent."""
     with tempfile.TemporaryDirectory() as directory:
         async with SequenceClient(KEY, base_url=url) as client:
-            await client.rules.trigger(RULES[0])
-            ok = 0
-            async with client.trigger_many(
-                (RULES[i % len(RULES)] for i in range(n)),
-                concurrency=CONCURRENCY,
-                wait=False,
-                journal=Path(directory) / "run.db",
-            ) as run:
-                async for outcome in run:
-                    ok += outcome.ok
-            return ok
+            return await _bulk(n, client, journal=Path(directory) / "run.db")
 
 
 async def run_sdk_otel(url: str, n: int) -> int:
     """The SDK recording spans and metrics with the full OpenTelemetry SDK."""
     if TracerProvider is None:
         return await run_sdk(url, n)
-    exporter = InMemorySpanExporter()
     tracing = TracerProvider()
-    tracing.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
     meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
     try:
         async with SequenceClient(
             KEY, base_url=url, tracer_provider=tracing, meter_provider=meters
         ) as client:
-            await client.rules.trigger(RULES[0])
-            ok = 0
-            async with client.trigger_many(
-                (RULES[i % len(RULES)] for i in range(n)),
-                concurrency=CONCURRENCY,
-                wait=False,
-            ) as run:
-                async for outcome in run:
-                    ok += outcome.ok
-            return ok
+            return await _bulk(n, client)
     finally:
         tracing.shutdown()
         meters.shutdown()

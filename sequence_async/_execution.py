@@ -12,6 +12,7 @@ resume it with ``client.execution_from_token(handle.to_token())``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -217,7 +218,12 @@ class Execution:
             requester.shared.check_open()
             deadline = None if timeout is None else time.monotonic() + timeout
             telemetry = requester.shared.observer.telemetry
-            if telemetry is None:
+            span = (
+                telemetry.span("execution.wait", self._attributes())
+                if telemetry is not None
+                else contextlib.nullcontext()
+            )
+            with span as recording:
                 result = await self._wait(
                     requester,
                     poll,
@@ -225,19 +231,11 @@ class Execution:
                     deadline=deadline,
                     request_id=request_id,
                     early=early,
+                    event=recording.add_event if recording is not None else None,
                 )
-            else:
-                with telemetry.span("execution.wait", self._attributes()) as span:
-                    result = await self._wait(
-                        requester,
-                        poll,
-                        timeout,
-                        deadline=deadline,
-                        request_id=request_id,
-                        early=early,
-                        event=span.add_event,
-                    )
-                    span.set_attribute("sequence.status", str(result.status))
+                if recording is not None:
+                    recording.set_attribute("sequence.status", str(result.status))
+            if telemetry is not None:
                 telemetry.execution_duration.record(
                     self.age(), {"sequence.status": str(result.status)}
                 )
