@@ -196,6 +196,7 @@ class BulkRun:
             self._recorder.claimed,
             [item async for item in iterate(self._requests)],
             check=self._checked,
+            api=self._requester.profile.name,
             wait=self._wait,
             per_minute=self._rate_limit,
         )

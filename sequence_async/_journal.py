@@ -74,8 +74,8 @@ class Journal(Protocol):
 
     clock: Callable[[], float]
 
-    async def open(self) -> tuple[str, list[JournalEntry]]:
-        """Open (or create) the store; return its run id and entries."""
+    async def open(self, *, api: str = "api-v1") -> tuple[str, list[JournalEntry]]:
+        """Open (or create) the store of a run against *api*; say its run."""
 
     async def write(self, entries: Sequence[JournalEntry]) -> None:
         """Store *entries* durably."""

@@ -80,6 +80,7 @@ async def prepare(
     raw: Sequence[object],
     *,
     check: Callable[[object], TriggerRequest],
+    api: str,
     wait: bool,
     per_minute: float | None,
 ) -> list[Planned | Refused]:
@@ -93,7 +94,7 @@ async def prepare(
     Raises:
         ValueError: The input is not the one the journal recorded.
     """
-    run_id, entries = await journal.open()
+    run_id, entries = await journal.open(api=api)
     try:
         requests: list[TriggerRequest | None] = []
         refused: dict[int, Exception] = {}

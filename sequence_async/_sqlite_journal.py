@@ -96,19 +96,23 @@ class SqliteJournal:
     def __repr__(self) -> str:
         return f"<SqliteJournal {str(self.path)!r}>"
 
-    async def open(self) -> tuple[str, list[JournalEntry]]:
+    async def open(self, *, api: str = "api-v1") -> tuple[str, list[JournalEntry]]:
         """
         Lock and open the file (creating it), return its run id and entries.
+
+        Raises:
+            errors.JournalError: Not a journal, in use, or a journal of runs
+                against the other API (its keys mean nothing there).
         """
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sequence-journal")
         try:
-            opened: tuple[str, list[JournalEntry]] = await self._call(self._open)
+            opened: tuple[str, list[JournalEntry]] = await self._call(self._open, api)
         except BaseException:
             await self.close()
             raise
         return opened
 
-    def _open(self) -> tuple[str, list[JournalEntry]]:
+    def _open(self, api: str) -> tuple[str, list[JournalEntry]]:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
@@ -124,9 +128,10 @@ class SqliteJournal:
         db = self._db = _connect(self.path)
         try:
             if not _check(db, self.path):
-                _create(db, self.clock())
+                _create(db, self.clock(), api)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            _check_api(db, self.path, api)
             return _read(db)
         except errors.JournalError:
             raise
@@ -300,7 +305,19 @@ def _check(db: sqlite3.Connection, path: Path) -> bool:
     return True
 
 
-def _create(db: sqlite3.Connection, now: float) -> None:
+def _check_api(db: sqlite3.Connection, path: Path, api: str) -> None:
+    # A journal's keys and ids belong to the API its run spoke (older
+    # journals, without the row, were api-v1's).
+    row = db.execute("SELECT value FROM meta WHERE name = 'api'").fetchone()
+    recorded = row[0] if row else "api-v1"
+    if recorded != api:
+        raise errors.JournalError(
+            f"{path} records a run against {recorded}; this client speaks {api}:"
+            " its keys and ids mean nothing there"
+        )
+
+
+def _create(db: sqlite3.Connection, now: float, api: str) -> None:
     # One transaction: a crash half-way leaves an empty file, which is new.
     db.execute("BEGIN IMMEDIATE")
     db.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
@@ -309,7 +326,7 @@ def _create(db: sqlite3.Connection, now: float) -> None:
         db.execute(table)
     db.executemany(
         "INSERT INTO meta (name, value) VALUES (?, ?)",
-        [("run_id", str(uuid.uuid4())), ("created_at", repr(now))],
+        [("run_id", str(uuid.uuid4())), ("created_at", repr(now)), ("api", api)],
     )
     db.execute("COMMIT")
 

@@ -130,7 +130,7 @@ async def test_old_unsettled_sends_are_reconciled_never_resent(
     """Past 23 hours, a `sending` item is matched to its execution, or reviewed."""
     path = tmp_path / "run.db"
     journal = SqliteJournal(path, clock=clock)
-    run_id, _ = await journal.open()
+    run_id, _ = await journal.open(api=os.environ.get("SEQUENCE_API") or "api-v1")
     sent_at = clock()
     await live.rules.trigger(RULES[0], idempotency_key=derive_key(run_id, 0))
     await journal.write(
@@ -169,7 +169,7 @@ async def test_recent_unsettled_sends_are_sent_again_with_their_key(
     """Within 23 hours, a `sending` item is re-sent with its key: the server replays."""
     path = tmp_path / "run.db"
     journal = SqliteJournal(path, clock=clock)
-    run_id, _ = await journal.open()
+    run_id, _ = await journal.open(api=os.environ.get("SEQUENCE_API") or "api-v1")
     key = derive_key(run_id, 0)
     await live.rules.trigger(RULES[0], idempotency_key=key)
     await journal.write(
@@ -286,7 +286,7 @@ async def test_kill_9_at_random_points_loses_and_duplicates_nothing(
 async def write_entries(path: Path, clock: ManualClock, *entries: JournalEntry) -> str:
     """Record *entries* in the journal at *path*; return its run id."""
     journal = SqliteJournal(path, clock=clock)
-    run_id, _ = await journal.open()
+    run_id, _ = await journal.open(api=os.environ.get("SEQUENCE_API") or "api-v1")
     await journal.write(list(entries))
     await journal.close()
     return run_id
@@ -470,3 +470,21 @@ async def test_a_directory_is_not_a_journal(
     """A path that cannot be a file is a JournalError."""
     with pytest.raises(JournalError):
         await live.trigger_all(requests(1), journal=tmp_path)
+
+
+async def test_a_journal_of_the_other_api_is_refused(
+    live: SequenceClient, quick: FakeSequence, tmp_path: Path
+) -> None:
+    """A run's journal records its API: a client of the other one gets JournalError."""
+    path = tmp_path / "run.db"
+    await live.trigger_all(requests(1), journal=path, wait=False)
+    other = "platform-v1" if live.api == "api-v1" else "api-v1"
+    sent = quick.counts["trigger_rule"]
+
+    async with SequenceClient(
+        quick.api_key, base_url="http://127.0.0.1:9/x", api=other
+    ) as client:
+        with pytest.raises(JournalError, match="records a run against"):
+            await client.trigger_all(requests(1), journal=path)
+
+    assert sent == quick.counts["trigger_rule"]
