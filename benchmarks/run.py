@@ -185,6 +185,15 @@ def table(
                 journal["median"] >= 0.8 and extra["median"] < 1000,
             )
         )
+        noop = f["noop_otel_vs_absent"]
+        rows.append(
+            _row(
+                f"1. throughput, {loop}: opentelemetry-api present, no SDK / absent",
+                _r(noop),
+                ">= 0.97x",
+                noop["median"] >= 0.97,
+            )
+        )
         otel = f["otel_vs_sdk"]
         rows.append(
             _row(

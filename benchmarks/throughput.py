@@ -38,7 +38,7 @@ from typing import Any
 import aiohttp
 import httpx
 
-from sequence_async import SequenceClient, __version__
+from sequence_async import SequenceClient, __version__, _otel
 
 
 try:
@@ -147,6 +147,15 @@ async def run_sdk_journal(url: str, n: int) -> int:
             return await _bulk(n, client, journal=Path(directory) / "run.db")
 
 
+async def run_sdk_no_otel(url: str, n: int) -> int:
+    """The SDK as if opentelemetry-api were not installed (its code path)."""
+    available, _otel.AVAILABLE = _otel.AVAILABLE, False
+    try:
+        return await run_sdk(url, n)
+    finally:
+        _otel.AVAILABLE = available
+
+
 async def run_sdk_otel(url: str, n: int) -> int:
     """The SDK recording spans and metrics with the full OpenTelemetry SDK."""
     if TracerProvider is None:
@@ -220,6 +229,7 @@ KINDS: dict[str, Measure] = {
     "httpx": run_httpx,
     "sdk_journal": run_sdk_journal,
     "sdk_otel": run_sdk_otel,
+    "sdk_no_otel": run_sdk_no_otel,
 }
 
 
@@ -281,6 +291,7 @@ def bench_throughput(
         "httpx": max(100, int(n * httpx_share)),
         "sdk_journal": n,
         "sdk_otel": n,
+        "sdk_no_otel": n,
     }
     kinds = list(KINDS)
     factories = loops()
@@ -315,6 +326,9 @@ def bench_throughput(
                 )
                 s.setdefault("otel_vs_sdk", []).append(
                     got["sdk_otel"]["rps"] / got["sdk"]["rps"]
+                )
+                s.setdefault("noop_otel_vs_absent", []).append(
+                    got["sdk"]["rps"] / got["sdk_no_otel"]["rps"]
                 )
     result = {
         name: {key: spread(values) for key, values in s.items()}
