@@ -21,7 +21,7 @@ from typing import Any, Self
 
 import attrs
 
-from . import _resume, errors
+from . import _resume, errors, models
 from ._checks import check_count, check_number
 from ._execution import Execution, Until, check_until
 from ._ids import new_id
@@ -295,10 +295,9 @@ class BulkRun:
         return key
 
     async def _run_one(self, item: _Item) -> None:
-        request = item.request
-        outcome = TriggerOutcome(
-            index=item.index, request=request, idempotency_key=item.key
-        )
+        # The outcome is built once, at the end (attrs.evolve cost more).
+        result: models.RuleExecution | None = None
+        error: Exception | None = None
         try:
             try:
                 if item.execution is None:
@@ -306,7 +305,6 @@ class BulkRun:
             finally:
                 self._counts["triggering"] -= 1
                 self._slots.release()
-            outcome = attrs.evolve(outcome, execution=item.execution)
             if self._wait:
                 self._counts["waiting"] += 1
                 self._report()  # triggered: from triggering to waiting
@@ -314,11 +312,18 @@ class BulkRun:
                     result = await item.execution.wait(self._timeout, until=self._until)
                 finally:
                     self._counts["waiting"] -= 1
-                outcome = attrs.evolve(outcome, result=result)
         except errors.ExecutionFailedError as exc:
-            outcome = attrs.evolve(outcome, result=exc.result, error=exc)
+            result, error = exc.result, exc
         except Exception as exc:  # noqa: BLE001 (an item's failure is its outcome)
-            outcome = attrs.evolve(outcome, error=exc)
+            error = exc
+        outcome = TriggerOutcome(
+            index=item.index,
+            request=item.request,
+            idempotency_key=item.key,
+            execution=item.execution,
+            result=result,
+            error=error,
+        )
         if self._recorder is not None and item.planned is not None:
             self._recorder.ended(item.planned, outcome)
         del self._items[item.index]

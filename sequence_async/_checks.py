@@ -89,9 +89,10 @@ def path(*parts: str | tuple[object, str]) -> str:
     ``/rules/{rule_id}/trigger`` with the id quoted and checked by
     ``segment``: no id can reach another endpoint.
     """
-    return "".join(
-        "/" + (part if isinstance(part, str) else segment(*part)) for part in parts
-    )
+    built = ""
+    for part in parts:
+        built += "/" + (part if isinstance(part, str) else segment(*part))
+    return built
 
 
 def check_number(

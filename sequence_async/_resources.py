@@ -11,9 +11,6 @@ arguments shared with ``_rules`` (idempotency keys by the profile's rules,
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Iterator
 from datetime import datetime
 from typing import TypeVar
 
@@ -55,21 +52,16 @@ def idempotency_key_of(idempotency_key: object, profile: Profile) -> str:
     )
 
 
-@contextlib.contextmanager
-def noted(key: str) -> Iterator[None]:
+def add_key_note(exc: BaseException, key: str) -> None:
     """
     Name the idempotency key on a cancellation that interrupts a mutating call.
 
     The request may have been sent: trigger again with that key to learn
     what happened without moving money twice.
     """
-    try:
-        yield
-    except asyncio.CancelledError as exc:
-        exc.add_note(
-            f"sequence-async: the request may have been sent; idempotency_key={key!r}"
-        )
-        raise
+    exc.add_note(
+        f"sequence-async: the request may have been sent; idempotency_key={key!r}"
+    )
 
 
 def called_reason_of(reason: object, profile: Profile) -> str | None:

@@ -8,6 +8,7 @@ answer, or ``OutcomeUnknownError`` with the key when the answer is unusable.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,10 +19,10 @@ from ._paging import Paginator, get_execution, list_executions
 from ._ratelimit import Priority
 from ._resources import (
     Resource,
+    add_key_note,
     amount,
     called_reason_of,
     idempotency_key_of,
-    noted,
     simulation_of,
 )
 
@@ -122,7 +123,7 @@ class Rules(Resource):
         if request_id is not None:
             check_request_id(request_id)
         triggered_at = datetime.now(UTC)
-        with noted(key):
+        try:
             envelope = await self._requester.request(
                 "POST",
                 endpoint,
@@ -134,6 +135,9 @@ class Rules(Resource):
                 priority=Priority.TRIGGER,
                 called_reason=reason,
             )
+        except asyncio.CancelledError as exc:
+            add_key_note(exc, key)
+            raise
         data = envelope.data
         execution_id = (
             data.get(profile.wire("execution_id")) if isinstance(data, dict) else None

@@ -8,6 +8,7 @@ with an idempotency key reused by every retry.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from . import _convert, models
@@ -20,11 +21,11 @@ from ._checks import (
 from ._paging import Paginator
 from ._resources import (
     Resource,
+    add_key_note,
     amount,
     called_reason_of,
     checked_id,
     idempotency_key_of,
-    noted,
     simulation_of,
 )
 
@@ -164,7 +165,7 @@ class Transfers(Resource):
         reason = called_reason_of(called_reason, profile)
         if request_id is not None:
             check_request_id(request_id)
-        with noted(key):
+        try:
             envelope = await self._requester.request(
                 "POST",
                 "/transfers",
@@ -174,6 +175,9 @@ class Transfers(Resource):
                 request_id=request_id,
                 called_reason=reason,
             )
+        except asyncio.CancelledError as exc:
+            add_key_note(exc, key)
+            raise
         return _convert.structure(
             envelope.data,
             models.Transfer,
