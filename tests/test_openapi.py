@@ -43,6 +43,18 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
+# Framing headers are parsed by aiohttp before the fake server sees the
+# request (an invalid Transfer-Encoding gets aiohttp's own text/plain 400), so
+# generated values for them test aiohttp, not the fake server.
+TRANSPORT_HEADERS = frozenset(
+    {"transfer-encoding", "content-length", "host", "connection"}
+)
+
+
+def _without_transport_headers(case: schemathesis.Case[Any]) -> None:
+    if case.headers:
+        for name in [n for n in case.headers if n.lower() in TRANSPORT_HEADERS]:
+            del case.headers[name]
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +105,7 @@ def test_fake_server_matches_its_openapi_description(
     case: schemathesis.Case[Any], base_url: str
 ) -> None:
     """No 5xx, documented statuses only, bodies matching the schemas."""
+    _without_transport_headers(case)
     case.call_and_validate(
         base_url=base_url,
         headers={"Authorization": f"ApiKey {DEMO_API_KEY}"},
@@ -106,6 +119,7 @@ def test_platform_fake_server_matches_the_platform_description(
     case: schemathesis.Case[Any], platform_url: str
 ) -> None:
     """Platform mode: no 5xx, documented statuses only, Platform's shapes."""
+    _without_transport_headers(case)
     case.call_and_validate(
         base_url=platform_url,
         headers={"Authorization": f"Bearer {DEMO_API_KEY}"},
