@@ -14,7 +14,7 @@ from datetime import datetime
 from . import models
 from ._checks import query, segment
 from ._paging import Paginator
-from ._resources import Resource, called_reason_of
+from ._resources import Resource
 
 
 class ExternalTransactions(Resource):
@@ -23,6 +23,7 @@ class ExternalTransactions(Resource):
     """
 
     __slots__ = ()
+    name = "external_transactions"
 
     def list(
         self,
@@ -63,20 +64,15 @@ class ExternalTransactions(Resource):
             raise ValueError("account_ids must name at least one account")
         for account_id in ids:
             segment(account_id, "account_ids")
-        params: dict[str, str | tuple[str, ...]] = {profile.wire("account_ids"): ids}
-        return Paginator(
-            self._requester,
+        return self._pages(
             "/external-transactions",
-            params
-            | profile.query(
-                query(direction=direction, status=status, from_=from_, to=to)
-            ),
             models.ExternalTransaction,
-            operation="external_transactions.list",
+            wire_params={profile.wire("account_ids"): ids},
+            filters=query(direction=direction, status=status, from_=from_, to=to),
             page_size=page_size,
             start_after=start_after,
             request_id=request_id,
-            called_reason=called_reason_of(called_reason, profile),
+            called_reason=called_reason,
         )
 
 
@@ -86,6 +82,7 @@ class AuditLogs(Resource):
     """
 
     __slots__ = ()
+    name = "audit_logs"
 
     def list(
         self,
@@ -115,18 +112,14 @@ class AuditLogs(Resource):
         Raises:
             errors.UnsupportedFeatureError: On an ``api-v1`` client.
         """
-        profile = self._profile
-        profile.require("audit_logs", "client.audit_logs")
-        return Paginator(
-            self._requester,
+        self._profile.require("audit_logs", "client.audit_logs")
+        return self._pages(
             "/audit-logs",
-            profile.query(
-                query(api_key_id=api_key_id, action=action, from_=from_, to=to)
-            ),
             models.AuditLogEntry,
-            operation="audit_logs.list",
+            wire_params={},
+            filters=query(api_key_id=api_key_id, action=action, from_=from_, to=to),
             page_size=page_size,
             start_after=start_after,
             request_id=request_id,
-            called_reason=called_reason_of(called_reason, profile),
+            called_reason=called_reason,
         )

@@ -11,6 +11,7 @@ arguments shared with ``_rules`` (idempotency keys by the profile's rules,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TypeVar
 
@@ -134,6 +135,34 @@ class Resource:
                 request_id=envelope.request_id,
             )
         return found
+
+    def _pages(
+        self,
+        endpoint: str,
+        model: type[T],
+        *,
+        wire_params: Mapping[str, str | tuple[str, ...]],
+        filters: Mapping[str, str],
+        page_size: int | None,
+        start_after: str | None,
+        request_id: str | None,
+        called_reason: str | None,
+    ) -> Paginator[T]:
+        # ``wire_params`` are already in the profile's names; ``filters`` (from
+        # ``_checks.query``) are translated here, then the reason is checked.
+        profile = self._profile
+        params = {**wire_params, **profile.query(filters)}
+        return Paginator(
+            self._requester,
+            endpoint,
+            params,
+            model,
+            operation=f"{self.name}.list",
+            page_size=page_size,
+            start_after=start_after,
+            request_id=request_id,
+            called_reason=called_reason_of(called_reason, profile),
+        )
 
     async def _list(
         self,

@@ -72,26 +72,22 @@ class Transfers(Resource):
         """
         profile = self._profile
         endpoint, params = profile.transfers_list(checked_id(account_id, "account_id"))
-        return Paginator(
-            self._requester,
+        return self._pages(
             endpoint,
-            params
-            | profile.query(
-                query(
-                    account_role=account_role,
-                    direction=direction,
-                    origin=origin,
-                    status=status,
-                    from_=from_,
-                    to=to,
-                )
-            ),
             models.Transfer,
-            operation="transfers.list",
+            wire_params=params,
+            filters=query(
+                account_role=account_role,
+                direction=direction,
+                origin=origin,
+                status=status,
+                from_=from_,
+                to=to,
+            ),
             page_size=page_size,
             start_after=start_after,
             request_id=request_id,
-            called_reason=called_reason_of(called_reason, profile),
+            called_reason=called_reason,
         )
 
     async def get(
