@@ -14,10 +14,11 @@ flight (``in_flight()`` hands it back first) and leaves no task behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
-from typing import Any, Self
+from typing import Self
 
 import attrs
 
@@ -30,6 +31,7 @@ from ._otel import Telemetry
 from ._outcomes import (
     BulkProgress,
     InFlightItem,
+    Source,
     TriggerOutcome,
     TriggerRequest,
     as_request,
@@ -107,7 +109,7 @@ class BulkRun:
         self._on_progress = on_progress
         self._items: dict[int, _Item] = {}
         self._keys: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # the waits
         self._counts = dict.fromkeys(
             ("started", "triggering", "waiting", "succeeded", "failed", "not_started"),
             0,
@@ -156,15 +158,23 @@ class BulkRun:
         self._queue: asyncio.Queue[TriggerOutcome | BaseException | None] = (
             asyncio.Queue()
         )
-        self._slots = asyncio.Semaphore(self._concurrency)
         self._room = asyncio.Event()
         self._stop = False
-        source = await self._source()
+        source = Source(await self._source())
         telemetry = self._requester.shared.observer.telemetry
         span = None
         if telemetry is not None:
             span = telemetry.start("trigger_many", {"sequence.wait": self._wait})
-        producer = asyncio.create_task(self._produce(source, span))
+        # A fixed set of workers pulls the input, one trigger each at a time:
+        # no task, semaphore or wake-up per item (a task per item only to
+        # wait). The workers copy the context here: with the run's span
+        # current, the items' spans nest under it.
+        with Telemetry.current(span) if span is not None else contextlib.nullcontext():
+            workers = [
+                asyncio.create_task(self._work(source))
+                for _ in range(self._concurrency)
+            ]
+        end = asyncio.create_task(self._end(source, workers))
         try:
             while (outcome := await self._queue.get()) is not None:
                 self._room.set()
@@ -172,7 +182,7 @@ class BulkRun:
                     raise outcome
                 yield outcome
         finally:
-            tasks = (producer, *self._tasks)
+            tasks = (end, *workers, *self._tasks)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -186,12 +196,12 @@ class BulkRun:
                 )
                 span.end()
 
-    async def _source(self) -> AsyncIterator[object]:
+    async def _source(self) -> Iterable[object] | AsyncIterable[object]:
         # The items to start: the raw input, or (journalled) the plan of the
         # whole input, checked against the journal before anything is sent.
         if self._journal is None or self._recorder is None:
-            return iterate(self._requests)
-        items = await _resume.prepare(
+            return self._requests
+        return await _resume.prepare(
             self._journal,
             self._recorder.claimed,
             [item async for item in iterate(self._requests)],
@@ -200,7 +210,6 @@ class BulkRun:
             wait=self._wait,
             per_minute=self._rate_limit,
         )
-        return iterate(items)
 
     def _checked(self, item: object) -> TriggerRequest:
         request = as_request(item)
@@ -208,53 +217,43 @@ class BulkRun:
             self._claim_key(request)
         return request
 
-    # -- the producer's side ---------------------------------------------
+    # -- the workers' side -----------------------------------------------
 
-    async def _produce(self, source: AsyncIterator[object], span: Any) -> None:
-        # The items' tasks are made here: under the run's span, if any.
-        if span is None:
-            await self._pull(source)
-            return
-        with Telemetry.current(span):
-            await self._pull(source)
+    async def _work(self, source: Source) -> None:
+        while True:
+            # Backpressure: pull nothing while the consumer is behind.
+            while self._queue.qsize() >= self._concurrency:
+                self._room.clear()
+                await self._room.wait()
+            pulled = await source.pull()
+            if pulled is None:
+                return
+            item = self._start(*pulled)
+            if item is not None:
+                await self._trigger_one(item)
 
-    async def _pull(self, source: AsyncIterator[object]) -> None:
-        failure: BaseException | None = None
-        index = -1
-        try:
-            items = aiter(source)
-            while True:
-                # Backpressure: pull nothing while the consumer is behind.
-                while self._queue.qsize() >= self._concurrency:
-                    self._room.clear()
-                    await self._room.wait()
-                if not self._stop:
-                    await self._slots.acquire()  # freed as triggers finish
-                try:
-                    raw = await anext(items)
-                except StopAsyncIteration:
-                    break
-                index += 1
-                self._start(index, raw)
-        except BaseException as exc:  # raised after the items sent
-            task = asyncio.current_task()
-            if isinstance(exc, asyncio.CancelledError) and task and task.cancelling():
-                raise  # the run itself is being stopped
-            failure = exc  # the input failed, whatever it raised
-        if self._tasks:
+    async def _end(self, source: Source, workers: list[asyncio.Task[None]]) -> None:
+        # Once the input is done (or broken) and every item sent has ended,
+        # end the run: with the input's error, if it raised.
+        await asyncio.wait(workers)
+        while self._tasks:
             await asyncio.wait(set(self._tasks))
+        failure = source.failure
+        for worker in workers:  # a worker's own bug ends the run too
+            failure = failure or worker.exception()
         self._queue.put_nowait(failure)
         self._queue.put_nowait(None)
 
-    def _start(self, index: int, raw: object) -> None:
+    def _start(self, index: int, raw: object) -> _Item | None:
+        # The item to trigger, or None when it ended here (refused, replayed
+        # from the journal, or not started after max_failures).
         if self._stop:
             self._reject(index, raw, errors.NotStartedError("max_failures reached"))
-            return
+            return None
         planned = raw if isinstance(raw, Planned) else None
         if isinstance(raw, Refused):
-            self._slots.release()
             self._reject(index, raw.item, raw.error)
-            return
+            return None
         try:
             if planned is not None:
                 request, key = planned.request, planned.key
@@ -262,13 +261,11 @@ class BulkRun:
                 request = as_request(raw)
                 key = self._claim_key(request)
         except (TypeError, ValueError) as exc:
-            self._slots.release()
             self._reject(index, raw, exc)
-            return
+            return None
         if planned is not None and planned.action is Action.REPLAY:
-            self._slots.release()
             self._finish(_resume.replayed(planned, self._requester))
-            return
+            return None
         item = self._items[index] = _Item(index, request, key, planned=planned)
         if planned is not None and self._recorder is not None:
             self._recorder.remember(planned)
@@ -278,10 +275,8 @@ class BulkRun:
                 )
         self._counts["started"] += 1
         self._counts["triggering"] += 1
-        task = asyncio.create_task(self._run_one(item))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
         self._report()
+        return item
 
     def _claim_key(self, request: TriggerRequest) -> str:
         if request.idempotency_key is None:
@@ -294,28 +289,46 @@ class BulkRun:
         self._keys.add(key)
         return key
 
-    async def _run_one(self, item: _Item) -> None:
-        # The outcome is built once, at the end (attrs.evolve cost more).
+    async def _trigger_one(self, item: _Item) -> None:
+        # Trigger (or find again) the item's execution; then end the item,
+        # or hand its wait to a task of its own.
+        error: Exception | None = None
+        try:
+            if item.execution is None:
+                item.execution = await self._obtain(item)
+        except Exception as exc:  # noqa: BLE001 (an item's failure is its outcome)
+            error = exc
+        finally:
+            self._counts["triggering"] -= 1
+        if item.execution is None or not self._wait:
+            self._end_item(item, None, error)
+            return
+        self._counts["waiting"] += 1
+        self._report()  # triggered: from triggering to waiting
+        task = asyncio.create_task(self._wait_one(item, item.execution))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _wait_one(self, item: _Item, execution: Execution) -> None:
         result: models.RuleExecution | None = None
         error: Exception | None = None
         try:
-            try:
-                if item.execution is None:
-                    item.execution = await self._obtain(item)
-            finally:
-                self._counts["triggering"] -= 1
-                self._slots.release()
-            if self._wait:
-                self._counts["waiting"] += 1
-                self._report()  # triggered: from triggering to waiting
-                try:
-                    result = await item.execution.wait(self._timeout, until=self._until)
-                finally:
-                    self._counts["waiting"] -= 1
+            result = await execution.wait(self._timeout, until=self._until)
         except errors.ExecutionFailedError as exc:
             result, error = exc.result, exc
         except Exception as exc:  # noqa: BLE001 (an item's failure is its outcome)
             error = exc
+        finally:
+            self._counts["waiting"] -= 1
+        self._end_item(item, result, error)
+
+    def _end_item(
+        self,
+        item: _Item,
+        result: models.RuleExecution | None,
+        error: Exception | None,
+    ) -> None:
+        # The outcome is built once, here (attrs.evolve cost more).
         outcome = TriggerOutcome(
             index=item.index,
             request=item.request,

@@ -1,7 +1,8 @@
 """
 The values of bulk triggering: what goes in, how it went, how far it is.
 
-Owns ``TriggerRequest`` (one item, and reading any input as items),
+Owns ``TriggerRequest`` (one item, and reading any input as items: ``Source``
+pulls it for the bulk run's workers),
 ``TriggerOutcome`` (how it ended),
 ``InFlightItem`` (started, not finished) and ``BulkProgress`` (the counts
 given to ``on_progress``).
@@ -9,7 +10,8 @@ given to ``on_progress``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -130,3 +132,54 @@ async def iterate(requests: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator
     else:
         for item in requests:
             yield item
+
+
+class Source:
+    """
+    A bulk run's input, pulled by every worker in turn.
+
+    Its end, or an error it raises, stops the pulling for all of them; the
+    error is kept in ``failure`` for the run to raise once the items already
+    sent have ended.
+    """
+
+    def __init__(self, items: Iterable[Any] | AsyncIterable[Any]) -> None:
+        self._items = items
+        self._sync: Iterator[Any] | None = None
+        self._async: AsyncIterator[Any] | None = None
+        self._lock = asyncio.Lock()
+        self._index = -1
+        self.done = False
+        self.failure: BaseException | None = None
+
+    async def pull(self) -> tuple[int, Any] | None:
+        """
+        Return the next item and its position, or ``None`` once done.
+        """
+        if self.done:
+            return None
+        try:
+            if self._sync is None and self._async is None:
+                if isinstance(self._items, AsyncIterable):
+                    self._async = aiter(self._items)
+                else:
+                    self._sync = iter(self._items)
+            if self._sync is not None:
+                raw = next(self._sync)  # the common case: no await
+            else:
+                async with self._lock:  # an async generator takes one caller
+                    if self.done:
+                        return None
+                    raw = await anext(self._async)  # type: ignore[arg-type]
+        except (StopIteration, StopAsyncIteration):
+            self.done = True
+            return None
+        except BaseException as exc:  # the input failed, whatever it raised
+            task = asyncio.current_task()
+            if isinstance(exc, asyncio.CancelledError) and task and task.cancelling():
+                raise  # the run itself is being stopped
+            self.done = True
+            self.failure = self.failure or exc
+            return None
+        self._index += 1
+        return self._index, raw
