@@ -17,8 +17,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
-from typing import Self
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+)
+from typing import Any, Self
 
 import attrs
 
@@ -220,6 +226,8 @@ class BulkRun:
     # -- the workers' side -----------------------------------------------
 
     async def _work(self, source: Source) -> None:
+        # One worker: pull an item, trigger it (or find it again), then end
+        # it, or hand its wait to a task of its own; until the input ends.
         while True:
             # Backpressure: pull nothing while the consumer is behind.
             while self._queue.qsize() >= self._concurrency:
@@ -229,8 +237,28 @@ class BulkRun:
             if pulled is None:
                 return
             item = self._start(*pulled)
-            if item is not None:
-                await self._trigger_one(item)
+            if item is None:
+                continue
+            error: Exception | None = None
+            try:
+                if item.execution is None:
+                    item.execution = await (
+                        self._trigger(item)
+                        if item.planned is None
+                        else self._obtain(item)
+                    )
+            except Exception as exc:  # noqa: BLE001 (an item's failure is its outcome)
+                error = exc
+            finally:
+                self._counts["triggering"] -= 1
+            if item.execution is None or not self._wait:
+                self._end_item(item, None, error)
+                continue
+            self._counts["waiting"] += 1
+            self._report()  # triggered: from triggering to waiting
+            task = asyncio.create_task(self._wait_one(item, item.execution))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _end(self, source: Source, workers: list[asyncio.Task[None]]) -> None:
         # Once the input is done (or broken) and every item sent has ended,
@@ -289,26 +317,6 @@ class BulkRun:
         self._keys.add(key)
         return key
 
-    async def _trigger_one(self, item: _Item) -> None:
-        # Trigger (or find again) the item's execution; then end the item,
-        # or hand its wait to a task of its own.
-        error: Exception | None = None
-        try:
-            if item.execution is None:
-                item.execution = await self._obtain(item)
-        except Exception as exc:  # noqa: BLE001 (an item's failure is its outcome)
-            error = exc
-        finally:
-            self._counts["triggering"] -= 1
-        if item.execution is None or not self._wait:
-            self._end_item(item, None, error)
-            return
-        self._counts["waiting"] += 1
-        self._report()  # triggered: from triggering to waiting
-        task = asyncio.create_task(self._wait_one(item, item.execution))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def _wait_one(self, item: _Item, execution: Execution) -> None:
         result: models.RuleExecution | None = None
         error: Exception | None = None
@@ -343,7 +351,7 @@ class BulkRun:
         self._finish(outcome)
 
     async def _obtain(self, item: _Item) -> Execution:
-        # The item's execution: triggered now, or (journalled) found again.
+        # A journalled item's execution: triggered now, or found again.
         recorder, planned = self._recorder, item.planned
         if recorder is None or planned is None:
             return await self._trigger(item)
@@ -358,9 +366,10 @@ class BulkRun:
         recorder.accepted(planned, execution.id)
         return execution
 
-    async def _trigger(self, item: _Item) -> Execution:
+    def _trigger(self, item: _Item) -> Coroutine[Any, Any, Execution]:
+        # The trigger's coroutine itself: no layer of its own to resume.
         request = item.request
-        return await self._rules.trigger(
+        return self._rules.trigger(
             request.rule_id,
             manual_execute_amount=request.manual_execute_amount,
             idempotency_key=item.key,

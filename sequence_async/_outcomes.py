@@ -152,6 +152,12 @@ class Source:
         self.done = False
         self.failure: BaseException | None = None
 
+    def ended(self) -> bool:
+        """
+        Whether the input is done (or broken): nothing more to pull.
+        """
+        return self.done
+
     async def pull(self) -> tuple[int, Any] | None:
         """
         Return the next item and its position, or ``None`` once done.
@@ -168,7 +174,7 @@ class Source:
                 raw = next(self._sync)  # the common case: no await
             else:
                 async with self._lock:  # an async generator takes one caller
-                    if self.done:
+                    if self.ended():  # while this worker waited for the lock
                         return None
                     raw = await anext(self._async)  # type: ignore[arg-type]
         except (StopIteration, StopAsyncIteration):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -30,6 +30,7 @@ from ._wire import Envelope, Request, Response, Secret, build_request, decode_re
 
 
 if TYPE_CHECKING:
+    from ._otel import Telemetry
     from ._poller import Poller
 
 
@@ -129,7 +130,7 @@ class Requester:
         """
         return attrs.evolve(self, **changes)
 
-    async def request(
+    def request(
         self,
         method: str,
         path: str,
@@ -143,9 +144,13 @@ class Requester:
         priority: Priority = Priority.OTHER,
         deadline: float | None = None,
         called_reason: str | None = None,
-    ) -> Envelope:
+    ) -> Coroutine[Any, Any, Envelope]:
         """
         Send one logical call, retrying what may be retried; return its envelope.
+
+        The request is checked and built at once (so bad input raises here);
+        the coroutine returned sends it. It is the call's own coroutine, not
+        one wrapping it: no extra layer to resume on every answer.
 
         Args:
             method: The HTTP method.
@@ -189,15 +194,26 @@ class Requester:
         )
         telemetry = self.shared.observer.telemetry
         if telemetry is None:
-            return await self._call(call, deadline)
+            return self._call(call, deadline)
+        return self._traced(telemetry, call, deadline, attributes)
+
+    async def _traced(
+        self,
+        telemetry: Telemetry,
+        call: _Call,
+        deadline: float | None,
+        attributes: Mapping[str, str] | None,
+    ) -> Envelope:
+        # The call under its span (only when telemetry is recording).
+        request = call.request
         span_attributes = {
-            "http.request.method": method,
-            "sequence.request_id": call.request.headers["X-Request-ID"],
+            "http.request.method": request.method,
+            "sequence.request_id": request.headers["X-Request-ID"],
             **(attributes or {}),
         }
-        if idempotency_key is not None:
-            span_attributes["sequence.idempotency_key"] = idempotency_key
-        with telemetry.span(operation, span_attributes) as span:
+        if request.idempotency_key is not None:
+            span_attributes["sequence.idempotency_key"] = request.idempotency_key
+        with telemetry.span(call.operation, span_attributes) as span:
             try:
                 return await self._call(call, deadline)
             finally:
@@ -208,6 +224,16 @@ class Requester:
                     span.set_attribute("http.response.status_code", call.status)
 
     async def _call(self, call: _Call, deadline: float | None) -> Envelope:
+        try:
+            return await self._attempt(call)
+        except errors.SequenceError as first:
+            return await self._recover(call, first, deadline)
+
+    async def _recover(
+        self, call: _Call, first: errors.SequenceError, deadline: float | None
+    ) -> Envelope:
+        # After a failed attempt: retry what may be retried, then decide
+        # whether a mutating call's outcome is unknown.
         request = call.request
         observer = self.shared.observer
 
@@ -215,17 +241,14 @@ class Requester:
             await observer.retry(call.operation, request, call.attempts, error, delay)
 
         try:
-            try:
-                return await self._attempt(call)
-            except errors.SequenceError as first:
-                return await retry_request(
-                    lambda: self._attempt(call),
-                    first,
-                    policy=self.retry,
-                    deadline=deadline,
-                    describe=f"{request.method} {request.path}",
-                    on_retry=retrying if observer.watch_retries else None,
-                )
+            return await retry_request(
+                lambda: self._attempt(call),
+                first,
+                policy=self.retry,
+                deadline=deadline,
+                describe=f"{request.method} {request.path}",
+                on_retry=retrying if observer.watch_retries else None,
+            )
         except errors.SequenceError as exc:
             key = request.idempotency_key
             if key is not None and call.uncertain:

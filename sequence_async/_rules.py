@@ -110,13 +110,19 @@ class Rules(Resource):
         """
         profile = self._profile
         endpoint = path("rules", (rule_id, "rule_id"), "trigger")
-        body: dict[str, Any] = profile.body(
-            {
-                "manual_execute_amount": None
-                if manual_execute_amount is None
-                else amount(manual_execute_amount, "manual_execute_amount", minimum=0),
-                "simulation": simulation_of(simulation, profile),
-            }
+        body: dict[str, Any] = (
+            {}  # the common case, and the fast one
+            if manual_execute_amount is None and simulation is None
+            else profile.body(
+                {
+                    "manual_execute_amount": None
+                    if manual_execute_amount is None
+                    else amount(
+                        manual_execute_amount, "manual_execute_amount", minimum=0
+                    ),
+                    "simulation": simulation_of(simulation, profile),
+                }
+            )
         )
         key = idempotency_key_of(idempotency_key, profile)
         reason = called_reason_of(called_reason, profile)

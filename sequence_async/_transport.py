@@ -148,8 +148,16 @@ class AiohttpTransport:
                 auto_decompress=False,
                 raise_for_status=False,
             ) as response:
+                length = response.content_length
                 try:
-                    body = await self._read(response, request_id)
+                    if (
+                        length is not None
+                        and length <= self._limit
+                        and "Content-Encoding" not in response.headers
+                    ):
+                        body = await response.read()  # framed, small and plain
+                    else:
+                        body = await self._read(response, request_id)
                 except errors.ResponseValidationError:
                     if response.status < 400:
                         raise
@@ -206,7 +214,7 @@ class AiohttpTransport:
         if length is not None and length > limit:
             raise _too_large(response.status, limit, request_id)
         if encoding == "identity" and length is not None:
-            return await response.read()  # the fast path: framed and small
+            return await response.read()  # framed and small
         if encoding not in ("identity", "gzip", "x-gzip", "deflate"):
             raise errors.ResponseValidationError(
                 f"cannot read Content-Encoding {encoding[:40]!r}",
