@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import time
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -38,6 +36,7 @@ from ._outcomes import (
     BulkProgress,
     InFlightItem,
     Source,
+    Tally,
     TriggerOutcome,
     TriggerRequest,
     as_request,
@@ -49,7 +48,6 @@ from ._resume import Action, Planned, Refused
 from ._rules import Rules
 
 
-log = logging.getLogger("sequence_async")
 Requests = Iterable["TriggerRequest | str"] | AsyncIterable["TriggerRequest | str"]
 
 
@@ -103,8 +101,6 @@ class BulkRun:
             raise TypeError("wait must be a bool")
         check_until(until)
         self._until: Until = until
-        if on_progress is not None and not callable(on_progress):
-            raise TypeError("on_progress must be callable")
         self._requester = requester
         self._rules = Rules(requester)
         self._requests = requests
@@ -112,14 +108,10 @@ class BulkRun:
         self._recorder = Recorder(journal) if journal is not None else None
         self._rate_limit = rate_limit
         self._wait = wait
-        self._on_progress = on_progress
+        self._tally = Tally(on_progress)
         self._items: dict[int, _Item] = {}
         self._keys: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()  # the waits
-        self._counts = dict.fromkeys(
-            ("started", "triggering", "waiting", "succeeded", "failed", "not_started"),
-            0,
-        )
         self._outcomes: AsyncIterator[TriggerOutcome] | None = None
 
     # -- the consumer's side ---------------------------------------------
@@ -160,7 +152,6 @@ class BulkRun:
         ]
 
     async def _run(self) -> AsyncIterator[TriggerOutcome]:
-        self._started_at = time.monotonic()
         self._queue: asyncio.Queue[TriggerOutcome | BaseException | None] = (
             asyncio.Queue()
         )
@@ -198,7 +189,7 @@ class BulkRun:
                 await self._journal.close()
             if span is not None:
                 span.set_attributes(
-                    {f"sequence.{k}": v for k, v in self._counts.items()}
+                    {f"sequence.{k}": v for k, v in self._tally.counts.items()}
                 )
                 span.end()
 
@@ -249,13 +240,10 @@ class BulkRun:
                     )
             except Exception as exc:  # noqa: BLE001 (an item's failure is its outcome)
                 error = exc
-            finally:
-                self._counts["triggering"] -= 1
             if item.execution is None or not self._wait:
-                self._end_item(item, None, error)
+                self._end_item(item, None, error, "triggering")
                 continue
-            self._counts["waiting"] += 1
-            self._report()  # triggered: from triggering to waiting
+            self._tally.move("triggering", "waiting")
             task = asyncio.create_task(self._wait_one(item, item.execution))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -301,9 +289,8 @@ class BulkRun:
                 item.execution = _resume.handle(
                     planned, planned.entry.execution_id or "", self._requester
                 )
-        self._counts["started"] += 1
-        self._counts["triggering"] += 1
-        self._report()
+        self._tally.counts["started"] += 1
+        self._tally.move(None, "triggering")
         return item
 
     def _claim_key(self, request: TriggerRequest) -> str:
@@ -326,15 +313,14 @@ class BulkRun:
             result, error = exc.result, exc
         except Exception as exc:  # noqa: BLE001 (an item's failure is its outcome)
             error = exc
-        finally:
-            self._counts["waiting"] -= 1
-        self._end_item(item, result, error)
+        self._end_item(item, result, error, "waiting")
 
     def _end_item(
         self,
         item: _Item,
         result: models.RuleExecution | None,
         error: Exception | None,
+        stage: str,
     ) -> None:
         # The outcome is built once, here (attrs.evolve cost more).
         outcome = TriggerOutcome(
@@ -348,7 +334,7 @@ class BulkRun:
         if self._recorder is not None and item.planned is not None:
             self._recorder.ended(item.planned, outcome)
         del self._items[item.index]
-        self._finish(outcome)
+        self._finish(outcome, stage)
 
     async def _obtain(self, item: _Item) -> Execution:
         # A journalled item's execution: triggered now, or found again.
@@ -389,33 +375,20 @@ class BulkRun:
             )
         )
 
-    def _finish(self, outcome: TriggerOutcome) -> None:
-        counts = self._counts
+    def _finish(self, outcome: TriggerOutcome, stage: str | None = None) -> None:
+        # Count the outcome (out of the item's *stage*), then hand it over.
         if outcome.ok:
-            counts["succeeded"] += 1
+            self._tally.move(stage, "succeeded")
         elif isinstance(outcome.error, errors.NotStartedError):
-            counts["not_started"] += 1
+            self._tally.move(stage, "not_started")
         else:
-            counts["failed"] += 1
-            if (
-                self._max_failures is not None
-                and counts["failed"] >= self._max_failures
-            ):
-                self._stop = True
+            self._tally.move(stage, "failed")
+            limit = self._max_failures
+            self._stop = self._stop or (
+                limit is not None and self._tally.counts["failed"] >= limit
+            )
         self._queue.put_nowait(outcome)
         telemetry = self._requester.shared.observer.telemetry
         if telemetry is not None:
             kind = "ok" if outcome.ok else type(outcome.error).__name__
             telemetry.bulk_items.add(1, {"outcome": kind})
-        self._report()
-
-    def _report(self) -> None:
-        if self._on_progress is None:
-            return
-        progress = BulkProgress(
-            **self._counts, elapsed=time.monotonic() - self._started_at
-        )
-        try:
-            self._on_progress(progress)
-        except Exception:
-            log.exception("on_progress raised; the bulk run goes on")

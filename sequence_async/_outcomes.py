@@ -4,20 +4,25 @@ The values of bulk triggering: what goes in, how it went, how far it is.
 Owns ``TriggerRequest`` (one item, and reading any input as items: ``Source``
 pulls it for the bulk run's workers),
 ``TriggerOutcome`` (how it ended),
-``InFlightItem`` (started, not finished) and ``BulkProgress`` (the counts
-given to ``on_progress``).
+``InFlightItem`` (started, not finished), ``BulkProgress`` (the counts
+given to ``on_progress``) and ``Tally`` (keeping those counts).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+import logging
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
 
 from . import models
 from ._execution import Execution
+
+
+log = logging.getLogger("sequence_async")
 
 
 @attrs.frozen
@@ -107,6 +112,47 @@ class BulkProgress:
         Items with an outcome.
         """
         return self.succeeded + self.failed + self.not_started
+
+
+class Tally:
+    """
+    The running counts of a bulk run, each change reported to ``on_progress``.
+    """
+
+    __slots__ = ("_on_progress", "_started_at", "counts")
+
+    def __init__(self, on_progress: Callable[[BulkProgress], None] | None) -> None:
+        if on_progress is not None and not callable(on_progress):
+            raise TypeError("on_progress must be callable")
+        self._on_progress = on_progress
+        self._started_at = time.monotonic()
+        self.counts = dict.fromkeys(
+            ("started", "triggering", "waiting", "succeeded", "failed", "not_started"),
+            0,
+        )
+
+    def move(self, source: str | None, target: str) -> None:
+        """
+        Count one item out of *source* (if any) and into *target*.
+        """
+        if source is not None:
+            self.counts[source] -= 1
+        self.counts[target] += 1
+        self.report()
+
+    def report(self) -> None:
+        """
+        Give ``on_progress`` the counts now; an error it raises is logged.
+        """
+        if self._on_progress is None:
+            return
+        progress = BulkProgress(
+            **self.counts, elapsed=time.monotonic() - self._started_at
+        )
+        try:
+            self._on_progress(progress)
+        except Exception:
+            log.exception("on_progress raised; the bulk run goes on")
 
 
 def as_request(item: object) -> TriggerRequest:
