@@ -15,13 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import (
-    AsyncIterable,
-    AsyncIterator,
-    Callable,
-    Coroutine,
-    Iterable,
-)
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any, Self
 
 import attrs
@@ -40,6 +35,7 @@ from ._outcomes import (
     TriggerOutcome,
     TriggerRequest,
     as_request,
+    check_requests,
     iterate,
 )
 from ._records import Recorder
@@ -85,13 +81,7 @@ class BulkRun:
         rate_limit: float | None = None,
         until: Until = "settled",
     ) -> None:
-        given: object = requests
-        if not isinstance(given, Iterable | AsyncIterable) or isinstance(
-            given, str | bytes
-        ):
-            raise TypeError(
-                "requests must be an iterable of rule ids or TriggerRequests"
-            )
+        check_requests(requests)
         self._concurrency = check_count(concurrency, "concurrency", minimum=1) or 1
         self._timeout = check_number(timeout, "timeout", allow_none=True)
         self._max_failures = check_count(
@@ -113,6 +103,10 @@ class BulkRun:
         self._keys: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()  # the waits
         self._outcomes: AsyncIterator[TriggerOutcome] | None = None
+        # Outcomes not yet taken (then the input's error, if any, and None).
+        self._ready: deque[TriggerOutcome | BaseException | None] = deque()
+        self._arrived: asyncio.Future[None] | None = None
+        self._room = asyncio.Event()  # set as the consumer takes outcomes
 
     # -- the consumer's side ---------------------------------------------
 
@@ -120,6 +114,12 @@ class BulkRun:
         return self
 
     async def __anext__(self) -> TriggerOutcome:
+        ready = self._ready
+        if ready and isinstance(head := ready[0], TriggerOutcome):
+            # An outcome already waits: no need to resume the run itself.
+            ready.popleft()
+            self._room.set()
+            return head
         if self._outcomes is None:
             self._outcomes = self._run()
         return await anext(self._outcomes)
@@ -152,10 +152,6 @@ class BulkRun:
         ]
 
     async def _run(self) -> AsyncIterator[TriggerOutcome]:
-        self._queue: asyncio.Queue[TriggerOutcome | BaseException | None] = (
-            asyncio.Queue()
-        )
-        self._room = asyncio.Event()
         self._stop = False
         source = Source(await self._source())
         telemetry = self._requester.shared.observer.telemetry
@@ -173,12 +169,19 @@ class BulkRun:
             ]
         end = asyncio.create_task(self._end(source, workers))
         try:
-            while (outcome := await self._queue.get()) is not None:
+            while True:
+                while not self._ready:
+                    self._arrived = asyncio.get_running_loop().create_future()
+                    await self._arrived
+                outcome = self._ready.popleft()
                 self._room.set()
+                if outcome is None:
+                    return
                 if isinstance(outcome, BaseException):
                     raise outcome
                 yield outcome
         finally:
+            self._ready.clear()
             tasks = (end, *workers, *self._tasks)
             for task in tasks:
                 task.cancel()
@@ -221,7 +224,7 @@ class BulkRun:
         # it, or hand its wait to a task of its own; until the input ends.
         while True:
             # Backpressure: pull nothing while the consumer is behind.
-            while self._queue.qsize() >= self._concurrency:
+            while len(self._ready) >= self._concurrency:
                 self._room.clear()
                 await self._room.wait()
             pulled = await source.pull()
@@ -257,8 +260,7 @@ class BulkRun:
         failure = source.failure
         for worker in workers:  # a worker's own bug ends the run too
             failure = failure or worker.exception()
-        self._queue.put_nowait(failure)
-        self._queue.put_nowait(None)
+        self._put(failure)  # None: the end
 
     def _start(self, index: int, raw: object) -> _Item | None:
         # The item to trigger, or None when it ended here (refused, replayed
@@ -364,11 +366,8 @@ class BulkRun:
 
     def _reject(self, index: int, raw: object, error: Exception) -> None:
         request = raw if isinstance(raw, TriggerRequest) else TriggerRequest(str(raw))
-        key = (
-            request.idempotency_key
-            if isinstance(request.idempotency_key, str)
-            else None
-        )
+        key = request.idempotency_key
+        key = key if isinstance(key, str) else None
         self._finish(
             TriggerOutcome(
                 index=index, request=request, idempotency_key=key, error=error
@@ -387,8 +386,14 @@ class BulkRun:
             self._stop = self._stop or (
                 limit is not None and self._tally.counts["failed"] >= limit
             )
-        self._queue.put_nowait(outcome)
+        self._put(outcome)
         telemetry = self._requester.shared.observer.telemetry
         if telemetry is not None:
             kind = "ok" if outcome.ok else type(outcome.error).__name__
             telemetry.bulk_items.add(1, {"outcome": kind})
+
+    def _put(self, outcome: TriggerOutcome | BaseException | None) -> None:
+        self._ready.append(outcome)
+        arrived = self._arrived
+        if arrived is not None and not arrived.done():
+            arrived.set_result(None)

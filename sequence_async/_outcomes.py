@@ -155,6 +155,16 @@ class Tally:
             log.exception("on_progress raised; the bulk run goes on")
 
 
+def check_requests(requests: object) -> None:
+    """
+    Raise unless *requests* is an iterable (sync or async) of items.
+    """
+    if not isinstance(requests, Iterable | AsyncIterable) or isinstance(
+        requests, str | bytes
+    ):
+        raise TypeError("requests must be an iterable of rule ids or TriggerRequests")
+
+
 def as_request(item: object) -> TriggerRequest:
     """
     *item* as a ``TriggerRequest`` (a rule id is one without options).
