@@ -58,7 +58,8 @@ class Execution:
     _last: models.RuleExecution | None = attrs.field(default=None, alias="last")
     # The API profile of a handle unpickled without its client.
     _api: str = attrs.field(default=API_V1, alias="api", kw_only=True)
-    _warned: set[str] = attrs.field(factory=set, init=False)
+    # Unknown statuses already logged (a new set only once one is).
+    _warned: frozenset[str] = attrs.field(default=frozenset(), init=False)
 
     def __attrs_post_init__(self) -> None:
         if self._last is not None:
@@ -125,7 +126,7 @@ class Execution:
         status = snapshot.status
         if isinstance(status, models.ExecutionStatus) or status in self._warned:
             return
-        self._warned.add(status)
+        self._warned = self._warned | {status}
         log.warning(
             "execution %s has status %r, unknown to this version of "
             "sequence-async; waiting on until it is terminal or the wait times out",

@@ -225,7 +225,7 @@ class Requester:
 
     async def _call(self, call: _Call, deadline: float | None) -> Envelope:
         try:
-            return await self._attempt(call)
+            return await self._attempt(call, checked=True)  # by request()
         except errors.SequenceError as first:
             return await self._recover(call, first, deadline)
 
@@ -258,10 +258,11 @@ class Requester:
                 ) from exc
             raise
 
-    async def _attempt(self, call: _Call) -> Envelope:
+    async def _attempt(self, call: _Call, *, checked: bool = False) -> Envelope:
         shared = self.shared
         observer = shared.observer
-        shared.check_open()
+        if not checked:
+            shared.check_open()
         if shared.limiter is not None:
             queued = time.perf_counter()
             await shared.limiter.acquire(call.priority)
