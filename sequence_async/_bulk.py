@@ -276,7 +276,7 @@ class BulkRun:
             if planned is not None:
                 request, key = planned.request, planned.key
             else:
-                request = as_request(raw)
+                request = TriggerRequest(raw) if type(raw) is str else as_request(raw)
                 key = self._claim_key(request)
         except (TypeError, ValueError) as exc:
             self._reject(index, raw, exc)
@@ -376,7 +376,8 @@ class BulkRun:
 
     def _finish(self, outcome: TriggerOutcome, stage: str | None = None) -> None:
         # Count the outcome (out of the item's *stage*), then hand it over.
-        if outcome.ok:
+        ok = outcome.error is None
+        if ok:
             self._tally.move(stage, "succeeded")
         elif isinstance(outcome.error, errors.NotStartedError):
             self._tally.move(stage, "not_started")
@@ -389,7 +390,7 @@ class BulkRun:
         self._put(outcome)
         telemetry = self._requester.shared.observer.telemetry
         if telemetry is not None:
-            kind = "ok" if outcome.ok else type(outcome.error).__name__
+            kind = "ok" if ok else type(outcome.error).__name__
             telemetry.bulk_items.add(1, {"outcome": kind})
 
     def _put(self, outcome: TriggerOutcome | BaseException | None) -> None:

@@ -138,7 +138,8 @@ class Tally:
         if source is not None:
             self.counts[source] -= 1
         self.counts[target] += 1
-        self.report()
+        if self._on_progress is not None:
+            self.report()
 
     def report(self) -> None:
         """

@@ -108,7 +108,7 @@ class Rules(Resource):
             errors.UnsupportedFeatureError: ``simulation`` or
                 ``called_reason`` on ``api-v1``; nothing was sent.
         """
-        profile = self._profile
+        profile = self._requester.profile
         endpoint = path("rules", (rule_id, "rule_id"), "trigger")
         body: dict[str, Any] = (
             {}  # the common case, and the fast one
@@ -125,7 +125,9 @@ class Rules(Resource):
             )
         )
         key = idempotency_key_of(idempotency_key, profile)
-        reason = called_reason_of(called_reason, profile)
+        reason = (
+            None if called_reason is None else called_reason_of(called_reason, profile)
+        )
         if request_id is not None:
             check_request_id(request_id)
         triggered_at = datetime.now(UTC)

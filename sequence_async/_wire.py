@@ -262,7 +262,7 @@ def decode_response(
             status=status,
             request_id=server_request_id,
         )
-    body_request_id = payload.get(_request_id_field(profile))
+    body_request_id = payload.get("requestId" if profile.camel_case else "request_id")
     page_info = payload.get("page_info")
     return Envelope(
         payload["data"],
@@ -299,7 +299,9 @@ def error_for(
             code = raw_code if isinstance(raw_code, str) else None
             if isinstance(raw_message, str):
                 message = raw_message[:_MESSAGE_CHARS]
-        body_request_id = payload.get(_request_id_field(profile))
+        body_request_id = payload.get(
+            "requestId" if profile.camel_case else "request_id"
+        )
         if isinstance(body_request_id, str):
             request_id = body_request_id
     cls = _STATUS_ERRORS.get(status)
@@ -347,10 +349,6 @@ def next_cursor(
     if isinstance(has_next, bool):
         return cursor if has_next else None
     return cursor if items >= page_size else None
-
-
-def _request_id_field(profile: Profile) -> str:
-    return "requestId" if profile.camel_case else "request_id"
 
 
 _NOT_JSON: Final[Any] = object()
