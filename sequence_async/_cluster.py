@@ -7,8 +7,9 @@ names of one key's shared state: a digest of the API key in a ``{hash tag}``,
 never the key), ``ClusterLimiter`` (a reservation GCRA on the store's clock,
 with polls leaving headroom to triggers, a 429 pause shared by every process
 and capped like every server delay, and an in-process ``TokenBucket`` to
-fall back on while the store cannot be reached), and ``CoordinatorError``
-(public as ``sequence_async.redis.CoordinatorError``).
+fall back on while the store cannot be reached), ``CoordinatorError``
+(public as ``sequence_async.redis.CoordinatorError``) and ``text`` (a
+store's answer, bytes decoded).
 
 May import: ``errors``, ``_checks``, ``_ratelimit``, ``_wire``, ``_redis_scripts``.
 """
@@ -278,3 +279,18 @@ class ClusterLimiter:
         for bucket in (*self._retired, self._fallback):
             if bucket is not None:
                 bucket.close()
+
+
+def text(value: Any) -> Any:
+    """
+    Return the store's answer *value*, bytes decoded (in lists and dicts too).
+
+    A client made by the caller may not decode responses.
+    """
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list | tuple):
+        return [text(v) for v in value]
+    if isinstance(value, dict):
+        return {text(k): text(v) for k, v in value.items()}
+    return value
