@@ -171,7 +171,7 @@ def figures(
         "minimum": minimum,
         "ratio": seconds / minimum,
     }
-    for part in ("overhead_ms", "reserve_ms", "late_ms"):
+    for part in ("overhead_ms", "reserve_ms", "late_ms", "lag_ms"):
         values = [v for r in reports for v in r.get(part, [])]
         if values:
             result[part] = {
@@ -188,11 +188,15 @@ def figures(
         f"{minimum:.1f}s (x{result['ratio']:.2f})"
     )
     if "overhead_ms" in result:
-        o, rt, late = (result[p] for p in ("overhead_ms", "reserve_ms", "late_ms"))
+        o, rt, late, lag = (
+            result[p] for p in ("overhead_ms", "reserve_ms", "late_ms", "lag_ms")
+        )
         line += (
             f"; limiter overhead p50 {o['p50']:.2f} ms p99 {o['p99']:.1f} ms "
-            f"(reserve round trip p50 {rt['p50']:.2f} p99 {rt['p99']:.1f}; "
-            f"wake-up lateness p50 {late['p50']:.2f} p99 {late['p99']:.1f})"
+            f"(reservation p50 {rt['p50']:.2f} p99 {rt['p99']:.1f}; "
+            f"wake-up lateness p50 {late['p50']:.2f} p99 {late['p99']:.1f}; "
+            f"a plain 20 ms sleep's lateness p50 {lag['p50']:.2f} "
+            f"p99 {lag['p99']:.1f})"
         )
     print(line, flush=True)
     return result
