@@ -11,6 +11,8 @@ The benchmarks of design §9, side by side in one run: ``nox -s bench``.
 3. Under a server-side rate limit: 429s that reach the caller, and total time
    against the theoretical minimum (requests sent / the client's rate).
 4. Memory: peak RSS growth for 10,000 pending waits.
+5. Many worker processes on one key (``cluster.py``, issue #11): independent
+   clients against clients coordinated through Redis.
 
 Each prints its lines; the run ends with a Markdown table of the figures and
 targets (reported, never asserted). ``--quick`` is a smoke run (< 60 s);
@@ -35,6 +37,7 @@ if "--without-otel" in sys.argv:
     # the SDK then records no spans or metrics.
     sys.modules["opentelemetry"] = None  # type: ignore[assignment]
 
+import cluster
 import polling
 import throughput
 
@@ -286,7 +289,7 @@ def main() -> None:
         "--quick", action="store_true", help="smaller sizes (a smoke test, < 60 s)"
     )
     parser.add_argument(
-        "--only", default="1,2,3,4", help="comma-separated benchmarks to run"
+        "--only", default="1,2,3,4,5", help="comma-separated benchmarks to run"
     )
     parser.add_argument(
         "--servers", type=int, default=2, help="trigger server processes (bench 1)"
@@ -309,7 +312,7 @@ def main() -> None:
         )
     )
     print(f"# SDK telemetry (OpenTelemetry): {_otel_state()}")
-    t = p = r = m = None
+    t = p = r = m = c = None
     if 1 in only:
         t = throughput.bench_throughput(
             1_000 if quick else 2_500,
@@ -322,8 +325,10 @@ def main() -> None:
         r = asyncio.run(bench_rate_limit(60 if quick else 300))
     if 4 in only:
         m = asyncio.run(bench_memory(1_000 if quick else 10_000))
+    if 5 in only:
+        c = cluster.bench_cluster(count=12 if quick else 100)
     print()
-    print("\n".join(table(t, p, r, m)))
+    print("\n".join(table(t, p, r, m) + cluster.rows(c)))
     print(f"\n# {time.perf_counter() - started:.0f} s in all")
 
 

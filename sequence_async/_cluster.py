@@ -7,8 +7,9 @@ names of one key's shared state: a digest of the API key in a ``{hash tag}``,
 never the key), ``ClusterLimiter`` (a reservation GCRA on the store's clock,
 with polls leaving headroom to triggers, a 429 pause shared by every process
 and capped like every server delay, and an in-process ``TokenBucket`` to
-fall back on while the store cannot be reached), and ``CoordinatorError``
-(public as ``sequence_async.redis.CoordinatorError``).
+fall back on while the store cannot be reached), ``CoordinatorError``
+(public as ``sequence_async.redis.CoordinatorError``) and ``text`` (a
+store's answer, bytes decoded).
 
 May import: ``errors``, ``_checks``, ``_ratelimit``, ``_wire``, ``_redis_scripts``.
 """
@@ -183,6 +184,10 @@ class ClusterLimiter:
         self._fallback: TokenBucket | None = None
         self._fallback_peers = 0
         self._retired: list[TokenBucket] = []
+        # By burst tolerance, while a reservation call is in flight: the
+        # requests that wait to go in the next call.
+        self._gathering: dict[int, list[asyncio.Future[int]]] = {}
+        self._calls: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"<ClusterLimiter {self._per_minute:g}/min for {self._keys.budget}>"
@@ -203,11 +208,7 @@ class ClusterLimiter:
                 self._poll_tolerance if priority is Priority.POLL else self._tolerance
             )
             try:
-                wait = await link.run(
-                    scripts.RESERVE,
-                    [self._keys.budget, self._keys.pause],
-                    [int(self._interval), tolerance],
-                )
+                wait = await self._reserve(tolerance)
             except Unavailable:
                 pass
             else:
@@ -218,6 +219,56 @@ class ClusterLimiter:
                     await self._sleep(seconds)
                 return
         await self._local().acquire(priority)
+
+    async def _reserve(self, tolerance: int) -> int:
+        # The microseconds to wait for a slot. A request alone reserves at
+        # once; those that come while a reservation of their priority is in
+        # flight gather and go together in the next call: a burst (a bulk
+        # run's first triggers) costs a round trip or two on one or two
+        # connections, not a crowd of calls that each open a connection.
+        batch = self._gathering.get(tolerance)
+        if batch is not None:
+            slot: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            batch.append(slot)
+            return await slot
+        self._gathering[tolerance] = []
+        try:
+            waits = await self._link.run(
+                scripts.RESERVE,
+                [self._keys.budget, self._keys.pause],
+                [int(self._interval), tolerance, 1],
+            )
+        finally:
+            self._flush(tolerance)
+        return int(waits[0])
+
+    def _flush(self, tolerance: int) -> None:
+        # The call in flight ended: send what gathered meanwhile, if anything.
+        batch = self._gathering.pop(tolerance)
+        if batch:
+            self._gathering[tolerance] = []
+            task = asyncio.create_task(self._call(tolerance, batch))
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
+
+    async def _call(self, tolerance: int, batch: list[asyncio.Future[int]]) -> None:
+        failed: Exception = Unavailable("the reservation was not made")
+        try:
+            waits = await self._link.run(
+                scripts.RESERVE,
+                [self._keys.budget, self._keys.pause],
+                [int(self._interval), tolerance, len(batch)],
+            )
+            for slot, wait in zip(batch, waits, strict=True):
+                if not slot.done():
+                    slot.set_result(int(wait))
+        except Unavailable as exc:
+            failed = exc
+        finally:
+            for slot in batch:  # each falls back to the in-process bucket
+                if not slot.done():
+                    slot.set_exception(failed)
+            self._flush(tolerance)
 
     def _local(self) -> TokenBucket:
         # While the store is away each client takes its share of the budget,
@@ -278,3 +329,18 @@ class ClusterLimiter:
         for bucket in (*self._retired, self._fallback):
             if bucket is not None:
                 bucket.close()
+
+
+def text(value: Any) -> Any:
+    """
+    Return the store's answer *value*, bytes decoded (in lists and dicts too).
+
+    A client made by the caller may not decode responses.
+    """
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list | tuple):
+        return [text(v) for v in value]
+    if isinstance(value, dict):
+        return {text(k): text(v) for k, v in value.items()}
+    return value

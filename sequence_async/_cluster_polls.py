@@ -146,16 +146,20 @@ class ClusterPolls:
         args: list[Any] = [OUTCOME_TTL, rule_id, STREAM_LENGTH, STREAM_TTL_MS]
         for execution_id in ids:
             args += [execution_id, encode(outcomes[execution_id])]
-        with contextlib.suppress(Unavailable):
-            await self._link.run(
-                scripts.PUBLISH,
-                [
-                    self._keys.pending(rule_id),
-                    self._keys.events,
-                    *map(self._keys.outcome, ids),
-                ],
-                args,
-            )
+        keys = [self._keys.pending(rule_id), self._keys.events]
+        keys += map(self._keys.outcome, ids)
+        # The poll loop that calls this is cancelled as soon as its last local
+        # wait ends: finish storing first (one bounded call), then stop.
+        call = asyncio.ensure_future(self._link.run(scripts.PUBLISH, keys, args))
+        try:
+            await asyncio.shield(call)
+        except Unavailable:
+            pass
+        except asyncio.CancelledError:
+            await asyncio.wait([call])
+            if not call.cancelled():
+                call.exception()  # retrieved: an Unavailable is no news here
+            raise
 
     async def release(self, rule_id: str) -> None:
         """

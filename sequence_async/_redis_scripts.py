@@ -16,8 +16,9 @@ from __future__ import annotations
 
 
 # KEYS: the budget's TAT, the end of its pause. ARGV: emission interval (us),
-# this priority's burst tolerance (us). Reserves the next slot and returns
-# how many microseconds the caller sleeps before sending: one round trip,
+# this priority's burst tolerance (us), how many slots (requests made at once
+# in one process: one call for them all). Reserves the next slots and returns
+# how many microseconds each caller sleeps before sending: one round trip,
 # first come first served across processes, nobody woken in a crowd.
 RESERVE = """
 local t = redis.call('TIME')
@@ -26,14 +27,18 @@ local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
-local start = tat - tolerance
 local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
-if start < paused then start = paused end
-if start < now then start = now end
-local after = tat + interval
-redis.call('SET', KEYS[1], string.format('%d', after),
-           'PX', math.floor((after - now) / 1000) + 1000)
-return start - now
+local waits = {}
+for i = 1, tonumber(ARGV[3]) do
+  local start = tat - tolerance
+  if start < paused then start = paused end
+  if start < now then start = now end
+  waits[i] = start - now
+  tat = tat + interval
+end
+redis.call('SET', KEYS[1], string.format('%d', tat),
+           'PX', math.floor((tat - now) / 1000) + 1000)
+return waits
 """
 
 # KEYS: the budget's TAT, the end of its pause. ARGV: pause (us). A 429 seen

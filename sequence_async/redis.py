@@ -8,7 +8,8 @@ heartbeat (lease renewals, registrations, the count of clients) and the
 probe that finds Redis again. This is the only module that imports redis-py
 (a ruff rule); the logic on top lives in ``_cluster`` (the shared GCRA) and
 ``_cluster_polls`` (one poller per rule), the Lua in ``_redis_scripts``.
-Valkey works the same.
+Valkey works the same, and so does Redis Cluster (``RedisCluster``: every
+script's keys share one ``{hash tag}``, so one slot).
 
 May import: ``_checks``, ``_ids``, ``_ratelimit``, ``_waits``,
 ``_cluster``, ``_cluster_polls``, ``_redis_scripts``; redis-py.
@@ -28,7 +29,7 @@ import redis.asyncio
 import redis.exceptions
 
 from ._checks import check_number
-from ._cluster import ClusterLimiter, CoordinatorError, Keys, Unavailable
+from ._cluster import ClusterLimiter, CoordinatorError, Keys, Unavailable, text
 from ._cluster_polls import ClusterPolls
 from ._ids import new_id
 from ._ratelimit import Limiter
@@ -74,7 +75,8 @@ class RedisCoordinator:
     Redis is tried again every *retry* seconds.
 
     Args:
-        client: A ``redis.asyncio.Redis``; used as is, never closed.
+        client: A ``redis.asyncio.Redis``, or a ``redis.asyncio.RedisCluster``
+            for Redis Cluster; used as is, never closed.
         prefix: The first part of every key name.
         timeout: Seconds any Redis call may take.
         lease: Seconds a rule's lease lasts unrenewed: a dead leader is
@@ -86,7 +88,7 @@ class RedisCoordinator:
 
     def __init__(
         self,
-        client: redis.asyncio.Redis,
+        client: redis.asyncio.Redis | redis.asyncio.RedisCluster,
         *,
         prefix: str = "sequence-async",
         timeout: float = 1.0,
@@ -94,8 +96,8 @@ class RedisCoordinator:
         retry: float = 1.0,
         headroom: float | None = None,
     ) -> None:
-        if not isinstance(client, redis.asyncio.Redis):
-            raise TypeError("client must be a redis.asyncio.Redis")
+        if not isinstance(client, redis.asyncio.Redis | redis.asyncio.RedisCluster):
+            raise TypeError("client must be a redis.asyncio.Redis or RedisCluster")
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError("prefix must be a non-empty string without braces")
         self._client = client
@@ -112,12 +114,13 @@ class RedisCoordinator:
         self.gate = asyncio.Semaphore(MAX_CALLS)
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> Self:
+    def from_url(cls, url: str, *, cluster: bool = False, **options: Any) -> Self:
         """
         Connect (lazily) to the Redis of *url*; the coordinator owns that client.
 
         Args:
             url: ``redis://``, ``rediss://`` or ``unix://``.
+            cluster: *url* is a node of a Redis Cluster (not ``unix://``).
             **options: As for the constructor.
 
         Raises:
@@ -127,8 +130,12 @@ class RedisCoordinator:
         try:
             # No socket_timeout: it would cut the stream's blocking reads;
             # every call is bounded by asyncio.timeout instead.
-            client: redis.asyncio.Redis = redis.asyncio.Redis.from_url(
-                url, socket_connect_timeout=timeout, decode_responses=True
+            kind = redis.asyncio.RedisCluster if cluster else redis.asyncio.Redis
+            client = kind.from_url(
+                url,
+                socket_connect_timeout=timeout,
+                socket_timeout=None,
+                decode_responses=True,
             )
         except (ValueError, TypeError) as exc:
             scheme = urlsplit(str(url)).scheme
@@ -144,8 +151,11 @@ class RedisCoordinator:
         """
         Where Redis is (never its password), and how many clients are attached.
         """
-        kwargs = self._client.connection_pool.connection_kwargs
-        where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+        if isinstance(self._client, redis.asyncio.RedisCluster):
+            where = "cluster " + ",".join(n.name for n in self._client.startup_nodes)
+        else:
+            kwargs = self._client.connection_pool.connection_kwargs
+            where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
         return f"<RedisCoordinator {where} ({len(self._links)} clients)>"
 
     def attach(
@@ -200,7 +210,7 @@ class _RedisLink:
     def __init__(
         self,
         coordinator: RedisCoordinator,
-        client: redis.asyncio.Redis,
+        client: redis.asyncio.Redis | redis.asyncio.RedisCluster,
         keys: Keys,
         detach: Callable[[_RedisLink], Awaitable[None]],
     ) -> None:
@@ -261,7 +271,7 @@ class _RedisLink:
     async def _bounded(self, make: Callable[[], Awaitable[Any]], extra: float) -> Any:
         try:
             async with asyncio.timeout(self._coordinator.timeout + extra):
-                return _text(await make())
+                return text(await make())
         except (*_AWAY, redis.exceptions.RedisError) as exc:
             if not self._verified and isinstance(exc, _WRONG):
                 self._bad = CoordinatorError(
@@ -382,14 +392,3 @@ class _RedisLink:
         if tasks:
             await asyncio.wait(tasks)
         await self._detach(self)
-
-
-def _text(value: Any) -> Any:
-    # A client made by the caller may not decode responses: decode here.
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, list | tuple):
-        return [_text(v) for v in value]
-    if isinstance(value, dict):
-        return {_text(k): _text(v) for k, v in value.items()}
-    return value

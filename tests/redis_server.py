@@ -66,9 +66,11 @@ class RedisServer:
         self.reader.join(timeout=10)
 
 
-def start(port: int | None = None) -> RedisServer:
+def start(port: int | None = None, *options: str) -> RedisServer:
     """
     Start a server (on a free loopback port by default); return once it listens.
+
+    *options* are more command-line options of the server.
 
     Raises:
         RuntimeError: It did not say it was ready within ``START_TIMEOUT``.
@@ -87,6 +89,7 @@ def start(port: int | None = None) -> RedisServer:
             "no",
             "--daemonize",
             "no",
+            *options,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -20,7 +20,7 @@ import redis
 
 from sequence_async import SequenceClient
 from sequence_async import _redis_scripts as scripts
-from sequence_async._cluster import ClusterLimiter, Keys
+from sequence_async._cluster import ClusterLimiter, Keys, Unavailable
 from sequence_async._cluster_polls import decode, encode
 from sequence_async._coordinator import key_digest
 from sequence_async._ratelimit import Priority, TokenBucket
@@ -186,6 +186,67 @@ async def test_clients_of_one_key_share_one_budget(
     assert 0.19 <= elapsed < 2.0, elapsed
 
 
+async def test_requests_reserving_together_share_one_call_and_take_slots_in_turn(
+    redis_url: str, fresh: redis.Redis
+) -> None:
+    """Five requests at once: two script calls (1, then 4), slots 0 to 4 in turn."""
+    async with SequenceClient(
+        "sk_batch",
+        rate_limit=60,
+        rate_limit_burst=1,
+        coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
+    ) as client:
+        limiter = _limiter(client)
+        await limiter._link.check()
+        calls: list[list[int]] = []
+        asked: list[float] = []
+        run = limiter._link.run
+
+        async def counted(script: str, keys: list[str], args: list[int]) -> object:
+            calls.append(args)
+            return await run(script, keys, args)
+
+        async def record(seconds: float) -> None:
+            asked.append(seconds)
+
+        limiter._link.run = counted  # type: ignore[method-assign]
+        limiter._sleep = record  # type: ignore[method-assign]
+        await asyncio.gather(*(limiter.acquire() for _ in range(5)))
+
+    assert [[1_000_000, 0, 1], [1_000_000, 0, 4]] == calls
+    assert [1, 2, 3, 4] == sorted(round(s) for s in asked)
+
+
+class _FailingLink:
+    # A store that fails every reservation, one turn of the loop later.
+    healthy = True
+    peers = 1
+
+    def __init__(self) -> None:
+        self.counts: list[int] = []
+
+    async def check(self) -> None:
+        pass
+
+    async def run(self, _script: str, _keys: list[str], args: list[int]) -> object:
+        self.counts.append(args[2])
+        await asyncio.sleep(0)
+        raise Unavailable("down")
+
+
+async def test_requests_gathered_for_a_failed_reservation_fall_back() -> None:
+    """When the gathered call fails, each of its requests uses the local bucket."""
+    link = _FailingLink()
+    limiter = ClusterLimiter(link, Keys("p", "d"), 6000, burst=10)  # type: ignore[arg-type]
+
+    await asyncio.wait_for(
+        asyncio.gather(*(limiter.acquire() for _ in range(3))), timeout=5
+    )
+
+    assert [1, 2] == link.counts
+    assert limiter._fallback is not None
+
+
 async def test_a_trigger_does_not_wait_behind_polls(
     redis_url: str, fresh: redis.Redis
 ) -> None:
@@ -224,8 +285,10 @@ async def test_a_429_pauses_every_client_no_longer_than_the_cap(
     other = _limiter(second)._link
     await other.check()
     # A poll's reservation (no burst tolerance) waits exactly the cap too.
-    reserved = await other.run(scripts.RESERVE, [keys.budget, keys.pause], [100_000, 0])
-    wait = reserved / 1_000_000
+    reserved = await other.run(
+        scripts.RESERVE, [keys.budget, keys.pause], [100_000, 0, 1]
+    )
+    wait = reserved[0] / 1_000_000
     await first.aclose()
     await second.aclose()
 
@@ -389,7 +452,7 @@ def test_every_script_compiles_and_runs_on_the_server(fresh: redis.Redis) -> Non
     """Each Lua script runs once on the real server without an error."""
     keys = Keys("sequence-async", "0123abcd")
     ran = [
-        fresh.eval(scripts.RESERVE, 2, keys.budget, keys.pause, 100_000, 0),
+        fresh.eval(scripts.RESERVE, 2, keys.budget, keys.pause, 100_000, 0, 2),
         fresh.eval(scripts.DRAIN, 2, keys.budget, keys.pause, 1_000_000),
         fresh.eval(scripts.LEAD, 2, keys.lease("r"), keys.pending("r"), "t", 1000),
         fresh.eval(scripts.RENEW, 1, keys.lease("r"), "t", 1000),
