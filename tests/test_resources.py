@@ -119,9 +119,9 @@ async def test_rules_list_returns_summaries_with_their_source(wire: Wire) -> Non
 
     (rule,) = await Rules(wire.requester(transport)).list(source_id="acc_1")
 
-    (request,) = transport.sent
-    assert ("GET", "/rules") == (request.method, request.path)
-    assert "acc_1" == wire.dialect.query_in(request.params or {})["source_id"]
+    method, path, params, _ = only_call(transport)
+    assert ("GET", "/rules") == (method, path)
+    assert "acc_1" == wire.dialect.query_in(params)["source_id"]
     assert ("rule_1", RuleStatus.ENABLED, "acc_1") == (
         rule.id,
         rule.status,
