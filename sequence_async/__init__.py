@@ -4,7 +4,7 @@ sequence-async: an asyncio SDK for the Sequence money-automation API.
 The whole public API is re-exported here; everything else is private.
 """
 
-from ._activity import AuditLogs, ExternalTransactions
+from ._activity import AuditLogs, CardTransactions, ExternalTransactions
 from ._bulk import BulkRun
 from ._client import SequenceClient
 from ._coordinator import Coordinator
@@ -95,6 +95,7 @@ __all__ = [
     "BulkRun",
     "Card",
     "CardTransaction",
+    "CardTransactions",
     "Cards",
     "ClientClosedError",
     "ConflictError",

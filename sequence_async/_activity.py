@@ -1,9 +1,10 @@
 """
-The ``platform-v1``-only namespaces: external transactions and audit logs.
+The ``platform-v1``-only namespaces: external and card transactions, audit logs.
 
-Owns ``client.external_transactions`` and ``client.audit_logs``: their
-paths, queries and checks. On an ``api-v1`` client every method raises
-``UnsupportedFeatureError`` naming the profile, before anything is sent.
+Owns ``client.external_transactions``, ``client.card_transactions`` and
+``client.audit_logs``: their paths, queries and checks. On an ``api-v1``
+client every method raises ``UnsupportedFeatureError`` naming the profile,
+before anything is sent.
 """
 
 from __future__ import annotations
@@ -69,6 +70,61 @@ class ExternalTransactions(Resource):
             models.ExternalTransaction,
             wire_params={profile.wire("account_ids"): ids},
             filters=query(direction=direction, status=status, from_=from_, to=to),
+            page_size=page_size,
+            start_after=start_after,
+            request_id=request_id,
+            called_reason=called_reason,
+        )
+
+
+class CardTransactions(Resource):
+    """
+    ``/card-transactions``: purchases and refunds on a pod's cards (experimental).
+    """
+
+    __slots__ = ()
+    name = "card_transactions"
+
+    def list(
+        self,
+        *,
+        account_id: str,
+        card_id: str | None = None,
+        from_: datetime | str | None = None,
+        to: datetime | str | None = None,
+        page_size: int | None = None,
+        start_after: str | None = None,
+        request_id: str | None = None,
+        called_reason: str | None = None,
+    ) -> Paginator[models.CardTransaction]:
+        """
+        Iterate over a pod's card transactions, newest first (``READ_TRANSFERS``).
+
+        "Coming soon" in Sequence's description. On ``api-v1``, a card's
+        transactions are ``client.cards.transactions(card_id)``.
+
+        Args:
+            account_id: The pod the cards draw on (required by the API).
+            card_id: Only this card's transactions.
+            from_: At or after (sent as ``from``).
+            to: At or before.
+            page_size: Items per request, 1 to 100.
+            start_after: A saved page number: start after it.
+            request_id: Sent as ``X-Request-ID`` on every page.
+            called_reason: Sent as ``x-called-reason``.
+
+        Raises:
+            errors.UnsupportedFeatureError: On an ``api-v1`` client.
+        """
+        self._profile.require("card_transactions", "client.card_transactions")
+        segment(account_id, "account_id")
+        if card_id is not None:
+            segment(card_id, "card_id")
+        return self._pages(
+            "/card-transactions",
+            models.CardTransaction,
+            wire_params={},
+            filters=query(account_id=account_id, card_id=card_id, from_=from_, to=to),
             page_size=page_size,
             start_after=start_after,
             request_id=request_id,

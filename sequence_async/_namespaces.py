@@ -8,7 +8,7 @@ documented property (so they appear in ``help()`` and ``dir()``).
 
 from __future__ import annotations
 
-from ._activity import AuditLogs, ExternalTransactions
+from ._activity import AuditLogs, CardTransactions, ExternalTransactions
 from ._requester import Requester
 from ._resources import Accounts, Cards
 from ._rules import RuleExecutions, Rules
@@ -27,6 +27,7 @@ class Namespaces:
         self._transfers = Transfers(requester)
         self._cards = Cards(requester)
         self._external_transactions = ExternalTransactions(requester)
+        self._card_transactions = CardTransactions(requester)
         self._audit_logs = AuditLogs(requester)
 
     @property
@@ -70,6 +71,13 @@ class Namespaces:
         ``/external-transactions`` (platform-v1 only).
         """
         return self._external_transactions
+
+    @property
+    def card_transactions(self) -> CardTransactions:
+        """
+        ``/card-transactions`` (experimental; platform-v1 only).
+        """
+        return self._card_transactions
 
     @property
     def audit_logs(self) -> AuditLogs:

@@ -253,7 +253,13 @@ _PLATFORM_V1_PROFILE: Final = Profile(
         "account_ids": "accountIds[]",
     },
     features=frozenset(
-        {"simulation", "external_transactions", "audit_logs", "called_reason"}
+        {
+            "simulation",
+            "external_transactions",
+            "card_transactions",
+            "audit_logs",
+            "called_reason",
+        }
     ),
     code_errors={
         "INVALID_PARAMETERS": errors.BadRequestError,

@@ -86,9 +86,7 @@ class ExecutionMode(enum.StrEnum):
     SIMULATION = "simulation"
 
 
-TERMINAL_STATUSES = frozenset(
-    {ExecutionStatus.EXECUTED, ExecutionStatus.PARTIAL, ExecutionStatus.FAILED}
-)
+TERMINAL_STATUSES = frozenset(ExecutionStatus) - {ExecutionStatus.IN_PROGRESS}
 
 
 class TransferDirection(enum.StrEnum):
@@ -363,16 +361,20 @@ class Card:
 @attrs.frozen(kw_only=True)
 class CardTransaction:
     """
-    A card purchase (``debit``) or refund (``credit``); experimental.
+    A purchase (api-v1 ``debit``; Platform ``money_out``) or refund; experimental.
     """
 
     id: str
     card_id: str | None = None
-    direction: str | None = None
+    direction: TransferDirection | str | None = None
     amount_in_cents: int | None = None
     description: str | None = None
     status: str | None = None
     created_at: datetime | None = None
+    card_type: str | None = None  # platform-v1: DEBIT_CARD, OMNI_CARD
+    subtype: str | None = None  # platform-v1: PURCHASE, REFUND
+    account: AccountRef | None = None  # platform-v1: the card's pod
+    completed_at: datetime | None = None
 
 
 @attrs.frozen(kw_only=True)

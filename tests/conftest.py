@@ -1,9 +1,10 @@
 """
 Shared fixtures: a client for aioresponses cases, the mock, the fake server.
 
-Every test that uses the fake server (``server``, ``live``, or ``api``
-itself) runs once per API profile, ``api-v1`` and ``platform-v1``: the same
-behaviour, spoken in both wire languages. ``@pytest.mark.apis("api-v1")``
+Every test that uses the fake server (``server``, ``live``), the
+``FakeTransport`` seam's ``wire``, or ``api`` itself runs once per API
+profile, ``api-v1`` and ``platform-v1``: the same behaviour, spoken in both
+wire languages. ``@pytest.mark.apis("api-v1")``
 limits a test (or a module, through ``pytestmark``) to the profiles named,
 for what only one surface has. The ``server`` fixture also sets
 ``SEQUENCE_API``, so clients a test builds itself speak the server's API.
@@ -39,6 +40,7 @@ from sequence_async._profiles import API_NAMES, PROFILES
 from sequence_async._requester import Requester, Shared
 from sequence_async._wire import Headers, Request, Response, Secret
 from sequence_async.testing import FakeSequence, ManualClock, serve
+from sequence_async.testing.dialect import Dialect, dialect_named
 
 from . import redis_server
 
@@ -229,6 +231,57 @@ def requester(transport: FakeTransport, **settings: Any) -> Requester:
         profile,
         options["called_reason"],
     )
+
+
+class Wire:
+    """
+    One profile's side of the ``FakeTransport`` seam, for tests run on both.
+
+    Canned answers are written in api-v1's terms (snake_case, lowercase
+    enums and codes) and spoken in *api*'s language by the fake server's
+    dialect, which is written from the API reference, not from the client;
+    what a request means is read back through the same dialect.
+    """
+
+    def __init__(self, api: str) -> None:
+        self.api = api
+        self.dialect: Dialect = dialect_named(api)
+        self.authorization = f"{self.dialect.scheme} {API_KEY}"
+
+    def requester(self, transport: FakeTransport, **settings: Any) -> Requester:
+        """A requester of this profile over *transport* (see ``requester``)."""
+        return requester(transport, **{"api": self.api, **settings})
+
+    def ok(self, data: Any, code: int = 200) -> Response:
+        """A success answer with *data*, request id ``req_srv_1``."""
+        return answer(code, self.dialect.envelope("req_srv_1", data, None))
+
+    def listing(self, items: list[Any]) -> Response:
+        """A whole list: api-v1's bare list, or Platform's one and only page."""
+        page_info = {"page": 1, "pageSize": 100, "hasNextPage": False}
+        return answer(
+            200,
+            self.dialect.envelope(
+                "req_srv_1", items, page_info if self.dialect.platform else None
+            ),
+        )
+
+    def error(self, code: int, error_code: str, message: str = "m") -> Response:
+        """An error answer with api-v1's *error_code* in this profile's code."""
+        return api_error(code, self.dialect.code(error_code, None), message)
+
+    def body_of(self, request: Request, route: str) -> Any:
+        """The JSON body of *request*, as the server of *route* reads it."""
+        assert request.body is not None
+        return self.dialect.body_in(json.loads(request.body), route)
+
+
+@pytest.fixture
+def wire(api: str) -> Wire:
+    """
+    ``Wire`` of *api*: the test runs once per profile.
+    """
+    return Wire(api)
 
 
 def answer(code: int, body: Any, *, headers: dict[str, str] | None = None) -> Response:

@@ -1,5 +1,8 @@
 """
 Tests of the command line, run as subprocesses against ``sequence-async serve``.
+
+Each test that uses ``served`` runs once per API: the server is started with
+``--api`` and the commands get ``SEQUENCE_API``.
 """
 
 from __future__ import annotations
@@ -8,15 +11,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from .test_cli_support import lines, run_cli, serving
+from sequence_async._profiles import API_NAMES
+
+from .test_cli_support import lines, run_cli, serving_api
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+@pytest.fixture(scope="module", params=API_NAMES)
+def served(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[dict[str, str]]:
     """
-    A ``sequence-async serve`` process (see ``serving``); yields its env.
+    A ``sequence-async serve --api API`` process, once per API; yields its env.
     """
-    with serving(tmp_path_factory.mktemp("seed")) as env:
+    with serving_api(tmp_path_factory.mktemp("seed"), request.param) as env:
         yield env
 
 
@@ -78,10 +85,19 @@ def test_trigger_without_wait_prints_a_resume_token(served: dict[str, str]) -> N
         )
     )[0]
     waited = run_cli("executions", "wait", triggered["token"], "--json", env=served)
-    by_id = run_cli(
-        "executions", "wait", triggered["execution_id"], "--json", env=served
+    # Platform names an execution under its rule: --rule-id (api-v1 ignores it).
+    by_id, got = (
+        run_cli(
+            "executions",
+            command,
+            triggered["execution_id"],
+            "--rule-id",
+            "rule_0002",
+            "--json",
+            env=served,
+        )
+        for command in ("wait", "get")
     )
-    got = run_cli("executions", "get", triggered["execution_id"], "--json", env=served)
     listed = run_cli(
         "executions",
         "list",
@@ -102,9 +118,10 @@ def test_api_errors_are_one_line_exit_1(served: dict[str, str]) -> None:
     """An API error prints one readable line, no traceback, and exits 1."""
     result = run_cli("rules", "get", "rule_nope", env=served)
 
+    code = {"api-v1": "resource_not_found", "platform-v1": "RULE_NOT_FOUND"}
     assert 1 == result.returncode
     assert (
-        "sequence-async: NotFoundError: 404 resource_not_found: "
+        f"sequence-async: NotFoundError: 404 {code[served['SEQUENCE_API']]}: "
         "Rule with id 'rule_nope' was not found." == result.stderr.strip()
     )
 

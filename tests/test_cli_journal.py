@@ -9,13 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from .test_cli_support import lines, run_cli, serving
+from sequence_async._profiles import API_NAMES
+
+from .test_cli_support import lines, run_cli, serving, serving_api
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A ``sequence-async serve`` process; yields the env that targets it."""
-    with serving(tmp_path_factory.mktemp("seed")) as env:
+@pytest.fixture(scope="module", params=API_NAMES)
+def served(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[dict[str, str]]:
+    """
+    A ``sequence-async serve --api API`` process, once per API; yields its env.
+    """
+    with serving_api(tmp_path_factory.mktemp("seed"), request.param) as env:
         yield env
 
 

@@ -151,6 +151,15 @@ def remote_server(seed: Seed) -> Iterator[Remote]:
         loop.close()
 
 
+@contextlib.contextmanager
+def serving_api(directory: Path, api: str) -> Iterator[dict[str, str]]:
+    """
+    ``serving`` with ``--api API``; the env it yields sets ``SEQUENCE_API`` too.
+    """
+    with serving(directory, "--api", api) as env:
+        yield env | {"SEQUENCE_API": api}
+
+
 def quick_seed() -> Seed:
     """
     Five rules: 1 and 2 finish at once, 3 always fails, 4 and 5 take a day.

@@ -39,10 +39,9 @@ from .conftest import (
     BASE_URL,
     NO_WAIT_RETRIES,
     FakeTransport,
+    Wire,
     api_error,
     envelope,
-    ok,
-    requester,
     status,
     url,
 )
@@ -87,22 +86,24 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 # -- the request each call builds ---------------------------------------------
 
 
-async def test_a_get_carries_the_key_a_uuid4_request_id_and_the_user_agent() -> None:
-    """A GET carries the ApiKey header, a uuid4 request id and the user agent."""
-    transport = FakeTransport(ok([]))
+async def test_a_get_carries_the_key_a_uuid4_request_id_and_the_user_agent(
+    wire: Wire,
+) -> None:
+    """A GET carries the key (ApiKey or Bearer), a uuid4 request id, the user agent."""
+    transport = FakeTransport(wire.ok({"id": "a1"}))
 
-    await Accounts(requester(transport)).list()
+    await Accounts(wire.requester(transport)).get("a1")
 
     (request,) = transport.sent
     headers = request.headers
-    assert ("GET", "/accounts", {}, None, None) == (
+    assert ("GET", "/accounts/a1", None, None, None) == (
         request.method,
         request.path,
         request.params,
         request.body,
         request.idempotency_key,
     )
-    assert f"ApiKey {API_KEY}" == headers["Authorization"]
+    assert wire.authorization == headers["Authorization"]
     assert 4 == uuid.UUID(headers["X-Request-ID"]).version
     assert re.fullmatch(r"[0-9a-f-]{36}", headers["X-Request-ID"])
     assert headers["User-Agent"].startswith("sequence-async/")
@@ -114,38 +115,38 @@ async def test_a_get_carries_the_key_a_uuid4_request_id_and_the_user_agent() -> 
     assert "Content-Type" not in headers
 
 
-async def test_caller_request_id_is_sent() -> None:
+async def test_caller_request_id_is_sent(wire: Wire) -> None:
     """request_id= is sent as X-Request-ID."""
-    transport = FakeTransport(ok({"id": "r1"}))
+    transport = FakeTransport(wire.ok({"id": "r1"}))
 
-    await Rules(requester(transport)).get("r1", request_id="my-req")
+    await Rules(wire.requester(transport)).get("r1", request_id="my-req")
 
     (request,) = transport.sent
     assert ("/rules/r1", "my-req") == (request.path, request.headers["X-Request-ID"])
 
 
-async def test_trigger_sends_caller_key_and_amount() -> None:
+async def test_trigger_sends_caller_key_and_amount(wire: Wire) -> None:
     """The caller's key and manual_execute_amount are sent as given."""
-    transport = FakeTransport(ok({"execution_id": "rex_1"}))
+    transport = FakeTransport(wire.ok({"execution_id": "rex_1"}))
 
-    execution = await Rules(requester(transport)).trigger(
+    execution = await Rules(wire.requester(transport)).trigger(
         "r1", manual_execute_amount=150_000, idempotency_key="order-42"
     )
 
     (request,) = transport.sent
     assert ("POST", "/rules/r1/trigger") == (request.method, request.path)
-    assert b'{"manual_execute_amount":150000}' == request.body
+    assert {"manual_execute_amount": 150_000} == wire.body_of(request, "trigger_rule")
     assert "application/json" == request.headers["Content-Type"]
     assert "order-42" == request.headers["Idempotency-Key"]
     assert "order-42" == request.idempotency_key
     assert "order-42" == execution.idempotency_key
 
 
-async def test_trigger_sends_empty_object_without_amount() -> None:
+async def test_trigger_sends_empty_object_without_amount(wire: Wire) -> None:
     """A trigger without amount sends {}, with a new uuid4 key it keeps."""
-    transport = FakeTransport(ok({"execution_id": "rex_1"}))
+    transport = FakeTransport(wire.ok({"execution_id": "rex_1"}))
 
-    execution = await Rules(requester(transport)).trigger("r1")
+    execution = await Rules(wire.requester(transport)).trigger("r1")
 
     (request,) = transport.sent
     assert b"{}" == request.body
@@ -153,13 +154,19 @@ async def test_trigger_sends_empty_object_without_amount() -> None:
     assert 4 == uuid.UUID(request.headers["Idempotency-Key"]).version
 
 
-async def test_transfers_create_sends_the_documented_body_with_a_key() -> None:
-    """transfers.create sends the documented body with an idempotency key."""
+async def test_transfers_create_sends_the_documented_body_with_a_key(
+    wire: Wire,
+) -> None:
+    """transfers.create sends the documented body with an idempotency key.
+
+    The exact snake_case bytes are ``test_the_request_is_put_on_the_wire_as_built``'s
+    (api-v1) and ``test_platform.py``'s (camelCase).
+    """
     transport = FakeTransport(
-        ok({"id": "txr_1", "amount_in_cents": 500, "status": "processing"}, 201)
+        wire.ok({"id": "txr_1", "amount_in_cents": 500, "status": "processing"}, 201)
     )
 
-    transfer = await Transfers(requester(transport)).create(
+    transfer = await Transfers(wire.requester(transport)).create(
         source_account_id="acc_1",
         destination_account_id="acc_2",
         amount_in_cents=500,
@@ -168,10 +175,12 @@ async def test_transfers_create_sends_the_documented_body_with_a_key() -> None:
 
     (request,) = transport.sent
     assert ("POST", "/transfers") == (request.method, request.path)
-    assert (
-        b'{"source_account_id":"acc_1","destination_account_id":"acc_2",'
-        b'"amount_in_cents":500,"description":"rent"}'
-    ) == request.body
+    assert {
+        "source_account_id": "acc_1",
+        "destination_account_id": "acc_2",
+        "amount_in_cents": 500,
+        "description": "rent",
+    } == wire.body_of(request, "create_transfer")
     assert request.headers["Idempotency-Key"]
     assert request.idempotency_key == request.headers["Idempotency-Key"]
     assert ("txr_1", 500, "req_srv_1") == (
@@ -181,11 +190,11 @@ async def test_transfers_create_sends_the_documented_body_with_a_key() -> None:
     )
 
 
-async def test_ids_are_escaped_in_paths() -> None:
+async def test_ids_are_escaped_in_paths(wire: Wire) -> None:
     """An id with a slash cannot reach another path."""
-    transport = FakeTransport(ok({"id": "a/../b"}))
+    transport = FakeTransport(wire.ok({"id": "a/../b"}))
 
-    await Rules(requester(transport)).get("a/../b")
+    await Rules(wire.requester(transport)).get("a/../b")
 
     assert ["/rules/a%2F..%2Fb"] == [r.path for r in transport.sent]
 
@@ -201,34 +210,36 @@ async def test_ids_are_escaped_in_paths() -> None:
     ],
 )
 async def test_bad_trigger_input_fails_before_sending(
-    kwargs: dict[str, object], exc: type[Exception]
+    kwargs: dict[str, object],
+    exc: type[Exception],
+    wire: Wire,
 ) -> None:
     """Bad amounts and keys raise locally; nothing is sent."""
-    transport = FakeTransport(ok({"execution_id": "rex_1"}))
+    transport = FakeTransport(wire.ok({"execution_id": "rex_1"}))
 
     with pytest.raises(exc):
-        await Rules(requester(transport)).trigger("r1", **kwargs)  # type: ignore[arg-type]
+        await Rules(wire.requester(transport)).trigger("r1", **kwargs)  # type: ignore[arg-type]
 
     assert [] == transport.sent
 
 
 @pytest.mark.parametrize("request_id", ["", "has space", "x" * 129, "line\nbreak"])
-async def test_bad_request_ids_fail_before_sending(request_id: str) -> None:
+async def test_bad_request_ids_fail_before_sending(request_id: str, wire: Wire) -> None:
     """A request id that is not 1 to 128 printable ASCII characters raises locally."""
-    transport = FakeTransport(ok([]))
+    transport = FakeTransport(wire.listing([]))
 
     with pytest.raises(ValueError, match="request_id"):
-        await Accounts(requester(transport)).list(request_id=request_id)
+        await Accounts(wire.requester(transport)).list(request_id=request_id)
 
     assert [] == transport.sent
 
 
-async def test_empty_rule_id_fails_before_sending() -> None:
+async def test_empty_rule_id_fails_before_sending(wire: Wire) -> None:
     """An empty id is a ValueError, not a request to /rules//trigger."""
-    transport = FakeTransport(ok({"execution_id": "rex_1"}))
+    transport = FakeTransport(wire.ok({"execution_id": "rex_1"}))
 
     with pytest.raises(ValueError, match="rule_id"):
-        await Rules(requester(transport)).trigger("")
+        await Rules(wire.requester(transport)).trigger("")
 
     assert [] == transport.sent
 
@@ -237,13 +248,13 @@ async def test_empty_rule_id_fails_before_sending() -> None:
 
 
 @pytest.mark.parametrize("code", [408, 429, 500, 502, 503, 504])
-async def test_retryable_statuses_are_retried(code: int) -> None:
+async def test_retryable_statuses_are_retried(code: int, wire: Wire) -> None:
     """Each retryable status is retried with the same request; the retry succeeds."""
     transport = FakeTransport(
-        status(code, headers={"Retry-After": "0"}), ok({"id": "a1"})
+        status(code, headers={"Retry-After": "0"}), wire.ok({"id": "a1"})
     )
 
-    account = await Accounts(requester(transport)).get("a1")
+    account = await Accounts(wire.requester(transport)).get("a1")
 
     first, second = transport.sent
     assert "a1" == account.id
@@ -251,57 +262,61 @@ async def test_retryable_statuses_are_retried(code: int) -> None:
 
 
 @pytest.mark.parametrize("code", [400, 401, 403, 404, 409, 422])
-async def test_client_errors_are_not_retried(code: int) -> None:
+async def test_client_errors_are_not_retried(code: int, wire: Wire) -> None:
     """4xx other than 408 and 429 fail at once, with the API's code and message."""
     transport = FakeTransport(api_error(code, "c", "m"))
 
     with pytest.raises(errors.APIStatusError) as info:
-        await Accounts(requester(transport)).get("a1")
+        await Accounts(wire.requester(transport)).get("a1")
 
     assert (code, "c", "m") == (info.value.status, info.value.code, info.value.message)
     assert 1 == len(transport.sent)
 
 
-async def test_retries_run_out() -> None:
+async def test_retries_run_out(wire: Wire) -> None:
     """After max_retries, the last error is raised (1 + 3 attempts)."""
     transport = FakeTransport(status(502), status(503))
 
     with pytest.raises(errors.ServerError) as info:
-        await Accounts(requester(transport)).get("a1")
+        await Accounts(wire.requester(transport)).get("a1")
 
     assert 503 == info.value.status
     assert 4 == len(transport.sent)
 
 
-async def test_connection_errors_are_retried() -> None:
+async def test_connection_errors_are_retried(wire: Wire) -> None:
     """A transport's APIConnectionError is retried, and the last one raised."""
     transport = FakeTransport(errors.APIConnectionError("reset"))
 
     with pytest.raises(errors.APIConnectionError, match="reset"):
-        await Accounts(requester(transport)).get("a1")
+        await Accounts(wire.requester(transport)).get("a1")
 
     assert 4 == len(transport.sent)
 
 
-async def test_max_retries_zero_sends_once() -> None:
+async def test_max_retries_zero_sends_once(wire: Wire) -> None:
     """A policy of max_retries=0 turns retries off."""
     transport = FakeTransport(status(503))
 
     with pytest.raises(errors.ServerError):
-        await Accounts(requester(transport, retry=RetryPolicy(max_retries=0))).list()
+        await Accounts(
+            wire.requester(transport, retry=RetryPolicy(max_retries=0))
+        ).list()
 
     assert 1 == len(transport.sent)
 
 
-async def test_trigger_reuses_its_idempotency_key_and_request_id_on_retries() -> None:
+async def test_trigger_reuses_its_idempotency_key_and_request_id_on_retries(
+    wire: Wire,
+) -> None:
     """One logical trigger sends one key and one request id on every attempt."""
     transport = FakeTransport(
         status(503),
         errors.APIConnectionError("server disconnected"),
-        ok({"execution_id": "rex_1"}, 202),
+        wire.ok({"execution_id": "rex_1"}, 202),
     )
 
-    execution = await Rules(requester(transport)).trigger("r1")
+    execution = await Rules(wire.requester(transport)).trigger("r1")
 
     keys = {r.headers["Idempotency-Key"] for r in transport.sent}
     ids = {r.headers["X-Request-ID"] for r in transport.sent}
@@ -316,11 +331,13 @@ async def test_trigger_reuses_its_idempotency_key_and_request_id_on_retries() ->
     )
 
 
-async def test_retry_after_seconds_is_honoured(sleeps: list[float]) -> None:
+async def test_retry_after_seconds_is_honoured(sleeps: list[float], wire: Wire) -> None:
     """A 429's Retry-After sets the sleep before the retry."""
-    transport = FakeTransport(status(429, headers={"Retry-After": "2"}), ok([]))
+    transport = FakeTransport(
+        status(429, headers={"Retry-After": "2"}), wire.listing([])
+    )
 
-    await Accounts(requester(transport, retry=RetryPolicy())).list()
+    await Accounts(wire.requester(transport, retry=RetryPolicy())).list()
 
     assert [2.0] == sleeps
     assert 2 == len(transport.sent)
@@ -328,28 +345,29 @@ async def test_retry_after_seconds_is_honoured(sleeps: list[float]) -> None:
 
 async def test_retry_after_http_date_in_the_past_retries_at_once(
     sleeps: list[float],
+    wire: Wire,
 ) -> None:
     """Retry-After as an HTTP date in the past retries at once, not after backoff."""
     transport = FakeTransport(
         status(503),
         status(429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}),
-        ok([]),
+        wire.listing([]),
     )
     slow = RetryPolicy(max_retries=3, wait_initial=30.0, wait_max=30.0)
 
-    assert [] == await Accounts(requester(transport, retry=slow)).list()
+    assert [] == await Accounts(wire.requester(transport, retry=slow)).list()
 
     backoff, after_429 = sleeps
     assert 15.0 <= backoff <= 30.0
     assert 0.0 == after_429
 
 
-async def test_retry_after_beyond_the_deadline_raises_at_once() -> None:
+async def test_retry_after_beyond_the_deadline_raises_at_once(wire: Wire) -> None:
     """When Retry-After would pass the caller's deadline, the 429 is raised now."""
     transport = FakeTransport(status(429, headers={"Retry-After": "30"}))
 
     with pytest.raises(errors.RateLimitError) as info:
-        await requester(transport).request(
+        await wire.requester(transport).request(
             "GET", "/accounts", deadline=time.monotonic() + 5
         )
 
@@ -357,7 +375,7 @@ async def test_retry_after_beyond_the_deadline_raises_at_once() -> None:
     assert 1 == len(transport.sent)
 
 
-async def test_cancellation_is_never_retried_or_swallowed() -> None:
+async def test_cancellation_is_never_retried_or_swallowed(wire: Wire) -> None:
     """Cancelling a request during its backoff ends it with CancelledError."""
     answered = asyncio.Event()
 
@@ -366,7 +384,7 @@ async def test_cancellation_is_never_retried_or_swallowed() -> None:
         return status(503)
 
     transport = FakeTransport(unavailable)
-    slow = requester(
+    slow = wire.requester(
         transport, retry=RetryPolicy(max_retries=3, wait_initial=30.0, wait_max=30.0)
     )
     task = asyncio.create_task(Accounts(slow).list())
@@ -384,24 +402,24 @@ async def test_cancellation_is_never_retried_or_swallowed() -> None:
 # -- outcome unknown ------------------------------------------------------------
 
 
-async def test_trigger_answer_without_execution_id_keeps_the_key() -> None:
+async def test_trigger_answer_without_execution_id_keeps_the_key(wire: Wire) -> None:
     """A 2xx trigger answer without execution_id: outcome unknown, with the key."""
-    transport = FakeTransport(ok({"id": 3}))
+    transport = FakeTransport(wire.ok({"id": 3}))
 
     with pytest.raises(errors.OutcomeUnknownError) as info:
-        await Rules(requester(transport)).trigger("r1", idempotency_key="k-lost")
+        await Rules(wire.requester(transport)).trigger("r1", idempotency_key="k-lost")
 
     assert "k-lost" == info.value.idempotency_key
     assert isinstance(info.value.__cause__, errors.ResponseValidationError)
     assert 1 == len(transport.sent)
 
 
-async def test_lost_trigger_responses_raise_outcome_unknown() -> None:
+async def test_lost_trigger_responses_raise_outcome_unknown(wire: Wire) -> None:
     """A trigger whose retries all fail on the network may have run: outcome unknown."""
     transport = FakeTransport(errors.APIConnectionError("server disconnected"))
 
     with pytest.raises(errors.OutcomeUnknownError) as info:
-        await Rules(requester(transport)).trigger("r1", idempotency_key="k-1")
+        await Rules(wire.requester(transport)).trigger("r1", idempotency_key="k-1")
 
     assert "k-1" == info.value.idempotency_key
     assert "k-1" in str(info.value)
@@ -409,27 +427,27 @@ async def test_lost_trigger_responses_raise_outcome_unknown() -> None:
     assert 4 == len(transport.sent)
 
 
-async def test_conflict_after_a_lost_trigger_is_outcome_unknown() -> None:
+async def test_conflict_after_a_lost_trigger_is_outcome_unknown(wire: Wire) -> None:
     """A 409 after a lost attempt means the first is still running: outcome unknown."""
     transport = FakeTransport(
         errors.APITimeoutError("timed out"),
-        api_error(409, "request_in_progress"),
+        wire.error(409, "request_in_progress"),
     )
 
     with pytest.raises(errors.OutcomeUnknownError) as info:
-        await Rules(requester(transport)).trigger("r1", idempotency_key="k-2")
+        await Rules(wire.requester(transport)).trigger("r1", idempotency_key="k-2")
 
     assert "k-2" == info.value.idempotency_key
     assert isinstance(info.value.__cause__, errors.ConflictError)
     assert 2 == len(transport.sent)
 
 
-async def test_a_plain_rejected_trigger_is_not_outcome_unknown() -> None:
+async def test_a_plain_rejected_trigger_is_not_outcome_unknown(wire: Wire) -> None:
     """A 403 on the first attempt is a PermissionDeniedError: nothing ran."""
-    transport = FakeTransport(api_error(403, "forbidden", "no"))
+    transport = FakeTransport(wire.error(403, "forbidden", "no"))
 
     with pytest.raises(errors.PermissionDeniedError) as info:
-        await Rules(requester(transport)).trigger("r1", idempotency_key="k-3")
+        await Rules(wire.requester(transport)).trigger("r1", idempotency_key="k-3")
 
     assert errors.PermissionDeniedError is type(info.value)
     assert "k-3" == info.value.idempotency_key
@@ -440,14 +458,16 @@ async def test_a_plain_rejected_trigger_is_not_outcome_unknown() -> None:
 
 
 async def test_api_key_never_appears_in_repr_errors_or_logs(
-    client: SequenceClient, caplog: pytest.LogCaptureFixture
+    client: SequenceClient,
+    caplog: pytest.LogCaptureFixture,
+    wire: Wire,
 ) -> None:
     """The key is absent from reprs, log lines, errors and traceback locals."""
     caplog.set_level(logging.DEBUG, logger="sequence_async")
     transport = FakeTransport(
-        status(503), api_error(401, "unauthorized", "Missing or invalid API key.")
+        status(503), wire.error(401, "unauthorized", "Missing or invalid API key.")
     )
-    request = requester(transport)
+    request = wire.requester(transport)
 
     with pytest.raises(errors.AuthenticationError) as info:
         await Accounts(request).list()
@@ -466,19 +486,20 @@ async def test_api_key_never_appears_in_repr_errors_or_logs(
         caplog.text,
         with_locals,
     ]
-    assert f"ApiKey {API_KEY}" == transport.sent[0].headers["Authorization"]
+    assert wire.authorization == transport.sent[0].headers["Authorization"]
     assert caplog.records
     assert not [s for s in seen if API_KEY in s]
 
 
 async def test_debug_log_lines_carry_method_path_status_attempt_and_request_id(
     caplog: pytest.LogCaptureFixture,
+    wire: Wire,
 ) -> None:
     """One DEBUG line per attempt says what was sent and what came back."""
     caplog.set_level(logging.DEBUG, logger="sequence_async")
-    transport = FakeTransport(ok([]))
+    transport = FakeTransport(wire.listing([]))
 
-    await Accounts(requester(transport)).list(request_id="rid-9")
+    await Accounts(wire.requester(transport)).list(request_id="rid-9")
 
     (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
     assert re.fullmatch(

@@ -2,7 +2,8 @@
 Tests of Execution handles and waiting.
 
 Against the fake server over real HTTP where behaviour crosses the wire, with
-aioresponses for exact request sequences.
+aioresponses for exact request sequences (in each profile's paths and
+shapes, through ``Mocked``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import asyncio
 import json
 import logging
 import random
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
+import pytest_asyncio
 from aioresponses import aioresponses as Aioresponses  # noqa: N812
 
 from sequence_async import (
@@ -30,14 +32,56 @@ from sequence_async import (
 )
 from sequence_async.testing import Behavior, FakeSequence
 
-from .conftest import FAST_POLL, envelope, url
+from .conftest import (
+    API_KEY,
+    BASE_URL,
+    FAST_POLL,
+    NO_WAIT_RETRIES,
+    Wire,
+    envelope,
+    url,
+)
 
 
-def execution_body(status: str, execution_id: str = "rex_1") -> dict[str, Any]:
+class Mocked:
     """
-    A rule-execution envelope with *status*.
+    One profile's answers to a wait on rule ``r1``'s execution ``rex_1``.
     """
-    return envelope({"id": execution_id, "rule_id": "r1", "status": status})
+
+    def __init__(self, wire: Wire, mock: Aioresponses) -> None:
+        self.wire, self.mock = wire, mock
+        platform = wire.dialect.platform
+        # Platform names an execution under its rule.
+        self.execution = url(
+            "/rules/r1/executions/rex_1" if platform else "/rule-executions/rex_1"
+        )
+
+    def trigger(self) -> None:
+        """``POST /rules/r1/trigger`` answers ``rex_1``."""
+        body = self.wire.dialect.envelope("req_1", {"execution_id": "rex_1"}, None)
+        self.mock.post(url("/rules/r1/trigger"), payload=body)
+
+    def execution_is(self, status: str) -> None:
+        """The next GET of ``rex_1`` answers *status*."""
+        data = {"id": "rex_1", "rule_id": "r1", "status": status}
+        self.mock.get(
+            self.execution, payload=self.wire.dialect.envelope("req_2", data, None)
+        )
+
+
+@pytest.fixture
+def mocked(wire: Wire, mock_http: Aioresponses) -> Mocked:
+    """``Mocked`` answers of *wire*'s profile (the test runs once per profile)."""
+    return Mocked(wire, mock_http)
+
+
+@pytest_asyncio.fixture
+async def wire_client(wire: Wire) -> AsyncIterator[SequenceClient]:
+    """Like ``client``, in *wire*'s profile."""
+    async with SequenceClient(
+        API_KEY, api=wire.api, base_url=BASE_URL, poll=FAST_POLL, retry=NO_WAIT_RETRIES
+    ) as c:
+        yield c
 
 
 def other_tasks() -> set[asyncio.Task[object]]:
@@ -139,49 +183,48 @@ async def test_non_positive_timeout_is_rejected(
 
 
 async def test_unknown_status_keeps_waiting_with_one_warning(
-    client: SequenceClient, mock_http: Aioresponses, caplog: pytest.LogCaptureFixture
+    wire_client: SequenceClient, mocked: Mocked, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An unknown status is not terminal; it is logged once at WARNING."""
-    mock_http.post(
-        url("/rules/r1/trigger"), payload=envelope({"execution_id": "rex_1"})
-    )
+    mocked.trigger()
     for status in ("settling", "settling", "settling", "executed"):
-        mock_http.get(url("/rule-executions/rex_1"), payload=execution_body(status))
+        mocked.execution_is(status)
 
-    result = await client.trigger_and_wait("r1")
+    result = await wire_client.trigger_and_wait("r1")
 
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert ExecutionStatus.EXECUTED == result.status
     assert 1 == len(warnings)
-    assert "settling" in warnings[0].getMessage()
+    assert "settling" in warnings[0].getMessage().lower()
 
 
 async def test_404_right_after_trigger_means_not_visible_yet(
-    client: SequenceClient, mock_http: Aioresponses
+    wire_client: SequenceClient, mocked: Mocked
 ) -> None:
     """404s within the grace period keep the wait going."""
-    mock_http.post(
-        url("/rules/r1/trigger"), payload=envelope({"execution_id": "rex_1"})
-    )
-    mock_http.get(url("/rule-executions/rex_1"), status=404, repeat=False)
-    mock_http.get(url("/rule-executions/rex_1"), status=404)
-    mock_http.get(url("/rule-executions/rex_1"), payload=execution_body("executed"))
+    mocked.trigger()
+    mocked.mock.get(mocked.execution, status=404, repeat=False)
+    mocked.mock.get(mocked.execution, status=404)
+    mocked.execution_is("executed")
 
-    result = await client.trigger_and_wait("r1")
+    result = await wire_client.trigger_and_wait("r1")
 
     assert ExecutionStatus.EXECUTED == result.status
 
 
 async def test_404_after_the_grace_period_is_raised(
-    client: SequenceClient, mock_http: Aioresponses
+    wire_client: SequenceClient, mocked: Mocked
 ) -> None:
     """An execution still unknown 30 s after its trigger raises NotFoundError."""
     old = (datetime.now(UTC) - timedelta(seconds=60)).isoformat()
-    token = json.dumps({"v": 1, "id": "rex_1", "rule_id": "r1", "triggered_at": old})
-    mock_http.get(url("/rule-executions/rex_1"), status=404, repeat=True)
+    token = json.dumps(
+        {"v": 1, "id": "rex_1", "rule_id": "r1", "triggered_at": old}
+        | {"api": mocked.wire.api}
+    )
+    mocked.mock.get(mocked.execution, status=404, repeat=True)
 
     with pytest.raises(NotFoundError):
-        await client.execution_from_token(token).wait(timeout=10)
+        await wire_client.execution_from_token(token).wait(timeout=10)
 
 
 async def test_404_then_visible_against_the_fake_server(server: FakeSequence) -> None:
@@ -202,36 +245,33 @@ async def test_404_then_visible_against_the_fake_server(server: FakeSequence) ->
 
 
 async def test_failed_polls_do_not_end_the_wait(
-    client: SequenceClient, mock_http: Aioresponses
+    wire_client: SequenceClient, mocked: Mocked
 ) -> None:
     """Polls failing past their retries are retried on the poll schedule."""
-    mock_http.post(
-        url("/rules/r1/trigger"), payload=envelope({"execution_id": "rex_1"})
-    )
+    mocked.trigger()
     for _ in range(6):
-        mock_http.get(url("/rule-executions/rex_1"), status=503)
-    mock_http.get(url("/rule-executions/rex_1"), payload=execution_body("executed"))
+        mocked.mock.get(mocked.execution, status=503)
+    mocked.execution_is("executed")
 
-    result = await client.trigger_and_wait("r1")
+    result = await wire_client.trigger_and_wait("r1")
 
     assert ExecutionStatus.EXECUTED == result.status
 
 
 async def test_non_retryable_poll_errors_end_the_wait(
-    client: SequenceClient, mock_http: Aioresponses
+    wire_client: SequenceClient, mocked: Mocked
 ) -> None:
     """A 403 while polling is raised: waiting cannot succeed."""
-    mock_http.post(
-        url("/rules/r1/trigger"), payload=envelope({"execution_id": "rex_1"})
-    )
-    mock_http.get(
-        url("/rule-executions/rex_1"),
+    mocked.trigger()
+    code = mocked.wire.dialect.code("forbidden", None)
+    mocked.mock.get(
+        mocked.execution,
         status=403,
-        payload={"error": {"code": "forbidden", "message": "m"}},
+        payload={"error": {"code": code, "message": "m"}},
     )
 
     with pytest.raises(PermissionDeniedError):
-        await client.trigger_and_wait("r1")
+        await wire_client.trigger_and_wait("r1")
 
 
 async def test_cancelling_trigger_and_wait_stops_polling_and_leaks_nothing(

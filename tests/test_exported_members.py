@@ -13,7 +13,16 @@ import sequence_async
 from sequence_async import SequenceClient, errors, models
 
 
-NAMESPACES = ("accounts", "cards", "rule_executions", "rules", "transfers")
+NAMESPACES = (
+    "accounts",
+    "audit_logs",
+    "card_transactions",
+    "cards",
+    "external_transactions",
+    "rule_executions",
+    "rules",
+    "transfers",
+)
 
 
 def public_classes() -> list[type[Any]]:

@@ -18,6 +18,7 @@ import pytest
 from sequence_async import (
     AuditLogs,
     Cards,
+    CardTransactions,
     ConflictError,
     ExecutionStatus,
     ExternalTransactions,
@@ -258,7 +259,7 @@ async def test_api_v1_still_accepts_keys_up_to_255_characters() -> None:
 
 
 async def test_surface_only_features_raise_naming_the_profile_before_sending() -> None:
-    """simulation, called_reason, cards, external transactions, audit logs: one side."""
+    """simulation, called_reason, cards and card, external transactions, audit logs."""
     v1 = FakeTransport(status(500))
     platform = FakeTransport(status(500))
     on_v1, on_platform = requester(v1), requester(platform, api="platform-v1")
@@ -284,6 +285,8 @@ async def test_surface_only_features_raise_naming_the_profile_before_sending() -
     assert "api-v1" == caught.value.api
     with pytest.raises(UnsupportedFeatureError, match=r"client\.audit_logs"):
         AuditLogs(on_v1).list()
+    with pytest.raises(UnsupportedFeatureError, match=r"client\.card_transactions"):
+        CardTransactions(on_v1).list(account_id="a1")
     with pytest.raises(UnsupportedFeatureError, match=r"client\.cards"):
         Cards(on_platform).transactions("c1")
     assert ([], []) == (v1.sent, platform.sent)

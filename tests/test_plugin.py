@@ -153,6 +153,60 @@ def test_sync_test_gets_a_server(sequence_server):
 """
 
 
+SPEAKS_PLATFORM = """
+import pytest
+
+
+@pytest.mark.asyncio
+async def test_both_speak_platform(sequence_api, sequence_server, sequence_client):
+    apis = (sequence_api, sequence_server.api, sequence_client.api)
+    assert ("platform-v1",) * 3 == apis
+    assert sequence_server.url.endswith("/platform/v1")
+    execution = await sequence_client.rules.trigger("rule_0001", simulation=True)
+    sequence_server.finish(execution.id)
+    result = await execution.wait(timeout=10)
+    assert ("executed", "simulation") == (result.status, result.execution_mode)
+    assert 1 == sequence_server.counts["get_rule_execution"]
+"""
+
+EACH_API_CONFTEST = """
+import pytest
+
+
+@pytest.fixture(params=["api-v1", "platform-v1"])
+def sequence_api(request):
+    return request.param
+"""
+
+EACH_API_TEST = """
+import pytest
+
+seen = []
+
+
+@pytest.mark.asyncio
+async def test_runs_once_per_api(sequence_server, sequence_client):
+    execution = await sequence_client.rules.trigger("rule_0001")
+    sequence_server.finish(execution.id)
+    assert "executed" == (await execution.wait(timeout=10)).status
+    seen.append((sequence_server.api, sequence_client.api))
+
+
+def test_saw_both():
+    assert [("api-v1",) * 2, ("platform-v1",) * 2] == seen
+"""
+
+DEFAULT_API = """
+import pytest
+
+
+@pytest.mark.asyncio
+async def test_default_is_api_v1(sequence_server, sequence_client):
+    assert ("api-v1", "api-v1") == (sequence_server.api, sequence_client.api)
+    assert [] != await sequence_client.rules.list()
+"""
+
+
 def run_suite(
     pytester: pytest.Pytester, mode: str, source: str, *args: str
 ) -> pytest.RunResult:
@@ -255,3 +309,64 @@ def test_without_pytest_asyncio_the_fixtures_say_to_install_it(
 
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*install pytest-asyncio*"])
+
+
+@pytest.mark.parametrize(
+    ("ini", "args"),
+    [
+        ("sequence_api = platform-v1\n", ()),
+        ("sequence_api = api-v1\n", ("--sequence-api", "platform-v1")),
+    ],
+    ids=["ini", "command-line-over-ini"],
+)
+def test_a_suite_chooses_platform_v1_by_option(
+    pytester: pytest.Pytester, ini: str, args: tuple[str, ...]
+) -> None:
+    """The sequence_api ini option, or --sequence-api over it, picks Platform."""
+    pytester.makepyfile(test_user=SPEAKS_PLATFORM)
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = strict\n"
+        "asyncio_default_fixture_loop_scope = function\n" + ini
+    )
+
+    result = pytester.runpytest_subprocess(*FAST, "-W", "error", *args, timeout=120)
+
+    result.assert_outcomes(passed=1)
+
+
+def test_a_suite_runs_each_test_on_both_apis_through_fixture_params(
+    pytester: pytest.Pytester,
+) -> None:
+    """A conftest giving sequence_api params runs each test once per API."""
+    pytester.makeconftest(EACH_API_CONFTEST)
+
+    result = run_suite(pytester, "strict", EACH_API_TEST)
+
+    result.assert_outcomes(passed=3)
+
+
+def test_sequence_client_speaks_its_servers_api_whatever_sequence_api_says(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SEQUENCE_API=platform-v1 in the environment leaves the fixtures on api-v1."""
+    monkeypatch.setenv("SEQUENCE_API", "platform-v1")
+
+    result = run_suite(pytester, "strict", DEFAULT_API)
+
+    result.assert_outcomes(passed=1)
+
+
+def test_an_unknown_sequence_api_fails_naming_the_choices(
+    pytester: pytest.Pytester,
+) -> None:
+    """A bad ini value fails the test at setup; a bad flag is a usage error."""
+    pytester.makepyfile(test_user=DEFAULT_API)
+    pytester.makeini("[pytest]\nasyncio_mode = strict\nsequence_api = v2\n")
+
+    by_ini = pytester.runpytest_subprocess(*FAST, timeout=120)
+    by_flag = pytester.runpytest_subprocess(*FAST, "--sequence-api", "v2", timeout=120)
+
+    by_ini.assert_outcomes(errors=1)
+    by_ini.stdout.fnmatch_lines(["*sequence_api must be one of api-v1, platform-v1*"])
+    assert pytest.ExitCode.USAGE_ERROR == by_flag.ret
+    by_flag.stderr.fnmatch_lines(["*--sequence-api*invalid choice*'v2'*"])

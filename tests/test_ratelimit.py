@@ -24,7 +24,7 @@ from sequence_async._requester import Shared
 from sequence_async._resources import Accounts
 from sequence_async.testing import ManualClock, serve
 
-from .conftest import FakeTransport, answer, ok, requester
+from .conftest import FakeTransport, Wire, answer
 
 
 T = TypeVar("T")
@@ -146,14 +146,15 @@ def test_rate_must_be_positive() -> None:
         TokenBucket(0)
 
 
-async def test_no_429_reaches_the_caller_below_the_server_limit() -> None:
+async def test_no_429_reaches_the_caller_below_the_server_limit(api: str) -> None:
     """With the client's limit under the server's, the server never answers 429."""
     # Headroom in both rate and burst: a client bucket measures when requests
     # leave, the server's when they arrive, and connection setup bunches them.
     async with (
-        serve(rate_limit=6000, rate_burst=30) as server,
+        serve(rate_limit=6000, rate_burst=30, api=api) as server,
         SequenceClient(
             server.api_key,
+            api=api,
             base_url=server.url,
             rate_limit=3000,
             rate_limit_burst=5,
@@ -166,11 +167,13 @@ async def test_no_429_reaches_the_caller_below_the_server_limit() -> None:
     assert 60 == server.statuses[200]
 
 
-async def test_without_the_limiter_the_server_throttles() -> None:
+async def test_without_the_limiter_the_server_throttles(api: str) -> None:
     """The same load without a client limit does meet 429s (the test has teeth)."""
     async with (
-        serve(rate_limit=6000, rate_burst=30) as server,
-        SequenceClient(server.api_key, base_url=server.url, max_retries=0) as client,
+        serve(rate_limit=6000, rate_burst=30, api=api) as server,
+        SequenceClient(
+            server.api_key, api=api, base_url=server.url, max_retries=0
+        ) as client,
     ):
         results = await asyncio.gather(
             *(client.rules.list() for _ in range(60)), return_exceptions=True
@@ -180,18 +183,23 @@ async def test_without_the_limiter_the_server_throttles() -> None:
     assert any(isinstance(r, Exception) for r in results)
 
 
-async def test_a_429_drains_the_client_bucket() -> None:
+async def test_a_429_drains_the_client_bucket(wire: Wire) -> None:
     """A 429 with Retry-After stops the client's limiter for that long."""
     clock = ManualClock(0.0)
     transport = FakeTransport(
         answer(
             429,
-            {"error": {"code": "rate_limit_exceeded", "message": "Too many."}},
+            {
+                "error": {
+                    "code": wire.dialect.code("rate_limit_exceeded", None),
+                    "message": "Too many.",
+                }
+            },
             headers={"Retry-After": "3"},
         ),
-        ok([]),
+        wire.listing([]),
     )
-    plain = requester(transport, retry=RetryPolicy(max_retries=0))
+    plain = wire.requester(transport, retry=RetryPolicy(max_retries=0))
     accounts = Accounts(
         plain.evolve(shared=Shared(transport, limiter=TokenBucket(600, clock=clock)))
     )

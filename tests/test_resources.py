@@ -27,7 +27,7 @@ from sequence_async._rules import RuleExecutions, Rules
 from sequence_async._transfers import Transfers
 from sequence_async._wire import Request, Response
 
-from .conftest import FakeTransport, answer, envelope, ok, requester
+from .conftest import FakeTransport, Wire, answer, envelope, ok, requester
 
 
 def only_call(transport: FakeTransport) -> tuple[str, str, dict[str, str], Any]:
@@ -80,11 +80,14 @@ async def test_accounts_list_sends_the_type_filter() -> None:
     assert ["acc_01HGHI7890"] == [a.id for a in accounts]
 
 
-async def test_accounts_get_parses_balance_enum_and_request_id() -> None:
-    """GET /accounts/{id} parses balance, enum and request id; skips unknown fields."""
-    transport = FakeTransport(ok(ACCOUNT))
+async def test_accounts_get_parses_balance_enum_and_request_id(wire: Wire) -> None:
+    """GET /accounts/{id} parses balance, enum and request id; skips unknown fields.
 
-    account = await Accounts(requester(transport)).get("acc_01HGHI7890")
+    On platform-v1 the same answer comes in camelCase with UPPERCASE enums.
+    """
+    transport = FakeTransport(wire.ok(ACCOUNT))
+
+    account = await Accounts(wire.requester(transport)).get("acc_01HGHI7890")
 
     assert ("GET", "/accounts/acc_01HGHI7890", {}, None) == only_call(transport)
     assert AccountType.EXTERNAL_ACCOUNT == account.type
@@ -97,10 +100,10 @@ async def test_accounts_get_parses_balance_enum_and_request_id() -> None:
     assert "req_srv_1" == account.request_id
 
 
-async def test_rules_list_returns_summaries_with_their_source() -> None:
+async def test_rules_list_returns_summaries_with_their_source(wire: Wire) -> None:
     """GET /rules?source_id= returns summaries with their source."""
     transport = FakeTransport(
-        ok(
+        wire.listing(
             [
                 {
                     "id": "rule_1",
@@ -114,9 +117,11 @@ async def test_rules_list_returns_summaries_with_their_source() -> None:
         )
     )
 
-    (rule,) = await Rules(requester(transport)).list(source_id="acc_1")
+    (rule,) = await Rules(wire.requester(transport)).list(source_id="acc_1")
 
-    assert ("GET", "/rules", {"source_id": "acc_1"}, None) == only_call(transport)
+    method, path, params, _ = only_call(transport)
+    assert ("GET", "/rules") == (method, path)
+    assert "acc_1" == wire.dialect.query_in(params)["source_id"]
     assert ("rule_1", RuleStatus.ENABLED, "acc_1") == (
         rule.id,
         rule.status,
@@ -124,7 +129,7 @@ async def test_rules_list_returns_summaries_with_their_source() -> None:
     )
 
 
-async def test_rules_get_keeps_unknown_nested_shapes() -> None:
+async def test_rules_get_keeps_unknown_nested_shapes(wire: Wire) -> None:
     """GET /rules/{id}: steps keep conditions and actions as plain data."""
     condition = {
         "all": [
@@ -133,7 +138,7 @@ async def test_rules_get_keeps_unknown_nested_shapes() -> None:
     }
     action = {"type": "SOME_NEW_ACTION", "weird": [1, 2]}
     transport = FakeTransport(
-        ok(
+        wire.ok(
             {
                 "id": "rule_1",
                 "status": "ENABLED",
@@ -143,7 +148,7 @@ async def test_rules_get_keeps_unknown_nested_shapes() -> None:
         )
     )
 
-    rule = await Rules(requester(transport)).get("rule_1")
+    rule = await Rules(wire.requester(transport)).get("rule_1")
 
     assert ("GET", "/rules/rule_1", {}, None) == only_call(transport)
     assert RuleStatus.ENABLED == rule.status
@@ -166,13 +171,22 @@ EXECUTION = {
 }
 
 
-async def test_rule_executions_get_parses_outcome_fields() -> None:
+# Platform names an execution under its rule.
+EXECUTION_PATHS = {
+    "api-v1": "/rule-executions/rex_1",
+    "platform-v1": "/rules/rule_1/executions/rex_1",
+}
+
+
+async def test_rule_executions_get_parses_outcome_fields(wire: Wire) -> None:
     """GET /rule-executions/{id} parses outcome fields."""
-    transport = FakeTransport(ok(EXECUTION))
+    transport = FakeTransport(wire.ok(EXECUTION))
 
-    execution = await RuleExecutions(requester(transport)).get("rex_1")
+    execution = await RuleExecutions(wire.requester(transport)).get(
+        "rex_1", rule_id="rule_1"
+    )
 
-    assert ("GET", "/rule-executions/rex_1", {}, None) == only_call(transport)
+    assert ("GET", EXECUTION_PATHS[wire.api], {}, None) == only_call(transport)
     assert (ExecutionStatus.EXECUTED, ("txr_1", "txr_2"), True) == (
         execution.status,
         execution.transfer_ids,
@@ -180,13 +194,16 @@ async def test_rule_executions_get_parses_outcome_fields() -> None:
     )
 
 
-async def test_unknown_enum_values_are_kept_raw() -> None:
-    """An execution status this version does not know stays a plain string."""
-    transport = FakeTransport(ok({**EXECUTION, "status": "awaiting_settlement"}))
+async def test_unknown_enum_values_are_kept_raw(wire: Wire) -> None:
+    """An execution status this version does not know stays the string sent."""
+    transport = FakeTransport(wire.ok({**EXECUTION, "status": "awaiting_settlement"}))
 
-    execution = await RuleExecutions(requester(transport)).get("rex_1")
+    execution = await RuleExecutions(wire.requester(transport)).get(
+        "rex_1", rule_id="rule_1"
+    )
 
-    assert ("awaiting_settlement", False) == (execution.status, execution.done)
+    sent = wire.dialect.out({"status": "awaiting_settlement"})["status"]
+    assert (sent, False) == (execution.status, execution.done)
 
 
 async def test_rule_executions_list_pages_across_cursors() -> None:
@@ -263,16 +280,16 @@ async def test_paging_without_has_next_page_stops_on_a_short_page() -> None:
     ] == [r.params for r in transport.sent]
 
 
-async def test_list_requires_its_filter_locally() -> None:
+async def test_list_requires_its_filter_locally(wire: Wire) -> None:
     """The required rule_id / account_id must be non-empty strings."""
-    transport = FakeTransport(ok([]))
+    transport = FakeTransport(wire.ok([]))
 
     with pytest.raises(ValueError, match="rule_id"):
-        RuleExecutions(requester(transport)).list(rule_id="")
+        RuleExecutions(wire.requester(transport)).list(rule_id="")
     with pytest.raises(ValueError, match="account_id"):
-        Transfers(requester(transport)).list(account_id="")
+        Transfers(wire.requester(transport)).list(account_id="")
     with pytest.raises(ValueError, match="page_size"):
-        Transfers(requester(transport)).list(account_id="a", page_size=500)
+        Transfers(wire.requester(transport)).list(account_id="a", page_size=500)
 
     assert [] == transport.sent
 
@@ -308,10 +325,10 @@ async def test_transfers_list_sends_every_filter() -> None:
     assert TransferStatus.COMPLETE == transfer.status
 
 
-async def test_transfers_get_parses_source_and_destination() -> None:
+async def test_transfers_get_parses_source_and_destination(wire: Wire) -> None:
     """GET /transfers/{id} parses source and destination refs."""
     transport = FakeTransport(
-        ok(
+        wire.ok(
             {
                 "id": "txr_1",
                 "amount_in_cents": 100000,
@@ -328,7 +345,7 @@ async def test_transfers_get_parses_source_and_destination() -> None:
         )
     )
 
-    transfer = await Transfers(requester(transport)).get("txr_1")
+    transfer = await Transfers(wire.requester(transport)).get("txr_1")
 
     assert ("GET", "/transfers/txr_1", {}, None) == only_call(transport)
     assert (100000, "acc_1", "acc_2") == (
@@ -339,12 +356,14 @@ async def test_transfers_get_parses_source_and_destination() -> None:
 
 
 @pytest.mark.parametrize("amount", [0, -5])
-async def test_transfers_create_rejects_non_positive_amounts(amount: int) -> None:
+async def test_transfers_create_rejects_non_positive_amounts(
+    amount: int, wire: Wire
+) -> None:
     """amount_in_cents must be at least 1; nothing is sent."""
-    transport = FakeTransport(ok({"id": "txr_1"}, 201))
+    transport = FakeTransport(wire.ok({"id": "txr_1"}, 201))
 
     with pytest.raises(ValueError, match="amount_in_cents"):
-        await Transfers(requester(transport)).create(
+        await Transfers(wire.requester(transport)).create(
             source_account_id="a", destination_account_id="b", amount_in_cents=amount
         )
 
@@ -389,14 +408,14 @@ async def test_cards_endpoints_send_their_filters_and_parse_items() -> None:
     assert ["ctx_1"] == [t.id for t in txs]
 
 
-async def test_wrong_shapes_raise_validation_errors() -> None:
+async def test_wrong_shapes_raise_validation_errors(wire: Wire) -> None:
     """A list where an object belongs, or a missing id, is a ResponseValidationError."""
     transport = FakeTransport(
-        ok({"not": "a list"}),
-        ok({"name": "no id"}),
-        ok({"id": "r", "steps": "nope"}),
+        wire.ok({"not": "a list"}),
+        wire.ok({"name": "no id"}),
+        wire.ok({"id": "r", "steps": "nope"}),
     )
-    request = requester(transport)
+    request = wire.requester(transport)
 
     with pytest.raises(errors.ResponseValidationError, match="list of Account"):
         await Accounts(request).list()
@@ -408,22 +427,25 @@ async def test_wrong_shapes_raise_validation_errors() -> None:
     assert ["/accounts", "/accounts/a", "/rules/r"] == [r.path for r in transport.sent]
 
 
-async def test_invalid_items_in_a_list_raise_validation_errors() -> None:
+async def test_invalid_items_in_a_list_raise_validation_errors(wire: Wire) -> None:
     """A list item of the wrong shape is a ResponseValidationError, not a KeyError."""
     transport = FakeTransport(
-        ok([{"nickname": "no id"}]),
-        ok({"id": "x", "status": 5}),
-        ok({"id": "y", "status": "executed", "trigger_details": [1]}),
+        wire.listing([{"nickname": "no id"}]),
+        wire.ok({"id": "x", "status": 5}),
+        wire.ok({"id": "y", "status": "executed", "trigger_details": [1]}),
     )
-    request = requester(transport)
+    request = wire.requester(transport)
 
     with pytest.raises(errors.ResponseValidationError):
         await Rules(request).list()
     with pytest.raises(errors.ResponseValidationError, match="status"):
-        await RuleExecutions(request).get("x")
+        await RuleExecutions(request).get("x", rule_id="r")
     with pytest.raises(errors.ResponseValidationError, match="trigger_details"):
-        await RuleExecutions(request).get("y")
+        await RuleExecutions(request).get("y", rule_id="r")
 
-    assert ["/rules", "/rule-executions/x", "/rule-executions/y"] == [
+    executions = (
+        "/rules/r/executions/" if wire.dialect.platform else "/rule-executions/"
+    )
+    assert ["/rules", executions + "x", executions + "y"] == [
         r.path for r in transport.sent
     ]

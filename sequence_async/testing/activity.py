@@ -4,9 +4,10 @@ The fake server's Platform-only records: the audit log, external transactions.
 Owns ``Activity``: every authenticated Platform request as an audit-log entry
 (``AuditLogEntry``: key, path, action, request id, outcome, error code),
 the external transactions of linked accounts (empty until a test adds
-some), and the filters of ``GET /audit-logs``,
-``GET /external-transactions`` and (api-v1) ``GET /cards/{id}/transactions``,
-newest first.
+some), the filters of ``GET /audit-logs``, ``GET /external-transactions``
+and the card transactions (api-v1's ``GET /cards/{id}/transactions``,
+Platform's ``GET /card-transactions``), newest first, and Platform's shape
+of a card transaction.
 
 May import: ``testing.api``.
 """
@@ -14,7 +15,7 @@ May import: ``testing.api``.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final
 
 from .api import CARD_DIRECTIONS, between, enum_param, iso, when
@@ -117,19 +118,50 @@ class Activity:
 
 
 def card_transactions_of(
-    transactions: list[dict[str, Any]], card_id: str, query: Mapping[str, str]
+    transactions: list[dict[str, Any]],
+    card_ids: Collection[str],
+    query: Mapping[str, str],
 ) -> list[tuple[int, Any]]:
     """
-    Return a card's transactions matching *query*, newest first, as ``(seq, item)``.
+    Return the cards' transactions matching *query*, newest first, as ``(seq, item)``.
     """
     direction = enum_param(query, "direction", CARD_DIRECTIONS)
     start, end = when(query, "from"), when(query, "to")
     rows = [
         t
         for t in transactions
-        if t["card_id"] == card_id
+        if t["card_id"] in card_ids
         and (not direction or t["direction"] == direction)
         and between(t["created_at"], start, end)
     ]
     rows.sort(key=lambda t: (t["created_at"], t["id"]), reverse=True)
     return [(len(rows) - n, t) for n, t in enumerate(rows)]
+
+
+def platform_card_transaction(
+    transaction: Mapping[str, Any], account: Mapping[str, Any]
+) -> dict[str, Any]:
+    """
+    A card transaction in Platform's shape (Appendix A.4, section 7.7).
+
+    A ``debit`` is a ``MONEY_OUT`` ``PURCHASE``, a ``credit`` a ``MONEY_IN``
+    ``REFUND``; every one is ``COMPLETE``, completed when made, on a debit card.
+    """
+    refund = transaction["direction"] == "credit"
+    return {
+        "id": transaction["id"],
+        "card_id": transaction["card_id"],
+        "card_type": "DEBIT_CARD",
+        "account": {
+            "id": account.get("id"),
+            "name": account.get("name"),
+            "type": account.get("type"),
+        },
+        "direction": "money_in" if refund else "money_out",
+        "subtype": "REFUND" if refund else "PURCHASE",
+        "status": "complete",
+        "amount_in_cents": transaction.get("amount_in_cents"),
+        "description": transaction.get("description"),
+        "created_at": transaction["created_at"],
+        "completed_at": transaction["created_at"],
+    }

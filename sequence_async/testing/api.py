@@ -2,9 +2,10 @@
 The fake server's API vocabulary: error answers, enum values, parameters.
 
 Owns ``ApiError`` (an answer's status, envelope code and message), the
-documented error answers (401, 403, 404, 400 ``invalid_request``), the enum
-values of the API reference, and the checks of query parameters, header
-values and timestamps every endpoint shares. No HTTP and no data here.
+documented error answers (401, 403, 403 ``invalid_rule``, 404, 400
+``invalid_request``), the enum values of the API reference, and the checks
+of query parameters, header values and timestamps every endpoint shares.
+No HTTP and no data here.
 
 May import: nothing from the package.
 """
@@ -85,6 +86,15 @@ def forbidden() -> ApiError:
     """
     return ApiError(
         403, "forbidden", "This API key does not have the required permission."
+    )
+
+
+def invalid_rule(rule_id: str) -> ApiError:
+    """
+    The 403 answer for a rule the API cannot represent (``isSupported: false``).
+    """
+    return ApiError(
+        403, "invalid_rule", f"Rule '{rule_id}' is not supported by the API."
     )
 
 

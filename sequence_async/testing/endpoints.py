@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .activity import card_transactions_of
+from .activity import card_transactions_of, platform_card_transaction
 from .api import (
     ACCOUNT_TYPES,
     CARD_STATUSES,
@@ -28,6 +28,7 @@ from .api import (
     enum_param,
     forbidden,
     invalid,
+    invalid_rule,
     not_found,
     required,
 )
@@ -111,7 +112,7 @@ async def list_rules(request: web.Request) -> Reply:
                 "status": rule.get("status"),
                 "trigger_type": rule["trigger"].get("type"),
                 "source": source,
-                "is_supported": True,
+                "is_supported": rule.get("is_supported", True),
                 "created_at": rule.get("created_at"),
                 "updated_at": rule.get("updated_at"),
             }
@@ -128,6 +129,8 @@ async def get_rule(request: web.Request) -> Reply:
     rule = _state(request).rules.get(rule_id)
     if rule is None:
         raise not_found("Rule", rule_id)
+    if rule.get("is_supported") is False:
+        raise invalid_rule(rule_id)
     return Reply(200, rule)
 
 
@@ -271,12 +274,28 @@ async def get_card(request: web.Request) -> Reply:
 
 async def list_card_transactions(request: web.Request) -> Reply:
     """
-    ``GET /cards/{id}/transactions``: a page of a card's transactions.
+    ``GET /cards/{id}/transactions`` (Platform: ``GET /card-transactions``).
+
+    A page of one card's transactions; Platform's lists those of a pod's
+    cards (``accountId``, required), or of one of them (``cardId``).
     """
-    card = _card(request)
-    state = _state(request)
-    rows = card_transactions_of(state.card_transactions, card["id"], _query(request))
-    return _paged(request, rows)
+    state, query = _state(request), _query(request)
+    if not _platform(request):
+        cards = {_card(request)["id"]}
+        return _paged(
+            request, card_transactions_of(state.card_transactions, cards, query)
+        )
+    account_id = required(query, "account_id")
+    _require(request, "READ_CARDS", account_id)
+    card_id = query.get("card_id")
+    account = state.accounts.get(account_id, {})
+    cards = {c["id"] for c in state.cards.values() if c["account_id"] == account_id}
+    if card_id:
+        cards &= {card_id}
+    rows = card_transactions_of(state.card_transactions, cards, query)
+    return _paged(
+        request, [(n, platform_card_transaction(t, account)) for n, t in rows]
+    )
 
 
 async def list_external_transactions(request: web.Request) -> Reply:
@@ -360,6 +379,12 @@ PLATFORM_ROUTES: tuple[tuple[str, str, str, Handler], ...] = (
         f"{_P}/external-transactions",
         "list_external_transactions",
         list_external_transactions,
+    ),
+    (
+        "GET",
+        f"{_P}/card-transactions",
+        "list_card_transactions",
+        list_card_transactions,
     ),
     ("GET", f"{_P}/audit-logs", "list_audit_logs", list_audit_logs),
 )

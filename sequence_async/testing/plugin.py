@@ -4,8 +4,12 @@ The pytest plugin (entry point ``sequence_async``): fake-server fixtures.
 Gives ``sequence_server``, a fake server on loopback whose clock moves only
 when the test says (``sequence_server.advance(seconds)``) or when it ends an
 execution (``sequence_server.finish(id)``), and ``sequence_client``, a
-``SequenceClient`` bound to it that polls every 10 ms and retries without
-sleeping.
+``SequenceClient`` bound to it, speaking its API, that polls every 10 ms and
+retries without sleeping.
+
+The API both speak is the ``sequence_api`` fixture: ``--sequence-api``, else
+the ``sequence_api`` ini option, else ``"api-v1"``. A suite may override it,
+or give it ``params`` to run each test once per API.
 
 Both run on pytest-asyncio, in strict or auto mode. A test marked
 ``@pytest.mark.asyncio`` (or run in auto mode) gets them on its own event
@@ -53,11 +57,23 @@ _ANYIO = (
     "{name} runs on pytest-asyncio, not anyio: mark this test "
     "@pytest.mark.asyncio instead of @pytest.mark.anyio."
 )
+APIS: tuple[str, ...] = ("api-v1", "platform-v1")
+_HELP = "the API the sequence_server fixture speaks: api-v1 (default) or platform-v1"
 _UNMARKED = (
     "{nodeid} is an async test that pytest-asyncio will not run: in strict "
     "mode, mark it @pytest.mark.asyncio (or set pytestmark = "
     "pytest.mark.asyncio in the module), or set asyncio_mode = auto."
 )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """
+    ``--sequence-api`` and the ``sequence_api`` ini option.
+    """
+    parser.getgroup("sequence-async").addoption(
+        "--sequence-api", dest="sequence_api", choices=APIS, help=_HELP
+    )
+    parser.addini("sequence_api", _HELP, default="api-v1")
 
 
 def _variant(name: str, request: pytest.FixtureRequest) -> str:
@@ -89,13 +105,38 @@ def _variant(name: str, request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def sequence_server(request: pytest.FixtureRequest) -> FakeSequence:
+def sequence_api(request: pytest.FixtureRequest) -> str:
+    """
+    The API ``sequence_server`` speaks: ``"api-v1"`` or ``"platform-v1"``.
+
+    ``--sequence-api``, else the ``sequence_api`` ini option, else
+    ``"api-v1"``. Override it, or give it ``params``, to choose per test.
+    """
+    api: str = request.config.getoption("sequence_api") or request.config.getini(
+        "sequence_api"
+    )
+    if api not in APIS:
+        pytest.fail(
+            f"sequence_api must be one of {', '.join(APIS)}, not {api!r}",
+            pytrace=False,
+        )
+    return api
+
+
+@pytest.fixture
+def sequence_server(
+    request: pytest.FixtureRequest,
+    sequence_api: str,  # noqa: ARG001 (see below)
+) -> FakeSequence:
     """
     A fake Sequence server with the demo organization and a manual clock.
 
-    Move time with ``sequence_server.advance(seconds)``; end an execution
-    with ``sequence_server.finish(id)``.
+    It speaks ``sequence_api``. Move time with
+    ``sequence_server.advance(seconds)``; end an execution with
+    ``sequence_server.finish(id)``.
     """
+    # sequence_api is requested here too, not only by the variant (a dynamic
+    # request), so that a suite's params or parametrize of it reach the test.
     server: FakeSequence = request.getfixturevalue(_variant("sequence_server", request))
     return server
 
@@ -104,6 +145,9 @@ def sequence_server(request: pytest.FixtureRequest) -> FakeSequence:
 def sequence_client(request: pytest.FixtureRequest) -> SequenceClient:
     """
     A ``SequenceClient`` bound to ``sequence_server``, polling every 10 ms.
+
+    It speaks the server's API (``sequence_server.api``), whatever
+    ``SEQUENCE_API`` says.
 
     It retries as the default policy does (3 retries) but without sleeping
     between attempts.
@@ -114,11 +158,11 @@ def sequence_client(request: pytest.FixtureRequest) -> SequenceClient:
     return client
 
 
-def _server_on(scope: LoopScope) -> Callable[[], AsyncIterator[FakeSequence]]:
-    async def server_on_loop() -> AsyncIterator[FakeSequence]:
+def _server_on(scope: LoopScope) -> Callable[[str], AsyncIterator[FakeSequence]]:
+    async def server_on_loop(sequence_api: str) -> AsyncIterator[FakeSequence]:
         from sequence_async.testing import ManualClock, serve  # noqa: PLC0415
 
-        async with serve(clock=ManualClock()) as server:
+        async with serve(clock=ManualClock(), api=sequence_api) as server:
             yield server
 
     server_on_loop.__doc__ = f"sequence_server on the {scope}-scoped loop."
@@ -140,6 +184,7 @@ def _client_on(
         poll = PollPolicy(wait_initial=0.01, multiplier=1.0, wait_max=0.01, jitter=0.0)
         async with SequenceClient(
             sequence_server.api_key,
+            api=sequence_server.api,  # never a SEQUENCE_API of the environment
             base_url=sequence_server.url,
             poll=poll,
             retry=RetryPolicy(wait_initial=0, wait_max=0),

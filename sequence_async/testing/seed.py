@@ -150,11 +150,15 @@ class Seed:
         id: str | None = None,
         status: str = "enabled",
         behavior: Behavior | None = None,
+        supported: bool = True,
     ) -> str:
         """
         Add a rule moving fixed amounts (cents) from *source* to each destination.
 
-        *trigger* is ``MANUAL``, ``ON_FUNDS_TRANSFERRED`` or ``SCHEDULED``.
+        *trigger* is ``MANUAL``, ``ON_FUNDS_TRANSFERRED`` or ``SCHEDULED``. A
+        rule not *supported* by the API is listed with ``is_supported: false``;
+        getting or triggering it answers 403 ``invalid_rule`` (Platform:
+        ``INVALID_RULE``).
         """
         rule_id = id or f"rule_{len(self.rules) + 1:04d}"
         names = {a["id"]: a for a in self.accounts}
@@ -190,6 +194,8 @@ class Seed:
                 "updated_at": _TS,
             }
         )
+        if not supported:
+            self.rules[-1]["is_supported"] = False
         if behavior is not None:
             self.behaviors[rule_id] = behavior
         return rule_id

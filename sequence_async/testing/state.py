@@ -28,6 +28,7 @@ from .api import (
     EXECUTION_STATUSES,
     ApiError,
     forbidden,
+    invalid_rule,
     iso,
     not_found,
     unauthorized,
@@ -173,6 +174,8 @@ class State:
         simulation = isinstance(body, dict) and body.get("simulation") is True
         if rule.get("status") != "enabled":
             raise ApiError(403, "rule_deactivated", f"Rule '{rule_id}' is disabled.")
+        if rule.get("is_supported") is False:
+            raise invalid_rule(rule_id)
         now = self.clock()
         duration, outcome = draw(
             self.behaviors.get(rule_id, self.default_behavior), self.rng
