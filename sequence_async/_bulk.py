@@ -291,8 +291,7 @@ class BulkRun:
                 item.execution = _resume.handle(
                     planned, planned.entry.execution_id or "", self._requester
                 )
-        self._tally.counts["started"] += 1
-        self._tally.move(None, "triggering")
+        self._tally.start()
         return item
 
     def _claim_key(self, request: TriggerRequest) -> str:

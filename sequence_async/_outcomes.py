@@ -131,6 +131,13 @@ class Tally:
             0,
         )
 
+    def start(self) -> None:
+        """
+        Count one item started: its trigger is in flight.
+        """
+        self.counts["started"] += 1
+        self.move(None, "triggering")
+
     def move(self, source: str | None, target: str) -> None:
         """
         Count one item out of *source* (if any) and into *target*.
