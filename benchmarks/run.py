@@ -14,6 +14,10 @@ The benchmarks of design §9, side by side in one run: ``nox -s bench``.
 5. Many worker processes on one key (``cluster.py``, issue #11): independent
    clients against clients coordinated through Redis.
 
+With benchmark 1, when ``valgrind`` is on PATH, 1b (``instructions.py``)
+counts the client's instructions per request of the SDK and raw aiohttp, a
+figure this shared VM's load does not move (``--no-instructions`` skips it).
+
 Each prints its lines; the run ends with a Markdown table of the figures and
 targets (reported, never asserted). ``--quick`` is a smoke run (< 60 s);
 ``--only 1,2`` runs some of them.
@@ -38,6 +42,7 @@ if "--without-otel" in sys.argv:
     sys.modules["opentelemetry"] = None  # type: ignore[assignment]
 
 import cluster
+import instructions
 import polling
 import throughput
 
@@ -296,6 +301,11 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, help="rounds of bench 1")
     parser.add_argument(
+        "--no-instructions",
+        action="store_true",
+        help="skip 1b, the callgrind count of bench 1 (needs valgrind)",
+    )
+    parser.add_argument(
         "--without-otel",
         action="store_true",
         help="hide opentelemetry-api from the client (no SDK telemetry)",
@@ -312,13 +322,17 @@ def main() -> None:
         )
     )
     print(f"# SDK telemetry (OpenTelemetry): {_otel_state()}")
-    t = p = r = m = c = None
+    t = p = r = m = c = i = None
     if 1 in only:
         t = throughput.bench_throughput(
             1_000 if quick else 2_500,
             args.rounds or (1 if quick else 9),
             args.servers,
         )
+        if args.no_instructions or not instructions.available():
+            print("# 1b skipped (--no-instructions, or no valgrind on PATH)")
+        else:
+            i = instructions.bench_instructions(200 if quick else 1_000)
     if 2 in only:
         p = polling.bench_polling(200 if quick else 1_000, 20, 1.0 if quick else 3.0)
     if 3 in only:
@@ -328,7 +342,7 @@ def main() -> None:
     if 5 in only:
         c = cluster.bench_cluster(count=12 if quick else 100)
     print()
-    print("\n".join(table(t, p, r, m) + cluster.rows(c)))
+    print("\n".join(table(t, p, r, m) + instructions.rows(i) + cluster.rows(c)))
     print(f"\n# {time.perf_counter() - started:.0f} s in all")
 
 
