@@ -227,7 +227,7 @@ class BulkRun:
             while len(self._ready) >= self._concurrency:
                 self._room.clear()
                 await self._room.wait()
-            pulled = await source.pull()
+            pulled = source.take() if source.plain else await source.pull()
             if pulled is None:
                 return
             item = self._start(*pulled)

@@ -209,6 +209,8 @@ class Source:
 
     def __init__(self, items: Iterable[Any] | AsyncIterable[Any]) -> None:
         self._items = items
+        # A plain (sync) input is pulled with take(), without awaiting.
+        self.plain = not isinstance(items, AsyncIterable)
         self._sync: Iterator[Any] | None = None
         self._async: AsyncIterator[Any] | None = None
         self._lock = asyncio.Lock()
@@ -222,34 +224,50 @@ class Source:
         """
         return self.done
 
-    async def pull(self) -> tuple[int, Any] | None:
+    def take(self) -> tuple[int, Any] | None:
         """
-        Return the next item and its position, or ``None`` once done.
+        Return the next item of a plain input and its position, or ``None``.
         """
         if self.done:
             return None
         try:
-            if self._sync is None and self._async is None:
-                if isinstance(self._items, AsyncIterable):
-                    self._async = aiter(self._items)
-                else:
-                    self._sync = iter(self._items)
-            if self._sync is not None:
-                raw = next(self._sync)  # the common case: no await
-            else:
-                async with self._lock:  # an async generator takes one caller
-                    if self.ended():  # while this worker waited for the lock
-                        return None
-                    raw = await anext(self._async)  # type: ignore[arg-type]
-        except (StopIteration, StopAsyncIteration):
+            if self._sync is None:
+                self._sync = iter(self._items)  # type: ignore[arg-type]
+            raw = next(self._sync)
+        except StopIteration:
+            self.done = True
+            return None
+        except BaseException as exc:  # noqa: BLE001 (the input failed, whatever it raised)
+            self._failed(exc)
+            return None
+        self._index += 1
+        return self._index, raw
+
+    async def pull(self) -> tuple[int, Any] | None:
+        """
+        Return the next item and its position, or ``None`` once done.
+        """
+        if self.plain:
+            return self.take()
+        try:
+            async with self._lock:  # an async generator takes one caller
+                if self.ended():  # while this worker waited for the lock
+                    return None
+                if self._async is None:
+                    self._async = aiter(self._items)  # type: ignore[arg-type]
+                raw = await anext(self._async)
+        except StopAsyncIteration:
             self.done = True
             return None
         except BaseException as exc:  # the input failed, whatever it raised
             task = asyncio.current_task()
             if isinstance(exc, asyncio.CancelledError) and task and task.cancelling():
                 raise  # the run itself is being stopped
-            self.done = True
-            self.failure = self.failure or exc
+            self._failed(exc)
             return None
         self._index += 1
         return self._index, raw
+
+    def _failed(self, exc: BaseException) -> None:
+        self.done = True
+        self.failure = self.failure or exc
