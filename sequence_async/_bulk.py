@@ -101,14 +101,13 @@ class BulkRun:
         self._tally = Tally(on_progress)
         self._items: dict[int, _Item] = {}
         self._keys: set[str] = set()
+        self._workers: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()  # the waits
         self._outcomes: AsyncIterator[TriggerOutcome] | None = None
         # Outcomes not yet taken (then the input's error, if any, and None).
         self._ready: deque[TriggerOutcome | BaseException | None] = deque()
         self._arrived: asyncio.Future[None] | None = None
         self._room = asyncio.Event()  # set as the consumer takes outcomes
-
-    # -- the consumer's side ---------------------------------------------
 
     def __aiter__(self) -> Self:
         return self
@@ -158,16 +157,13 @@ class BulkRun:
         span = None
         if telemetry is not None:
             span = telemetry.start("trigger_many", {"sequence.wait": self._wait})
-        # A fixed set of workers pulls the input, one trigger each at a time:
-        # no task, semaphore or wake-up per item (a task per item only to
-        # wait). The workers copy the context here: with the run's span
-        # current, the items' spans nest under it.
+        # Up to `concurrency` workers pull the input, one trigger each at a
+        # time (a task per item only to wait); each worker that gets an item
+        # starts the next. They copy this context: the items' spans nest
+        # under the run's.
         with Telemetry.current(span) if span is not None else contextlib.nullcontext():
-            workers = [
-                asyncio.create_task(self._work(source))
-                for _ in range(self._concurrency)
-            ]
-        end = asyncio.create_task(self._end(source, workers))
+            self._spawn(source)
+        end = asyncio.create_task(self._end(source))
         try:
             while True:
                 while not self._ready:
@@ -182,7 +178,7 @@ class BulkRun:
                 yield outcome
         finally:
             self._ready.clear()
-            tasks = (end, *workers, *self._tasks)
+            tasks = (end, *self._workers, *self._tasks)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -230,6 +226,8 @@ class BulkRun:
             pulled = source.take() if source.plain else await source.pull()
             if pulled is None:
                 return
+            if len(self._workers) < self._concurrency:
+                self._spawn(source)
             item = self._start(*pulled)
             if item is None:
                 continue
@@ -251,14 +249,16 @@ class BulkRun:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _end(self, source: Source, workers: list[asyncio.Task[None]]) -> None:
+    def _spawn(self, source: Source) -> None:
+        self._workers.append(asyncio.create_task(self._work(source)))
+
+    async def _end(self, source: Source) -> None:
         # Once the input is done (or broken) and every item sent has ended,
         # end the run: with the input's error, if it raised.
-        await asyncio.wait(workers)
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        while busy := {t for t in (*self._workers, *self._tasks) if not t.done()}:
+            await asyncio.wait(busy)
         failure = source.failure
-        for worker in workers:  # a worker's own bug ends the run too
+        for worker in self._workers:  # a worker's own bug ends the run too
             failure = failure or worker.exception()
         self._put(failure)  # None: the end
 

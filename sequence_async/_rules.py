@@ -110,10 +110,9 @@ class Rules(Resource):
         """
         profile = self._requester.profile
         endpoint = path("rules", (rule_id, "rule_id"), "trigger")
-        body: dict[str, Any] = (
-            {}  # the common case, and the fast one
-            if manual_execute_amount is None and simulation is None
-            else profile.body(
+        body: dict[str, Any] = {}  # the common case: no options
+        if manual_execute_amount is not None or simulation is not None:
+            body = profile.body(
                 {
                     "manual_execute_amount": None
                     if manual_execute_amount is None
@@ -123,7 +122,6 @@ class Rules(Resource):
                     "simulation": simulation_of(simulation, profile),
                 }
             )
-        )
         key = idempotency_key_of(idempotency_key, profile)
         reason = (
             None if called_reason is None else called_reason_of(called_reason, profile)

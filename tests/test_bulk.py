@@ -62,6 +62,23 @@ async def test_mixed_outcomes_are_reported_per_item(
     assert (None, None) == (outcomes[2].execution, outcomes[2].result)
 
 
+async def test_a_huge_concurrency_makes_no_more_workers_than_items(
+    live: SequenceClient, quick: FakeSequence
+) -> None:
+    """concurrency=1,000,000 over 3 items starts at most 4 tasks, not a million."""
+    most = 0
+
+    async with live.trigger_many(
+        ["rule_0001"] * 3, concurrency=1_000_000, wait=False
+    ) as run:
+        async for outcome in run:
+            assert outcome.ok, outcome.error
+            most = max(most, len(other_tasks()))
+
+    assert 1 <= most <= 5  # 3 workers (a 4th finds the input done) and the end
+    assert not other_tasks()
+
+
 async def test_input_is_consumed_lazily(
     live: SequenceClient, quick: FakeSequence
 ) -> None:
