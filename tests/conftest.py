@@ -6,8 +6,10 @@ Every test that uses the fake server (``server``, ``live``), the
 profile, ``api-v1`` and ``platform-v1``: the same behaviour, spoken in both
 wire languages. ``@pytest.mark.apis("api-v1")``
 limits a test (or a module, through ``pytestmark``) to the profiles named,
-for what only one surface has. The ``server`` fixture also sets
-``SEQUENCE_API``, so clients a test builds itself speak the server's API.
+for what only one surface has; ``apis(scope="module")`` groups a module's
+tests by profile, so that a module-scoped fixture may take ``api``. The
+``server`` fixture also sets ``SEQUENCE_API``, so clients a test builds
+itself speak the server's API.
 
 The aioresponses shim: aioresponses 0.7.9 builds ``aiohttp.ClientResponse``
 without the ``stream_writer`` argument that aiohttp 3.14 requires
@@ -76,7 +78,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "api" not in metafunc.fixturenames:
         return
     marker = metafunc.definition.get_closest_marker("apis")
-    metafunc.parametrize("api", marker.args if marker else API_NAMES)
+    names = marker.args if marker and marker.args else API_NAMES
+    scope = marker.kwargs.get("scope") if marker else None
+    metafunc.parametrize("api", names, scope=scope)
 
 
 @pytest.fixture

@@ -62,9 +62,9 @@ def _form(ports: list[int], buses: list[int]) -> None:
         share = SLOTS // len(ports)
         for n, client in enumerate(clients):
             last = SLOTS - 1 if n == len(ports) - 1 else (n + 1) * share - 1
-            client.execute_command("CLUSTER ADDSLOTSRANGE", n * share, last)
+            client.cluster("ADDSLOTSRANGE", n * share, last)
         for port, bus in zip(ports[1:], buses[1:], strict=True):
-            clients[0].execute_command("CLUSTER MEET", "127.0.0.1", port, bus)
+            clients[0].cluster("MEET", "127.0.0.1", port, bus)
         deadline = time.monotonic() + READY_TIMEOUT
         while not all(c.cluster("INFO")["cluster_state"] == "ok" for c in clients):
             if time.monotonic() > deadline:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -25,7 +24,7 @@ from sequence_async._cluster_polls import decode, encode
 from sequence_async._coordinator import key_digest
 from sequence_async._ratelimit import Priority, TokenBucket
 from sequence_async._wire import MAX_SERVER_DELAY
-from sequence_async.errors import WaitTimeoutError
+from sequence_async.errors import RateLimitError, WaitTimeoutError
 from sequence_async.models import RuleExecution
 from sequence_async.redis import CoordinatorError, RedisCoordinator
 from sequence_async.testing import Behavior, FakeSequence, demo_seed, serve
@@ -40,14 +39,14 @@ SLOW_MACHINE = 5.0
 
 
 @pytest_asyncio.fixture
-async def quick() -> AsyncIterator[FakeSequence]:
+async def quick(api: str) -> AsyncIterator[FakeSequence]:
     """
-    The fake server on the wall clock, its executions ending after 50 ms.
+    The fake server speaking *api* on the wall clock, executions ending in 50 ms.
     """
     seed = demo_seed(rules=2, failure_rate=0.0)
     for rule_id in ("rule_0001", "rule_0002"):
         seed.behaviors[rule_id] = Behavior(median=0.05, sigma=0.0)
-    async with serve(seed) as server:
+    async with serve(seed, api=api) as server:
         yield server
 
 
@@ -55,6 +54,17 @@ def _limiter(client: SequenceClient) -> ClusterLimiter:
     limiter = client._requester.shared.limiter
     assert isinstance(limiter, ClusterLimiter)
     return limiter
+
+
+def _sleeps(client: SequenceClient) -> list[float]:
+    # The waits the shared budget hands out, recorded instead of slept.
+    asked: list[float] = []
+
+    async def record(seconds: float) -> None:
+        asked.append(seconds)
+
+    _limiter(client)._sleep = record  # type: ignore[method-assign]
+    return asked
 
 
 def test_a_bad_url_is_a_clear_error_at_construction() -> None:
@@ -76,7 +86,11 @@ async def test_a_server_that_is_not_redis_is_a_clear_error_at_first_use(
         port = base.split(":")[2].split("/")[0]
         coordinator = RedisCoordinator.from_url(f"redis://127.0.0.1:{port}/0")
         async with SequenceClient(
-            quick.api_key, base_url=quick.url, rate_limit=600, coordinator=coordinator
+            quick.api_key,
+            api=quick.api,
+            base_url=quick.url,
+            rate_limit=600,
+            coordinator=coordinator,
         ) as client:
             with pytest.raises(CoordinatorError, match="Redis protocol"):
                 await client.accounts.list()
@@ -92,6 +106,7 @@ async def test_unreachable_redis_falls_back_with_one_warning(
     with caplog.at_level(logging.WARNING, logger="sequence_async"):
         async with SequenceClient(
             quick.api_key,
+            api=quick.api,
             base_url=quick.url,
             rate_limit=6000,
             poll=FAST_POLL,
@@ -165,25 +180,27 @@ async def test_coordinator_false_ignores_sequence_redis_url(
 
 
 async def test_clients_of_one_key_share_one_budget(
-    redis_url: str, fresh: redis.Redis
+    quick: FakeSequence, redis_url: str, fresh: redis.Redis
 ) -> None:
-    """Two coordinators (two processes) at 6000/min share 10 ms slots."""
+    """At 60/min, six requests from two coordinators get six distinct 1 s slots."""
     clients = [
         SequenceClient(
-            "sk_one",
-            rate_limit=6000,
+            quick.api_key,
+            api=quick.api,
+            base_url=quick.url,
+            rate_limit=60,
             rate_limit_burst=1,
             coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
         )
         for _ in range(2)
     ]
-    started = time.monotonic()
-    await asyncio.gather(*(_limiter(c).acquire() for c in clients for _ in range(10)))
-    elapsed = time.monotonic() - started
+    asked = [_sleeps(c) for c in clients]
+    await asyncio.gather(*(c.accounts.list() for c in clients for _ in range(3)))
     for client in clients:
         await client.aclose()
 
-    assert 0.19 <= elapsed < 2.0, elapsed
+    assert [1, 2, 3, 4, 5] == sorted(round(s) for a in asked for s in a)
+    assert 6 == quick.counts["list_accounts"]
 
 
 async def test_requests_reserving_together_share_one_call_and_take_slots_in_turn(
@@ -202,8 +219,8 @@ async def test_requests_reserving_together_share_one_call_and_take_slots_in_turn
         asked: list[float] = []
         run = limiter._link.run
 
-        async def counted(script: str, keys: list[str], args: list[int]) -> object:
-            calls.append(args)
+        async def counted(script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+            calls.append(list(args))
             return await run(script, keys, args)
 
         async def record(seconds: float) -> None:
@@ -266,22 +283,26 @@ async def test_a_trigger_does_not_wait_behind_polls(
 
 
 async def test_a_429_pauses_every_client_no_longer_than_the_cap(
-    redis_url: str, fresh: redis.Redis
+    quick: FakeSequence, redis_url: str, fresh: redis.Redis
 ) -> None:
-    """An infinite Retry-After seen by one client pauses the others, capped."""
+    """A huge Retry-After on one client's 429 pauses the others, capped."""
+    quick.set_faults(throttles_next=1, retry_after=10 * MAX_SERVER_DELAY)
     first, second = (
         SequenceClient(
-            "sk_pause",
+            quick.api_key,
+            api=quick.api,
+            base_url=quick.url,
             rate_limit=600,
+            max_retries=0,
             coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
         )
         for _ in range(2)
     )
-    await _limiter(first).acquire()
-    _limiter(first).drain(math.inf)
+    with pytest.raises(RateLimitError):
+        await first.accounts.list()
     link = _limiter(first)._link
     await asyncio.gather(*link._tasks)  # type: ignore[attr-defined]
-    keys = Keys("sequence-async", key_digest("sk_pause"))
+    keys = Keys("sequence-async", key_digest(quick.api_key))
     other = _limiter(second)._link
     await other.check()
     # A poll's reservation (no burst tolerance) waits exactly the cap too.
@@ -301,6 +322,7 @@ async def test_a_resumed_wait_reads_the_stored_outcome_without_polling(
     """Once a leader stored an outcome, another process's wait ends from Redis."""
     async with SequenceClient(
         quick.api_key,
+        api=quick.api,
         base_url=quick.url,
         poll=FAST_POLL,
         coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
@@ -311,6 +333,7 @@ async def test_a_resumed_wait_reads_the_stored_outcome_without_polling(
     before = sum(quick.counts.values())
     async with SequenceClient(
         quick.api_key,
+        api=quick.api,
         base_url=quick.url,
         poll=FAST_POLL,
         coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
@@ -328,6 +351,7 @@ async def test_a_timed_out_wait_leaves_no_registration_behind(
     quick.set_behavior("rule_0002", Behavior(median=600.0, sigma=0.0))
     async with SequenceClient(
         quick.api_key,
+        api=quick.api,
         base_url=quick.url,
         poll=FAST_POLL,
         coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
@@ -355,6 +379,7 @@ async def test_closing_a_client_gives_up_its_leases(
     """After the waits end and the client closes, no lease of it is left."""
     async with SequenceClient(
         quick.api_key,
+        api=quick.api,
         base_url=quick.url,
         poll=FAST_POLL,
         coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
@@ -374,6 +399,7 @@ async def test_the_api_key_is_in_no_redis_key_or_value_and_every_key_expires(
     clients = [
         SequenceClient(
             quick.api_key,
+            api=quick.api,
             base_url=quick.url,
             rate_limit=6000,
             poll=FAST_POLL,

@@ -11,7 +11,6 @@ processes, as in ``test_redis``.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -23,6 +22,7 @@ from sequence_async import SequenceClient
 from sequence_async._cluster import ClusterLimiter
 from sequence_async._coordinator import key_digest
 from sequence_async._wire import MAX_SERVER_DELAY
+from sequence_async.errors import RateLimitError
 from sequence_async.redis import RedisCoordinator
 from sequence_async.testing import Behavior, FakeSequence, demo_seed, serve
 
@@ -42,14 +42,23 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
         yield ports
 
 
+@pytest.fixture(autouse=True)
+def _emptied(cluster: list[int]) -> None:
+    # Every test starts on an empty cluster: the fake server's key is the
+    # same in every test, so one test's budget or pause must not reach the next.
+    for port in cluster:
+        with redis.Redis(port=port) as node:
+            node.flushall()
+
+
 @pytest_asyncio.fixture
-async def quick() -> AsyncIterator[FakeSequence]:
+async def quick(api: str) -> AsyncIterator[FakeSequence]:
     """
-    The fake server on the wall clock, its executions ending after 50 ms.
+    The fake server speaking *api* on the wall clock, executions ending in 50 ms.
     """
     seed = demo_seed(rules=1, failure_rate=0.0)
     seed.behaviors["rule_0001"] = Behavior(median=0.05, sigma=0.0)
-    async with serve(seed) as server:
+    async with serve(seed, api=api) as server:
         yield server
 
 
@@ -72,14 +81,18 @@ def _sleeps(client: SequenceClient) -> list[float]:
     return asked
 
 
-async def test_clients_on_a_cluster_share_one_budget(cluster: list[int]) -> None:
+async def test_clients_on_a_cluster_share_one_budget(
+    quick: FakeSequence, cluster: list[int]
+) -> None:
     """At 60/min, six requests from two coordinators get six distinct 1 s slots."""
     own = redis.asyncio.RedisCluster(
         host="127.0.0.1", port=cluster[1], decode_responses=True
     )
     clients = [
         SequenceClient(
-            "sk_budget",
+            quick.api_key,
+            api=quick.api,
+            base_url=quick.url,
             rate_limit=60,
             rate_limit_burst=1,
             coordinator=coordinator,
@@ -87,31 +100,38 @@ async def test_clients_on_a_cluster_share_one_budget(cluster: list[int]) -> None
         for coordinator in (_on(cluster), RedisCoordinator(own, timeout=SLOW_MACHINE))
     ]
     asked = [_sleeps(c) for c in clients]
-    await asyncio.gather(
-        *(c._requester.shared.limiter.acquire() for c in clients for _ in range(3))  # type: ignore[union-attr]
-    )
+    await asyncio.gather(*(c.accounts.list() for c in clients for _ in range(3)))
     for client in clients:
         await client.aclose()
     await own.aclose()
 
     assert [1, 2, 3, 4, 5] == sorted(round(s) for a in asked for s in a)
+    assert 6 == quick.counts["list_accounts"]
 
 
 async def test_a_429_on_a_cluster_pauses_every_client_no_longer_than_the_cap(
-    cluster: list[int],
+    quick: FakeSequence, cluster: list[int]
 ) -> None:
-    """An infinite Retry-After seen by one client pauses the other, capped."""
+    """A huge Retry-After on one client's 429 pauses the other, capped."""
+    quick.set_faults(throttles_next=1, retry_after=10 * MAX_SERVER_DELAY)
     first, second = (
-        SequenceClient("sk_pause", rate_limit=600, coordinator=_on(cluster))
+        SequenceClient(
+            quick.api_key,
+            api=quick.api,
+            base_url=quick.url,
+            rate_limit=600,
+            max_retries=0,
+            coordinator=_on(cluster),
+        )
         for _ in range(2)
     )
     limiter = first._requester.shared.limiter
     assert isinstance(limiter, ClusterLimiter)
-    await limiter.acquire()
-    limiter.drain(math.inf)
+    with pytest.raises(RateLimitError):
+        await first.accounts.list()
     await asyncio.gather(*limiter._link._tasks)  # type: ignore[attr-defined]
     asked = _sleeps(second)
-    await second._requester.shared.limiter.acquire()  # type: ignore[union-attr]
+    await second.accounts.list()
     await first.aclose()
     await second.aclose()
 
@@ -124,13 +144,21 @@ async def test_waits_on_a_cluster_share_outcomes_and_keys_stay_in_one_slot(
 ) -> None:
     """A follower reads the leader's stored outcome; all keys are on one node."""
     async with SequenceClient(
-        quick.api_key, base_url=quick.url, poll=FAST_POLL, coordinator=_on(cluster)
+        quick.api_key,
+        api=quick.api,
+        base_url=quick.url,
+        poll=FAST_POLL,
+        coordinator=_on(cluster),
     ) as leader:
         execution = await leader.rules.trigger("rule_0001")
         expected = await execution.wait(timeout=10)
     before = sum(quick.counts.values())
     async with SequenceClient(
-        quick.api_key, base_url=quick.url, poll=FAST_POLL, coordinator=_on(cluster)
+        quick.api_key,
+        api=quick.api,
+        base_url=quick.url,
+        poll=FAST_POLL,
+        coordinator=_on(cluster),
     ) as follower:
         actual = await follower.execution_from_token(execution.to_token()).wait(
             timeout=10

@@ -4,7 +4,8 @@ Many worker processes on one key, coordinated on a real Redis (or Valkey).
 Every process here is real: one ``sequence-async serve --rate-limit`` fake
 server, one Redis server, and worker subprocesses (``redis_worker.py``) that
 trigger and wait. What the workers report (every HTTP request's time and
-status, every outcome, every WARNING) is what the assertions read.
+status, every outcome, every WARNING) is what the assertions read. The
+module runs once per API profile: the server and the workers speak it.
 """
 
 from __future__ import annotations
@@ -35,11 +36,13 @@ PROCESS_TIMEOUT = 90  # seconds: no worker can hang the suite
 SLOW = 2.0  # seconds an execution takes in the kill tests
 LEASE = 1.0  # seconds, the workers' lease
 
+pytestmark = pytest.mark.apis(scope="module")  # one fast server per profile
+
 
 @contextlib.contextmanager
-def _served(tmp_path: Path, *, median: float) -> Iterator[dict[str, str]]:
-    # A ``sequence-async serve --rate-limit`` process whose executions all
-    # take *median* seconds; yields the workers' environment.
+def _served(tmp_path: Path, api: str, *, median: float) -> Iterator[dict[str, str]]:
+    # A ``sequence-async serve --rate-limit`` process speaking *api* whose
+    # executions all take *median* seconds; yields the workers' environment.
     seed = demo_seed(rules=len(RULES), failure_rate=0.0)
     for rule_id in RULES:
         seed.behaviors[rule_id] = Behavior(median=median, sigma=0.0)
@@ -58,6 +61,8 @@ def _served(tmp_path: Path, *, median: float) -> Iterator[dict[str, str]]:
             "--rate-limit",
             str(SERVER_RATE),
             "--json",
+            "--api",
+            api,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -69,6 +74,7 @@ def _served(tmp_path: Path, *, median: float) -> Iterator[dict[str, str]]:
             yield env | {
                 "SEQUENCE_API_KEY": info["api_key"],
                 "SEQUENCE_BASE_URL": info["url"],
+                "SEQUENCE_API": api,
             }
         finally:
             process.terminate()
@@ -76,20 +82,22 @@ def _served(tmp_path: Path, *, median: float) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, api: str
+) -> Iterator[dict[str, str]]:
     """
-    A fake server whose executions take 0.3 s, for the module.
+    A fake server speaking *api* whose executions take 0.3 s, for the module.
     """
-    with _served(tmp_path_factory.mktemp("fast"), median=0.3) as env:
+    with _served(tmp_path_factory.mktemp("fast"), api, median=0.3) as env:
         yield env
 
 
 @pytest.fixture
-def slow_served(tmp_path: Path) -> Iterator[dict[str, str]]:
+def slow_served(tmp_path: Path, api: str) -> Iterator[dict[str, str]]:
     """
-    A fake server whose executions take 2 s: still pending when we kill.
+    A fake server speaking *api* whose executions take 2 s: pending when we kill.
     """
-    with _served(tmp_path, median=SLOW) as env:
+    with _served(tmp_path, api, median=SLOW) as env:
         yield env
 
 
