@@ -17,7 +17,7 @@ import enum
 import types
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar, Union, get_args, get_origin
+from typing import Any, Final, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
@@ -69,6 +69,20 @@ def _enum_or_str(profile: Profile) -> Callable[[Any], Any]:
     return factory
 
 
+# Plain-string fields whose values are enum-like but spelled in either case
+# (a rule's ON_FUNDS_TRANSFERRED, an execution's on_funds_transferred,
+# Platform's MANUAL): one lowercase value whatever the surface.
+_LOWERCASE: Final = frozenset({"trigger_type"})
+
+
+def _lowercase(value: Any, _: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value.lower()
+
+
 def _structure_datetime(value: Any, _: Any) -> datetime:
     if not isinstance(value, str):
         raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
@@ -102,13 +116,17 @@ def _objects_only(
     converter: cattrs.Converter, profile: Profile
 ) -> Callable[[Any], Any]:
     def factory(cls: Any) -> Callable[[Any, Any], Any]:
-        renames = {
-            f.name: override(rename=profile.wire(f.name))
-            for f in attrs.fields(cls)
+        overrides = {}
+        for f in attrs.fields(cls):
+            changes: dict[str, Any] = {}
             # The envelope's request id (eq=False) is set by ``structure``.
-            if (f.name != "request_id" or f.eq) and profile.wire(f.name) != f.name
-        }
-        build = make_dict_structure_fn(cls, converter, **renames)  # type: ignore[arg-type]
+            if (f.name != "request_id" or f.eq) and profile.wire(f.name) != f.name:
+                changes["rename"] = profile.wire(f.name)
+            if f.name in _LOWERCASE:
+                changes["struct_hook"] = _lowercase
+            if changes:
+                overrides[f.name] = override(**changes)
+        build = make_dict_structure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
 
         def structure(value: Any, tp: Any) -> Any:
             if not isinstance(value, dict):

@@ -122,10 +122,11 @@ async def test_rules_list_returns_summaries_with_their_source(wire: Wire) -> Non
     method, path, params, _ = only_call(transport)
     assert ("GET", "/rules") == (method, path)
     assert "acc_1" == wire.dialect.query_in(params)["source_id"]
-    assert ("rule_1", RuleStatus.ENABLED, "acc_1") == (
+    assert ("rule_1", RuleStatus.ENABLED, "acc_1", "on_funds_transferred") == (
         rule.id,
         rule.status,
         rule.source and rule.source.id,
+        rule.trigger_type,  # one spelling on both profiles, whatever the case
     )
 
 
