@@ -207,7 +207,7 @@ class BulkRun:
         # whole input, checked against the journal before anything is sent.
         if self._journal is None or self._recorder is None:
             return self._requests
-        return await _resume.prepare(
+        plan = await _resume.prepare(
             self._journal,
             self._recorder.claimed,
             [item async for item in iterate(self._requests)],
@@ -216,6 +216,8 @@ class BulkRun:
             wait=self._wait,
             per_minute=self._rate_limit,
         )
+        self._recorder.expect(plan, window=self._concurrency)
+        return plan
 
     def _checked(self, item: object) -> TriggerRequest:
         request = as_request(item)
