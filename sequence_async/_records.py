@@ -142,6 +142,8 @@ class Recorder:
             return
         batch = self._sends[self._ahead : end]
         self._ahead = end
+        if not batch:
+            return
         entries = []
         for planned in batch:
             index = planned.index
@@ -219,7 +221,7 @@ class Recorder:
         return self._commit
 
     async def _flush(self) -> None:
-        while self._pending and self._commit is not None:
+        while self._commit is not None:
             entries, commit = self._pending, self._commit
             self._pending, self._commit = [], None
             try:

@@ -192,7 +192,7 @@ class SqliteJournal:
             else:
                 future.set_exception(failure)
                 future.exception()
-        if self._pending:
+        if self._next is not None:  # (even with no rows: its future waits)
             self._start()
 
     def _commit(self, rows: Sequence[JournalEntry]) -> None:

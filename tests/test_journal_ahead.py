@@ -227,3 +227,54 @@ class Counted:
 
     async def close(self) -> None:
         """Not used: the test closes the journal."""
+
+
+async def test_the_last_items_of_a_run_without_answers_end_the_run(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """Past the end of the plan, the window writes nothing, and drain returns."""
+    path = tmp_path / "run.db"
+    await run_id_of(path, clock)
+    for journal_of in (lambda j: j, Counted):
+        journal, items = await planned(path, clock, 3)
+        recorder = Recorder(journal_of(journal))
+        recorder.expect(items, window=4)
+
+        for item in items:
+            await recorder.sending(item)
+        async with asyncio.timeout(30):  # a hang fails, it does not time
+            await recorder.drain()
+        await journal.close()
+
+        assert {"sending": 3} == read_journal(path).counts
+
+
+async def test_an_empty_submit_during_a_commit_resolves(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """Nothing to write still gets its commit, after the one under way."""
+    path = tmp_path / "run.db"
+    await run_id_of(path, clock)
+    journal, items = await planned(path, clock, 1)
+    first = journal.submit([entry_of(items[0], clock)])
+    empty = journal.submit([])
+
+    async with asyncio.timeout(30):  # a hang fails, it does not time
+        await asyncio.gather(first, empty)
+    await journal.close()
+
+    assert {"sending": 1} == read_journal(path).counts
+
+
+def entry_of(item: Planned, clock: ManualClock) -> JournalEntry:
+    """The intent of *item*, sent now."""
+    return JournalEntry(
+        position=item.index,
+        identity=item.identity,
+        rule_id=item.request.rule_id,
+        amount=None,
+        idempotency_key=item.key,
+        state=ItemState.SENDING,
+        sent_at=clock(),
+        updated_at=clock(),
+    )
