@@ -197,7 +197,7 @@ class BulkRun:
         # whole input, checked against the journal before anything is sent.
         if self._journal is None or self._recorder is None:
             return self._requests
-        return await _resume.prepare(
+        plan = await _resume.prepare(
             self._journal,
             self._recorder.claimed,
             [item async for item in iterate(self._requests)],
@@ -206,6 +206,8 @@ class BulkRun:
             wait=self._wait,
             per_minute=self._rate_limit,
         )
+        self._recorder.expect(plan, window=self._concurrency)
+        return plan
 
     def _checked(self, item: object) -> TriggerRequest:
         request = as_request(item)
@@ -257,10 +259,9 @@ class BulkRun:
         # end the run: with the input's error, if it raised.
         while busy := {t for t in (*self._workers, *self._tasks) if not t.done()}:
             await asyncio.wait(busy)
-        failure = source.failure
-        for worker in self._workers:  # a worker's own bug ends the run too
-            failure = failure or worker.exception()
-        self._put(failure)  # None: the end
+        # A worker's own bug ends the run too; None: the end.
+        failures = (source.failure, *(w.exception() for w in self._workers))
+        self._put(next((f for f in failures if f is not None), None))
 
     def _start(self, index: int, raw: object) -> _Item | None:
         # The item to trigger, or None when it ended here (refused, replayed
@@ -365,8 +366,7 @@ class BulkRun:
 
     def _reject(self, index: int, raw: object, error: Exception) -> None:
         request = raw if isinstance(raw, TriggerRequest) else TriggerRequest(str(raw))
-        key = request.idempotency_key
-        key = key if isinstance(key, str) else None
+        key = k if isinstance(k := request.idempotency_key, str) else None
         self._finish(
             TriggerOutcome(
                 index=index, request=request, idempotency_key=key, error=error

@@ -3,14 +3,16 @@ The bulk-run journal's vocabulary: item states, entries, the store protocol.
 
 Owns ``ItemState``, ``JournalEntry`` (one item's row) and ``Journal``, the
 small protocol a store implements (``_sqlite_journal.SqliteJournal`` is the
-embedded default).
+embedded default), and ``GroupCommit``, what a store that groups writes into
+shared commits may add.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -82,3 +84,18 @@ class Journal(Protocol):
 
     async def close(self) -> None:
         """Release the store."""
+
+
+@runtime_checkable
+class GroupCommit(Protocol):
+    """
+    What a journal that groups writes may offer besides ``write``.
+
+    ``submit`` hands entries to the next commit without waiting and returns
+    the future that commit resolves (shared by every entry in it, in the
+    order submitted). A journal without it is grouped by the run itself,
+    one ``write`` at a time.
+    """
+
+    def submit(self, entries: Sequence[JournalEntry]) -> asyncio.Future[None]:
+        """Hand *entries* to the next commit; return its future."""

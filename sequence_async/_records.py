@@ -1,22 +1,35 @@
 """
-What a journalled run records at each step of an item.
+What a journalled run records at each step of an item, and when.
 
-Owns ``Recorder`` (the intent before the send, the execution as it is
-named, the end) and the rule for the state an error leaves: only an error
-that proves an item was never carried out, with no earlier send, gives
-``failed`` (sent again at any age) or ``rejected`` (final); every other
-error leaves it ``unknown``.
+Owns ``Recorder``: the intent before the send, the execution as it is named,
+the end, all handed to the journal in groups (one ``write`` per commit,
+whatever joined while the previous commit was under way). Owns the window
+of intents written ahead: when the run's plan is known (``expect``), the
+intent of the item about to be sent is committed together with those of the
+next ``concurrency`` items, and the next group is written before it is
+needed, so that a send rarely waits on a commit. Owns the rule for the state
+an error leaves: only an error that proves an item was never carried out,
+with no earlier send, gives ``failed`` (sent again at any age) or
+``rejected`` (final); every other error leaves it ``unknown``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from . import _convert, errors
-from ._journal import ItemState, Journal, JournalEntry
+from ._journal import GroupCommit, ItemState, Journal, JournalEntry
 from ._outcomes import TriggerOutcome
-from ._resume import Planned
+from ._resume import Action, Planned
+
+
+# An intent written ahead carries the time it was written as ``sent_at``
+# (never later than the send). Sent later than this, it is written again
+# with the time of the send, so that reconciliation's five-minute window
+# around ``sent_at`` still holds the execution.
+AHEAD_LIMIT = 60.0
 
 
 class Recorder:
@@ -28,7 +41,26 @@ class Recorder:
         self.journal = journal
         self.claimed: set[str] = set()
         self._sent_at: dict[int, float] = {}
-        self._writes: set[asyncio.Future[None]] = set()
+        # Entries go to the journal's own group commit when it has one,
+        # else to ours: one write at a time, of whatever joined meanwhile.
+        self._submit = (
+            journal.submit if isinstance(journal, GroupCommit) else self._group
+        )
+        self._pending: list[JournalEntry] = []
+        self._commit: asyncio.Future[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._last: asyncio.Future[None] | None = None  # the latest commit
+        self._watched: asyncio.Future[None] | None = None  # of answers
+        self._failure: BaseException | None = None  # of a commit of answers
+        # The window ahead: the items to send, in order; how many of them
+        # have their intent written; those not sent yet, with their commit
+        # and (when this run gave it) the time written.
+        self._sends: list[Planned] = []
+        self._order: dict[int, int] = {}
+        self._window = 1
+        self._ahead = 0
+        self._intents: dict[int, tuple[Planned, asyncio.Future[None]]] = {}
+        self._stamped: dict[int, float] = {}
 
     def _entry(self, planned: Planned, state: ItemState, **fields: Any) -> JournalEntry:
         now = self.journal.clock()
@@ -43,6 +75,19 @@ class Recorder:
             updated_at=now,
             **fields,
         )
+
+    def expect(self, plan: Sequence[object], *, window: int) -> None:
+        """
+        Learn the run's plan, in sending order, and its concurrency *window*.
+
+        From then on intents are written up to *window* items ahead of the
+        item being sent.
+        """
+        self._sends = [
+            p for p in plan if isinstance(p, Planned) and p.action is Action.SEND
+        ]
+        self._order = {p.index: n for n, p in enumerate(self._sends)}
+        self._window = max(1, window)
 
     def remember(self, planned: Planned) -> None:
         """
@@ -60,10 +105,58 @@ class Recorder:
         """
         Record the intent: from here the trigger may be on the wire.
 
-        The first send's time is kept: Sequence's 24 hours count from it.
+        Returns once the intent is committed (often it was already, written
+        ahead). The first send's time is kept: Sequence's 24 hours count
+        from it.
         """
-        self._sent_at.setdefault(planned.index, self.journal.clock())
-        await self.journal.write([self._entry(planned, ItemState.SENDING)])
+        index = planned.index
+        now = self.journal.clock()
+        position = self._order.get(index)
+        if position is not None:
+            self._write_ahead(position, now)
+        planned_commit = self._intents.pop(index, None)
+        stamped = self._stamped.pop(index, None)
+        if (
+            planned_commit is None
+            or _failed(planned_commit[1])
+            or (stamped is not None and now - stamped > AHEAD_LIMIT)
+        ):
+            if stamped is not None:  # this run's stamp, not a send: restamp
+                self._sent_at[index] = now
+            self._sent_at.setdefault(index, now)
+            commit = self._put([self._entry(planned, ItemState.SENDING)])
+        else:
+            commit = planned_commit[1]
+        if commit.done():
+            commit.result()
+        else:
+            await asyncio.shield(commit)  # one commit, many items: never cancel it
+
+    def _write_ahead(self, position: int, now: float) -> None:
+        # Write the intents of the items to send from the last one written
+        # through one window past *position*: at most one window is ever
+        # written and not sent, and each intent joins a commit about a
+        # window before its item needs it.
+        end = position + 1 + self._window
+        if self._ahead >= end:
+            return
+        batch = self._sends[self._ahead : end]
+        self._ahead = end
+        if not batch:
+            return
+        entries = []
+        for planned in batch:
+            index = planned.index
+            if index not in self._sent_at:
+                entry = planned.entry
+                if entry is not None and entry.sent_at is not None:
+                    self._sent_at[index] = entry.sent_at
+                else:
+                    self._sent_at[index] = self._stamped[index] = now
+            entries.append(self._entry(planned, ItemState.SENDING))
+        commit = self._put(entries)
+        for planned in batch:
+            self._intents[planned.index] = (planned, commit)
 
     def accepted(self, planned: Planned, execution_id: str) -> None:
         """
@@ -71,7 +164,7 @@ class Recorder:
         """
         self.claimed.add(execution_id)
         entry = self._entry(planned, ItemState.ACCEPTED, execution_id=execution_id)
-        self._soon([entry])
+        self._soon(entry)
 
     def ended(self, planned: Planned, outcome: TriggerOutcome) -> None:
         """
@@ -97,23 +190,81 @@ class Recorder:
                 error_type=type(error).__name__,
                 error_message=str(error)[:500],
             )
-        self._soon([entry])
+        self._soon(entry)
 
-    def _soon(self, entries: list[JournalEntry]) -> None:
-        # Answers are written at once, but the item goes on without waiting
-        # for the commit: a crash before it leaves the item `sending` (sent
+    def _soon(self, entry: JournalEntry) -> None:
+        # Answers join the next commit at once, but the item goes on without
+        # waiting for it: a crash before it leaves the item `sending` (sent
         # again with its key: the server replays it) or `accepted` (waited on
         # again). Only the intent must be durable before the send.
-        task = asyncio.ensure_future(self.journal.write(entries))
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        commit = self._put([entry])
+        if commit is not self._watched:
+            self._watched = commit
+            commit.add_done_callback(self._check)
+
+    def _check(self, commit: asyncio.Future[None]) -> None:
+        failure = commit.exception()
+        if failure is not None and self._failure is None:
+            self._failure = failure
+
+    def _put(self, entries: list[JournalEntry]) -> asyncio.Future[None]:
+        # Add *entries* to the next commit; return the future it resolves.
+        self._last = self._submit(entries)
+        return self._last
+
+    def _group(self, entries: Sequence[JournalEntry]) -> asyncio.Future[None]:
+        self._pending.extend(entries)
+        if self._commit is None:
+            self._commit = asyncio.get_running_loop().create_future()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return self._commit
+
+    async def _flush(self) -> None:
+        while self._commit is not None:
+            entries, commit = self._pending, self._commit
+            self._pending, self._commit = [], None
+            try:
+                await self.journal.write(entries)
+            except Exception as exc:  # noqa: BLE001 (handed to every waiter)
+                commit.set_exception(exc)
+                commit.exception()  # retrieved: a group of answers has no waiter
+            else:
+                commit.set_result(None)
 
     async def drain(self) -> None:
         """
         Wait until every write handed to the journal is committed.
+
+        First the intents written ahead of items never sent are undone: such
+        an item written ahead and never sent gets its earlier entry back, or
+        ``failed`` (surely not carried out: sent again on resume). A commit
+        of answers that failed raises here.
         """
-        if self._writes:
-            await asyncio.gather(*self._writes)
+        unsent, self._intents = self._intents, {}
+        restored = [
+            planned.entry or self._never_sent(planned) for planned, _ in unsent.values()
+        ]
+        if restored:
+            self._put(restored)
+        if self._last is not None:  # commits end in order: the last, last
+            await asyncio.wait([self._last])
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+
+    def _never_sent(self, planned: Planned) -> JournalEntry:
+        self._sent_at.pop(planned.index, None)
+        return self._entry(
+            planned,
+            ItemState.FAILED,
+            error_type=errors.NotStartedError.__name__,
+            error_message="not sent: the run ended before this item",
+        )
+
+
+def _failed(commit: asyncio.Future[None]) -> bool:
+    return commit.done() and commit.exception() is not None
 
 
 def _may_have_run(planned: Planned) -> bool:

@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -488,3 +489,13 @@ async def test_a_journal_of_the_other_api_is_refused(
             await client.trigger_all(requests(1), journal=path)
 
     assert sent == quick.counts["trigger_rule"]
+
+
+@pytest.mark.parametrize("position", [0, 7, 10, 2_000, 99_999, 10**12])
+def test_derived_keys_are_the_uuid5_of_the_run_and_the_position(position: int) -> None:
+    """The key formula never changes: a resumed journal's keys stay the same."""
+    run_id = "5f0c7a3e-9a51-4e1d-8f7b-2d7c0b1e6a42"
+
+    key = derive_key(run_id, position)
+
+    assert str(uuid.uuid5(uuid.UUID(run_id), f"item:{position}")) == key

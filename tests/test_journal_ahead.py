@@ -1,0 +1,280 @@
+"""
+Intents written a window ahead: what a crash, a stop or a slow send leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from sequence_async import (
+    ItemState,
+    JournalEntry,
+    JournalError,
+    NeedsReviewError,
+    SequenceClient,
+    SqliteJournal,
+    read_journal,
+)
+from sequence_async._records import AHEAD_LIMIT, Recorder
+from sequence_async._resume import Planned, plan
+from sequence_async.testing import Behavior, FakeSequence, ManualClock
+
+from .test_journal import entry, keys_on, requests, run_id_of, write_entries
+
+
+API = os.environ.get("SEQUENCE_API") or "api-v1"
+
+
+@pytest.fixture
+def quick(server: FakeSequence) -> FakeSequence:
+    """The fake server with every execution ending at once."""
+    server.set_behavior("*", Behavior(median=0.0, sigma=0.0))
+    return server
+
+
+class CrashAfterFirstCommit:
+    """
+    A journal that copies its files after its first commit, then dies.
+
+    The copy is what a ``kill -9`` right after that commit leaves on disk;
+    every later write fails, so the run sends nothing after it.
+    """
+
+    def __init__(self, path: Path, copy: Path, clock: ManualClock) -> None:
+        self.inner = SqliteJournal(path, clock=clock)
+        self.clock = clock
+        self.path, self.copy = path, copy
+        self.dead = False
+
+    async def open(self, *, api: str = "api-v1") -> tuple[str, list[JournalEntry]]:
+        """Open the real journal."""
+        return await self.inner.open(api=api)
+
+    async def write(self, entries: Sequence[JournalEntry]) -> None:
+        """Commit the first write, copy the files and die: every write fails."""
+        if self.dead:
+            raise JournalError("the process is gone")
+        await self.inner.write(entries)
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                shutil.copyfile(f"{self.path}{suffix}", f"{self.copy}{suffix}")
+        self.dead = True
+        raise JournalError("the process is gone")
+
+    async def close(self) -> None:
+        """Close the real journal."""
+        await self.inner.close()
+
+
+async def crash_after_first_commit(
+    live: SequenceClient, clock: ManualClock, tmp_path: Path, count: int
+) -> Path:
+    """Run *count* items at concurrency 4 until the first commit; the crash copy."""
+    copy = tmp_path / "crashed.db"
+    journal = CrashAfterFirstCommit(tmp_path / "run.db", copy, clock)
+    with pytest.raises(JournalError):  # the answers could not be written
+        await live.trigger_all(requests(count), journal=journal, concurrency=4)
+    return copy
+
+
+async def test_a_crash_with_intents_written_ahead_resumes_without_duplicates(
+    live: SequenceClient, quick: FakeSequence, clock: ManualClock, tmp_path: Path
+) -> None:
+    """Intents committed ahead, never sent, then kill -9: each item runs once."""
+    copy = await crash_after_first_commit(live, clock, tmp_path, 20)
+    crashed = read_journal(copy).counts
+    sent_before = quick.counts["trigger_rule"]
+
+    outcomes = await live.trigger_all(
+        requests(20), journal=SqliteJournal(copy, clock=clock), concurrency=4
+    )
+
+    assert 0 == sent_before
+    assert ["sending"] == list(crashed)
+    assert 4 < crashed["sending"] <= 2 * 4  # the items sent, and one window ahead
+    assert all(o.ok for o in outcomes)
+    assert 20 == len(keys_on(quick))
+    assert {1} == set(keys_on(quick).values())
+    assert {"terminal": 20} == read_journal(copy).counts
+
+
+async def test_intents_written_ahead_are_reviewed_not_resent_after_a_day(
+    live: SequenceClient, quick: FakeSequence, clock: ManualClock, tmp_path: Path
+) -> None:
+    """Resumed past 23 hours, the unsent window is for a person: no POST for it."""
+    copy = await crash_after_first_commit(live, clock, tmp_path, 20)
+    ahead = read_journal(copy).counts["sending"]
+    clock.advance(25 * 3600)
+    quick.advance(25 * 3600)
+
+    outcomes = await live.trigger_all(
+        requests(20), journal=SqliteJournal(copy, clock=clock), concurrency=4
+    )
+
+    reviewed = [o for o in outcomes if isinstance(o.error, NeedsReviewError)]
+    assert ahead == len(reviewed)
+    assert 20 - ahead == quick.counts["trigger_rule"]
+    assert {"needs_review": ahead, "terminal": 20 - ahead} == read_journal(copy).counts
+
+
+async def planned(
+    path: Path, clock: ManualClock, count: int, *entries: JournalEntry
+) -> tuple[SqliteJournal, list[Planned]]:
+    """An open journal at *path* and the plan of *count* items against it."""
+    journal = SqliteJournal(path, clock=clock)
+    run_id, recorded = await journal.open(api=API)
+    items = plan(
+        requests(count), run_id=run_id, entries=recorded, now=clock(), wait=False
+    )
+    return journal, items
+
+
+async def test_a_stopped_run_undoes_the_intents_of_items_it_never_sent(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """Written ahead, never sent: back to the earlier entry, or `failed`."""
+    path = tmp_path / "run.db"
+    run_id = await run_id_of(path, clock)
+    earlier = entry(run_id, 2, ItemState.UNKNOWN, clock() - 3600)
+    await write_entries(path, clock, earlier)
+    journal, items = await planned(path, clock, 6)
+    recorder = Recorder(journal)
+    recorder.expect(items, window=2)
+
+    await recorder.sending(items[0])
+    written = read_journal(path).counts
+    await recorder.drain()
+    await journal.close()
+
+    after = {e.position: e for e in read_journal(path).needs_attention}
+    assert {"sending": 3} == written
+    assert {"sending": 1, "failed": 1, "unknown": 1} == read_journal(path).counts
+    assert (ItemState.UNKNOWN, earlier.sent_at) == (after[2].state, after[2].sent_at)
+
+
+async def test_an_intent_written_ahead_and_sent_late_gets_the_send_time(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """sent_at is never later than the send, and never far earlier."""
+    path = tmp_path / "run.db"
+    await run_id_of(path, clock)
+    journal, items = await planned(path, clock, 4)
+    recorder = Recorder(journal)
+    recorder.expect(items, window=4)
+    written = clock()
+
+    await recorder.sending(items[0])
+    await recorder.sending(items[1])
+    clock.advance(AHEAD_LIMIT + 1)
+    await recorder.sending(items[2])
+    await recorder.drain()
+    await journal.close()
+
+    sent_at = {e.position: e.sent_at for e in await read_all(path, clock)}
+    assert {0: written, 1: written, 2: clock(), 3: None} == sent_at
+
+
+async def read_all(path: Path, clock: ManualClock) -> list[JournalEntry]:
+    """Every entry of the journal at *path*."""
+    journal = SqliteJournal(path, clock=clock)
+    _, entries = await journal.open(api=API)
+    await journal.close()
+    return entries
+
+
+async def test_the_intents_of_a_window_share_one_write(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """A journal with `write` only gets one write per group, not one per item."""
+    path = tmp_path / "run.db"
+    await run_id_of(path, clock)
+    journal, items = await planned(path, clock, 8)
+    counted = Counted(journal)
+    recorder = Recorder(counted)
+    recorder.expect(items, window=3)
+
+    await asyncio.gather(*(recorder.sending(p) for p in items[:3]))
+    await recorder.drain()
+    await journal.close()
+
+    assert [6, 3] == counted.writes  # 3 sent + 3 ahead; then 3 undone
+    assert {"sending": 3, "failed": 3} == read_journal(path).counts
+
+
+class Counted:
+    """An open journal seen through `write` only, counting entries per write."""
+
+    def __init__(self, inner: SqliteJournal) -> None:
+        self.inner = inner
+        self.clock = inner.clock
+        self.writes: list[int] = []
+
+    async def open(self, *, api: str = "api-v1") -> tuple[str, list[JournalEntry]]:
+        """Not used: the journal is open already."""
+        raise NotImplementedError
+
+    async def write(self, entries: Sequence[JournalEntry]) -> None:
+        """Count, then write through."""
+        self.writes.append(len(entries))
+        await self.inner.write(entries)
+
+    async def close(self) -> None:
+        """Not used: the test closes the journal."""
+
+
+async def test_the_last_items_of_a_run_without_answers_end_the_run(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """Past the end of the plan, the window writes nothing, and drain returns."""
+    path = tmp_path / "run.db"
+    await run_id_of(path, clock)
+    for journal_of in (lambda j: j, Counted):
+        journal, items = await planned(path, clock, 3)
+        recorder = Recorder(journal_of(journal))
+        recorder.expect(items, window=4)
+
+        for item in items:
+            await recorder.sending(item)
+        async with asyncio.timeout(30):  # a hang fails, it does not time
+            await recorder.drain()
+        await journal.close()
+
+        assert {"sending": 3} == read_journal(path).counts
+
+
+async def test_an_empty_submit_during_a_commit_resolves(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """Nothing to write still gets its commit, after the one under way."""
+    path = tmp_path / "run.db"
+    await run_id_of(path, clock)
+    journal, items = await planned(path, clock, 1)
+    first = journal.submit([entry_of(items[0], clock)])
+    empty = journal.submit([])
+
+    async with asyncio.timeout(30):  # a hang fails, it does not time
+        await asyncio.gather(first, empty)
+    await journal.close()
+
+    assert {"sending": 1} == read_journal(path).counts
+
+
+def entry_of(item: Planned, clock: ManualClock) -> JournalEntry:
+    """The intent of *item*, sent now."""
+    return JournalEntry(
+        position=item.index,
+        identity=item.identity,
+        rule_id=item.request.rule_id,
+        amount=None,
+        idempotency_key=item.key,
+        state=ItemState.SENDING,
+        sent_at=clock(),
+        updated_at=clock(),
+    )
