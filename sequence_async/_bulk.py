@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
+from functools import partial
 from typing import Any, Self
 
 import attrs
@@ -103,6 +104,8 @@ class BulkRun:
         self._keys: set[str] = set()
         self._workers: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()  # the waits
+        self._stopping = False
+        self._crash: BaseException | None = None
         self._outcomes: AsyncIterator[TriggerOutcome] | None = None
         # Outcomes not yet taken (then the input's error, if any, and None).
         self._ready: deque[TriggerOutcome | BaseException | None] = deque()
@@ -118,6 +121,7 @@ class BulkRun:
             # An outcome already waits: no need to resume the run itself.
             ready.popleft()
             self._room.set()
+            self._items.pop(head.index, None)  # handed over: no longer in flight
             return head
         if self._outcomes is None:
             self._outcomes = self._run()
@@ -138,7 +142,7 @@ class BulkRun:
 
     def in_flight(self) -> list[InFlightItem]:
         """
-        Return the items started and not finished, in input order.
+        Return the items started whose outcome you have not taken, in input order.
         """
         return [
             InFlightItem(
@@ -175,9 +179,11 @@ class BulkRun:
                     return
                 if isinstance(outcome, BaseException):
                     raise outcome
+                self._items.pop(outcome.index, None)
                 yield outcome
         finally:
-            self._ready.clear()
+            self._stopping = True
+            self._ready.clear()  # their items stay in in_flight()
             tasks = (end, *self._workers, *self._tasks)
             for task in tasks:
                 task.cancel()
@@ -238,8 +244,10 @@ class BulkRun:
                 if item.execution is None:
                     item.execution = await (
                         self._trigger(item)
-                        if item.planned is None
-                        else self._obtain(item)
+                        if item.planned is None or self._recorder is None
+                        else self._recorder.obtain(
+                            item.planned, self._requester, partial(self._trigger, item)
+                        )
                     )
             except Exception as exc:  # noqa: BLE001 (an item's failure is its outcome)
                 error = exc
@@ -249,19 +257,27 @@ class BulkRun:
             self._tally.move("triggering", "waiting")
             task = asyncio.create_task(self._wait_one(item, item.execution))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._died)
 
     def _spawn(self, source: Source) -> None:
-        self._workers.append(asyncio.create_task(self._work(source)))
+        task = asyncio.create_task(self._work(source))
+        self._workers.append(task)
+        task.add_done_callback(self._died)
+
+    def _died(self, task: asyncio.Task[None]) -> None:
+        # A worker or wait that died of what it never catches (on_progress
+        # raising a BaseException): the run ends with it, not in a hang.
+        self._tasks.discard(task)
+        if self._stopping or self._crash is not None:
+            return
+        self._crash = asyncio.CancelledError() if task.cancelled() else task.exception()
 
     async def _end(self, source: Source) -> None:
         # Once the input is done (or broken) and every item sent has ended,
         # end the run: with the input's error, if it raised.
         while busy := {t for t in (*self._workers, *self._tasks) if not t.done()}:
             await asyncio.wait(busy)
-        # A worker's own bug ends the run too; None: the end.
-        failures = (source.failure, *(w.exception() for w in self._workers))
-        self._put(next((f for f in failures if f is not None), None))
+        self._put(source.failure or self._crash)  # None: the end
 
     def _start(self, index: int, raw: object) -> _Item | None:
         # The item to trigger, or None when it ended here (refused, replayed
@@ -335,24 +351,7 @@ class BulkRun:
         )
         if self._recorder is not None and item.planned is not None:
             self._recorder.ended(item.planned, outcome)
-        del self._items[item.index]
         self._finish(outcome, stage)
-
-    async def _obtain(self, item: _Item) -> Execution:
-        # A journalled item's execution: triggered now, or found again.
-        recorder, planned = self._recorder, item.planned
-        if recorder is None or planned is None:
-            return await self._trigger(item)
-        if planned.action is Action.RECONCILE:
-            found = await _resume.reconcile(planned, self._requester, recorder.claimed)
-            if found is None:
-                raise _resume.needs_review(planned)
-            recorder.accepted(planned, found)
-            return _resume.handle(planned, found, self._requester)
-        await recorder.sending(planned)
-        execution = await self._trigger(item)
-        recorder.accepted(planned, execution.id)
-        return execution
 
     def _trigger(self, item: _Item) -> Coroutine[Any, Any, Execution]:
         # The trigger's coroutine itself: no layer of its own to resume.
@@ -374,7 +373,8 @@ class BulkRun:
         )
 
     def _finish(self, outcome: TriggerOutcome, stage: str | None = None) -> None:
-        # Count the outcome (out of the item's *stage*), then hand it over.
+        # Hand the outcome over, then count it (out of the item's *stage*).
+        self._put(outcome)
         ok = outcome.error is None
         if ok:
             self._tally.move(stage, "succeeded")
@@ -386,7 +386,6 @@ class BulkRun:
             self._stop = self._stop or (
                 limit is not None and self._tally.counts["failed"] >= limit
             )
-        self._put(outcome)
         telemetry = self._requester.shared.observer.telemetry
         if telemetry is not None:
             kind = "ok" if ok else type(outcome.error).__name__

@@ -16,13 +16,18 @@ with no earlier send, gives ``failed`` (sent again at any age) or
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from . import _convert, errors
+from . import _convert, _resume, errors
 from ._journal import GroupCommit, ItemState, Journal, JournalEntry
 from ._outcomes import TriggerOutcome
 from ._resume import Action, Planned
+
+
+if TYPE_CHECKING:
+    from ._execution import Execution
+    from ._requester import Requester
 
 
 # An intent written ahead carries the time it was written as ``sent_at``
@@ -100,6 +105,29 @@ class Recorder:
             self._sent_at[planned.index] = entry.sent_at
         if entry is not None and entry.execution_id is not None:
             self.claimed.add(entry.execution_id)
+
+    async def obtain(
+        self,
+        planned: Planned,
+        requester: Requester,
+        trigger: Callable[[], Awaitable[Execution]],
+    ) -> Execution:
+        """
+        A journalled item's execution: found again, or triggered after its intent.
+
+        Raises:
+            errors.NeedsReviewError: An old send matched no execution.
+        """
+        if planned.action is Action.RECONCILE:
+            found = await _resume.reconcile(planned, requester, self.claimed)
+            if found is None:
+                raise _resume.needs_review(planned)
+            self.accepted(planned, found)
+            return _resume.handle(planned, found, requester)
+        await self.sending(planned)
+        execution = await trigger()
+        self.accepted(planned, execution.id)
+        return execution
 
     async def sending(self, planned: Planned) -> None:
         """

@@ -79,6 +79,55 @@ async def test_a_huge_concurrency_makes_no_more_workers_than_items(
     assert not other_tasks()
 
 
+async def test_on_progress_raising_a_base_exception_ends_the_run_not_hangs(
+    live: SequenceClient, quick: FakeSequence
+) -> None:
+    """A CancelledError from on_progress reaches the caller; no hang, no task left."""
+
+    def progress(p: BulkProgress) -> None:
+        if p.succeeded:
+            raise asyncio.CancelledError
+
+    seen: list[int] = []
+
+    async def consume() -> None:
+        async with asyncio.timeout(30):  # a safety net: the bug was a hang
+            async with live.trigger_many(
+                ["rule_0001"] * 3, concurrency=1, wait=False, on_progress=progress
+            ) as run:
+                async for outcome in run:
+                    seen.append(outcome.index)  # noqa: PERF401 (kept as they come)
+
+    with pytest.raises(asyncio.CancelledError):
+        await consume()
+
+    assert 0 in seen  # the item whose count raised still came out
+    assert not other_tasks()
+
+
+async def test_outcomes_not_taken_yet_stay_in_flight_until_taken(
+    live: SequenceClient, quick: FakeSequence
+) -> None:
+    """Breaking out early hands back every sent item not taken, with its key."""
+    ended = asyncio.Event()
+
+    def progress(p: BulkProgress) -> None:
+        if p.finished >= 10:
+            ended.set()
+
+    async with live.trigger_many(
+        ["rule_0001"] * 50, concurrency=16, wait=False, on_progress=progress
+    ) as run:
+        first = await anext(run)
+        await ended.wait()  # outcomes have ended that nobody took yet
+        left = run.in_flight()
+
+    taken_and_left = {first.idempotency_key} | {i.idempotency_key for i in left}
+    assert first.index not in {i.index for i in left}
+    assert len(quick.state.idempotency_keys) > 1  # more went out than was taken
+    assert set(quick.state.idempotency_keys) <= taken_and_left
+
+
 async def test_input_is_consumed_lazily(
     live: SequenceClient, quick: FakeSequence
 ) -> None:
