@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -49,7 +49,7 @@ class CrashAfterFirstCommit:
 
     def __init__(self, path: Path, copy: Path, clock: ManualClock) -> None:
         self.inner = SqliteJournal(path, clock=clock)
-        self.clock = clock
+        self.clock: Callable[[], float] = clock
         self.path, self.copy = path, copy
         self.dead = False
 
