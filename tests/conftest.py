@@ -45,6 +45,7 @@ from sequence_async.testing import FakeSequence, ManualClock, serve
 from sequence_async.testing.dialect import Dialect, dialect_named
 
 from . import redis_server
+from .test_cli_support import serving_api
 
 
 BASE_URL = "https://api.test/api/v1"
@@ -136,6 +137,17 @@ async def live(server: FakeSequence) -> AsyncIterator[SequenceClient]:
         retry=NO_WAIT_RETRIES,
     ) as c:
         yield c
+
+
+@pytest.fixture(scope="module", params=API_NAMES)
+def served(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[dict[str, str]]:
+    """
+    A ``sequence-async serve --api API`` process per module and API; its env.
+    """
+    with serving_api(tmp_path_factory.mktemp("served"), request.param) as env:
+        yield env
 
 
 @pytest.fixture(scope="session")

@@ -7,24 +7,9 @@ Each test that uses ``served`` runs once per API: the server is started with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from sequence_async._profiles import API_NAMES
-
-from .test_cli_support import lines, run_cli, serving_api
-
-
-@pytest.fixture(scope="module", params=API_NAMES)
-def served(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[dict[str, str]]:
-    """
-    A ``sequence-async serve --api API`` process, once per API; yields its env.
-    """
-    with serving_api(tmp_path_factory.mktemp("seed"), request.param) as env:
-        yield env
+from .test_cli_support import lines, run_cli
 
 
 def test_accounts_list_json(served: dict[str, str]) -> None:

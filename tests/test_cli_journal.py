@@ -4,25 +4,9 @@ The command line's long runs: ``--journal``, ``journal show`` and ``--redis``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from sequence_async._profiles import API_NAMES
-
-from .test_cli_support import lines, run_cli, serving, serving_api
-
-
-@pytest.fixture(scope="module", params=API_NAMES)
-def served(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[dict[str, str]]:
-    """
-    A ``sequence-async serve --api API`` process, once per API; yields its env.
-    """
-    with serving_api(tmp_path_factory.mktemp("seed"), request.param) as env:
-        yield env
+from .test_cli_support import lines, run_cli, serving
 
 
 def test_the_same_command_resumes_without_sending_again(

@@ -9,26 +9,13 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterator
 
 import pytest
 
 import sequence_async as sq
-from sequence_async._profiles import API_NAMES
 from sequence_async.cli._progress import progress_text
 
-from .test_cli_support import run_cli, serving_api
-
-
-@pytest.fixture(scope="module", params=API_NAMES)
-def served(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[dict[str, str]]:
-    """
-    A ``sequence-async serve --api API`` process, once per API; yields its env.
-    """
-    with serving_api(tmp_path_factory.mktemp("output"), request.param) as env:
-        yield env
+from .test_cli_support import run_cli
 
 
 def pairs(stdout: str) -> dict[str, str]:
