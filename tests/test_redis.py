@@ -50,6 +50,21 @@ async def quick(api: str) -> AsyncIterator[FakeSequence]:
         yield server
 
 
+def _coordinated(
+    quick: FakeSequence, redis_url: str, *, lease: float = 10.0, **options: Any
+) -> SequenceClient:
+    """A client of the fake server's key and API, coordinated on *redis_url*."""
+    return SequenceClient(
+        quick.api_key,
+        api=quick.api,
+        base_url=quick.url,
+        coordinator=RedisCoordinator.from_url(
+            redis_url, lease=lease, timeout=SLOW_MACHINE
+        ),
+        **options,
+    )
+
+
 def _limiter(client: SequenceClient) -> ClusterLimiter:
     limiter = client._requester.shared.limiter
     assert isinstance(limiter, ClusterLimiter)
@@ -184,14 +199,7 @@ async def test_clients_of_one_key_share_one_budget(
 ) -> None:
     """At 60/min, six requests from two coordinators get six distinct 1 s slots."""
     clients = [
-        SequenceClient(
-            quick.api_key,
-            api=quick.api,
-            base_url=quick.url,
-            rate_limit=60,
-            rate_limit_burst=1,
-            coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
-        )
+        _coordinated(quick, redis_url, rate_limit=60, rate_limit_burst=1)
         for _ in range(2)
     ]
     asked = [_sleeps(c) for c in clients]
@@ -288,13 +296,11 @@ async def test_a_429_pauses_every_client_no_longer_than_the_cap(
     """A huge Retry-After on one client's 429 pauses the others, capped."""
     quick.set_faults(throttles_next=1, retry_after=10 * MAX_SERVER_DELAY)
     first, second = (
-        SequenceClient(
-            quick.api_key,
-            api=quick.api,
-            base_url=quick.url,
+        _coordinated(
+            quick,
+            redis_url,
             rate_limit=600,
             max_retries=0,
-            coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
         )
         for _ in range(2)
     )
@@ -320,23 +326,19 @@ async def test_a_resumed_wait_reads_the_stored_outcome_without_polling(
     quick: FakeSequence, redis_url: str, fresh: redis.Redis
 ) -> None:
     """Once a leader stored an outcome, another process's wait ends from Redis."""
-    async with SequenceClient(
-        quick.api_key,
-        api=quick.api,
-        base_url=quick.url,
+    async with _coordinated(
+        quick,
+        redis_url,
         poll=FAST_POLL,
-        coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
     ) as leader:
         execution = await leader.rules.trigger("rule_0001")
         expected = await execution.wait(timeout=10)
     token = execution.to_token()
     before = sum(quick.counts.values())
-    async with SequenceClient(
-        quick.api_key,
-        api=quick.api,
-        base_url=quick.url,
+    async with _coordinated(
+        quick,
+        redis_url,
         poll=FAST_POLL,
-        coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
     ) as follower:
         actual = await follower.execution_from_token(token).wait(timeout=10)
 
@@ -349,12 +351,10 @@ async def test_a_timed_out_wait_leaves_no_registration_behind(
 ) -> None:
     """A coordinated wait times out as before, and unregisters its execution."""
     quick.set_behavior("rule_0002", Behavior(median=600.0, sigma=0.0))
-    async with SequenceClient(
-        quick.api_key,
-        api=quick.api,
-        base_url=quick.url,
+    async with _coordinated(
+        quick,
+        redis_url,
         poll=FAST_POLL,
-        coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
     ) as client:
         execution = await client.rules.trigger("rule_0002")
         with pytest.raises(WaitTimeoutError) as timed_out:
@@ -377,12 +377,10 @@ async def test_closing_a_client_gives_up_its_leases(
     quick: FakeSequence, redis_url: str, fresh: redis.Redis
 ) -> None:
     """After the waits end and the client closes, no lease of it is left."""
-    async with SequenceClient(
-        quick.api_key,
-        api=quick.api,
-        base_url=quick.url,
+    async with _coordinated(
+        quick,
+        redis_url,
         poll=FAST_POLL,
-        coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
     ) as client:
         await asyncio.gather(
             client.trigger_and_wait("rule_0001", timeout=10),
@@ -397,16 +395,7 @@ async def test_the_api_key_is_in_no_redis_key_or_value_and_every_key_expires(
 ) -> None:
     """After two clients shared waits, limits and a 429, no key holds the API key."""
     clients = [
-        SequenceClient(
-            quick.api_key,
-            api=quick.api,
-            base_url=quick.url,
-            rate_limit=6000,
-            poll=FAST_POLL,
-            coordinator=RedisCoordinator.from_url(
-                redis_url, lease=0.3, timeout=SLOW_MACHINE
-            ),
-        )
+        _coordinated(quick, redis_url, rate_limit=6000, poll=FAST_POLL, lease=0.3)
         for _ in range(2)
     ]
     executions = [await c.rules.trigger("rule_0001") for c in clients for _ in range(3)]
