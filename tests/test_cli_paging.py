@@ -80,21 +80,27 @@ def lying_server(page_info: dict[str, Any], items: list[Any]) -> Iterator[list[A
         loop.close()
 
 
-def test_limit_asks_for_one_page_of_that_size(remote: Remote) -> None:
-    """--limit 5 sends first=5 once and shows five executions."""
+def _list_with_limit(remote: Remote, limit: int) -> tuple[Any, list[Any]]:
+    # `executions list --limit N --json`: the CLI's result, and the list
+    # requests the server saw from it.
     before = len(remote.call(lambda s: s.requests_to("list_rule_executions")))
-
     result = run_cli(
         "executions",
         "list",
         "--rule-id",
         "rule_0001",
         "--limit",
-        "5",
+        str(limit),
         "--json",
         env=remote.env,
     )
     asked = remote.call(lambda s: s.requests_to("list_rule_executions"))[before:]
+    return result, asked
+
+
+def test_limit_asks_for_one_page_of_that_size(remote: Remote) -> None:
+    """--limit 5 sends first=5 once and shows five executions."""
+    result, asked = _list_with_limit(remote, 5)
 
     assert (0, 5) == (result.returncode, len(lines(result)[0]))
     assert [{"rule_id": "rule_0001", "first": "5"}] == [dict(r.query) for r in asked]
@@ -102,19 +108,7 @@ def test_limit_asks_for_one_page_of_that_size(remote: Remote) -> None:
 
 def test_large_limit_pages_by_one_hundred_at_most(remote: Remote) -> None:
     """A limit above the API's largest page asks for pages of 100."""
-    before = len(remote.call(lambda s: s.requests_to("list_rule_executions")))
-
-    result = run_cli(
-        "executions",
-        "list",
-        "--rule-id",
-        "rule_0001",
-        "--limit",
-        "500",
-        "--json",
-        env=remote.env,
-    )
-    asked = remote.call(lambda s: s.requests_to("list_rule_executions"))[before:]
+    result, asked = _list_with_limit(remote, 500)
 
     assert (0, 7) == (result.returncode, len(lines(result)[0]))
     assert ["100"] == [r.query["first"] for r in asked]
