@@ -6,28 +6,18 @@ whether this request suffers them (seeded RNG, ``*_next`` counts first), and
 ``RateLimit``, the per-key token bucket the API reference describes. The
 pipeline decides where in a request each applies.
 
-May import: ``testing.api``.
+May import: ``testing.api``, ``testing.seed`` (its validators).
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable
 
 import attrs
 
 from .api import ApiError
-
-
-def _seconds(_: object, field: attrs.Attribute[float], value: object) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{field.name} must be a finite number >= 0, not {value!r}")
-
-
-def _rate(_: object, field: attrs.Attribute[float], value: object) -> None:
-    if not (isinstance(value, int | float) and 0 <= value <= 1):
-        raise ValueError(f"{field.name} must be from 0 to 1, not {value!r}")
+from .seed import rate, seconds
 
 
 def _count(_: object, field: attrs.Attribute[int], value: object) -> None:
@@ -62,15 +52,15 @@ class Faults:
             a count that is not an integer >= 0.
     """
 
-    latency: float = attrs.field(default=0.0, validator=_seconds)
-    error_rate: float = attrs.field(default=0.0, validator=_rate)
+    latency: float = attrs.field(default=0.0, validator=seconds)
+    error_rate: float = attrs.field(default=0.0, validator=rate)
     errors_next: int = attrs.field(default=0, validator=_count)
-    throttle_rate: float = attrs.field(default=0.0, validator=_rate)
+    throttle_rate: float = attrs.field(default=0.0, validator=rate)
     throttles_next: int = attrs.field(default=0, validator=_count)
-    retry_after: float = attrs.field(default=1.0, validator=_seconds)
-    drop_rate: float = attrs.field(default=0.0, validator=_rate)
+    retry_after: float = attrs.field(default=1.0, validator=seconds)
+    drop_rate: float = attrs.field(default=0.0, validator=rate)
     drops_next: int = attrs.field(default=0, validator=_count)
-    malformed_rate: float = attrs.field(default=0.0, validator=_rate)
+    malformed_rate: float = attrs.field(default=0.0, validator=rate)
     malformed_next: int = attrs.field(default=0, validator=_count)
 
     def refusal(self, rng: random.Random) -> ApiError | None:

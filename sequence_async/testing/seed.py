@@ -37,12 +37,18 @@ DEMO_API_KEY = "sk_demo_fake_sequence_key"
 _TS = "2024-01-15T10:00:00Z"
 
 
-def _seconds(_: object, field: attrs.Attribute[float], value: object) -> None:
+def seconds(_: object, field: attrs.Attribute[float], value: object) -> None:
+    """
+    An attrs validator: a finite number of seconds, 0 or more.
+    """
     if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
         raise ValueError(f"{field.name} must be a finite number >= 0, not {value!r}")
 
 
-def _rate(_: object, field: attrs.Attribute[float], value: object) -> None:
+def rate(_: object, field: attrs.Attribute[float], value: object) -> None:
+    """
+    An attrs validator: a rate from 0 to 1.
+    """
     if not (isinstance(value, int | float) and 0 <= value <= 1):
         raise ValueError(f"{field.name} must be from 0 to 1, not {value!r}")
 
@@ -60,10 +66,10 @@ class Behavior:
         ValueError: A negative or non-finite time, or a rate outside 0..1.
     """
 
-    median: float = attrs.field(default=2.0, validator=_seconds)
-    sigma: float = attrs.field(default=0.5, validator=_seconds)
-    failure_rate: float = attrs.field(default=0.0, validator=_rate)
-    partial_rate: float = attrs.field(default=0.0, validator=_rate)
+    median: float = attrs.field(default=2.0, validator=seconds)
+    sigma: float = attrs.field(default=0.5, validator=seconds)
+    failure_rate: float = attrs.field(default=0.0, validator=rate)
+    partial_rate: float = attrs.field(default=0.0, validator=rate)
 
 
 @attrs.frozen(kw_only=True)
