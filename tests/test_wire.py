@@ -150,6 +150,42 @@ def test_decode_empty_204() -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"a":1}', {"a": 1}),
+        (b' \r\n{"a": [1, "x"]}\n ', {"a": [1, "x"]}),
+        ('"text"', "text"),
+        (b"null", None),
+    ],
+)
+def test_loads_reads_one_value_with_or_without_whitespace_around(
+    body: bytes | str, expected: object
+) -> None:
+    """A JSON value is read whether or not whitespace surrounds it."""
+    assert expected == _wire.loads(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"  ",
+        b'{"a":1} x',
+        b'{"a":1}{"b":2}',
+        b"[1]]",
+        b"NaN",
+        b'{"a":-Infinity}',
+        b"\xff",
+        b"[" * 100_000,
+        b'{"a":',
+    ],
+)
+def test_loads_refuses_anything_but_exactly_one_strict_value(body: bytes) -> None:
+    """Extra data, no value, NaN, bad UTF-8 or runaway nesting are not JSON."""
+    assert _wire.loads(body) is _wire._NOT_JSON
+
+
+@pytest.mark.parametrize(
     "body", [b"<html>proxy</html>", b'{"no": "envelope"}', b"[1, 2]", b"\xff\xfe"]
 )
 def test_decode_rejects_bodies_that_are_not_the_envelope(body: bytes) -> None:
