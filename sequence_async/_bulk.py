@@ -38,6 +38,7 @@ from ._outcomes import (
     as_request,
     check_requests,
     iterate,
+    rejected,
 )
 from ._records import Recorder
 from ._requester import Requester
@@ -99,7 +100,7 @@ class BulkRun:
         self._recorder = Recorder(journal) if journal is not None else None
         self._rate_limit = rate_limit
         self._wait = wait
-        self._tally = Tally(on_progress)
+        self._tally = Tally(on_progress, requester.shared.observer.telemetry)
         self._items: dict[int, _Item] = {}
         self._keys: set[str] = set()
         self._workers: list[asyncio.Task[None]] = []
@@ -111,6 +112,7 @@ class BulkRun:
         self._ready: deque[TriggerOutcome | BaseException | None] = deque()
         self._arrived: asyncio.Future[None] | None = None
         self._room = asyncio.Event()  # set as the consumer takes outcomes
+        self._stopped = asyncio.Event()  # set once the run has wound down
 
     def __aiter__(self) -> Self:
         return self
@@ -136,9 +138,18 @@ class BulkRun:
     async def aclose(self) -> None:
         """
         Cancel the work in flight and wait until it has stopped.
+
+        From another task too: the loop iterating the run then ends.
         """
-        if self._outcomes is not None:
-            await self._outcomes.aclose()  # type: ignore[attr-defined]
+        if self._outcomes is None:
+            self._outcomes = self._run()  # closed before it started: it never will
+        outcomes: Any = self._outcomes
+        if outcomes.ag_running:  # another task waits inside: end its loop
+            self._ready.appendleft(None)
+            self._wake()
+            await self._stopped.wait()
+        else:
+            await outcomes.aclose()
 
     def in_flight(self) -> list[InFlightItem]:
         """
@@ -182,9 +193,14 @@ class BulkRun:
                 self._items.pop(outcome.index, None)
                 yield outcome
         finally:
+            await self._wind_down((end, *self._workers, *self._tasks), span)
+
+    async def _wind_down(self, tasks: tuple[Any, ...], span: Any) -> None:
+        # Stop every task, settle the journal and end the span; then say so
+        # to an aclose() waiting in another task, whatever failed.
+        try:
             self._stopping = True
             self._ready.clear()  # their items stay in in_flight()
-            tasks = (end, *self._workers, *self._tasks)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -193,10 +209,10 @@ class BulkRun:
                     await self._recorder.drain()
                 await self._journal.close()
             if span is not None:
-                span.set_attributes(
-                    {f"sequence.{k}": v for k, v in self._tally.counts.items()}
-                )
+                span.set_attributes(self._tally.attributes())
                 span.end()
+        finally:
+            self._stopped.set()
 
     async def _source(self) -> Iterable[object] | AsyncIterable[object]:
         # The items to start: the raw input, or (journalled) the plan of the
@@ -283,11 +299,13 @@ class BulkRun:
         # The item to trigger, or None when it ended here (refused, replayed
         # from the journal, or not started after max_failures).
         if self._stop:
-            self._reject(index, raw, errors.NotStartedError("max_failures reached"))
+            self._finish(
+                rejected(index, raw, errors.NotStartedError("max_failures reached"))
+            )
             return None
         planned = raw if isinstance(raw, Planned) else None
         if isinstance(raw, Refused):
-            self._reject(index, raw.item, raw.error)
+            self._finish(rejected(index, raw.item, raw.error))
             return None
         try:
             if planned is not None:
@@ -296,7 +314,7 @@ class BulkRun:
                 request = TriggerRequest(raw) if type(raw) is str else as_request(raw)
                 key = self._claim_key(request)
         except (TypeError, ValueError) as exc:
-            self._reject(index, raw, exc)
+            self._finish(rejected(index, raw, exc))
             return None
         if planned is not None and planned.action is Action.REPLAY:
             self._finish(_resume.replayed(planned, self._requester))
@@ -363,36 +381,19 @@ class BulkRun:
             request_id=request.request_id,
         )
 
-    def _reject(self, index: int, raw: object, error: Exception) -> None:
-        request = raw if isinstance(raw, TriggerRequest) else TriggerRequest(str(raw))
-        key = k if isinstance(k := request.idempotency_key, str) else None
-        self._finish(
-            TriggerOutcome(
-                index=index, request=request, idempotency_key=key, error=error
-            )
-        )
-
     def _finish(self, outcome: TriggerOutcome, stage: str | None = None) -> None:
         # Hand the outcome over, then count it (out of the item's *stage*).
         self._put(outcome)
-        ok = outcome.error is None
-        if ok:
-            self._tally.move(stage, "succeeded")
-        elif isinstance(outcome.error, errors.NotStartedError):
-            self._tally.move(stage, "not_started")
-        else:
-            self._tally.move(stage, "failed")
-            limit = self._max_failures
-            self._stop = self._stop or (
-                limit is not None and self._tally.counts["failed"] >= limit
-            )
-        telemetry = self._requester.shared.observer.telemetry
-        if telemetry is not None:
-            kind = "ok" if ok else type(outcome.error).__name__
-            telemetry.bulk_items.add(1, {"outcome": kind})
+        failed = self._tally.end(stage, outcome.error)
+        limit = self._max_failures
+        if failed and limit is not None and self._tally.counts["failed"] >= limit:
+            self._stop = True
 
     def _put(self, outcome: TriggerOutcome | BaseException | None) -> None:
         self._ready.append(outcome)
+        self._wake()
+
+    def _wake(self) -> None:
         arrived = self._arrived
         if arrived is not None and not arrived.done():
             arrived.set_result(None)

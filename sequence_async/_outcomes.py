@@ -18,8 +18,9 @@ from typing import Any
 
 import attrs
 
-from . import models
+from . import errors, models
 from ._execution import Execution
+from ._otel import Telemetry
 
 
 log = logging.getLogger("sequence_async")
@@ -119,12 +120,17 @@ class Tally:
     The running counts of a bulk run, each change reported to ``on_progress``.
     """
 
-    __slots__ = ("_on_progress", "_started_at", "counts")
+    __slots__ = ("_on_progress", "_started_at", "_telemetry", "counts")
 
-    def __init__(self, on_progress: Callable[[BulkProgress], None] | None) -> None:
+    def __init__(
+        self,
+        on_progress: Callable[[BulkProgress], None] | None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         if on_progress is not None and not callable(on_progress):
             raise TypeError("on_progress must be callable")
         self._on_progress = on_progress
+        self._telemetry = telemetry
         self._started_at = time.monotonic()
         self.counts = dict.fromkeys(
             ("started", "triggering", "waiting", "succeeded", "failed", "not_started"),
@@ -147,6 +153,31 @@ class Tally:
         self.counts[target] += 1
         if self._on_progress is not None:
             self.report()
+
+    def end(self, source: str | None, error: Exception | None) -> bool:
+        """
+        Count one item ended (out of *source*) with *error*; return whether failed.
+
+        The item is counted in the ``sequence.bulk.items`` metric too, when
+        telemetry records.
+        """
+        if self._telemetry is not None:
+            kind = "ok" if error is None else type(error).__name__
+            self._telemetry.bulk_items.add(1, {"outcome": kind})
+        if error is None:
+            self.move(source, "succeeded")
+            return False
+        if isinstance(error, errors.NotStartedError):
+            self.move(source, "not_started")
+            return False
+        self.move(source, "failed")
+        return True
+
+    def attributes(self) -> dict[str, int]:
+        """
+        The counts as span attributes (``sequence.started``, ...).
+        """
+        return {f"sequence.{k}": v for k, v in self.counts.items()}
 
     def report(self) -> None:
         """
@@ -183,6 +214,17 @@ def as_request(item: object) -> TriggerRequest:
         return TriggerRequest(item)
     raise TypeError(
         f"trigger_many takes rule ids or TriggerRequests, not {type(item).__name__}"
+    )
+
+
+def rejected(index: int, item: object, error: Exception) -> TriggerOutcome:
+    """
+    The outcome of an item refused before sending, for *error*.
+    """
+    request = item if isinstance(item, TriggerRequest) else TriggerRequest(str(item))
+    key = k if isinstance(k := request.idempotency_key, str) else None
+    return TriggerOutcome(
+        index=index, request=request, idempotency_key=key, error=error
     )
 
 

@@ -267,6 +267,42 @@ async def test_cancelling_the_consumer_cancels_in_flight_work(
     assert not other_tasks()
 
 
+async def test_aclose_from_another_task_ends_the_loop_and_hands_back_the_work(
+    live: SequenceClient, server: FakeSequence
+) -> None:
+    """aclose() while another task waits inside the loop ends that loop, not raises."""
+    run = live.trigger_many(["rule_0001"] * 8, concurrency=4)
+    taken = []
+
+    async def consume() -> None:
+        async for outcome in run:  # waits inside: the executions never end
+            taken.append(outcome)
+
+    task = asyncio.create_task(consume())
+    await server.wait_for_requests("trigger_rule", 8)
+
+    await run.aclose()
+    await task  # ended, without an error
+
+    assert [] == taken
+    sent = set(server.state.idempotency_keys)
+    assert 8 == len(sent)
+    assert sent == {item.idempotency_key for item in run.in_flight()}
+    assert not other_tasks()
+
+
+async def test_aclose_before_iterating_sends_nothing(
+    live: SequenceClient, server: FakeSequence
+) -> None:
+    """A run closed before its first outcome was asked for never starts."""
+    run = live.trigger_many(["rule_0001"] * 3)
+
+    await run.aclose()
+
+    assert [] == [outcome async for outcome in run]
+    assert 0 == server.counts.get("trigger_rule", 0)
+
+
 async def test_timeouts_are_outcomes(
     live: SequenceClient, server: FakeSequence
 ) -> None:
