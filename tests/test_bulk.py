@@ -272,11 +272,11 @@ async def test_aclose_from_another_task_ends_the_loop_and_hands_back_the_work(
 ) -> None:
     """aclose() while another task waits inside the loop ends that loop, not raises."""
     run = live.trigger_many(["rule_0001"] * 8, concurrency=4)
-    taken = []
+    taken: list[object] = []
 
     async def consume() -> None:
-        async for outcome in run:  # waits inside: the executions never end
-            taken.append(outcome)
+        # Waits inside the run: the executions never end.
+        taken.extend([outcome async for outcome in run])
 
     task = asyncio.create_task(consume())
     await server.wait_for_requests("trigger_rule", 8)
