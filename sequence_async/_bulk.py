@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
 from functools import partial
@@ -25,12 +26,12 @@ import attrs
 from . import _resume, errors, models
 from ._checks import check_count, check_number
 from ._execution import Execution, Until, check_until
-from ._ids import new_id
 from ._journal import Journal
 from ._otel import Telemetry
 from ._outcomes import (
     BulkProgress,
     InFlightItem,
+    Keys,
     Source,
     Tally,
     TriggerOutcome,
@@ -96,13 +97,12 @@ class BulkRun:
         self._requester = requester
         self._rules = Rules(requester)
         self._requests = requests
-        self._journal = journal
         self._recorder = Recorder(journal) if journal is not None else None
         self._rate_limit = rate_limit
         self._wait = wait
         self._tally = Tally(on_progress, requester.shared.observer.telemetry)
         self._items: dict[int, _Item] = {}
-        self._keys: set[str] = set()
+        self._keys = Keys(requester.profile.check_idempotency_key)
         self._workers: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()  # the waits
         self._stopping = False
@@ -112,12 +112,16 @@ class BulkRun:
         self._ready: deque[TriggerOutcome | BaseException | None] = deque()
         self._arrived: asyncio.Future[None] | None = None
         self._room = asyncio.Event()  # set as the consumer takes outcomes
+        self._closing = False
         self._stopped = asyncio.Event()  # set once the run has wound down
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> TriggerOutcome:
+        if self._closing:  # aclose() in another task: the loop ends with it
+            await self._stopped.wait()
+            raise StopAsyncIteration
         ready = self._ready
         if ready and isinstance(head := ready[0], TriggerOutcome):
             # An outcome already waits: no need to resume the run itself.
@@ -141,15 +145,16 @@ class BulkRun:
 
         From another task too: the loop iterating the run then ends.
         """
+        self._closing = True
         if self._outcomes is None:
             self._outcomes = self._run()  # closed before it started: it never will
         outcomes: Any = self._outcomes
         if outcomes.ag_running:  # another task waits inside: end its loop
-            self._ready.appendleft(None)
-            self._wake()
+            self._put(None, first=True)
             await self._stopped.wait()
         else:
             await outcomes.aclose()
+            self._stopped.set()
 
     def in_flight(self) -> list[InFlightItem]:
         """
@@ -167,15 +172,18 @@ class BulkRun:
 
     async def _run(self) -> AsyncIterator[TriggerOutcome]:
         self._stop = False
-        source = Source(await self._source())
+        try:
+            source = Source(await self._source())
+        except BaseException:
+            self._stopped.set()  # (the journal, if opened, is closed)
+            raise
         telemetry = self._requester.shared.observer.telemetry
         span = None
         if telemetry is not None:
             span = telemetry.start("trigger_many", {"sequence.wait": self._wait})
-        # Up to `concurrency` workers pull the input, one trigger each at a
-        # time (a task per item only to wait); each worker that gets an item
-        # starts the next. They copy this context: the items' spans nest
-        # under the run's.
+        # Up to `concurrency` workers pull the input, one trigger each at a time
+        # (a task per item only to wait); each that gets an item starts the
+        # next. They copy this context: the items' spans nest under the run's.
         with Telemetry.current(span) if span is not None else contextlib.nullcontext():
             self._spawn(source)
         end = asyncio.create_task(self._end(source))
@@ -193,51 +201,49 @@ class BulkRun:
                 self._items.pop(outcome.index, None)
                 yield outcome
         finally:
-            await self._wind_down((end, *self._workers, *self._tasks), span)
+            tasks = (end, *self._workers, *self._tasks)
+            await self._wind_down(tasks, span, sys.exc_info()[1])
 
-    async def _wind_down(self, tasks: tuple[Any, ...], span: Any) -> None:
-        # Stop every task, settle the journal and end the span; then say so
-        # to an aclose() waiting in another task, whatever failed.
+    async def _wind_down(
+        self, tasks: tuple[Any, ...], span: Any, ending: BaseException | None
+    ) -> None:
+        # Stop every task, end the span and settle the journal (closed
+        # whatever happens); then say so to an aclose() in another task.
         try:
             self._stopping = True
             self._ready.clear()  # their items stay in in_flight()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if self._journal is not None:
-                if self._recorder is not None:
-                    await self._recorder.drain()
-                await self._journal.close()
             if span is not None:
                 span.set_attributes(self._tally.attributes())
                 span.end()
         finally:
-            self._stopped.set()
+            try:
+                if self._recorder is not None:
+                    await self._recorder.close(ending)
+            finally:
+                self._stopped.set()
 
     async def _source(self) -> Iterable[object] | AsyncIterable[object]:
         # The items to start: the raw input, or (journalled) the plan of the
         # whole input, checked against the journal before anything is sent.
-        if self._journal is None or self._recorder is None:
+        if self._recorder is None:
             return self._requests
-        plan = await _resume.prepare(
-            self._journal,
-            self._recorder.claimed,
+        return await self._recorder.plan(
             [item async for item in iterate(self._requests)],
             check=self._checked,
             api=self._requester.profile.name,
             wait=self._wait,
             per_minute=self._rate_limit,
+            window=self._concurrency,
         )
-        self._recorder.expect(plan, window=self._concurrency)
-        return plan
 
     def _checked(self, item: object) -> TriggerRequest:
         request = as_request(item)
         if request.idempotency_key is not None:
-            self._claim_key(request)
+            self._keys.claim(request)
         return request
-
-    # -- the workers' side -----------------------------------------------
 
     async def _work(self, source: Source) -> None:
         # One worker: pull an item, trigger it (or find it again), then end
@@ -247,6 +253,8 @@ class BulkRun:
             while len(self._ready) >= self._concurrency:
                 self._room.clear()
                 await self._room.wait()
+            if self._crash is not None:
+                return
             pulled = source.take() if source.plain else await source.pull()
             if pulled is None:
                 return
@@ -287,6 +295,8 @@ class BulkRun:
         if self._stopping or self._crash is not None:
             return
         self._crash = asyncio.CancelledError() if task.cancelled() else task.exception()
+        if self._crash is not None:
+            self._put(self._crash)  # after the outcomes already waiting
 
     async def _end(self, source: Source) -> None:
         # Once the input is done (or broken) and every item sent has ended,
@@ -296,23 +306,24 @@ class BulkRun:
         self._put(source.failure or self._crash)  # None: the end
 
     def _start(self, index: int, raw: object) -> _Item | None:
-        # The item to trigger, or None when it ended here (refused, replayed
-        # from the journal, or not started after max_failures).
-        if self._stop:
-            self._finish(
-                rejected(index, raw, errors.NotStartedError("max_failures reached"))
-            )
-            return None
+        # The item to trigger, or None when it ended here (refused, replayed,
+        # or not started after max_failures).
         planned = raw if isinstance(raw, Planned) else None
         if isinstance(raw, Refused):
             self._finish(rejected(index, raw.item, raw.error))
+            return None
+        if self._stop:
+            request = planned.request if planned is not None else raw
+            key = planned.key if planned is not None else None
+            error = errors.NotStartedError("max_failures reached")
+            self._finish(rejected(index, request, error, key=key))
             return None
         try:
             if planned is not None:
                 request, key = planned.request, planned.key
             else:
                 request = TriggerRequest(raw) if type(raw) is str else as_request(raw)
-                key = self._claim_key(request)
+                key = self._keys.claim(request)
         except (TypeError, ValueError) as exc:
             self._finish(rejected(index, raw, exc))
             return None
@@ -328,17 +339,6 @@ class BulkRun:
                 )
         self._tally.start()
         return item
-
-    def _claim_key(self, request: TriggerRequest) -> str:
-        if request.idempotency_key is None:
-            return new_id()
-        key = self._requester.profile.check_idempotency_key(request.idempotency_key)
-        if key in self._keys:
-            raise ValueError(
-                f"duplicate idempotency_key {key!r} in this batch; not sent"
-            )
-        self._keys.add(key)
-        return key
 
     async def _wait_one(self, item: _Item, execution: Execution) -> None:
         result: models.RuleExecution | None = None
@@ -389,11 +389,10 @@ class BulkRun:
         if failed and limit is not None and self._tally.counts["failed"] >= limit:
             self._stop = True
 
-    def _put(self, outcome: TriggerOutcome | BaseException | None) -> None:
-        self._ready.append(outcome)
-        self._wake()
-
-    def _wake(self) -> None:
+    def _put(
+        self, outcome: TriggerOutcome | BaseException | None, *, first: bool = False
+    ) -> None:
+        (self._ready.appendleft if first else self._ready.append)(outcome)
         arrived = self._arrived
         if arrived is not None and not arrived.done():
             arrived.set_result(None)

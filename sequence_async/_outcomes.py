@@ -20,6 +20,7 @@ import attrs
 
 from . import errors, models
 from ._execution import Execution
+from ._ids import new_id
 from ._otel import Telemetry
 
 
@@ -217,15 +218,50 @@ def as_request(item: object) -> TriggerRequest:
     )
 
 
-def rejected(index: int, item: object, error: Exception) -> TriggerOutcome:
+def rejected(
+    index: int, item: object, error: Exception, *, key: str | None = None
+) -> TriggerOutcome:
     """
     The outcome of an item refused before sending, for *error*.
+
+    Its key is *key* (one planned for it) or else the caller's, if any.
     """
     request = item if isinstance(item, TriggerRequest) else TriggerRequest(str(item))
-    key = k if isinstance(k := request.idempotency_key, str) else None
+    if key is None and isinstance(request.idempotency_key, str):
+        key = request.idempotency_key
     return TriggerOutcome(
         index=index, request=request, idempotency_key=key, error=error
     )
+
+
+class Keys:
+    """
+    The idempotency keys of one batch: the caller's, checked and unique, or new.
+    """
+
+    __slots__ = ("_check", "_seen")
+
+    def __init__(self, check: Callable[[object], str]) -> None:
+        self._check = check  # the API profile's check of a caller's key
+        self._seen: set[str] = set()
+
+    def claim(self, request: TriggerRequest) -> str:
+        """
+        Return the key *request* is sent with.
+
+        Raises:
+            ValueError: The caller's key is malformed, or already in the batch.
+            TypeError: The caller's key is not a string.
+        """
+        if request.idempotency_key is None:
+            return new_id()
+        key = self._check(request.idempotency_key)
+        if key in self._seen:
+            raise ValueError(
+                f"duplicate idempotency_key {key!r} in this batch; not sent"
+            )
+        self._seen.add(key)
+        return key
 
 
 async def iterate(requests: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:

@@ -16,19 +16,22 @@ with no earlier send, gives ``failed`` (sent again at any age) or
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _convert, _resume, errors
 from ._journal import GroupCommit, ItemState, Journal, JournalEntry
-from ._outcomes import TriggerOutcome
-from ._resume import Action, Planned
+from ._outcomes import TriggerOutcome, TriggerRequest
+from ._resume import Action, Planned, Refused
 
 
 if TYPE_CHECKING:
     from ._execution import Execution
     from ._requester import Requester
 
+
+log = logging.getLogger("sequence_async")
 
 # An intent written ahead carries the time it was written as ``sent_at``
 # (never later than the send). Sent later than this, it is written again
@@ -80,6 +83,33 @@ class Recorder:
             updated_at=now,
             **fields,
         )
+
+    async def plan(
+        self,
+        raw: Sequence[object],
+        *,
+        check: Callable[[object], TriggerRequest],
+        api: str,
+        wait: bool,
+        per_minute: float | None,
+        window: int,
+    ) -> list[Planned | Refused]:
+        """
+        Open the journal and plan the input *raw* against it (``_resume.prepare``).
+
+        From then on intents are written up to *window* items ahead.
+        """
+        plan = await _resume.prepare(
+            self.journal,
+            self.claimed,
+            raw,
+            check=check,
+            api=api,
+            wait=wait,
+            per_minute=per_minute,
+        )
+        self.expect(plan, window=window)
+        return plan
 
     def expect(self, plan: Sequence[object], *, window: int) -> None:
         """
@@ -280,6 +310,23 @@ class Recorder:
         if self._failure is not None:
             failure, self._failure = self._failure, None
             raise failure
+
+    async def close(self, ending: BaseException | None) -> None:
+        """
+        Drain, then close the journal whatever happens (its lock is let go).
+
+        A failed commit raises only when the run ends without an error of
+        its own: *ending* (a cancellation, the input's error) is never
+        replaced by it; the failure is logged instead.
+        """
+        try:
+            await self.drain()
+        except Exception:
+            if ending is None or isinstance(ending, GeneratorExit):
+                raise
+            log.exception("the journal's last commits failed")
+        finally:
+            await self.journal.close()
 
     def _never_sent(self, planned: Planned) -> JournalEntry:
         self._sent_at.pop(planned.index, None)
