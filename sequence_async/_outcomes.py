@@ -2,10 +2,12 @@
 The values of bulk triggering: what goes in, how it went, how far it is.
 
 Owns ``TriggerRequest`` (one item, and reading any input as items: ``Source``
-pulls it for the bulk run's workers),
-``TriggerOutcome`` (how it ended),
-``InFlightItem`` (started, not finished), ``BulkProgress`` (the counts
-given to ``on_progress``) and ``Tally`` (keeping those counts).
+pulls it for the bulk run's workers), ``Keys`` (each item's idempotency key:
+the caller's, checked and unique in the batch, or a new one),
+``TriggerOutcome`` (how it ended; ``rejected`` for an item refused before
+sending), ``InFlightItem`` (started, not finished), ``BulkProgress`` (the
+counts given to ``on_progress``) and ``Tally`` (keeping those counts, and
+the bulk-items metric).
 """
 
 from __future__ import annotations

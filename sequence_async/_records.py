@@ -1,13 +1,15 @@
 """
 What a journalled run records at each step of an item, and when.
 
-Owns ``Recorder``: the intent before the send, the execution as it is named,
-the end, all handed to the journal in groups (one ``write`` per commit,
-whatever joined while the previous commit was under way). Owns the window
-of intents written ahead: when the run's plan is known (``expect``), the
-intent of the item about to be sent is committed together with those of the
-next ``concurrency`` items, and the next group is written before it is
-needed, so that a send rarely waits on a commit. Owns the rule for the state
+Owns ``Recorder``: the journal opened with the run's plan (``plan``) and
+closed whatever ends the run (``close``); the intent before the send, the
+execution as it is named, the end, all handed to the journal in groups
+(one ``write`` per commit, whatever joined while the previous commit was
+under way). Owns the window of intents written ahead: when the run's plan
+is known (``expect``), the intent of the item about to be sent is committed
+together with those of the next ``concurrency`` items, and the next group
+is written before it is needed, so that a send rarely waits on a commit.
+Owns the rule for the state
 an error leaves: only an error that proves an item was never carried out,
 with no earlier send, gives ``failed`` (sent again at any age) or
 ``rejected`` (final); every other error leaves it ``unknown``.
