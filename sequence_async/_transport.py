@@ -234,9 +234,17 @@ class AiohttpTransport:
                 while data:
                     if inflate is None:
                         out, data = data, b""
+                    elif inflate.eof:
+                        # Bytes after the end of the stream: zlib would keep
+                        # every one of them (unused_data), counted nowhere.
+                        raise errors.ResponseValidationError(
+                            f"data after the end of the {encoding} body",
+                            status=response.status,
+                            request_id=request_id,
+                        )
                     else:
                         out = inflate.decompress(data, limit - size + 1)
-                        data = inflate.unconsumed_tail
+                        data = inflate.unconsumed_tail or inflate.unused_data
                     size += len(out)
                     if size > limit:
                         raise _too_large(response.status, limit, request_id)

@@ -315,6 +315,26 @@ async def test_bodies_are_capped(kind: str) -> None:
             await client.accounts.list()
 
 
+async def test_bytes_after_the_end_of_a_gzip_body_are_refused_not_hoarded() -> None:
+    """Endless bytes after a gzip member end the read with a typed error (12)."""
+    member = gzip.compress(b'{"request_id": "r", "data": []}')
+
+    async def trailing(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Encoding": "gzip"})
+        await response.prepare(request)
+        await response.write(member)
+        while True:  # zlib used to keep all of it, uncounted
+            await response.write(b"\0" * 65536)
+
+    once = RetryPolicy(max_retries=0)
+    async with (
+        hostile({("GET", "/accounts"): trailing}) as base_url,
+        client_of(base_url, retry=once) as client,
+    ):
+        with pytest.raises(ResponseValidationError, match="after the end"):
+            await client.accounts.list()
+
+
 @pytest.mark.parametrize("page_info", [{"end_cursor": "c1", "has_next_page": True}])
 async def test_paging_stops_on_a_repeated_cursor_or_empty_page(
     page_info: dict[str, Any],
