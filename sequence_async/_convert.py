@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar, Union, get_args, get_origin
 
@@ -90,16 +90,38 @@ def _structure_datetime(value: Any, _: Any) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+# The deepest nesting kept of the server's plain data (a rule's conditions,
+# an execution's trigger details): deeper would exhaust the stack later, when
+# the data is pickled, journalled or printed.
+MAX_PLAIN_DEPTH = 100
+
+
 def _structure_plain(value: Any, _: Any) -> Any:
     if value is not None and not isinstance(value, dict):
         raise TypeError(f"expected an object, got {type(value).__name__}")
+    _check_depth(value)
     return value
 
 
 def _snake_keys(value: Any, _: Any) -> Any:
-    if value is not None and not isinstance(value, dict):
-        raise TypeError(f"expected an object, got {type(value).__name__}")
-    return _snaked(value)
+    return _snaked(_structure_plain(value, _))
+
+
+def _check_depth(value: Any) -> None:
+    # Without recursion: the check must not be what exhausts the stack.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children: Iterable[Any]
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_PLAIN_DEPTH:
+            raise ValueError(f"plain data nested over {MAX_PLAIN_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _snaked(value: Any) -> Any:
