@@ -321,6 +321,7 @@ class Requester:
                 request_id=request_id,
                 idempotency_key=request.idempotency_key,
                 profile=self.profile,
+                secret=self.auth,
             )
         except errors.SequenceError as exc:
             call.uncertain = call.uncertain or _may_have_acted(exc)

@@ -27,12 +27,10 @@ VERSION: Final = importlib.metadata.version("sequence-async")
 USER_AGENT: Final = f"sequence-async/{VERSION}"
 DEFAULT_BASE_URL: Final = "https://api.getsequence.io/api/v1"
 RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
-# The longest a server may make us wait (Retry-After, a 429's drain): a
-# bigger, infinite or unparseable hint is cut to this.
+# The longest a server may make us wait (Retry-After, a 429's drain).
 MAX_SERVER_DELAY: Final = 60.0
 MAX_PAGE_SIZE: Final = 100
-# The most bytes of one answer the client reads, decompressed: a bigger body is
-# an error, not an out-of-memory.
+# The most bytes of one answer read, decompressed: more is an error, not an OOM.
 DEFAULT_MAX_RESPONSE_BYTES: Final = 4 * 1024 * 1024
 _MESSAGE_CHARS: Final = 200
 
@@ -47,8 +45,7 @@ _STATUS_ERRORS: Final[Mapping[int, type[errors.APIStatusError]]] = {
 }
 
 
-# One encoder for every body: json.dumps builds a new one per call when given
-# separators.
+# One encoder for every body (json.dumps builds one per call given separators).
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -67,6 +64,10 @@ class Secret:
 
     def __repr__(self) -> str:
         return "Secret('<redacted>')"
+
+    def redact(self, text: str) -> str:
+        """*text* without the key (a server or proxy may echo it in a message)."""
+        return text.replace(self.value.rsplit(" ", 1)[-1], "<redacted>")
 
     def __reduce_ex__(self, protocol: object) -> Any:
         raise TypeError("the API key cannot be pickled or copied")
@@ -215,6 +216,7 @@ def decode_response(
     idempotency_key: str | None = None,
     now: datetime | None = None,
     profile: Profile = DEFAULT,
+    secret: Secret | None = None,
 ) -> Envelope:
     """
     Decode a success envelope, or raise the error the response stands for.
@@ -232,13 +234,14 @@ def decode_response(
             idempotency_key=idempotency_key,
             now=now or datetime.now(UTC),
             profile=profile,
+            secret=secret,
         )
     if not 200 <= status < 300:
         # An API client follows no redirect: a 3xx (JSON body or not) could
         # send a trigger to another rule, or the key to another host.
         raise errors.ResponseValidationError(
             f"unexpected HTTP {status} (redirects are not followed): "
-            f"{_snippet(response.body)!r}",
+            f"{_snippet(response.body, secret)!r}",
             status=status,
             request_id=server_request_id,
         )
@@ -251,14 +254,14 @@ def decode_response(
     payload = loads(response.body)
     if payload is _NOT_JSON:
         raise errors.ResponseValidationError(
-            f"expected a JSON body, got {_snippet(response.body)!r}",
+            f"expected a JSON body, got {_snippet(response.body, secret)!r}",
             status=status,
             request_id=server_request_id,
         )
     if not isinstance(payload, dict) or "data" not in payload:
         raise errors.ResponseValidationError(
             "expected a {request_id, data} envelope, got "
-            f"{_snippet(response.body)!r}",
+            f"{_snippet(response.body, secret)!r}",
             status=status,
             request_id=server_request_id,
         )
@@ -279,6 +282,7 @@ def error_for(
     idempotency_key: str | None,
     now: datetime,
     profile: Profile = DEFAULT,
+    secret: Secret | None = None,
 ) -> errors.APIStatusError:
     """
     Return the exception for an error response (the one status-to-class map).
@@ -290,7 +294,7 @@ def error_for(
     """
     status = response.status
     code: str | None = None
-    message = _snippet(response.body) or f"HTTP {status}"
+    message = _snippet(response.body, secret) or f"HTTP {status}"
     payload = loads(response.body)
     if isinstance(payload, dict):
         error = payload.get("error")
@@ -298,7 +302,7 @@ def error_for(
             raw_code, raw_message = error.get("code"), error.get("message")
             code = raw_code if isinstance(raw_code, str) else None
             if isinstance(raw_message, str):
-                message = raw_message[:_MESSAGE_CHARS]
+                message = _redacted(raw_message[:_MESSAGE_CHARS], secret)
         body_request_id = payload.get(
             "requestId" if profile.camel_case else "request_id"
         )
@@ -358,8 +362,7 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-# One decoder for every body: json.loads builds a new one per call when given
-# parse_constant.
+# One decoder for every body (json.loads builds one per call given a hook).
 _DECODER = json.JSONDecoder(parse_constant=_no_constant)
 # The C scanner: one value from a position (typeshed does not list it).
 _scan: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
@@ -388,5 +391,9 @@ def loads(body: bytes | str) -> Any:
         return _NOT_JSON
 
 
-def _snippet(body: bytes) -> str:
-    return body[:_MESSAGE_CHARS].decode("utf-8", "replace").strip()
+def _snippet(body: bytes, secret: Secret | None = None) -> str:
+    return _redacted(body[:_MESSAGE_CHARS].decode("utf-8", "replace").strip(), secret)
+
+
+def _redacted(text: str, secret: Secret | None) -> str:
+    return text if secret is None else secret.redact(text)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pickle
 import traceback
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from sequence_async import (
     ResponseValidationError,
     RetryPolicy,
     SequenceClient,
+    SequenceError,
     _convert,
     models,
 )
@@ -33,9 +35,11 @@ from .conftest import (
     API_KEY,
     NO_WAIT_RETRIES,
     FakeTransport,
+    api_error,
     hostile,
     ok,
     requester,
+    status,
 )
 
 
@@ -186,6 +190,44 @@ async def test_ids_and_amounts_are_bounded(rule_id: str, amount: int | None) -> 
         await Rules(requester(transport)).trigger(rule_id, manual_execute_amount=amount)
 
     assert [] == transport.sent
+
+
+def test_plain_data_nested_too_deep_is_malformed_not_a_later_recursion_error() -> None:
+    """Plain data past the depth limit is refused when read (it broke pickling)."""
+    deep: object = {"type": "manual"}
+    for _ in range(_convert.MAX_PLAIN_DEPTH):
+        deep = [deep]
+    execution = {"id": "ex1", "status": "executed", "trigger_details": {"a": deep}}
+
+    with pytest.raises(ResponseValidationError, match="trigger_details"):
+        _convert.structure(execution, models.RuleExecution)
+    execution["trigger_details"] = {"a": [[{"b": 1}]] * 3}
+    fitting = _convert.structure(execution, models.RuleExecution)
+    assert fitting == pickle.loads(pickle.dumps(fitting))  # noqa: S301 (our own bytes)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        api_error(401, "unauthorized", f"invalid key: ApiKey {API_KEY}"),
+        status(502, f"<html>bad gateway for ApiKey {API_KEY}</html>".encode()),
+        status(200, f"<html>proxy login, key {API_KEY}</html>".encode()),
+    ],
+)
+async def test_a_key_echoed_by_a_server_never_reaches_the_error(
+    answer: Response,
+) -> None:
+    """A server or proxy that echoes the key in its answer: the error hides it."""
+    transport = FakeTransport(answer)
+
+    with pytest.raises(SequenceError) as info:
+        await requester(transport, retry=RetryPolicy(max_retries=0)).request(
+            "GET", "/accounts"
+        )
+
+    shown = "".join(traceback.format_exception(info.value))
+    assert API_KEY not in shown
+    assert "<redacted>" in str(info.value)
 
 
 def test_a_null_status_is_malformed() -> None:
