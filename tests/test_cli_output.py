@@ -13,6 +13,7 @@ import shlex
 import pytest
 
 import sequence_async as sq
+from sequence_async.cli._output import Output
 from sequence_async.cli._progress import progress_text
 
 from .test_cli_support import run_cli
@@ -98,3 +99,21 @@ def test_progress_text_names_unstarted_items() -> None:
     line, _, _ = progress_text(progress(failed=2, not_started=5), 7, 1.0, 120)
 
     assert "7/7  0 ok  2 failed  5 not started  0 triggering  0 waiting" in line
+
+
+def test_server_text_is_shown_escaped_never_forging_lines_or_driving_the_terminal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A nickname with a line break and escape sequences prints as one escaped line."""
+    hostile = "x\nstatus      active\x1b[2J\x1b]0;pwned\x07"
+    output = Output(as_json=False)
+
+    output.data({"id": "rule_1", "nick\nname": hostile})
+    output.table([{"id": hostile, "name": "[red]boo[/red]"}], ["id", "name"], "rules")
+
+    shown = capsys.readouterr().out
+    assert "\x1b" not in shown
+    assert "\x07" not in shown
+    assert ["id", "nick\\nname"] == [line.split()[0] for line in shown.splitlines()[:2]]
+    assert "x\\nstatus      active\\x1b[2J" in shown.splitlines()[1]
+    assert "[red]boo[/red]" in shown  # not read as markup

@@ -42,7 +42,7 @@ from ._base import (
     Handler,
     UsageError,
 )
-from ._output import Output
+from ._output import Output, printable
 
 
 __all__ = ["build_parser", "main"]
@@ -152,12 +152,6 @@ def _fail(
     if args.debug and not isinstance(exc, UsageError | CommandError):
         traceback.print_exception(exc)  # the same exit code, with the traceback
     message = f"{type(exc).__name__}: {exc}" if type_name else str(exc)
-    print(f"{parser.prog}: {_one_line(message)}", file=sys.stderr)
+    # Server-given codes and messages are shown escaped (one line, no escapes).
+    print(f"{parser.prog}: {printable(message)}", file=sys.stderr)
     return code
-
-
-def _one_line(text: str) -> str:
-    # Server-given codes and messages may hold line breaks or terminal escape
-    # sequences: shown escaped, they can neither break the one-line promise
-    # nor forge a line of output.
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

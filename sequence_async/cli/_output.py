@@ -39,15 +39,28 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def printable(value: str) -> str:
+    """
+    *value* with line breaks and control characters shown escaped.
+
+    Text from a server may hold them (terminal escape sequences too): shown
+    escaped, it can neither break a line, nor forge one, nor drive the
+    terminal.
+    """
+    if value.isprintable():
+        return value
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
+
+
 def text(value: Any) -> str:
     """
-    One plain value as people read it (``-`` for none).
+    One plain value as people read it (``-`` for none), escaped as needed.
     """
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return printable(str(value))
 
 
 def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
@@ -135,8 +148,9 @@ class Output:
         """
         Print aligned ``key  value`` lines, never wrapped.
         """
-        width = max((len(key) for key, _ in pairs), default=0)
-        for key, value in pairs:
+        shown = [(printable(key), value) for key, value in pairs]
+        width = max((len(key) for key, _ in shown), default=0)
+        for key, value in shown:
             print(f"{key:<{width}}  {value}", flush=True)
 
     def table(self, rows: Sequence[Any], columns: Sequence[str], title: str) -> None:
@@ -152,8 +166,9 @@ class Output:
         table = rich().table.Table(title=title)
         for n, column in enumerate(columns):
             table.add_column(column, no_wrap=n == 0)
+        cell = rich().text.Text  # plain text: a server's "[red]" is not markup
         for row in data:
-            table.add_row(*(_cell(row.get(column)) for column in columns))
+            table.add_row(*(cell(_cell(row.get(column))) for column in columns))
         self.stdout.print(table)
 
     def note(self, message: str) -> None:
