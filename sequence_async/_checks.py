@@ -120,7 +120,7 @@ def api_key_problem(key: object) -> str | None:
 
     It returns rather than raises, so that no raising frame holds the key.
     """
-    if not key or not isinstance(key, str):
+    if not isinstance(key, str) or not key.strip():
         return "no API key: pass SequenceClient(api_key=...) or set SEQUENCE_API_KEY"
     if not key.isprintable() or not key.isascii() or " " in key.strip():
         return "the API key must be printable ASCII without spaces"

@@ -67,7 +67,8 @@ class Secret:
 
     def redact(self, text: str) -> str:
         """*text* without the key (a server or proxy may echo it in a message)."""
-        return text.replace(self.value.rsplit(" ", 1)[-1], "<redacted>")
+        key = self.value.rsplit(" ", 1)[-1]
+        return text.replace(key, "<redacted>") if key else text
 
     def __reduce_ex__(self, protocol: object) -> Any:
         raise TypeError("the API key cannot be pickled or copied")
@@ -122,8 +123,7 @@ class Envelope(NamedTuple):
     data: Any
     request_id: str | None
     page_info: Mapping[str, Any] | None
-    # A success answer's ``Retry-After`` (seconds, capped): the poller
-    # sends nothing more for that rule before it.
+    # A success's ``Retry-After`` (capped): no poll of that rule before it.
     retry_after: float | None = None
 
 

@@ -31,7 +31,7 @@ from sequence_async import RetryPolicy, SequenceClient, errors
 from sequence_async._resources import Accounts
 from sequence_async._rules import Rules
 from sequence_async._transfers import Transfers
-from sequence_async._wire import Request, Response
+from sequence_async._wire import Request, Response, Secret
 from sequence_async.testing import FakeSequence
 
 from .conftest import (
@@ -562,6 +562,19 @@ def test_missing_api_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
 
     with pytest.raises(ValueError, match="SEQUENCE_API_KEY"):
         SequenceClient()
+
+
+@pytest.mark.parametrize("key", ["", " ", "   "])
+def test_a_blank_api_key_is_no_key(key: str) -> None:
+    """A key of spaces is refused like no key (it made every message unreadable)."""
+    with pytest.raises(ValueError, match="no API key"):
+        SequenceClient(key)
+
+
+def test_redacting_with_no_key_leaves_the_text_alone() -> None:
+    """A secret with an empty token never rewrites messages."""
+    assert "abc" == Secret("ApiKey ").redact("abc")
+    assert "x <redacted> y" == Secret("ApiKey sk_1").redact("x sk_1 y")
 
 
 async def test_closed_client_raises_clear_error(client: SequenceClient) -> None:
