@@ -67,8 +67,8 @@ class Secret:
 
     def redact(self, text: str) -> str:
         """*text* without the key (a server or proxy may echo it in a message)."""
-        key = self.value.rsplit(" ", 1)[-1]
-        return text.replace(key, "<redacted>") if key else text
+        _, space, key = self.value.strip().rpartition(" ")  # after the scheme
+        return text.replace(key, "<redacted>") if space and key else text
 
     def __reduce_ex__(self, protocol: object) -> Any:
         raise TypeError("the API key cannot be pickled or copied")

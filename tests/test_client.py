@@ -575,6 +575,8 @@ def test_redacting_with_no_key_leaves_the_text_alone() -> None:
     """A secret with an empty token never rewrites messages."""
     assert "abc" == Secret("ApiKey ").redact("abc")
     assert "x <redacted> y" == Secret("ApiKey sk_1").redact("x sk_1 y")
+    # A key pasted with a trailing space is still sent, and still redacted.
+    assert "x <redacted> y" == Secret("ApiKey sk_1 ").redact("x sk_1 y")
 
 
 async def test_closed_client_raises_clear_error(client: SequenceClient) -> None:
