@@ -9,10 +9,10 @@ under way). Owns the window of intents written ahead: when the run's plan
 is known (``expect``), the intent of the item about to be sent is committed
 together with those of the next ``concurrency`` items, and the next group
 is written before it is needed, so that a send rarely waits on a commit.
-Owns the rule for the state
-an error leaves: only an error that proves an item was never carried out,
-with no earlier send, gives ``failed`` (sent again at any age) or
-``rejected`` (final); every other error leaves it ``unknown``.
+Owns the rule for the state an error leaves: only an error that proves an
+item was never carried out, with no earlier send, gives ``failed`` (sent
+again at any age) or ``rejected`` (final); every other error leaves it
+``unknown``.
 """
 
 from __future__ import annotations
