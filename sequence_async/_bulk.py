@@ -106,6 +106,7 @@ class BulkRun:
         self._workers: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()  # the waits
         self._stopping = False
+        self._failures = 0
         self._crash: BaseException | None = None
         self._outcomes: AsyncIterator[TriggerOutcome] | None = None
         # Outcomes not yet taken (then the input's error, if any, and None).
@@ -232,18 +233,12 @@ class BulkRun:
             return self._requests
         return await self._recorder.plan(
             [item async for item in iterate(self._requests)],
-            check=self._checked,
+            check=self._keys.checked,
             api=self._requester.profile.name,
             wait=self._wait,
             per_minute=self._rate_limit,
             window=self._concurrency,
         )
-
-    def _checked(self, item: object) -> TriggerRequest:
-        request = as_request(item)
-        if request.idempotency_key is not None:
-            self._keys.claim(request)
-        return request
 
     async def _work(self, source: Source) -> None:
         # One worker: pull an item, trigger it (or find it again), then end
@@ -312,11 +307,8 @@ class BulkRun:
         if isinstance(raw, Refused):
             self._finish(rejected(index, raw.item, raw.error))
             return None
-        if self._stop:
-            request = planned.request if planned is not None else raw
-            key = planned.key if planned is not None else None
-            error = errors.NotStartedError("max_failures reached")
-            self._finish(rejected(index, request, error, key=key))
+        if self._stop and (planned is None or planned.action is Action.SEND):
+            self._finish(_resume.not_started(index, planned or raw))
             return None
         try:
             if planned is not None:
@@ -328,7 +320,7 @@ class BulkRun:
             self._finish(rejected(index, raw, exc))
             return None
         if planned is not None and planned.action is Action.REPLAY:
-            self._finish(_resume.replayed(planned, self._requester))
+            self._finish(_resume.replayed(planned, self._requester), new=False)
             return None
         item = self._items[index] = _Item(index, request, key, planned=planned)
         if planned is not None and self._recorder is not None:
@@ -367,9 +359,10 @@ class BulkRun:
             result=result,
             error=error,
         )
-        if self._recorder is not None and item.planned is not None:
-            self._recorder.ended(item.planned, outcome)
-        self._finish(outcome, stage)
+        planned = item.planned
+        if self._recorder is not None and planned is not None:
+            self._recorder.ended(planned, outcome)
+        self._finish(outcome, stage, new=planned is None or planned.entry is None)
 
     def _trigger(self, item: _Item) -> Coroutine[Any, Any, Execution]:
         # The trigger's coroutine itself: no layer of its own to resume.
@@ -381,13 +374,18 @@ class BulkRun:
             request_id=request.request_id,
         )
 
-    def _finish(self, outcome: TriggerOutcome, stage: str | None = None) -> None:
+    def _finish(
+        self, outcome: TriggerOutcome, stage: str | None = None, *, new: bool = True
+    ) -> None:
         # Hand the outcome over, then count it (out of the item's *stage*).
+        # Only the failures of *new* items count toward max_failures: an item
+        # the journal knew (replayed, or failing again) must not stop every
+        # resume at the same place.
         self._put(outcome)
-        failed = self._tally.end(stage, outcome.error)
-        limit = self._max_failures
-        if failed and limit is not None and self._tally.counts["failed"] >= limit:
-            self._stop = True
+        if self._tally.end(stage, outcome.error) and new:
+            self._failures += 1
+            limit = self._max_failures
+            self._stop = self._stop or (limit is not None and self._failures >= limit)
 
     def _put(
         self, outcome: TriggerOutcome | BaseException | None, *, first: bool = False

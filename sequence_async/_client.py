@@ -29,9 +29,9 @@ from ._journal import Journal
 from ._namespaces import Namespaces
 from ._observe import Hook
 from ._outcomes import BulkProgress, TriggerOutcome, TriggerRequest
+from ._records import as_journal
 from ._resources import called_reason_of
 from ._retry import PollPolicy, RetryPolicy, check_poll, resolve_retry
-from ._sqlite_journal import SqliteJournal
 from ._transport import ClientSession
 from ._wire import DEFAULT_MAX_RESPONSE_BYTES
 
@@ -353,8 +353,6 @@ class SequenceClient(Namespaces):
         Raises:
             ValueError, TypeError: A bad argument, at once.
         """
-        if isinstance(journal, str | os.PathLike):
-            journal = SqliteJournal(journal)
         return BulkRun(
             self._requester,
             requests,
@@ -363,7 +361,7 @@ class SequenceClient(Namespaces):
             timeout=timeout,
             max_failures=max_failures,
             on_progress=on_progress,
-            journal=journal,
+            journal=None if journal is None else as_journal(journal),
             rate_limit=self._rate_limit,
             until=until,
         )

@@ -21,9 +21,11 @@ from typing import Any
 import attrs
 
 from . import errors, models
+from ._checks import check_request_id, segment
 from ._execution import Execution
 from ._ids import new_id
 from ._otel import Telemetry
+from ._resources import amount
 
 
 log = logging.getLogger("sequence_async")
@@ -264,6 +266,27 @@ class Keys:
             )
         self._seen.add(key)
         return key
+
+    def checked(self, item: object) -> TriggerRequest:
+        """
+        *item* as a request, checked as its trigger will be; claim its key.
+
+        For a journalled run's plan: an item that its trigger would refuse
+        is refused before it is recorded, not recorded and then refused.
+
+        Raises:
+            TypeError, ValueError: The item, its rule id, amount, request id
+                or key is malformed (or the key is already in the batch).
+        """
+        request = as_request(item)
+        segment(request.rule_id, "rule_id")
+        if request.manual_execute_amount is not None:
+            amount(request.manual_execute_amount, "manual_execute_amount", minimum=0)
+        if request.request_id is not None:
+            check_request_id(request.request_id)
+        if request.idempotency_key is not None:
+            self.claim(request)
+        return request
 
 
 async def iterate(requests: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:

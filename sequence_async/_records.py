@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from . import _convert, _resume, errors
 from ._journal import GroupCommit, ItemState, Journal, JournalEntry
 from ._outcomes import TriggerOutcome, TriggerRequest
 from ._resume import Action, Planned, Refused
+from ._sqlite_journal import SqliteJournal
 
 
 if TYPE_CHECKING:
@@ -40,6 +42,22 @@ log = logging.getLogger("sequence_async")
 # with the time of the send, so that reconciliation's five-minute window
 # around ``sent_at`` still holds the execution.
 AHEAD_LIMIT = 60.0
+_REFUSED = (401, 403, 404)
+
+
+def as_journal(journal: object) -> Journal:
+    """The journal *journal* names (a path: a ``SqliteJournal``), or TypeError."""
+    if isinstance(journal, str | os.PathLike):
+        return SqliteJournal(journal)
+    if isinstance(journal, bytes | bool) or not all(
+        callable(getattr(journal, name, None))
+        for name in ("open", "write", "close", "clock")
+    ):
+        raise TypeError(
+            "journal must be a path (str or os.PathLike) or a Journal, not "
+            f"{type(journal).__name__}"
+        )
+    return journal  # type: ignore[return-value]
 
 
 class Recorder:
@@ -61,6 +79,7 @@ class Recorder:
         self._flusher: asyncio.Task[None] | None = None
         self._last: asyncio.Future[None] | None = None  # the latest commit
         self._watched: asyncio.Future[None] | None = None  # of answers
+        self._reconciling = asyncio.Lock()
         self._failure: BaseException | None = None  # of a commit of answers
         # The window ahead: the items to send, in order; how many of them
         # have their intent written; those not sent yet, with their commit
@@ -127,13 +146,9 @@ class Recorder:
         self._window = max(1, window)
 
     def remember(self, planned: Planned) -> None:
-        """
-        Carry over what the journal knew of *planned*.
-
-        Its send time, and its execution, which no other item may claim.
-        """
+        """Carry over *planned*'s send time and execution (no one else's)."""
         entry = planned.entry
-        if entry is not None and entry.sent_at is not None:
+        if _may_have_run(planned) and entry and entry.sent_at is not None:
             self._sent_at[planned.index] = entry.sent_at
         if entry is not None and entry.execution_id is not None:
             self.claimed.add(entry.execution_id)
@@ -150,8 +165,12 @@ class Recorder:
         Raises:
             errors.NeedsReviewError: An old send matched no execution.
         """
-        if planned.action is Action.RECONCILE:
-            found = await _resume.reconcile(planned, requester, self.claimed)
+        if planned.action is Action.RECONCILE or _resume.expired(
+            planned, self.journal.clock()
+        ):
+            self._intents.pop(planned.index, None)  # written ahead, not sent
+            async with self._reconciling:  # one claim of an execution at a time
+                found = await _resume.reconcile(planned, requester, self.claimed)
             if found is None:
                 raise _resume.needs_review(planned)
             self.accepted(planned, found)
@@ -209,7 +228,7 @@ class Recorder:
             index = planned.index
             if index not in self._sent_at:
                 entry = planned.entry
-                if entry is not None and entry.sent_at is not None:
+                if _may_have_run(planned) and entry and entry.sent_at is not None:
                     self._sent_at[index] = entry.sent_at
                 else:
                     self._sent_at[index] = self._stamped[index] = now
@@ -232,7 +251,7 @@ class Recorder:
         """
         execution_id = outcome.execution.id if outcome.execution else None
         result = outcome.result
-        if result is not None:
+        if result is not None and result.done:  # (not until transfers exist)
             entry = self._entry(
                 planned,
                 ItemState.TERMINAL,
@@ -359,9 +378,13 @@ def _state_of(error: Exception, *, earlier: bool) -> ItemState:
         return ItemState.NEEDS_REVIEW
     if earlier:
         return ItemState.UNKNOWN
+    # Refused before acting (not authorised, no such rule): sent again on
+    # resume, once the key or the rule is mended.
     not_sent = (
-        isinstance(error, errors.APIConnectionError) and not error.sent
-    ) or isinstance(error, errors.RateLimitError | errors.ClientClosedError)
+        (isinstance(error, errors.APIConnectionError) and not error.sent)
+        or isinstance(error, errors.RateLimitError | errors.ClientClosedError)
+        or (isinstance(error, errors.APIStatusError) and error.status in _REFUSED)
+    )
     if not_sent:
         return ItemState.FAILED
     definite = isinstance(error, TypeError | ValueError) or (

@@ -27,7 +27,7 @@ import attrs
 from . import _convert, errors, models
 from ._execution import Execution
 from ._journal import ItemState, Journal, JournalEntry
-from ._outcomes import TriggerOutcome, TriggerRequest
+from ._outcomes import TriggerOutcome, TriggerRequest, rejected
 from ._paging import list_executions
 from ._requester import Requester
 
@@ -198,6 +198,37 @@ def plan(
     return planned
 
 
+def expired(planned: Planned, now: float) -> bool:
+    """
+    Whether *planned*, to send again, may by *now* have been sent 23 h ago.
+
+    A long resume outlives its plan: such an item is reconciled, not sent.
+    """
+    entry = planned.entry
+    return entry is not None and _action(entry, now=now, wait=True) is Action.RECONCILE
+
+
+def not_started(index: int, item: Planned | object) -> TriggerOutcome:
+    """
+    The outcome of an item left unsent once ``max_failures`` is reached.
+
+    ``NotStartedError``; but an item an earlier run may have sent is not
+    known not to have run: ``OutcomeUnknownError``, with its key (resuming
+    the journal settles it).
+    """
+    if not isinstance(item, Planned):
+        return rejected(index, item, errors.NotStartedError("max_failures reached"))
+    entry = item.entry
+    error: Exception = errors.NotStartedError("max_failures reached")
+    if entry is not None and entry.state is not ItemState.FAILED:
+        error = errors.OutcomeUnknownError(
+            "max_failures reached before this item was sent again, and an "
+            "earlier run may have sent it: resume the journal to settle it",
+            idempotency_key=item.key,
+        )
+    return rejected(index, item.request, error, key=item.key)
+
+
 def _action(entry: JournalEntry | None, *, now: float, wait: bool) -> Action:
     if entry is None or entry.state is ItemState.FAILED:
         return Action.SEND
@@ -329,8 +360,11 @@ def _may_be(execution: models.RuleExecution, request: TriggerRequest) -> bool:
     kind = execution.trigger_type or (execution.trigger_details or {}).get("type")
     if kind is not None and str(kind).lower() not in ("manual", "sequence_api"):
         return False
-    amount: Any = (execution.trigger_details or {}).get("manual_execute_amount")
-    return amount is None or amount == request.manual_execute_amount
+    # The amount an execution ran with: `amount_in_cents` in its details.
+    wanted = request.manual_execute_amount
+    details = execution.trigger_details or {}
+    amount: Any = details.get("amount_in_cents", details.get("amountInCents"))
+    return wanted is None or amount is None or amount == wanted
 
 
 def needs_review(

@@ -23,8 +23,10 @@ import json
 import operator
 import os
 import sqlite3
+import stat
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -79,10 +81,6 @@ class SqliteJournal:
     Args:
         path: The file.
         clock: Wall-clock seconds (injectable, to test the 24-hour rules).
-
-    Raises:
-        errors.JournalError: On ``open``: the file is not a journal, or
-            another process has it open.
     """
 
     def __init__(
@@ -93,8 +91,7 @@ class SqliteJournal:
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
-        # The group commit: entries waiting for the next commit and the
-        # future they share; the commit under way, if any.
+        # The group commit: the next one's entries and future; the one going.
         self._pending: list[JournalEntry] = []
         self._next: asyncio.Future[None] | None = None
         self._running: asyncio.Future[None] | None = None
@@ -107,9 +104,12 @@ class SqliteJournal:
         Lock and open the file (creating it), return its run id and entries.
 
         Raises:
-            errors.JournalError: Not a journal, in use, or a journal of runs
-                against the other API (its keys mean nothing there).
+            errors.JournalError: Not a journal (nor a new, empty file), in
+                use (by another process, or another run of this object), or
+                of runs against the other API (its keys mean nothing there).
         """
+        if self._executor is not None:  # its run's state is not ours to undo
+            raise errors.JournalError(f"{self.path} is open already: one run at a time")
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sequence-journal")
         try:
             opened: tuple[str, list[JournalEntry]] = await self._call(self._open, api)
@@ -131,6 +131,8 @@ class SqliteJournal:
                 f"{self.path} is in use by another process; one run at a time"
             ) from None
         self._lock_fd = fd
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise errors.JournalError(f"{self.path} is not a regular file")
         db = self._db = _connect(self.path)
         try:
             if not _check(db, self.path):
@@ -240,9 +242,8 @@ class SqliteJournal:
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._executor is None:
             raise errors.JournalError("the journal is closed")
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, fn, *args
-        )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
 
 
 @attrs.frozen(kw_only=True)
@@ -287,9 +288,7 @@ def read_journal(path: str | os.PathLike[str]) -> JournalSummary:
         ) from None
     finally:
         db.close()
-    counts: dict[str, int] = {}
-    for entry in entries:
-        counts[entry.state] = counts.get(entry.state, 0) + 1
+    counts = dict(Counter(str(entry.state) for entry in entries))
     attention = {ItemState.NEEDS_REVIEW, ItemState.UNKNOWN, ItemState.REJECTED}
     return JournalSummary(
         path=str(file),
@@ -324,7 +323,7 @@ def _check(db: sqlite3.Connection, path: Path) -> bool:
         raise errors.JournalError(
             f"{path} is not a sequence-async journal ({exc})"
         ) from None
-    if application_id == 0 and tables == 0:
+    if application_id == 0 and tables == 0 and version == 0:
         return False
     if application_id != _APPLICATION_ID:
         raise errors.JournalError(

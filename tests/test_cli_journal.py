@@ -65,13 +65,13 @@ def test_journal_show_counts_states_and_lists_items_for_a_person(
 
 
 def test_journal_show_of_a_foreign_file_is_one_line(tmp_path: Path) -> None:
-    """A file that is not a journal: one line on stderr, exit 1, file untouched."""
+    """A file that is not a journal: one line on stderr, exit 2, file untouched."""
     path = tmp_path / "notes.txt"
     path.write_text("hello\n")
 
     shown = run_cli("journal", "show", str(path))
 
-    assert 1 == shown.returncode
+    assert 2 == shown.returncode
     assert 1 == len(shown.stderr.strip().splitlines())
     assert "not a sequence-async journal" in shown.stderr
     assert "hello\n" == path.read_text()

@@ -20,11 +20,14 @@ import pytest
 
 from sequence_async import (
     APIConnectionError,
+    AuthenticationError,
+    BadRequestError,
     ItemState,
     JournalEntry,
     JournalError,
     NeedsReviewError,
     NotFoundError,
+    PermissionDeniedError,
     SequenceClient,
     ServerError,
     SqliteJournal,
@@ -365,8 +368,13 @@ async def test_a_resend_that_never_connected_leaves_the_item_unknown(
         (APIConnectionError("refused", sent=False), False, ItemState.FAILED),
         (APIConnectionError("refused", sent=False), True, ItemState.UNKNOWN),
         (ServerError("bad gateway", status=502), False, ItemState.UNKNOWN),
-        (NotFoundError("no", status=404), False, ItemState.REJECTED),
+        # Refused before acting, and mendable (the key, its scopes, the
+        # rule): sent again on resume, never final.
+        (AuthenticationError("bad key", status=401), False, ItemState.FAILED),
+        (PermissionDeniedError("no scope", status=403), False, ItemState.FAILED),
+        (NotFoundError("no", status=404), False, ItemState.FAILED),
         (NotFoundError("no", status=404), True, ItemState.UNKNOWN),
+        (BadRequestError("bad body", status=400), False, ItemState.REJECTED),
         (ValueError("bad amount"), False, ItemState.REJECTED),
     ],
 )

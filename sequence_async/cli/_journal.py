@@ -14,7 +14,7 @@ from typing import Any
 
 import sequence_async as sq
 
-from ._base import EXIT_OK, Subcommands
+from ._base import EXIT_OK, Subcommands, UsageError
 from ._output import Output
 
 
@@ -37,7 +37,10 @@ async def show_journal(args: argparse.Namespace, out: Output) -> int:
     """
     Print the journal's counts by state, the items for a person, its age.
     """
-    summary = sq.read_journal(args.file)
+    try:
+        summary = sq.read_journal(args.file)
+    except sq.JournalError as exc:  # no such file, or not a journal: bad input
+        raise UsageError(str(exc)) from exc
     age = summary.age(time.time())
     attention = [_item(entry) for entry in summary.needs_attention]
     if out.as_json:
