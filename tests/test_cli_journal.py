@@ -4,9 +4,13 @@ The command line's long runs: ``--journal``, ``journal show`` and ``--redis``.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from .test_cli_support import lines, run_cli, serving
+from sequence_async import ItemState, JournalEntry, SqliteJournal
+from sequence_async._resume import derive_key
+
+from .test_cli_support import clean_env, lines, run_cli, serving
 
 
 def test_the_same_command_resumes_without_sending_again(
@@ -130,3 +134,37 @@ def test_the_platform_api_from_the_command_line(tmp_path: Path) -> None:
     assert (0, 0) == (before.returncode, after.returncode)
     assert ["executed", "executed"] == [lines(r)[0]["status"] for r in (before, after)]
     assert 0 != wrong.returncode
+
+
+def test_journal_show_gives_each_key_for_a_person_whole(tmp_path: Path) -> None:
+    """Items that need a person: one line each, the key never cut nor folded."""
+    path = tmp_path / "run.db"
+
+    async def record() -> str:
+        journal = SqliteJournal(path)
+        run_id, _ = await journal.open()
+        await journal.write(
+            [
+                JournalEntry(
+                    position=7,
+                    identity="position:7",
+                    rule_id="rule_0001",
+                    amount=None,
+                    idempotency_key=derive_key(run_id, 7),
+                    state=ItemState.UNKNOWN,
+                    sent_at=1.0,
+                    error_message="answer lost\x1b[2J",
+                    updated_at=1.0,
+                )
+            ]
+        )
+        await journal.close()
+        return derive_key(run_id, 7)
+
+    key = asyncio.run(record())
+
+    shown = run_cli("journal", "show", str(path), env={**clean_env(), "COLUMNS": "60"})
+
+    (line,) = [line for line in shown.stdout.splitlines() if key in line]
+    assert line.split() == ["7", "unknown", "rule_0001", key, "answer", "lost\\x1b[2J"]
+    assert 0 == shown.returncode

@@ -15,7 +15,7 @@ from typing import Any
 import sequence_async as sq
 
 from ._base import EXIT_OK, Subcommands, UsageError
-from ._output import Output
+from ._output import Output, text
 
 
 def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
@@ -57,7 +57,7 @@ async def show_journal(args: argparse.Namespace, out: Output) -> int:
         return EXIT_OK
     out.pairs(
         [
-            ("journal", summary.path),
+            ("journal", text(summary.path)),
             ("run id", summary.run_id),
             ("age", _age(age)),
             ("items", str(sum(summary.counts.values()))),
@@ -65,11 +65,11 @@ async def show_journal(args: argparse.Namespace, out: Output) -> int:
         ]
     )
     if attention:
-        out.table(
-            attention,
-            ["position", "state", "rule_id", "idempotency_key", "error"],
-            "Needs a person",
-        )
+        # One line per item, never cut nor folded: the key is what is needed.
+        columns = ("position", "state", "rule_id", "idempotency_key", "error")
+        print(f"\nNeeds a person ({', '.join(columns)}):")
+        for item in attention:
+            print("  " + "  ".join(text(item[column]) for column in columns))
     return EXIT_OK
 
 

@@ -157,8 +157,7 @@ class Output:
         """
         Print rows as a table (or as one JSON array).
 
-        Nothing is cut: the first column (the id) is never wrapped, and a
-        long word (a key, an id) in another is folded onto the next line.
+        The first column (the id) is never wrapped or cut.
         """
         if self.as_json:
             self.json(list(rows))
@@ -166,7 +165,7 @@ class Output:
         data = [jsonable(row) for row in rows]
         table = rich().table.Table(title=title)
         for n, column in enumerate(columns):
-            table.add_column(column, no_wrap=n == 0, overflow="fold")
+            table.add_column(column, no_wrap=n == 0)
         cell = rich().text.Text  # plain text: a server's "[red]" is not markup
         for row in data:
             table.add_row(*(cell(_cell(row.get(column))) for column in columns))
