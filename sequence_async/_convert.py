@@ -62,7 +62,11 @@ def _enum_or_str(profile: Profile) -> Callable[[Any], Any]:
             if not isinstance(value, str):
                 raise TypeError(f"expected a string, got {type(value).__name__}")
             # The API mixes casings for one concept; members are lowercase.
-            return members.get(value) or members.get(value.lower()) or value
+            found = members.get(value) or members.get(value.lower())
+            if found is None and not (len(value) <= 64 and value.isprintable()):
+                # A value unknown to this version is kept, if it is a name.
+                raise ValueError(f"not a {enum_cls.__name__} name: {value[:64]!r}")
+            return found or value
 
         return structure
 

@@ -66,7 +66,8 @@ class Profile:
         renames: Wire names that are not the mechanical case change of the
             SDK's names (SDK name -> wire name).
         features: Surface-only features this profile has.
-        code_errors: Error codes whose class holds whatever the status.
+        code_errors: Error codes whose class holds for a status below 500
+            the table lacks (a 5xx is always a server error).
         min_transfer: The smallest manual transfer, in cents.
         enum_aliases: Enum values named otherwise on this surface (lowercase
             wire value -> the SDK's value), both ways.

@@ -26,7 +26,8 @@ from ._observe import Hooks, Observer, captured
 from ._profiles import DEFAULT, Profile
 from ._ratelimit import Limiter, Priority
 from ._retry import PollPolicy, RetryPolicy, retry_request
-from ._wire import Envelope, Request, Response, Secret, build_request, decode_response
+from ._secret import Secret
+from ._wire import Envelope, Request, Response, build_request, decode_response
 
 
 if TYPE_CHECKING:

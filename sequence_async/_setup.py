@@ -27,9 +27,10 @@ from ._ratelimit import Limiter, TokenBucket
 from ._requester import Requester, Shared
 from ._resources import called_reason_of
 from ._retry import PollPolicy, RetryPolicy, check_poll, resolve_retry
+from ._secret import Secret
 from ._transport import AiohttpTransport, ClientSession
 from ._waits import PollShare
-from ._wire import Headers, Secret
+from ._wire import Headers
 
 
 def credentials(api_key: str | None, api: str | None) -> tuple[Secret, str, Profile]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from . import _convert, models
+from . import _convert, errors, models
 from ._checks import (
     check_request_id,
     check_text,
@@ -139,7 +139,8 @@ class Transfers(Resource):
 
         Raises:
             errors.OutcomeUnknownError: Retries ran out on network or server
-                errors; create again with its ``idempotency_key``.
+                errors, or the 2xx answer is unusable; create again with its
+                ``idempotency_key``.
             errors.UnsupportedFeatureError: ``simulation`` or
                 ``called_reason`` on ``api-v1``; nothing was sent.
         """
@@ -174,9 +175,16 @@ class Transfers(Resource):
         except asyncio.CancelledError as exc:
             add_key_note(exc, key)
             raise
-        return _convert.structure(
-            envelope.data,
-            models.Transfer,
-            request_id=envelope.request_id,
-            profile=profile,
-        )
+        try:
+            return _convert.structure(
+                envelope.data,
+                models.Transfer,
+                request_id=envelope.request_id,
+                profile=profile,
+            )
+        except errors.ResponseValidationError as exc:
+            # The server acted (2xx) but the answer is unusable: keep the key.
+            raise errors.OutcomeUnknownError(
+                f"POST /transfers was accepted, but the answer is unusable: {exc}",
+                idempotency_key=key,
+            ) from exc

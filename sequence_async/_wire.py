@@ -21,6 +21,7 @@ from typing import Any, Final, NamedTuple
 
 from . import errors
 from ._profiles import DEFAULT, Profile
+from ._secret import Secret
 
 
 VERSION: Final = importlib.metadata.version("sequence-async")
@@ -47,33 +48,6 @@ _STATUS_ERRORS: Final[Mapping[int, type[errors.APIStatusError]]] = {
 
 # One encoder for every body (json.dumps builds one per call given separators).
 _encode = json.JSONEncoder(separators=(",", ":")).encode
-
-
-class Secret:
-    """
-    A value that never shows itself: its repr is redacted (the API key).
-
-    It refuses to be pickled or copied, so a pickled client fails loudly
-    instead of writing the key to disk.
-    """
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return "Secret('<redacted>')"
-
-    def redact(self, text: str) -> str:
-        """*text* without the key (a server or proxy may echo it in a message)."""
-        _, space, key = self.value.strip().rpartition(" ")  # after the scheme
-        return text.replace(key, "<redacted>") if space and key else text
-
-    def __reduce_ex__(self, protocol: object) -> Any:
-        raise TypeError("the API key cannot be pickled or copied")
-
-    __reduce__ = __reduce_ex__  # type: ignore[assignment]
 
 
 class Headers(dict[str, str]):
@@ -251,7 +225,9 @@ def decode_response(
     )
     if status == 204 or not response.body:
         return Envelope(None, server_request_id, None, retry_after)
-    payload = loads(response.body)
+    payload = loads(
+        response.body if secret is None else secret.redact_body(response.body)
+    )
     if payload is _NOT_JSON:
         raise errors.ResponseValidationError(
             f"expected a JSON body, got {_snippet(response.body, secret)!r}",
@@ -290,7 +266,8 @@ def error_for(
     The envelope's ``error.code`` and ``error.message`` are used when present;
     any other body (plain text, HTML, empty) gives its first 200 characters as
     the message. The status chooses the class; a status the table lacks
-    falls back on the profile's error codes, then on 5xx or not.
+    falls back on the profile's error codes (below 500 only: a 5xx whose body
+    says ACCESS_DENIED is still a server error), then on 5xx or not.
     """
     status = response.status
     code: str | None = None
@@ -309,7 +286,7 @@ def error_for(
         if isinstance(body_request_id, str):
             request_id = body_request_id
     cls = _STATUS_ERRORS.get(status)
-    if cls is None and code is not None:
+    if cls is None and code is not None and status < 500:  # a 5xx stays one
         cls = profile.code_errors.get(code)
     if cls is None:
         cls = errors.ServerError if status >= 500 else errors.APIStatusError

@@ -244,7 +244,8 @@ class ExecutionFailedError(SequenceError):
     """
 
     def __init__(self, result: RuleExecution) -> None:
-        reason = f": {result.error_message}" if result.error_message else ""
+        message = result.error_message  # whole in `result`; cut here
+        reason = f": {message[:200]}" if message else ""
         super().__init__(f"rule execution {result.id} failed{reason}")
         self.result = result
 

@@ -40,7 +40,8 @@ from sequence_async import PollPolicy, RetryPolicy, SequenceClient
 from sequence_async._poller import Poller
 from sequence_async._profiles import API_NAMES, PROFILES
 from sequence_async._requester import Requester, Shared
-from sequence_async._wire import Headers, Request, Response, Secret
+from sequence_async._secret import Secret
+from sequence_async._wire import Headers, Request, Response
 from sequence_async.testing import FakeSequence, ManualClock, serve
 from sequence_async.testing.dialect import Dialect, dialect_named
 

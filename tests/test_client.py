@@ -30,8 +30,9 @@ from yarl import URL
 from sequence_async import RetryPolicy, SequenceClient, errors
 from sequence_async._resources import Accounts
 from sequence_async._rules import Rules
+from sequence_async._secret import Secret
 from sequence_async._transfers import Transfers
-from sequence_async._wire import Request, Response, Secret
+from sequence_async._wire import Request, Response
 from sequence_async.testing import FakeSequence
 
 from .conftest import (

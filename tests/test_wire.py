@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sequence_async import SequenceClient, _checks, _wire, errors
+from sequence_async._secret import Secret
 
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -28,7 +29,7 @@ def test_build_request_sets_documented_headers() -> None:
     req = _wire.build_request(
         "POST",
         "/rules/r/trigger",
-        auth=_wire.Secret("ApiKey k"),
+        auth=Secret("ApiKey k"),
         request_id="rid",
         json_body={"a": 1},
         idempotency_key="idem",
@@ -50,7 +51,7 @@ def test_build_request_sets_documented_headers() -> None:
 
 def test_request_repr_hides_the_key() -> None:
     """Neither the request nor the secret shows the key in its repr."""
-    secret = _wire.Secret("ApiKey sk_live_abc")
+    secret = Secret("ApiKey sk_live_abc")
     req = _wire.build_request("GET", "/x", auth=secret, request_id="r")
 
     assert "sk_live_abc" not in repr(req) + repr(secret) + str(req.headers)
@@ -62,7 +63,7 @@ def test_default_headers_cannot_override_auth() -> None:
     req = _wire.build_request(
         "GET",
         "/x",
-        auth=_wire.Secret("ApiKey k"),
+        auth=Secret("ApiKey k"),
         request_id="r",
         default_headers={"Authorization": "x"},
     )
