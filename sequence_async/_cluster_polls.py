@@ -330,7 +330,13 @@ def decode(value: str) -> Outcome | None:
                 str(data["missing"]), status=404, code="resource_not_found"
             )
         return structure(data["result"], models.RuleExecution)
-    except (ValueError, TypeError, KeyError, errors.ResponseValidationError):
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        RecursionError,  # nested past the stack: not ours either
+        errors.ResponseValidationError,
+    ):
         log.warning("ignored a stored outcome that is not one of ours")
         return None
 
@@ -348,13 +354,10 @@ def _remote(execution_id: str, value: str, now: int) -> Remote | None:
     # on the store's clock from the age the registering client had.
     try:
         _, registered, age, oldest = (int(part) for part in value.split())
-    except ValueError:
+        since = datetime.fromtimestamp(oldest / 1000, UTC)
+    except (ValueError, OverflowError, OSError):  # not ours, or out of range
         return None
-    return Remote(
-        execution_id,
-        (now - registered + age) / 1000,
-        datetime.fromtimestamp(oldest / 1000, UTC),
-    )
+    return Remote(execution_id, (now - registered + age) / 1000, since)
 
 
 def _nowhere(_: str, __: Outcome) -> None:

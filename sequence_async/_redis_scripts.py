@@ -62,11 +62,15 @@ return 1
 
 # KEYS: the rule's lease, the rule's pending registry. ARGV: our token, lease
 # (ms). Takes or renews the lease; then drops expired registrations and
-# returns {1, now_ms, id, value, ...}. Held by another: {0, its PTTL}.
+# returns {1, now_ms, id, value, ...}. Held by another: {0, its PTTL}; a
+# lease without expiry (set by hand, or restored without TTLs) is taken over.
 LEAD = """
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then
-  return {0, redis.call('PTTL', KEYS[1])}
+  local left = redis.call('PTTL', KEYS[1])
+  if left >= 0 then
+    return {0, left}
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local t = redis.call('TIME')

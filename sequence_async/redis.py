@@ -23,7 +23,6 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlsplit
 
 import redis.asyncio
 import redis.exceptions
@@ -138,7 +137,7 @@ class RedisCoordinator:
                 decode_responses=True,
             )
         except (ValueError, TypeError) as exc:
-            scheme = urlsplit(str(url)).scheme
+            scheme = str(url).partition(":")[0][:16]  # (urlsplit may raise too)
             raise CoordinatorError(
                 f"not a usable Redis URL (scheme {scheme!r}): {exc}; "
                 "expected redis://HOST:PORT/DB, rediss://... or unix://PATH"
@@ -273,7 +272,8 @@ class _RedisLink:
             async with asyncio.timeout(self._coordinator.timeout + extra):
                 return text(await make())
         except (*_AWAY, redis.exceptions.RedisError) as exc:
-            if not self._verified and isinstance(exc, _WRONG):
+            wrong = isinstance(exc, _WRONG) and not isinstance(exc, _AWAY)
+            if wrong and not self._verified:  # (a read-only replica is away)
                 self._bad = CoordinatorError(
                     "the coordinator's server refused us or does not speak "
                     f"the Redis protocol: {type(exc).__name__}: {exc}"
@@ -366,11 +366,11 @@ class _RedisLink:
                     if self._bad is not None:
                         return  # not a Redis server: no use trying again
                     continue
-                self._healthy = True
+                self._healthy = self._verified = True
                 log.info("Redis answers again; this client shares its budget again")
                 for recovered in self._recovers:
                     recovered()
-            with contextlib.suppress(Unavailable):
+            try:
                 members = await self.run(
                     MEMBERS,
                     [self._keys.members],
@@ -379,6 +379,10 @@ class _RedisLink:
                 self._peers = max(1, int(members))
                 for beat in self._beats:
                     await beat()
+            except Unavailable:
+                pass
+            except Exception:  # bad data in Redis: never the end of the heartbeat
+                log.exception("a heartbeat of the Redis coordinator failed")
             if self._healthy:
                 await asyncio.sleep(coordinator.lease / 3)
 

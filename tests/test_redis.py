@@ -20,7 +20,7 @@ import redis
 from sequence_async import SequenceClient
 from sequence_async import _redis_scripts as scripts
 from sequence_async._cluster import ClusterLimiter, Keys, Unavailable
-from sequence_async._cluster_polls import decode, encode
+from sequence_async._cluster_polls import _remote, decode, encode
 from sequence_async._coordinator import key_digest
 from sequence_async._ratelimit import Priority, TokenBucket
 from sequence_async._wire import MAX_SERVER_DELAY
@@ -89,7 +89,11 @@ def test_a_bad_url_is_a_clear_error_at_construction() -> None:
     with pytest.raises(CoordinatorError) as port:
         RedisCoordinator.from_url("redis://:hunter2@localhost:notaport/0")
 
+    with pytest.raises(CoordinatorError) as bracket:
+        RedisCoordinator.from_url("redis://u:hunter2@[::1/0")
+
     assert "hunter2" not in str(port.value)
+    assert "hunter2" not in str(bracket.value)
     assert "'http'" in str(bad.value)
 
 
@@ -506,3 +510,71 @@ def test_every_script_compiles_and_runs_on_the_server(fresh: redis.Redis) -> Non
 
     assert 8 == len(ran)
     assert [] == [k for k in fresh.scan_iter() if fresh.pttl(k) < 0]
+
+
+async def test_a_lease_without_expiry_is_taken_over_and_the_wait_ends(
+    quick: FakeSequence, redis_url: str, fresh: redis.Redis
+) -> None:
+    """A lease set by hand with no TTL would stop the rule's polls for ever."""
+    keys = Keys("sequence-async", key_digest(quick.api_key))
+    fresh.set(keys.lease("rule_0001"), "ghost")  # no expiry
+
+    async with _coordinated(quick, redis_url, poll=FAST_POLL) as client:
+        execution = await client.rules.trigger("rule_0001")
+        result = await execution.wait(timeout=10)
+        holder = fresh.get(keys.lease("rule_0001"))
+
+    assert result.done
+    assert holder not in (b"ghost", "ghost")  # taken over, not waited out
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "[" * 100_000 + "]" * 100_000,  # nested past the stack
+        '{"result": {"id": 5}}',
+        "not json",
+    ],
+)
+def test_a_stored_outcome_that_is_not_ours_is_ignored(stored: str) -> None:
+    """Garbage in an outcome key is skipped (and logged), never a bare error."""
+    assert decode(stored) is None
+
+
+@pytest.mark.parametrize(
+    "value", ["1 2 3 99999999999999999999", "1 2 3 -99999999999999999", "x y"]
+)
+def test_a_registration_out_of_range_is_ignored(value: str) -> None:
+    """A registry entry whose times are out of range is not ours: no OverflowError."""
+    assert _remote("rex_1", value, 1_000) is None
+
+
+async def test_a_read_only_replica_at_first_contact_is_away_not_wrong(
+    quick: FakeSequence,
+) -> None:
+    """READONLY (a replica mid-failover) falls back; it is no CoordinatorError."""
+
+    async def read_only(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while await reader.read(4096):
+            writer.write(b"-READONLY You can't write against a read only replica.\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(read_only, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    coordinator = RedisCoordinator.from_url(f"redis://127.0.0.1:{port}/0", retry=60)
+    try:
+        async with SequenceClient(
+            quick.api_key,
+            api=quick.api,
+            base_url=quick.url,
+            rate_limit=600,
+            coordinator=coordinator,
+        ) as client:
+            accounts = await client.accounts.list()
+    finally:
+        server.close()
+
+    assert accounts
