@@ -18,12 +18,13 @@ class Secret:
     instead of writing the key to disk.
     """
 
-    __slots__ = ("_key", "value")
+    __slots__ = ("_key", "_token", "value")
 
     def __init__(self, value: str) -> None:
         self.value = value
         _, space, key = value.strip().rpartition(" ")  # the key: after the scheme
         self._key = key if space else ""
+        self._token = self._key.encode()  # (encoded once: read on every answer)
 
     def __repr__(self) -> str:
         return "Secret('<redacted>')"
@@ -34,8 +35,8 @@ class Secret:
 
     def redact_body(self, body: bytes) -> bytes:
         """*body* without the key: no model, message or log keeps an echo."""
-        key = self._key.encode()
-        return body.replace(key, b"<redacted>") if key and key in body else body
+        token = self._token
+        return body.replace(token, b"<redacted>") if token and token in body else body
 
     def __reduce_ex__(self, protocol: object) -> Any:
         raise TypeError("the API key cannot be pickled or copied")
