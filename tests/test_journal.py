@@ -297,14 +297,21 @@ async def write_entries(path: Path, clock: ManualClock, *entries: JournalEntry) 
 
 
 def entry(
-    run_id: str, position: int, state: ItemState, sent_at: float, **fields: Any
+    run_id: str,
+    position: int,
+    state: ItemState,
+    sent_at: float,
+    *,
+    rule_id: str | None = None,
+    amount: int | None = None,
+    **fields: Any,
 ) -> JournalEntry:
-    """An item of the demo rules as a journal records it."""
+    """An item as a journal records it (a demo rule by position by default)."""
     return JournalEntry(
         position=position,
         identity=f"position:{position}",
-        rule_id=RULES[position % 3],
-        amount=None,
+        rule_id=rule_id or RULES[position % 3],
+        amount=amount,
         idempotency_key=derive_key(run_id, position),
         state=state,
         sent_at=sent_at,
