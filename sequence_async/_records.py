@@ -148,8 +148,8 @@ class Recorder:
     def remember(self, planned: Planned) -> None:
         """Carry over *planned*'s send time and execution (no one else's)."""
         entry = planned.entry
-        if _may_have_run(planned) and entry and entry.sent_at is not None:
-            self._sent_at[planned.index] = entry.sent_at
+        if (earlier := _resume.earlier_send(planned)) is not None:
+            self._sent_at[planned.index] = earlier
         if entry is not None and entry.execution_id is not None:
             self.claimed.add(entry.execution_id)
 
@@ -227,9 +227,9 @@ class Recorder:
         for planned in batch:
             index = planned.index
             if index not in self._sent_at:
-                entry = planned.entry
-                if _may_have_run(planned) and entry and entry.sent_at is not None:
-                    self._sent_at[index] = entry.sent_at
+                earlier = _resume.earlier_send(planned)
+                if earlier is not None:
+                    self._sent_at[index] = earlier
                 else:
                     self._sent_at[index] = self._stamped[index] = now
             entries.append(self._entry(planned, ItemState.SENDING))
@@ -265,7 +265,7 @@ class Recorder:
             error = outcome.error
             entry = self._entry(
                 planned,
-                _state_of(error, earlier=_may_have_run(planned)),
+                _state_of(error, earlier=_resume.may_have_run(planned)),
                 error_type=type(error).__name__,
                 error_message=str(error)[:500],
             )
@@ -361,13 +361,6 @@ class Recorder:
 
 def _failed(commit: asyncio.Future[None]) -> bool:
     return commit.done() and commit.exception() is not None
-
-
-def _may_have_run(planned: Planned) -> bool:
-    # Whether an earlier run may have sent the item: then no error of this
-    # run can prove it was never carried out.
-    entry = planned.entry
-    return entry is not None and entry.state is not ItemState.FAILED
 
 
 def _state_of(error: Exception, *, earlier: bool) -> ItemState:

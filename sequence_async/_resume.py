@@ -208,6 +208,21 @@ def expired(planned: Planned, now: float) -> bool:
     return entry is not None and _action(entry, now=now, wait=True) is Action.RECONCILE
 
 
+def may_have_run(planned: Planned) -> bool:
+    """
+    Whether an earlier run may have sent *planned* (it has a record, not ``failed``).
+    """
+    entry = planned.entry
+    return entry is not None and entry.state is not ItemState.FAILED
+
+
+def earlier_send(planned: Planned) -> float | None:
+    """
+    When an earlier run may have sent *planned*, if it may have (else ``None``).
+    """
+    return planned.entry.sent_at if planned.entry and may_have_run(planned) else None
+
+
 def not_started(index: int, item: Planned | object) -> TriggerOutcome:
     """
     The outcome of an item left unsent once ``max_failures`` is reached.
@@ -218,9 +233,8 @@ def not_started(index: int, item: Planned | object) -> TriggerOutcome:
     """
     if not isinstance(item, Planned):
         return rejected(index, item, errors.NotStartedError("max_failures reached"))
-    entry = item.entry
     error: Exception = errors.NotStartedError("max_failures reached")
-    if entry is not None and entry.state is not ItemState.FAILED:
+    if may_have_run(item):
         error = errors.OutcomeUnknownError(
             "max_failures reached before this item was sent again, and an "
             "earlier run may have sent it: resume the journal to settle it",
