@@ -19,15 +19,21 @@ from __future__ import annotations
 # this priority's burst tolerance (us), how many slots (requests made at once
 # in one process: one call for them all). Reserves the next slots and returns
 # how many microseconds each caller sleeps before sending: one round trip,
-# first come first served across processes, nobody woken in a crowd.
+# first come first served across processes, nobody woken in a crowd. A TAT
+# or pause more than max(120 s, 256 intervals) ahead is not trusted.
 RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
 local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
+-- Never trust a state further ahead than queues and capped pauses make it
+-- (a failover to a replica whose clock is behind, a restore, a hand edit):
+-- it would hold every request for as long.
+local horizon = math.max(120000000, 256 * interval)
+if tat < now or tat > now + horizon then tat = now end
+if paused > now + horizon then paused = 0 end
 local waits = {}
 for i = 1, tonumber(ARGV[3]) do
   local start = tat - tolerance

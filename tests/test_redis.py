@@ -578,3 +578,20 @@ async def test_a_read_only_replica_at_first_contact_is_away_not_wrong(
         server.close()
 
     assert accounts
+
+
+@pytest.mark.parametrize("stepped", ["budget", "pause"])
+async def test_a_budget_or_pause_far_ahead_of_redis_time_holds_nobody(
+    quick: FakeSequence, redis_url: str, fresh: redis.Redis, stepped: str
+) -> None:
+    """A clock stepped back on failover: an hour ahead is not waited out."""
+    keys = Keys("sequence-async", key_digest(quick.api_key))
+    seconds, micros = fresh.time()
+    ahead = (seconds + 3600) * 1_000_000 + micros
+    fresh.set(keys.budget if stepped == "budget" else keys.pause, str(ahead))
+
+    async with _coordinated(quick, redis_url, rate_limit=600) as client:
+        asked = _sleeps(client)
+        await client.accounts.list()
+
+    assert max(asked, default=0.0) <= 120.0
