@@ -34,6 +34,7 @@ from . import errors, models
 from ._cluster import Keys, Link, Unavailable
 from ._convert import structure
 from ._waits import Outcome, Remote, Watch
+from ._wire import loads
 
 
 log = logging.getLogger("sequence_async")
@@ -323,22 +324,18 @@ def decode(value: str) -> Outcome | None:
     """
     Return the outcome a stored text holds (``None`` when it is not one).
     """
-    try:
-        data = json.loads(value)
-        if "missing" in data:
-            return errors.NotFoundError(
-                str(data["missing"]), status=404, code="resource_not_found"
-            )
-        return structure(data["result"], models.RuleExecution)
-    except (
-        ValueError,
-        TypeError,
-        KeyError,
-        RecursionError,  # nested past the stack: not ours either
-        errors.ResponseValidationError,
-    ):
-        log.warning("ignored a stored outcome that is not one of ours")
-        return None
+    data = loads(value)  # strict: no NaN, no nesting that exhausts the stack
+    if isinstance(data, dict):
+        try:
+            if "missing" in data:
+                return errors.NotFoundError(
+                    str(data["missing"]), status=404, code="resource_not_found"
+                )
+            return structure(data["result"], models.RuleExecution)
+        except (ValueError, TypeError, KeyError, errors.ResponseValidationError):
+            pass
+    log.warning("ignored a stored outcome that is not one of ours")
+    return None
 
 
 def _plain(value: object) -> object:

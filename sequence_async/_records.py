@@ -49,7 +49,7 @@ def as_journal(journal: object) -> Journal:
     """The journal *journal* names (a path: a ``SqliteJournal``), or TypeError."""
     if isinstance(journal, str | os.PathLike):
         return SqliteJournal(journal)
-    if isinstance(journal, bytes | bool) or not all(
+    if not all(
         callable(getattr(journal, name, None))
         for name in ("open", "write", "close", "clock")
     ):

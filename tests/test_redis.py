@@ -103,14 +103,8 @@ async def test_a_server_that_is_not_redis_is_a_clear_error_at_first_use(
     """Pointed at an HTTP server, the first request raises CoordinatorError."""
     async with hostile({}) as base:
         port = base.split(":")[2].split("/")[0]
-        coordinator = RedisCoordinator.from_url(f"redis://127.0.0.1:{port}/0")
-        async with SequenceClient(
-            quick.api_key,
-            api=quick.api,
-            base_url=quick.url,
-            rate_limit=600,
-            coordinator=coordinator,
-        ) as client:
+        url = f"redis://127.0.0.1:{port}/0"
+        async with _coordinated(quick, url, rate_limit=600) as client:
             with pytest.raises(CoordinatorError, match="Redis protocol"):
                 await client.accounts.list()
 
@@ -564,15 +558,9 @@ async def test_a_read_only_replica_at_first_contact_is_away_not_wrong(
 
     server = await asyncio.start_server(read_only, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    coordinator = RedisCoordinator.from_url(f"redis://127.0.0.1:{port}/0", retry=60)
     try:
-        async with SequenceClient(
-            quick.api_key,
-            api=quick.api,
-            base_url=quick.url,
-            rate_limit=600,
-            coordinator=coordinator,
-        ) as client:
+        url = f"redis://127.0.0.1:{port}/0"
+        async with _coordinated(quick, url, rate_limit=600) as client:
             accounts = await client.accounts.list()
     finally:
         server.close()
