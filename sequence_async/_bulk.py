@@ -102,7 +102,7 @@ class BulkRun:
         self._wait = wait
         self._tally = Tally(on_progress, requester.shared.observer.telemetry)
         self._items: dict[int, _Item] = {}
-        self._keys = Keys(requester.profile.check_idempotency_key)
+        self._keys = Keys(requester.profile)
         self._workers: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()  # the waits
         self._stopping = False

@@ -21,11 +21,11 @@ from typing import Any
 import attrs
 
 from . import errors, models
-from ._checks import check_request_id, segment
 from ._execution import Execution
 from ._ids import new_id
 from ._otel import Telemetry
-from ._resources import amount
+from ._profiles import Profile
+from ._rules import trigger_request
 
 
 log = logging.getLogger("sequence_async")
@@ -243,10 +243,10 @@ class Keys:
     The idempotency keys of one batch: the caller's, checked and unique, or new.
     """
 
-    __slots__ = ("_check", "_seen")
+    __slots__ = ("_profile", "_seen")
 
-    def __init__(self, check: Callable[[object], str]) -> None:
-        self._check = check  # the API profile's check of a caller's key
+    def __init__(self, profile: Profile) -> None:
+        self._profile = profile  # its check of a caller's key, and of the rest
         self._seen: set[str] = set()
 
     def claim(self, request: TriggerRequest) -> str:
@@ -259,7 +259,7 @@ class Keys:
         """
         if request.idempotency_key is None:
             return new_id()
-        key = self._check(request.idempotency_key)
+        key = self._profile.check_idempotency_key(request.idempotency_key)
         if key in self._seen:
             raise ValueError(
                 f"duplicate idempotency_key {key!r} in this batch; not sent"
@@ -279,11 +279,12 @@ class Keys:
                 or key is malformed (or the key is already in the batch).
         """
         request = as_request(item)
-        segment(request.rule_id, "rule_id")
-        if request.manual_execute_amount is not None:
-            amount(request.manual_execute_amount, "manual_execute_amount", minimum=0)
-        if request.request_id is not None:
-            check_request_id(request.request_id)
+        trigger_request(
+            self._profile,
+            request.rule_id,
+            manual_execute_amount=request.manual_execute_amount,
+            request_id=request.request_id,
+        )
         if request.idempotency_key is not None:
             self.claim(request)
         return request

@@ -16,6 +16,7 @@ from . import errors, models
 from ._checks import check_request_id, path, query, segment
 from ._execution import Execution
 from ._paging import Paginator, get_execution, list_executions
+from ._profiles import Profile
 from ._ratelimit import Priority
 from ._resources import (
     Resource,
@@ -109,25 +110,17 @@ class Rules(Resource):
                 ``called_reason`` on ``api-v1``; nothing was sent.
         """
         profile = self._requester.profile
-        endpoint = path("rules", (rule_id, "rule_id"), "trigger")
-        body: dict[str, Any] = {}  # the common case: no options
-        if manual_execute_amount is not None or simulation is not None:
-            body = profile.body(
-                {
-                    "manual_execute_amount": None
-                    if manual_execute_amount is None
-                    else amount(
-                        manual_execute_amount, "manual_execute_amount", minimum=0
-                    ),
-                    "simulation": simulation_of(simulation, profile),
-                }
-            )
+        endpoint, body = trigger_request(
+            profile,
+            rule_id,
+            manual_execute_amount=manual_execute_amount,
+            request_id=request_id,
+            simulation=simulation,
+        )
         key = idempotency_key_of(idempotency_key, profile)
         reason = (
             None if called_reason is None else called_reason_of(called_reason, profile)
         )
-        if request_id is not None:
-            check_request_id(request_id)
         triggered_at = datetime.now(UTC)
         try:
             envelope = await self._requester.request(
@@ -167,6 +160,41 @@ class Rules(Resource):
             triggered_at=triggered_at,
             requester=self._requester,
         )
+
+
+def trigger_request(
+    profile: Profile,
+    rule_id: object,
+    *,
+    manual_execute_amount: object = None,
+    request_id: object = None,
+    simulation: object = None,
+) -> tuple[str, dict[str, Any]]:
+    """
+    Return a trigger's endpoint and body, every value checked.
+
+    The one home of those checks: ``Rules.trigger`` and a journalled run's
+    plan (which must refuse an item before recording it, not after).
+
+    Raises:
+        TypeError, ValueError: The rule id, amount, request id or
+            ``simulation`` is malformed.
+        errors.UnsupportedFeatureError: ``simulation`` on ``api-v1``.
+    """
+    endpoint = path("rules", (rule_id, "rule_id"), "trigger")
+    body: dict[str, Any] = {}  # the common case: no options
+    if manual_execute_amount is not None or simulation is not None:
+        body = profile.body(
+            {
+                "manual_execute_amount": None
+                if manual_execute_amount is None
+                else amount(manual_execute_amount, "manual_execute_amount", minimum=0),
+                "simulation": simulation_of(simulation, profile),
+            }
+        )
+    if request_id is not None:
+        check_request_id(request_id)
+    return endpoint, body
 
 
 class RuleExecutions(Resource):
