@@ -3,8 +3,9 @@ What a client lets you see of its requests: event hooks and raw answers.
 
 Owns the event values given to hooks (``RequestEvent``, ``ResponseEvent``,
 ``RetryEvent``: method, path, attempt, status, elapsed, ids, and headers with
-``Authorization`` redacted), calling the hooks (sync or async; one that
-raises is logged and never breaks the request), ``RawResponse`` and
+``Authorization`` hidden and the key out of every value), calling the hooks
+(sync or async; one that raises is logged and never breaks the request),
+``RawResponse`` and
 ``capture_responses()``, which collects the answers behind the calls made in
 its block. Capture uses a context variable, so concurrent tasks never see
 each other's answers: there is no shared "last response".
@@ -22,6 +23,7 @@ from typing import Any, Literal
 import attrs
 
 from ._otel import Telemetry, current_span
+from ._secret import Secret
 from ._wire import Request, Response
 
 
@@ -42,7 +44,7 @@ class RequestEvent:
         attempt: The attempt's number, from 1.
         request_id: The ``X-Request-ID`` sent.
         idempotency_key: The key of a mutating call, else ``None``.
-        headers: The request's headers, ``Authorization`` redacted.
+        headers: The request's headers, ``Authorization`` and the key redacted.
     """
 
     operation: str
@@ -68,7 +70,7 @@ class ResponseEvent:
         idempotency_key: The key of a mutating call, else ``None``.
         status: The HTTP status.
         elapsed: Seconds from sending to the whole answer.
-        headers: The answer's headers.
+        headers: The answer's headers (the key out of every value).
     """
 
     operation: str
@@ -170,7 +172,7 @@ class RawResponse:
         attempt: The attempt's number, from 1.
         request_id: The ``X-Request-ID`` sent.
         status: The HTTP status.
-        headers: The answer's headers.
+        headers: The answer's headers (the key out of every value).
         elapsed: Seconds from sending to the whole answer.
     """
 
@@ -220,16 +222,6 @@ def capture_responses() -> Iterator[list[RawResponse]]:
         _captured.reset(token)
 
 
-def redacted(headers: Mapping[str, str]) -> Mapping[str, str]:
-    """
-    *headers* with the ``Authorization`` value hidden (what hooks see).
-    """
-    return {
-        name: "<redacted>" if name.lower() == "authorization" else value
-        for name, value in headers.items()
-    }
-
-
 def _about(operation: str, request: Request, attempt: int) -> dict[str, Any]:
     # The fields every event shares.
     return {
@@ -250,11 +242,23 @@ class Observer:
     for what no one asked for.
     """
 
-    __slots__ = ("before", "hooks", "telemetry", "watch_answers", "watch_retries")
+    __slots__ = (
+        "before",
+        "hooks",
+        "secret",
+        "telemetry",
+        "watch_answers",
+        "watch_retries",
+    )
 
-    def __init__(self, hooks: Hooks, telemetry: Telemetry | None) -> None:
+    def __init__(
+        self, hooks: Hooks, telemetry: Telemetry | None, secret: Secret | None = None
+    ) -> None:
         self.hooks = hooks
         self.telemetry = telemetry
+        # Headers reach hooks and captured answers through it: Authorization
+        # hidden, and the key taken out of any header that echoes it.
+        self.secret = secret or Secret("")
         self.before = bool(hooks.request)
         self.watch_answers = bool(hooks.response) or telemetry is not None
         self.watch_retries = bool(hooks.retry) or telemetry is not None
@@ -266,7 +270,8 @@ class Observer:
         await self.hooks.emit(
             self.hooks.request,
             RequestEvent(
-                **_about(operation, request, attempt), headers=redacted(request.headers)
+                **_about(operation, request, attempt),
+                headers=self.secret.redact_headers(request.headers),
             ),
         )
 
@@ -292,7 +297,7 @@ class Observer:
                     attempt=attempt,
                     request_id=request_id,
                     status=response.status,
-                    headers=dict(response.headers),
+                    headers=self.secret.redact_headers(response.headers),
                     elapsed=elapsed,
                 )
             )
@@ -311,7 +316,7 @@ class Observer:
                     **_about(operation, request, attempt),
                     status=response.status,
                     elapsed=elapsed,
-                    headers=redacted(response.headers),
+                    headers=self.secret.redact_headers(response.headers),
                 ),
             )
 

@@ -106,7 +106,7 @@ def requester(
         limiter=limiter,
         poller=Poller(share=share),
         observer=Observer(
-            Hooks(event_hooks), telemetry(tracer_provider, meter_provider)
+            Hooks(event_hooks), telemetry(tracer_provider, meter_provider), auth
         ),
     )
     built = Requester(

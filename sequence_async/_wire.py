@@ -201,6 +201,8 @@ def decode_response(
     """
     status = response.status
     server_request_id = response.headers.get("X-Request-ID") or request_id
+    if secret is not None:  # a proxy may echo the key in any header
+        server_request_id = secret.redact(server_request_id)
     if status >= 400:
         raise error_for(
             response,
@@ -234,6 +236,8 @@ def decode_response(
             status=status,
             request_id=server_request_id,
         )
+    if secret is not None and _BACKSLASH in response.body:
+        payload = secret.redact_value(payload)  # escapes hid the key from bytes
     if not isinstance(payload, dict) or "data" not in payload:
         raise errors.ResponseValidationError(
             "expected a {request_id, data} envelope, got "
@@ -273,6 +277,8 @@ def error_for(
     code: str | None = None
     message = _snippet(response.body, secret) or f"HTTP {status}"
     payload = loads(response.body)
+    if secret is not None:  # no field of the error keeps an echo of the key
+        payload = secret.redact_value(payload)
     if isinstance(payload, dict):
         error = payload.get("error")
         if isinstance(error, dict):
@@ -333,6 +339,9 @@ def next_cursor(
 
 
 _NOT_JSON: Final[Any] = object()
+# A body with one may hide the key behind JSON escapes (an int: 10x faster
+# to look for in bytes than b"\\").
+_BACKSLASH: Final = ord("\\")
 
 
 def _no_constant(name: str) -> Any:
@@ -369,6 +378,13 @@ def loads(body: bytes | str) -> Any:
 
 
 def _snippet(body: bytes, secret: Secret | None = None) -> str:
+    if (
+        secret is not None
+        and _BACKSLASH in body
+        and (value := loads(body)) is not _NOT_JSON
+    ):
+        # JSON escapes may hide the key from the bytes: show the value, cleaned.
+        body = _encode(secret.redact_value(value)).encode()
     return _redacted(body[:_MESSAGE_CHARS].decode("utf-8", "replace").strip(), secret)
 
 

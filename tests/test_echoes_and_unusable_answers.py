@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import attrs
 import pytest
 
 from sequence_async import (
@@ -20,9 +21,12 @@ from sequence_async import (
     ServerError,
     _convert,
     _wire,
+    capture_responses,
     models,
 )
+from sequence_async._observe import Hooks, Observer
 from sequence_async._profiles import PROFILES
+from sequence_async._requester import Shared
 from sequence_async._secret import Secret
 from sequence_async._transfers import Transfers
 from sequence_async._wire import Response
@@ -113,3 +117,83 @@ def test_a_5xx_is_a_server_error_whatever_code_its_body_names(code: str) -> None
 
     assert type(error) is ServerError
     assert 500 == error.status
+
+
+# The key as a JSON escape spells it: no byte of the body matches the key.
+_ESCAPED_KEY = API_KEY.replace("_", "\\u005f")
+
+
+def _api_v1_secret() -> Secret:
+    return Secret(PROFILES["api-v1"].authorization(API_KEY))
+
+
+def test_a_key_hidden_by_json_escapes_in_a_success_body_reaches_no_field() -> None:
+    """Escapes hide the key from the bytes; the decoded value is cleaned too."""
+    body = (
+        '{"data": {"id": "rex_1", "error_message": "denied for %s",'
+        ' "%s": ["%s"]}, "request_id": "%s"}' % ((_ESCAPED_KEY,) * 4)
+    ).encode()
+    assert API_KEY.encode() not in body
+
+    envelope = _wire.decode_response(
+        Response(200, {}, body), request_id="r", secret=_api_v1_secret()
+    )
+
+    assert API_KEY not in json.dumps(envelope.data)
+    assert API_KEY not in str(envelope.request_id)
+    assert "denied for <redacted>" == envelope.data["error_message"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        Response(400, {}, b'{"error": {"code": "x"}, "request_id": "%s"}'),
+        Response(400, {}, b'{"error": {"code": "x", "message": "no %s"}}'),
+        Response(502, {}, b'["%s"]'),
+        Response(200, {}, b'["%s"]'),
+        Response(303, {}, b'{"to": "%s"}'),
+        Response(400, {"X-Request-ID": API_KEY}, b""),
+    ],
+)
+def test_an_error_never_spells_an_echoed_key(answer: Response) -> None:
+    """Escaped in the body, or echoed in a header: the error shows neither."""
+    body = answer.body.replace(b"%s", _ESCAPED_KEY.encode())
+    response = Response(answer.status, answer.headers, body)
+
+    with pytest.raises(Exception) as raised:
+        _wire.decode_response(response, request_id="r", secret=_api_v1_secret())
+
+    error = raised.value
+    shown = f"{error} {error!r} {vars(error)}"
+    assert API_KEY not in shown.replace("\\", "").replace("u005f", "_")
+
+
+async def test_hooks_and_captured_answers_never_see_a_key_echoed_in_a_header() -> None:
+    """A proxy that echoes the key in any header: hooks and captures hide it."""
+    seen: list[object] = []
+    echoing = Response(
+        200,
+        {"X-Echo": f"ApiKey {API_KEY}", "X-Request-ID": API_KEY},
+        json.dumps({"data": []}).encode(),
+    )
+    transport = FakeTransport(echoing)
+    base = requester(transport)
+    hooked = attrs.evolve(
+        base,
+        shared=Shared(
+            transport,
+            observer=Observer(
+                Hooks({"request": [seen.append], "response": [seen.append]}),
+                None,
+                base.auth,
+            ),
+        ),
+    )
+
+    with capture_responses() as answers:
+        envelope = await hooked.request("GET", "/rules", operation="rules.list")
+
+    assert 2 == len(seen)
+    shown = f"{seen} {answers} {envelope}"
+    assert API_KEY not in shown
+    assert "ApiKey <redacted>" == answers[0].headers["X-Echo"]
