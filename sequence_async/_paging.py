@@ -3,7 +3,7 @@ Paging, written once, and the rule-execution reads the poller shares.
 
 Owns ``Paginator`` (lazy pages of any list endpoint, able to start from a
 saved cursor, stopping on a last page, an empty page, a repeated cursor or
-``max_pages``; cursors on ``api-v1``, page numbers on ``platform-v1``, as the
+page, or ``max_pages``; cursors on ``api-v1``, page numbers on ``platform-v1``, as the
 requester's profile says) and the two execution reads, ``get_execution`` and
 ``list_executions``, used alike by ``client.rule_executions`` and by the
 poller, so there is one definition of each request.
@@ -38,8 +38,9 @@ class Paginator(Generic[T]):
     saved and passed as ``start_after`` to resume the listing later.
 
     Paging stops at the last page, and also, with a WARNING, on a server
-    that sends an empty page with more to come, repeats a cursor, or has
-    given ``max_pages`` pages: a broken server never loops the client.
+    that sends an empty page with more to come, repeats a cursor or a whole
+    page (one that ignores the page number asked for), or has given
+    ``max_pages`` pages: a broken server never loops the client.
     """
 
     __slots__ = (
@@ -107,6 +108,7 @@ class Paginator(Generic[T]):
         after = self._start_after
         profile = self._requester.profile
         seen: set[str] = set()
+        last: object = None
         for _ in range(self._max_pages):
             envelope = await self._requester.request(
                 "GET",
@@ -120,6 +122,12 @@ class Paginator(Generic[T]):
             data, page_info = profile.read_page(
                 envelope.data, envelope.page_info, after
             )
+            if data and data == last:
+                # A server that ignores the page asked for (page numbers
+                # leave no cursor to repeat) would give it for ever.
+                log.warning("%s: the server sent a page again; stopped", self._path)
+                return
+            last = data
             items = _convert.structure_list(
                 data, self._model, request_id=envelope.request_id, profile=profile
             )

@@ -145,5 +145,5 @@ def test_lying_pages_end_the_list(
         )
 
     assert 0 == result.returncode, result.stderr
-    assert len(items) * len(seen) == len(lines(result)[0])
+    assert len(items) == len(lines(result)[0])  # a page sent again: not again
     assert len(seen) <= 2

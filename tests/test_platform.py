@@ -146,6 +146,17 @@ async def test_platform_lists_page_by_page_number_and_resume_after_one() -> None
     assert "2" == dict(resumed.sent[0].params or {})["page"]
 
 
+async def test_a_platform_server_ignoring_the_page_number_ends_the_list() -> None:
+    """The same full page again (no cursor to repeat): stop, do not loop."""
+    same = page_of([execution("e-2"), execution("e-1")], 1, more=True)
+    transport = FakeTransport(same)
+    executions = RuleExecutions(requester(transport, api="platform-v1"))
+
+    ids = [e.id async for e in executions.list(rule_id="r1", page_size=2)]
+
+    assert (["e-2", "e-1"], 2) == (ids, len(transport.sent))
+
+
 async def test_platform_list_without_has_next_page_stops_at_a_short_page() -> None:
     """A Platform page lacking hasNextPage means more only when it is full."""
     full = platform_ok({"items": [execution("e-2"), execution("e-1")]})
