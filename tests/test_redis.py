@@ -583,3 +583,29 @@ async def test_a_budget_or_pause_far_ahead_of_redis_time_holds_nobody(
         await client.accounts.list()
 
     assert max(asked, default=0.0) <= 120.0
+
+
+async def test_a_heartbeat_that_fails_is_logged_and_the_next_one_runs(
+    quick: FakeSequence, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bad data met at a heartbeat never ends the heartbeat (leases live on)."""
+    beats = 0
+    again = asyncio.Event()
+
+    async def flaky() -> None:
+        nonlocal beats
+        beats += 1
+        if beats == 1:
+            raise ValueError("a value in Redis that is not ours")
+        again.set()
+
+    async with _coordinated(quick, redis_url, lease=0.3, rate_limit=600) as client:
+        link = _limiter(client)._link
+        link.every_beat(flaky)
+        await link.check()  # starts the heartbeat
+        await asyncio.wait_for(again.wait(), timeout=SLOW_MACHINE)
+
+    assert beats >= 2
+    assert ["a heartbeat of the Redis coordinator failed"] == [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR
+    ]
