@@ -174,6 +174,7 @@ class BulkRun:
     async def _run(self) -> AsyncIterator[TriggerOutcome]:
         self._stop = False
         try:
+            self._requester.shared.check_open()  # closed, or another loop: no item
             source = Source(await self._source())
         except BaseException:
             self._stopped.set()  # (the journal, if opened, is closed)

@@ -109,9 +109,14 @@ def check_number(
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-    if not math.isfinite(value) or value <= minimum:
-        raise ValueError(f"{name} must be a finite number above {minimum:g}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int past a float's range
+        number = math.inf
+    if not math.isfinite(number) or number <= minimum:
+        above = f" above {minimum:g}" if minimum > -math.inf else ""
+        raise ValueError(f"{name} must be a finite number{above}")
+    return number
 
 
 def api_key_problem(key: object) -> str | None:

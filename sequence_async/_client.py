@@ -20,7 +20,6 @@ from . import _setup, _tokens, errors, models
 from ._bulk import BulkRun
 from ._checks import (
     check_number,
-    check_request_id,
     check_timeout,
 )
 from ._coordinator import Coordinator
@@ -30,7 +29,7 @@ from ._namespaces import Namespaces
 from ._observe import Hook
 from ._outcomes import BulkProgress, TriggerOutcome, TriggerRequest
 from ._records import as_journal
-from ._resources import called_reason_of
+from ._resources import called_reason_of, triggered
 from ._retry import PollPolicy, RetryPolicy, check_poll, resolve_retry
 from ._transport import ClientSession
 from ._wire import DEFAULT_MAX_RESPONSE_BYTES
@@ -260,6 +259,9 @@ class SequenceClient(Namespaces):
             errors.WaitTimeoutError: Not terminal in time; the error carries
                 the handle to wait on again.
             errors.ExecutionFailedError: The execution failed.
+            Exception: Any other, once triggered, names the execution in a
+                note and carries its handle (``execution``) if a
+                ``SequenceError``: wait on it again, never trigger again.
         """
         check_number(timeout, "timeout", allow_none=True)  # before the trigger
         check_poll(poll)
@@ -272,9 +274,13 @@ class SequenceClient(Namespaces):
             simulation=simulation,
             called_reason=called_reason,
         )
-        return await execution.wait(
-            timeout, raise_on_failure=raise_on_failure, poll=poll, until=until
-        )
+        try:
+            return await execution.wait(
+                timeout, raise_on_failure=raise_on_failure, poll=poll, until=until
+            )
+        except BaseException as exc:
+            triggered(exc, execution)  # a 403 on reads, a close, a cancel...
+            raise
 
     async def execution_from_id(
         self,
@@ -293,8 +299,6 @@ class SequenceClient(Namespaces):
             errors.ResponseValidationError: The answer names no rule, or
                 another execution.
         """
-        if request_id is not None:
-            check_request_id(request_id)
         return await _tokens.fetch(
             self._requester, execution_id, rule_id=rule_id, request_id=request_id
         )
@@ -391,6 +395,4 @@ class SequenceClient(Namespaces):
             journal=journal,
             until=until,
         ) as run:
-            outcomes = [outcome async for outcome in run]
-        outcomes.sort(key=lambda o: o.index)
-        return outcomes
+            return sorted([outcome async for outcome in run], key=lambda o: o.index)

@@ -33,6 +33,7 @@ from ._retry import PollPolicy
 
 
 log = logging.getLogger("sequence_async")
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 TOKEN_VERSION = 1
 MAX_TOKEN_CHARS = 4096
 Until = Literal["settled", "transfers_created"]
@@ -119,7 +120,9 @@ class Execution:
         last = self._last
         if last is not None and last.created_at is not None:
             return last.created_at
-        return self.triggered_at - CLOCK_SKEW
+        # (A trigger time within a minute of year 1, from a token or a
+        # server's created_at, must not overflow and end every wait.)
+        return max(self.triggered_at, _EARLIEST + CLOCK_SKEW) - CLOCK_SKEW
 
     def _record(self, snapshot: models.RuleExecution) -> None:
         self._last = snapshot
@@ -300,6 +303,8 @@ class Execution:
                     priority=Priority.OTHER,
                 )
             self._check(snapshot)
+        except errors.ClientClosedError:
+            raise  # not "still running": closed, as every pending wait is
         except (errors.SequenceError, TimeoutError):
             return None
         self._record(snapshot)

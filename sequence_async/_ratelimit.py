@@ -92,6 +92,8 @@ class TokenBucket:
         per_minute = check_number(per_minute, "rate_limit")  # type: ignore[assignment]
         burst = check_number(burst, "rate_limit_burst", allow_none=True)
         self._rate = per_minute / 60.0
+        if not self._rate > 0:  # 5e-324 a minute is 0.0 a second
+            raise ValueError("rate_limit is too small to allow any request")
         self._burst = max(1.0, burst if burst is not None else per_minute / 10)
         self._closed = False
         self._since_poll = 0

@@ -23,6 +23,7 @@ from ._checks import (
     query,
     segment,
 )
+from ._execution import Execution
 from ._ids import new_id
 from ._paging import Paginator
 from ._profiles import Profile
@@ -63,6 +64,27 @@ def add_key_note(exc: BaseException, key: str) -> None:
     exc.add_note(
         f"sequence-async: the request may have been sent; idempotency_key={key!r}"
     )
+
+
+def triggered(exc: BaseException, execution: Execution) -> None:
+    """
+    Say on *exc*, which ended a wait, that *execution* did start.
+
+    So that no error of the wait (a 403 on reads, a close, a cancel) reads
+    as "nothing ran": a ``SequenceError`` also carries the handle as
+    ``execution``; wait on it again (or ``to_token()`` it), never trigger
+    again under a new key. A ``WaitTimeoutError`` (the handle) or an
+    ``ExecutionFailedError`` (the result) already says it.
+    """
+    if isinstance(exc, errors.WaitTimeoutError | errors.ExecutionFailedError):
+        return
+    exc.add_note(
+        f"sequence-async: the rule was triggered (execution {execution.id!r}, "
+        f"idempotency_key={execution.idempotency_key!r}); wait on it again, "
+        "do not trigger it again"
+    )
+    if isinstance(exc, errors.SequenceError):
+        exc.execution = execution
 
 
 def called_reason_of(reason: object, profile: Profile) -> str | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -53,8 +54,10 @@ def _count(_: object, attribute: attrs.Attribute[int], value: object) -> None:
 
 
 def _delay(_: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if value != 0:
-        check_number(value, attribute.name)
+    # 0 is a delay too; checked whatever its value, so that 0j or
+    # Decimal(0) (equal to 0) is refused here, not at the first retry.
+    if check_number(value, attribute.name, minimum=-math.inf) < 0:  # type: ignore[operator]
+        raise ValueError(f"{attribute.name} must be 0 or more")
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: object) -> None:
@@ -62,9 +65,7 @@ def _positive(_: object, attribute: attrs.Attribute[float], value: object) -> No
 
 
 def _fraction(_: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if value != 0:
-        check_number(value, attribute.name)
-    if not 0 <= value < 1:  # type: ignore[operator]
+    if not 0 <= check_number(value, attribute.name, minimum=-math.inf) < 1:  # type: ignore[operator]
         raise ValueError(f"{attribute.name} must be in [0, 1)")
 
 

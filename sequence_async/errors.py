@@ -84,7 +84,15 @@ def _rebuild(
 class SequenceError(Exception):
     """
     Base class of every error this package raises on purpose.
+
+    Attributes:
+        execution: The handle of an execution that did start, when this
+            error ended its wait (``WaitTimeoutError``, or any error of
+            ``trigger_and_wait`` once its trigger was accepted); wait on it
+            again rather than trigger again. ``None`` otherwise.
     """
+
+    execution: Execution | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         """
@@ -257,6 +265,8 @@ class WaitTimeoutError(SequenceError):
     ``execution`` is the handle to wait on again (or ``to_token()`` it), and
     ``last_status`` the last status seen, if any.
     """
+
+    execution: Execution
 
     def __init__(
         self, execution: Execution, *, timeout: float, last_status: str | None

@@ -1,0 +1,203 @@
+"""
+Waits, polls and settings under attack (helper review of 2026-11-27).
+
+A wait that fails after its trigger was accepted names the execution it
+started; a closed client ends a wait as closed, not as timed out; a trigger
+time near year 1 ends no wait; and settings that would fail at the first
+retry or request are refused when given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from sequence_async import (
+    ClientClosedError,
+    PermissionDeniedError,
+    PollPolicy,
+    RetryPolicy,
+    SequenceClient,
+)
+
+from .conftest import API_KEY, FAST_POLL, NO_WAIT_RETRIES, hostile
+from .test_hostile import answer, client_of, executed
+
+
+def accepted(execution_id: str = "ex1") -> Any:
+    """A trigger route that accepts, naming *execution_id*."""
+
+    async def trigger(_: web.Request) -> web.Response:
+        return answer({"execution_id": execution_id}, 202)
+
+    return trigger
+
+
+async def test_trigger_and_wait_names_the_execution_when_reads_are_refused() -> None:
+    """A key that may trigger but not read: the 403 says the rule did start."""
+
+    async def refused(_: web.Request) -> web.Response:
+        return web.json_response({"error": {"code": "forbidden"}}, status=403)
+
+    routes = {
+        ("POST", "/rules/r1/trigger"): accepted(),
+        ("GET", "/rule-executions/ex1"): refused,
+        ("GET", "/rule-executions"): refused,
+    }
+    async with hostile(routes) as base_url, client_of(base_url) as client:
+        with pytest.raises(PermissionDeniedError) as raised:
+            await client.trigger_and_wait("r1", idempotency_key="pay-1", timeout=30)
+
+    execution = raised.value.execution
+    assert execution is not None
+    assert ("ex1", "pay-1") == (execution.id, execution.idempotency_key)
+    assert any("'ex1'" in note for note in raised.value.__notes__)
+
+
+async def test_cancelling_trigger_and_wait_once_triggered_names_the_execution() -> None:
+    """A cancel during the wait: the CancelledError names the execution and key."""
+    polled = asyncio.Event()
+    never = asyncio.Event()
+
+    async def stall(_: web.Request) -> web.Response:
+        polled.set()
+        await never.wait()
+        return answer(executed("ex1"))
+
+    routes = {
+        ("POST", "/rules/r1/trigger"): accepted(),
+        ("GET", "/rule-executions/ex1"): stall,
+        ("GET", "/rule-executions"): stall,
+    }
+    async with hostile(routes) as base_url, client_of(base_url) as client:
+        waiting = asyncio.create_task(
+            client.trigger_and_wait("r1", idempotency_key="pay-2", timeout=30)
+        )
+        await polled.wait()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError) as raised:
+            await waiting
+        never.set()
+
+    notes = " ".join(raised.value.__notes__)
+    assert "'ex1'" in notes
+    assert "'pay-2'" in notes
+
+
+async def test_closing_the_client_during_a_waits_last_look_ends_it_closed() -> None:
+    """Not WaitTimeoutError (which invites waiting again): ClientClosedError."""
+    looked = asyncio.Event()
+    never = asyncio.Event()
+
+    async def stall(_: web.Request) -> web.Response:
+        looked.set()  # the only read: no poll is due before the deadline
+        await never.wait()
+        return answer(executed("ex1"))
+
+    routes = {
+        ("POST", "/rules/r1/trigger"): accepted(),
+        ("GET", "/rule-executions/ex1"): stall,
+    }
+    patient = PollPolicy(wait_initial=60.0, multiplier=1.0, wait_max=60.0, jitter=0.0)
+    async with hostile(routes) as base_url:
+        client = client_of(base_url, poll=patient)
+        execution = await client.rules.trigger("r1")
+        waiting = asyncio.create_task(execution.wait(timeout=0.05))
+        await looked.wait()
+        await client.aclose()
+        with pytest.raises(ClientClosedError):
+            await waiting
+        never.set()
+
+
+@pytest.mark.parametrize("year", [1, 2])
+async def test_a_trigger_time_near_year_one_ends_no_wait(year: int) -> None:
+    """A token (or a server's created_at) of 0001-01-01 once broke every peer."""
+    done = {"id": "ex1", "rule_id": "r1", "status": "executed"}
+    peer = {"id": "ex2", "rule_id": "r1", "status": "executed"}
+
+    async def listing(_: web.Request) -> web.Response:
+        return web.json_response({"data": [done, peer], "page_info": {}})
+
+    async def one(request: web.Request) -> web.Response:
+        wanted = request.match_info["id"]
+        return answer(done if wanted == "ex1" else peer)
+
+    routes = {
+        ("GET", "/rule-executions"): listing,
+        ("GET", "/rule-executions/{id}"): one,
+    }
+    async with hostile(routes) as base_url, client_of(base_url) as client:
+        old = datetime(year, 1, 1, tzinfo=UTC).isoformat()
+        token = (
+            '{"v":1,"api":"api-v1","id":"ex1","rule_id":"r1",'
+            f'"request_id":null,"idempotency_key":null,"triggered_at":"{old}"}}'
+        )
+        first = client.execution_from_token(token)
+        second = client.execution_from_token(token.replace('"ex1"', '"ex2"'))
+        results = await asyncio.gather(first.wait(timeout=30), second.wait(timeout=30))
+
+    assert ["ex1", "ex2"] == [r.id for r in results]
+
+
+@pytest.mark.parametrize(
+    ("setting", "error"),
+    [
+        ({"wait_initial": 0j}, TypeError),
+        ({"wait_max": Decimal(0)}, TypeError),
+        ({"wait_initial": -2}, ValueError),
+        ({"wait_initial": 10**400}, ValueError),
+    ],
+)
+def test_retry_delays_of_the_wrong_type_are_refused_when_given(
+    setting: dict[str, object], error: type[Exception]
+) -> None:
+    """0j and Decimal(0) equal 0, and once passed unchecked to fail at a retry."""
+    with pytest.raises(error):
+        RetryPolicy(**setting)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{"rate_limit": 5e-324}, {"rate_limit": 10**400}, {"timeout": 10**400}],
+)
+def test_settings_past_a_floats_range_are_value_errors(
+    setting: dict[str, object],
+) -> None:
+    """Not ZeroDivisionError at the second request, nor a bare OverflowError."""
+    with pytest.raises(ValueError):
+        SequenceClient(API_KEY, **setting)  # type: ignore[arg-type]
+
+
+async def test_a_wait_with_a_timeout_past_a_floats_range_is_a_value_error() -> None:
+    """wait(timeout=10**400) is refused as a value, before any request."""
+
+    async def never_asked(_: web.Request) -> web.Response:
+        raise AssertionError("nothing should be sent")
+
+    routes = {("POST", "/rules/r1/trigger"): never_asked}
+    async with hostile(routes) as base_url, client_of(base_url) as client:
+        with pytest.raises(ValueError, match="timeout"):
+            await client.trigger_and_wait("r1", timeout=10**400)
+
+
+async def test_trigger_many_on_a_closed_client_raises_before_any_item() -> None:
+    """Closed (or another loop's): one error from the loop, not one per item."""
+    client = SequenceClient(API_KEY, retry=NO_WAIT_RETRIES, poll=FAST_POLL)
+    await client.aclose()
+    pulled: list[str] = []
+
+    def items() -> Any:
+        for rule_id in ("r1", "r2"):
+            pulled.append(rule_id)
+            yield rule_id
+
+    with pytest.raises(ClientClosedError):
+        await client.trigger_all(items(), wait=False)
+
+    assert [] == pulled
