@@ -182,6 +182,15 @@ def check_base_url(value: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"base_url must be a str, not {type(value).__name__}")
     parts = urllib.parse.urlsplit(value)
+    if "@" in parts.netloc:  # (never echoed: it may hold a password)
+        raise ValueError(
+            "base_url must not hold credentials (user:password@): the API key "
+            "authenticates"
+        )
+    try:
+        parts.port  # noqa: B018 (read to check it: "99999" or "abc" raise)
+    except ValueError as exc:
+        raise ValueError(f"base_url has a bad port: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(
             f"base_url must be an http:// or https:// URL, not {value[:100]!r}"
@@ -244,14 +253,16 @@ def check_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
             client sets itself.
     """
     checked: dict[str, str] = {}
+    if headers is not None and not isinstance(headers, Mapping):
+        raise TypeError("default_headers must be a mapping of str to str")
     items: Iterable[tuple[object, object]] = (headers or {}).items()
     for name, value in items:
         if not isinstance(name, str) or not isinstance(value, str):
             raise TypeError("default_headers must map str to str")
         if not name.isascii() or not name.isprintable() or " " in name or ":" in name:
             raise ValueError(f"bad header name {name[:40]!r}")
-        if any(c in value for c in "\r\n\0"):
-            raise ValueError(f"header {name} holds a line break or NUL")
+        if any((c < " " and c != "\t") or c == "\x7f" for c in value):
+            raise ValueError(f"header {name} holds a control character")
         if name.lower() in _OWN_HEADERS:
             raise ValueError(f"{name} is set by the client; not a default header")
         if name.lower() in {n.lower() for n in checked}:

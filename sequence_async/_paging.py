@@ -85,6 +85,8 @@ class Paginator(Generic[T]):
         if self._page_size > DEFAULT_PAGE_SIZE:
             raise ValueError(f"page_size must be at most {DEFAULT_PAGE_SIZE}")
         self._start_after = check_text(start_after, "start_after")
+        if self._start_after == "":  # (an unset variable: never sent as a cursor)
+            raise ValueError("start_after must be a saved cursor, not empty")
         requester.profile.page_params(1, self._start_after)  # a bad cursor: now
         self._request_id = request_id
         self._max_pages = check_count(max_pages, "max_pages", minimum=1) or 1

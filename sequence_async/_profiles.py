@@ -69,6 +69,8 @@ class Profile:
         code_errors: Error codes whose class holds for a status below 500
             the table lacks (a 5xx is always a server error).
         min_transfer: The smallest manual transfer, in cents.
+        description_pattern: What a transfer's description must match, if
+            anything (Platform's ACH label).
         enum_aliases: Enum values named otherwise on this surface (lowercase
             wire value -> the SDK's value), both ways.
     """
@@ -85,6 +87,7 @@ class Profile:
     code_errors: Mapping[str, type[errors.APIStatusError]]
     min_transfer: int = 1
     enum_aliases: Mapping[str, str] = attrs.field(factory=dict)
+    description_pattern: re.Pattern[str] | None = None
 
     def __repr__(self) -> str:
         return f"<Profile {self.name}>"
@@ -135,6 +138,24 @@ class Profile:
             else v
             for k, v in params.items()
         }
+
+    def check_description(self, description: object) -> str | None:
+        """
+        Return a transfer's *description* when this surface accepts it.
+
+        Raises:
+            TypeError: Not a string (or ``None``).
+            ValueError: Not of the surface's pattern (Platform: at most 10
+                letters, digits or spaces).
+        """
+        text = check_text(description, "description")
+        pattern = self.description_pattern
+        if text is not None and pattern is not None and not pattern.fullmatch(text):
+            raise ValueError(
+                f"description must match {pattern.pattern} on {self.name} "
+                "(it becomes the ACH label)"
+            )
+        return text
 
     def check_idempotency_key(self, key: object) -> str:
         """
@@ -276,6 +297,7 @@ _PLATFORM_V1_PROFILE: Final = Profile(
         "UNEXPECTED_ERROR": errors.ServerError,
     },
     min_transfer=100,  # $1.00
+    description_pattern=re.compile(r"[a-zA-Z0-9 ]{0,10}"),  # the ACH label
     enum_aliases={"direct_deposit": "paycheck"},
 )
 PROFILES: Final[Mapping[str, Profile]] = {

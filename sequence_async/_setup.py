@@ -43,6 +43,8 @@ def credentials(api_key: str | None, api: str | None) -> tuple[Secret, str, Prof
     profile = profile_named(api if api is not None else os.environ.get("SEQUENCE_API"))
     key = api_key if api_key is not None else os.environ.get("SEQUENCE_API_KEY")
     del api_key
+    if isinstance(key, str):  # a pasted key's spaces are not part of it
+        key = key.strip()  # (a leading one made "ApiKey  sk_..." and a 401)
     problem = api_key_problem(key)
     auth = Secret(profile.authorization(key)) if key and problem is None else None
     digest = key_digest(key) if key and problem is None else ""  # never the key
@@ -95,6 +97,13 @@ def requester(
     share: PollShare | None = None
     if coordinator is None:
         coordinator = from_environment()
+    elif coordinator is not False and not callable(
+        getattr(coordinator, "attach", None)
+    ):
+        raise TypeError(
+            "coordinator must be a RedisCoordinator (RedisCoordinator.from_url(url)) "
+            f"or False, not {type(coordinator).__name__}"
+        )
     if coordinator:
         limiter, share = coordinator.attach(
             digest, rate_limit=rate_limit, burst=rate_limit_burst

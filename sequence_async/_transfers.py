@@ -14,7 +14,6 @@ from datetime import datetime
 from . import _convert, errors, models
 from ._checks import (
     check_request_id,
-    check_text,
     path,
     query,
 )
@@ -154,7 +153,7 @@ class Transfers(Resource):
                 "amount_in_cents": amount(
                     amount_in_cents, "amount_in_cents", minimum=profile.min_transfer
                 ),
-                "description": check_text(description, "description"),
+                "description": profile.check_description(description),
                 "simulation": simulation_of(simulation, profile),
             }
         )

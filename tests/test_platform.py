@@ -541,6 +541,30 @@ async def test_platform_transfers_are_at_least_one_dollar_before_sending() -> No
 
 
 @pytest.mark.apis("platform-v1")
+@pytest.mark.parametrize("description", ["Rent November", "caf\u00e9", "a-b"])
+async def test_platform_server_refuses_a_description_past_the_ach_label(
+    server: FakeSequence, description: str
+) -> None:
+    """At most 10 of [a-zA-Z0-9 ], as its OpenAPI says: 400 INVALID_PARAMETERS."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{server.url}/transfers",
+            json={
+                "sourceAccountId": "acc_0001",
+                "destinationAccountId": "acc_0003",
+                "amountInCents": 500,
+                "description": description,
+            },
+            headers={"Authorization": f"Bearer {server.api_key}"},
+        ) as response,
+    ):
+        body = await response.json()
+
+    assert (400, "INVALID_PARAMETERS") == (response.status, body["error"]["code"])
+
+
+@pytest.mark.apis("platform-v1")
 async def test_platform_server_refuses_transfers_under_one_dollar(
     server: FakeSequence,
 ) -> None:

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -113,13 +114,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    out = Output(as_json=args.json)
+    out = Output(as_json=args.json, program=_program(args))
     if args.debug:
         logging.basicConfig(level=logging.DEBUG)
         logging.getLogger("sequence_async.cli").debug(
             "command %s, base URL %s",
             args.command,
-            args.base_url or os.environ.get("SEQUENCE_BASE_URL") or "(default)",
+            re.sub(  # never a password in a base URL (refused, but logged first)
+                r"//[^/]*@",
+                "//***@",
+                args.base_url or os.environ.get("SEQUENCE_BASE_URL") or "(default)",
+            ),
         )
     command: Handler = args.run
     try:
@@ -135,6 +140,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(parser, args, exc, EXIT_USAGE)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _program(args: argparse.Namespace) -> list[str]:
+    # How to run this program again against the same server and API.
+    program = ["sequence-async"]
+    if args.api:
+        program += ["--api", args.api]
+    if args.base_url:
+        program += ["--base-url", args.base_url]
+    return program
 
 
 async def _run(command: Handler, args: argparse.Namespace, out: Output) -> int:

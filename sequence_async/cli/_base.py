@@ -17,6 +17,7 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import sequence_async as sq
+from sequence_async._checks import MAX_CENTS
 
 
 if TYPE_CHECKING:
@@ -126,6 +127,9 @@ def page_size(limit: int) -> int:
 
 
 def _number(text: str, kind: Callable[[str], float]) -> float:
+    # ASCII digits only: int() also reads "1_5" (15) and other scripts' digits.
+    if not text.isascii() or "_" in text:
+        raise argparse.ArgumentTypeError(f"not a number: {text}")
     try:
         value = kind(text)
     except ValueError:
@@ -150,8 +154,8 @@ def cents(text: str) -> int:
     An amount in cents: an integer, 0 or more.
     """
     value = int(_number(text, int))
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more cents: {text}")
+    if not 0 <= value <= MAX_CENTS:  # the SDK's bound, checked here for every command
+        raise argparse.ArgumentTypeError(f"must be 0 to {MAX_CENTS} cents: {text}")
     return value
 
 

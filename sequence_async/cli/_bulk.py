@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shlex
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -165,7 +164,7 @@ def print_in_flight(out: Output, items: Sequence[sq.InFlightItem]) -> None:
         "money moves at most once):"
     )
     for item in items:
-        print(_in_flight_line(item), flush=True)
+        print(_in_flight_line(out, item), flush=True)
 
 
 def _in_flight_data(item: sq.InFlightItem) -> dict[str, Any]:
@@ -180,21 +179,17 @@ def _in_flight_data(item: sq.InFlightItem) -> dict[str, Any]:
     }
 
 
-def _in_flight_line(item: sq.InFlightItem) -> str:
+def _in_flight_line(out: Output, item: sq.InFlightItem) -> str:
     if item.execution is not None:
-        token = shlex.quote(item.execution.to_token())
-        return (
-            f"{item.execution.id}  {item.request.rule_id}  "
-            f"sequence-async executions wait {token}"
-        )
+        wait = out.command("executions", "wait", item.execution.to_token())
+        return f"{item.execution.id}  {item.request.rule_id}  {wait}"
     amount = item.request.manual_execute_amount
-    command = [
-        "sequence-async",
+    command = out.command(
         "rules",
         "trigger",
         item.request.rule_id,
         *(["--amount", str(amount)] if amount is not None else []),
         "--idempotency-key",
         item.idempotency_key,
-    ]
-    return f"(triggering)  {item.request.rule_id}  {shlex.join(command)}"
+    )
+    return f"(triggering)  {item.request.rule_id}  {command}"

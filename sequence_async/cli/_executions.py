@@ -9,6 +9,7 @@ is printed and exits (``rules trigger --wait`` prints it the same way).
 from __future__ import annotations
 
 import argparse
+import json
 
 import sequence_async as sq
 
@@ -60,6 +61,8 @@ async def executions_command(args: argparse.Namespace, out: Output) -> int:
     """
     List a rule's executions, get one, or wait for one (by id or token).
     """
+    if args.action == "wait" and args.api is None:
+        args.api = _api_of(args.id)  # a token knows its API: resume there
     async with make_client(args) as client:
         if args.action == "list":
             executions = client.rule_executions.list(
@@ -99,3 +102,12 @@ async def _handle(
         return client.execution_from_token(id_or_token)
     except ValueError as exc:
         raise UsageError(f"not a resume token: {exc}") from None
+
+
+def _api_of(id_or_token: str) -> str | None:
+    # The API a resume token names, if it is one that names a known API.
+    try:
+        api = json.loads(id_or_token).get("api")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    return api if api in ("api-v1", "platform-v1") else None

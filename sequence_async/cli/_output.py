@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import json
+import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -106,8 +107,13 @@ class Output:
     Where results go: JSON lines for programs, key/value lines and tables for people.
     """
 
-    def __init__(self, *, as_json: bool) -> None:
+    def __init__(
+        self, *, as_json: bool, program: Sequence[str] = ("sequence-async",)
+    ) -> None:
         self.as_json = as_json
+        # The program and the global options it was given (--api, --base-url):
+        # a command printed to run later must reach the same server.
+        self.program = list(program)
         self._stdout: Any = None
         self._stderr: Any = None
 
@@ -143,6 +149,12 @@ class Output:
             self.json(value)
         else:
             self.pairs(list(flatten(jsonable(value))))
+
+    def command(self, *words: str) -> str:
+        """
+        A command line to run later, with this run's global options.
+        """
+        return shlex.join([*self.program, *words])
 
     def pairs(self, pairs: Sequence[tuple[str, str]]) -> None:
         """

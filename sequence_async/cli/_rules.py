@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shlex
 import uuid
 
 import sequence_async as sq
 
 from ._base import (
+    EXIT_FAILURE,
     EXIT_OK,
     Subcommands,
     add_coordination,
@@ -83,7 +83,11 @@ async def _trigger(
     client: sq.SequenceClient, args: argparse.Namespace, out: Output
 ) -> int:
     # The key is chosen here, so that Ctrl-C can say which key to retry with.
-    key: str = args.idempotency_key or str(uuid.uuid4())
+    # A given one, even "" (an unset shell variable), is the SDK's to check:
+    # never replaced by a new key, which would pay a re-run twice.
+    key: str = (
+        str(uuid.uuid4()) if args.idempotency_key is None else args.idempotency_key
+    )
     request = sq.TriggerRequest(
         args.id, manual_execute_amount=args.amount, idempotency_key=key
     )
@@ -96,30 +100,38 @@ async def _trigger(
             return print_finished(
                 out, await execution.wait(args.timeout, raise_on_failure=False)
             )
+    except sq.WaitTimeoutError as exc:  # not finished: say how to wait again
+        _print_started(out, exc.execution, timed_out=True)
+        return EXIT_FAILURE
     except asyncio.CancelledError:  # Ctrl-C: say how to find the execution again
         item = sq.InFlightItem(
             index=0, request=request, idempotency_key=key, execution=execution
         )
         print_in_flight(out, [item])
         raise
-    token = execution.to_token()
-    if out.as_json:
-        out.json(
-            {
-                "execution_id": execution.id,
-                "rule_id": execution.rule_id,
-                "idempotency_key": execution.idempotency_key,
-                "token": token,
-            }
-        )
-    else:
-        out.pairs(
-            [
-                ("execution_id", execution.id),
-                ("rule_id", execution.rule_id),
-                ("idempotency_key", execution.idempotency_key or "-"),
-                ("token", token),
-                ("resume", f"sequence-async executions wait {shlex.quote(token)}"),
-            ]
-        )
+    _print_started(out, execution)
     return EXIT_OK
+
+
+def _print_started(
+    out: Output, execution: sq.Execution, *, timed_out: bool = False
+) -> None:
+    # A started execution and how to wait on it (again, if *timed_out*).
+    token = execution.to_token()
+    shown = {
+        "execution_id": execution.id,
+        "rule_id": execution.rule_id,
+        "idempotency_key": execution.idempotency_key,
+        "token": token,
+    }
+    if timed_out:
+        shown["status"] = execution.status or "not seen yet"
+    if out.as_json:
+        out.json(shown)
+        return
+    if timed_out:
+        out.note("Not finished before --timeout; it goes on. To wait again:")
+    out.pairs(
+        [(name, value or "-") for name, value in shown.items()]
+        + [("resume", out.command("executions", "wait", token))]
+    )

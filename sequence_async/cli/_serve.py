@@ -114,12 +114,12 @@ async def serve_command(args: argparse.Namespace, out: Output) -> int:
         if args.median is not None:
             server.set_behavior("*", testing.Behavior(median=args.median))
         if out.as_json:
-            out.json({"url": server.url, "api_key": server.api_key})
+            out.json({"url": server.url, "api_key": server.api_key, "api": server.api})
         else:
             print(f"Fake Sequence API listening on {server.url}", flush=True)
             print(
                 f"export SEQUENCE_BASE_URL={server.url} "
-                f"SEQUENCE_API_KEY={server.api_key}",
+                f"SEQUENCE_API_KEY={server.api_key} SEQUENCE_API={server.api}",
                 flush=True,
             )
         stop = asyncio.Event()

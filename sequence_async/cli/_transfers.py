@@ -7,6 +7,10 @@ Owns the command's options and its handler.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import uuid
+
+import sequence_async as sq
 
 from ._base import (
     EXIT_OK,
@@ -73,13 +77,46 @@ async def transfers_command(args: argparse.Namespace, out: Output) -> int:
         elif args.action == "get":
             out.data(await client.transfers.get(args.id))
         else:
-            out.data(
-                await client.transfers.create(
-                    source_account_id=args.source,
-                    destination_account_id=args.destination,
-                    amount_in_cents=args.amount,
-                    description=args.description,
-                    idempotency_key=args.idempotency_key,
-                )
-            )
+            out.data(await _create(client, args, out))
     return EXIT_OK
+
+
+async def _create(
+    client: sq.SequenceClient, args: argparse.Namespace, out: Output
+) -> sq.Transfer:
+    # The key is chosen here, so that Ctrl-C can say which key to retry with
+    # (a given one, even "", is the SDK's to check, never replaced).
+    key: str = (
+        str(uuid.uuid4()) if args.idempotency_key is None else args.idempotency_key
+    )
+    try:
+        return await client.transfers.create(
+            source_account_id=args.source,
+            destination_account_id=args.destination,
+            amount_in_cents=args.amount,
+            description=args.description,
+            idempotency_key=key,
+        )
+    except asyncio.CancelledError:  # Ctrl-C: the transfer may have been made
+        again = out.command(
+            "transfers",
+            "create",
+            "--from",
+            args.source,
+            "--to",
+            args.destination,
+            "--amount",
+            str(args.amount),
+            *(["--description", args.description] if args.description else []),
+            "--idempotency-key",
+            key,
+        )
+        if out.as_json:
+            out.json({"status": "in_flight", "idempotency_key": key, "retry": again})
+        else:
+            out.note(
+                "Interrupted; the transfer may have been made. This finds it "
+                "again (the same key moves the money at most once):"
+            )
+            print(again, flush=True)
+        raise

@@ -15,6 +15,7 @@ May import: ``testing.activity``, ``testing.api``, ``testing.paging``,
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -234,6 +235,9 @@ async def create_transfer(request: web.Request) -> Reply:
         amount = body.get("amount_in_cents")
         if isinstance(amount, int) and not isinstance(amount, bool) and amount < 100:
             raise invalid("amountInCents must be at least 100 ($1.00).")
+        label = body.get("description")  # the ACH label: at most 10 of [a-zA-Z0-9 ]
+        if isinstance(label, str) and not re.fullmatch(r"[a-zA-Z0-9 ]{0,10}", label):
+            raise invalid("description must be at most 10 letters, digits or spaces.")
     return Reply(201, state.create_transfer(request[PERMISSIONS], body))
 
 

@@ -1,0 +1,159 @@
+"""
+The command line tried as a new user and an attacker (review of 2026-11-27).
+
+An empty ``--idempotency-key`` is refused, never replaced by a new key; Ctrl-C
+in ``transfers create`` says how to find the transfer again; the commands
+the CLI prints carry the global options it was given; a token resumes on its
+own API; ``serve`` says which API to export; a wait that times out says how
+to wait again.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from .test_cli_support import (
+    Remote,
+    clean_env,
+    cli_command,
+    lines,
+    quick_seed,
+    remote_server,
+    run_cli,
+    serving,
+)
+
+
+@pytest.fixture
+def remote() -> Iterator[Remote]:
+    """
+    The fake server with ``quick_seed()``, steerable from the test.
+    """
+    with remote_server(quick_seed()) as remote:
+        yield remote
+
+
+def test_an_empty_idempotency_key_is_refused_not_replaced(remote: Remote) -> None:
+    """An unset variable as the key: exit 2, nothing sent (a new key pays twice)."""
+    result = run_cli(
+        "rules", "trigger", "rule_0001", "--idempotency-key", "", env=remote.env
+    )
+
+    assert 2 == result.returncode
+    assert "idempotency_key" in result.stderr
+    assert [] == remote.call(lambda server: server.requests_to("trigger_rule"))
+
+
+def test_ctrl_c_in_transfers_create_prints_the_retry_with_its_key(
+    remote: Remote,
+) -> None:
+    """The transfer may have been made: the exact command to find it, key included."""
+    pause = remote.call(lambda server: server.pause("create_transfer"))
+    env = clean_env() | {"SEQUENCE_API_KEY": remote.env["SEQUENCE_API_KEY"]}
+    base_url = remote.env["SEQUENCE_BASE_URL"]
+    args = ["--base-url", base_url, "transfers", "create", "--json"]
+    args += ["--from", "acc_0001", "--to", "acc_0002", "--amount", "700"]
+    with subprocess.Popen(  # noqa: S603
+        cli_command(*args), stdout=subprocess.PIPE, text=True, env=env
+    ) as process:
+        try:
+            remote.wait(lambda _: pause.reached(1))
+            process.send_signal(signal.SIGINT)
+            stdout, _ = process.communicate(timeout=60)
+        finally:
+            remote.call(lambda _: pause.release())
+    (held,) = remote.call(lambda server: server.requests_to("create_transfer"))
+    key = {k.lower(): v for k, v in held.headers.items()}["idempotency-key"]
+    (item,) = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+    assert 130 == process.returncode
+    assert ("in_flight", key) == (item["status"], item["idempotency_key"])
+    assert item["retry"].startswith(f"sequence-async --base-url {base_url} transfers")
+    assert item["retry"].endswith(f"--idempotency-key {key}")
+
+
+def test_a_printed_resume_command_reaches_the_same_server_and_api(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """--api and --base-url given on the command line are in the resume line."""
+    with serving(tmp_path_factory.mktemp("platform"), "--api", "platform-v1") as env:
+        given = clean_env() | {"SEQUENCE_API_KEY": env["SEQUENCE_API_KEY"]}
+        base_url = env["SEQUENCE_BASE_URL"]
+        started = run_cli(
+            "--api",
+            "platform-v1",
+            "rules",
+            "trigger",
+            "rule_0001",
+            "--base-url",
+            base_url,
+            env=given,
+        )
+        shown = dict(
+            line.split(None, 1) for line in started.stdout.splitlines() if line.strip()
+        )
+        token = json.loads(shown["token"])
+        waited = run_cli(
+            "--base-url",
+            base_url,
+            "executions",
+            "wait",
+            json.dumps(token),
+            "--json",
+            env=given,  # no --api, no SEQUENCE_API: the token names its API
+        )
+
+    assert 0 == started.returncode, started.stderr
+    assert shown["resume"].startswith(
+        f"sequence-async --api platform-v1 --base-url {base_url} executions wait '"
+    )
+    assert 0 == waited.returncode, waited.stderr
+    assert token["id"] == lines(waited)[0]["id"]
+
+
+def test_serve_says_which_api_to_export() -> None:
+    """The export line of a Platform server sets SEQUENCE_API too."""
+    argv = cli_command("serve", "--api", "platform-v1", "--port", "0")
+    with subprocess.Popen(  # noqa: S603
+        argv, stdout=subprocess.PIPE, text=True, env=clean_env()
+    ) as process:
+        try:
+            assert process.stdout is not None
+            process.stdout.readline()  # "Fake Sequence API listening on ..."
+            export = process.stdout.readline()
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+
+    assert export.startswith("export SEQUENCE_BASE_URL=")
+    assert export.rstrip().endswith("SEQUENCE_API=platform-v1")
+
+
+def test_a_trigger_whose_wait_times_out_says_how_to_wait_again(
+    remote: Remote,
+) -> None:
+    """Exit 1 with the id, the key, the token and the status last seen."""
+    result = run_cli(
+        "rules",
+        "trigger",
+        "rule_0004",
+        "--wait",
+        "--timeout",
+        "0.2",
+        "--json",
+        env=remote.env,
+    )
+    (shown,) = lines(result)
+    (held,) = remote.call(lambda server: server.requests_to("trigger_rule"))
+
+    assert 1 == result.returncode
+    assert shown["execution_id"] == json.loads(shown["token"])["id"]
+    assert {k.lower(): v for k, v in held.headers.items()}["idempotency-key"] == shown[
+        "idempotency_key"
+    ]
+    assert shown["status"] in ("in_progress", "not seen yet")
