@@ -336,10 +336,12 @@ class Requester:
 def _may_have_acted(exc: errors.SequenceError) -> bool:
     # An answer that does not say "not done": a 5xx, a timeout (408), "the
     # same key is still running" (409), a 2xx without a usable body, a 303
-    # ("done, see there"). A 429, another 4xx or another redirect (307: "ask
-    # there instead") says this attempt was not carried out.
+    # ("done, see there") or a 301/302 (which frameworks send after a POST
+    # they carried out, as they would a 303). A 429, another 4xx, or a
+    # 307/308 ("send it there instead, unchanged") says this attempt was not
+    # carried out.
     if isinstance(exc, errors.APIStatusError):
         return exc.status >= 500 or exc.status in (408, 409)
     if isinstance(exc, errors.ResponseValidationError) and 300 <= exc.status < 400:
-        return exc.status == 303
+        return exc.status not in (307, 308)
     return True

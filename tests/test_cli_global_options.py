@@ -17,7 +17,15 @@ import pytest
 
 from sequence_async.cli import build_parser
 
-from .test_cli_support import DEAD_URL, cli_command, lines, run_cli, serving
+from .test_cli_support import (
+    DEAD_URL,
+    cli_command,
+    lines,
+    quick_seed,
+    remote_server,
+    run_cli,
+    serving,
+)
 
 
 COMMANDS = {
@@ -101,7 +109,18 @@ def test_serve_takes_global_options_in_either_position(position: str) -> None:
     assert "DEBUG:sequence_async" in stderr
 
 
-@pytest.mark.parametrize("option", ["--json", "--debug", "--base-url"])
+# Each global option, the words that give it, and the value it parses to.
+OPTIONS: dict[str, tuple[list[str], object]] = {
+    "--json": (["--json"], True),
+    "--debug": (["--debug"], True),
+    "--base-url": (["--base-url", "http://x.test/api/v1"], "http://x.test/api/v1"),
+    "--api": (["--api", "platform-v1"], "platform-v1"),
+    "--request-timeout": (["--request-timeout", "2.5"], 2.5),
+    "--max-retries": (["--max-retries", "0"], 0),
+}
+
+
+@pytest.mark.parametrize("option", list(OPTIONS))
 @pytest.mark.parametrize("name", [*COMMANDS, "serve"])
 def test_parser_keeps_a_global_option_wherever_it_is_written(
     name: str, option: str
@@ -109,9 +128,8 @@ def test_parser_keeps_a_global_option_wherever_it_is_written(
     """A global option parses the same before, between and after the command words."""
     words = ["serve"] if name == "serve" else COMMANDS[name]
     command = [w.format(execution="rex_1", transfer="txr_1") for w in words]
-    given = [option, "http://x.test/api/v1"] if option == "--base-url" else [option]
+    given, expected = OPTIONS[option]
     attribute = option.removeprefix("--").replace("-", "_")
-    expected = "http://x.test/api/v1" if option == "--base-url" else True
     names = len([w for w in command if w in WORDS])
 
     parsed = [
@@ -123,3 +141,24 @@ def test_parser_keeps_a_global_option_wherever_it_is_written(
     ]
 
     assert [expected] * len(parsed) == parsed
+
+
+@pytest.mark.parametrize("position", ["before", "after"])
+def test_request_timeout_and_max_retries_bound_a_stalled_server(
+    position: str,
+) -> None:
+    """Without them a stalled server held a command for two minutes in silence."""
+    with remote_server(quick_seed()) as remote:
+        pause = remote.call(lambda server: server.pause("list_accounts"))
+        options = ["--request-timeout", "0.3", "--max-retries", "0"]
+        command = ["accounts", "list"]
+        argv = [*options, *command] if position == "before" else [*command, *options]
+        try:
+            result = run_cli(*argv, env=remote.env)
+        finally:
+            remote.call(lambda _: pause.release())
+        asked = remote.call(lambda server: server.requests_to("list_accounts"))
+
+    assert 1 == result.returncode
+    assert "APITimeoutError" in result.stderr
+    assert 1 == len(asked)

@@ -3,8 +3,8 @@ Waits, polls and settings under attack (helper review of 2026-11-27).
 
 A wait that fails after its trigger was accepted names the execution it
 started; a closed client ends a wait as closed, not as timed out; a trigger
-time near year 1 ends no wait; and settings that would fail at the first
-retry or request are refused when given.
+time near year 1 ends no wait; settings that would fail at the first retry
+or request are refused when given; a redirected trigger keeps its key.
 """
 
 from __future__ import annotations
@@ -19,13 +19,24 @@ from aiohttp import web
 
 from sequence_async import (
     ClientClosedError,
+    OutcomeUnknownError,
     PermissionDeniedError,
     PollPolicy,
     RetryPolicy,
     SequenceClient,
+    SequenceError,
 )
+from sequence_async._rules import Rules
+from sequence_async._wire import Response
 
-from .conftest import API_KEY, FAST_POLL, NO_WAIT_RETRIES, hostile
+from .conftest import (
+    API_KEY,
+    FAST_POLL,
+    NO_WAIT_RETRIES,
+    FakeTransport,
+    hostile,
+    requester,
+)
 from .test_hostile import answer, client_of, executed
 
 
@@ -201,3 +212,18 @@ async def test_trigger_many_on_a_closed_client_raises_before_any_item() -> None:
         await client.trigger_all(items(), wait=False)
 
     assert [] == pulled
+
+
+@pytest.mark.parametrize(("code", "unknown"), [(302, True), (301, True), (308, False)])
+async def test_a_redirected_trigger_keeps_its_key_unless_told_to_send_it_again(
+    code: int, unknown: bool
+) -> None:
+    """A 302 after a POST may mean done (post-redirect-get); 307/308 mean not here."""
+    transport = FakeTransport(Response(code, {"Location": "/elsewhere"}, b""))
+
+    with pytest.raises(SequenceError) as raised:
+        await Rules(requester(transport)).trigger("r1", idempotency_key="pay-3")
+
+    assert unknown == isinstance(raised.value, OutcomeUnknownError)
+    if unknown:
+        assert "pay-3" == raised.value.idempotency_key  # type: ignore[attr-defined]

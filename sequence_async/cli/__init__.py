@@ -42,6 +42,8 @@ from ._base import (
     CommandError,
     Handler,
     UsageError,
+    positive_float,
+    retries,
 )
 from ._output import Output, printable
 
@@ -77,6 +79,20 @@ def _global_options(*, suppress: bool) -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--debug", action="store_true", default=unset, help="tracebacks and DEBUG logs"
+    )
+    common.add_argument(
+        "--request-timeout",
+        type=positive_float,
+        default=no_url,
+        metavar="S",
+        help="seconds each request may take (default 30)",
+    )
+    common.add_argument(
+        "--max-retries",
+        type=retries,
+        default=no_url,
+        metavar="N",
+        help="retries of a failed request (default 3)",
     )
     common.add_argument(
         "--api",

@@ -68,12 +68,18 @@ def make_client(args: argparse.Namespace) -> sq.SequenceClient:
     """
     if not os.environ.get("SEQUENCE_API_KEY"):
         raise UsageError("set SEQUENCE_API_KEY to your API key")
-    base_url: str | None = args.base_url
     redis_url: str | None = getattr(args, "redis", None)
-    rate_limit: float | None = getattr(args, "rate_limit", None)
-    api: str | None = getattr(args, "api", None)
+    settings: dict[str, Any] = {
+        "base_url": args.base_url,
+        "rate_limit": getattr(args, "rate_limit", None),
+        "api": getattr(args, "api", None),
+    }
+    if args.request_timeout is not None:  # else the client's defaults
+        settings["timeout"] = args.request_timeout
+    if args.max_retries is not None:
+        settings["max_retries"] = args.max_retries
     if not redis_url:  # SEQUENCE_REDIS_URL, if set, is read by the client
-        return sq.SequenceClient(base_url=base_url, rate_limit=rate_limit, api=api)
+        return sq.SequenceClient(**settings)
     try:
         from sequence_async.redis import RedisCoordinator  # noqa: PLC0415
     except ImportError:
@@ -82,9 +88,7 @@ def make_client(args: argparse.Namespace) -> sq.SequenceClient:
         coordinator = RedisCoordinator.from_url(redis_url)
     except ValueError as exc:  # CoordinatorError included: a bad URL
         raise UsageError(f"--redis: {exc}") from None
-    return sq.SequenceClient(
-        base_url=base_url, rate_limit=rate_limit, coordinator=coordinator, api=api
-    )
+    return sq.SequenceClient(coordinator=coordinator, **settings)
 
 
 def add_coordination(parser: argparse.ArgumentParser) -> None:
@@ -176,6 +180,16 @@ def non_negative_float(text: str) -> float:
     value = _number(text, float)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
+    return value
+
+
+def retries(text: str) -> int:
+    """
+    A number of retries, 0 to 100.
+    """
+    value = int(_number(text, int))
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 100: {text}")
     return value
 
 
