@@ -28,9 +28,21 @@ from .conftest import API_KEY, FakeTransport, hostile, ok, requester
         ({"default_headers": {"X-Note": "a\x0bb"}}, ValueError),
         ({"default_headers": {"X-Note": "a\x7fb"}}, ValueError),
         ({"default_headers": [("X-Note", "a")]}, TypeError),
+        ({"default_headers": {"": "a"}}, ValueError),
+        ({"default_headers": {"X(Note)": "a"}}, ValueError),
         ({"coordinator": "redis://localhost:6379/0"}, TypeError),
     ],
-    ids=["credentials", "port", "port text", "VT", "DEL", "list", "URL string"],
+    ids=[
+        "credentials",
+        "port",
+        "port text",
+        "VT",
+        "DEL",
+        "list",
+        "empty name",
+        "name with ()",
+        "URL string",
+    ],
 )
 def test_settings_that_would_fail_every_request_are_refused_when_given(
     options: dict[str, Any], error: type[Exception]
