@@ -5,10 +5,9 @@ Owns the event values given to hooks (``RequestEvent``, ``ResponseEvent``,
 ``RetryEvent``: method, path, attempt, status, elapsed, ids, and headers with
 ``Authorization`` hidden and the key out of every value), calling the hooks
 (sync or async; one that raises is logged and never breaks the request),
-``RawResponse`` and
-``capture_responses()``, which collects the answers behind the calls made in
-its block. Capture uses a context variable, so concurrent tasks never see
-each other's answers: there is no shared "last response".
+``RawResponse`` and ``capture_responses()``, which collects the answers behind
+the calls made in its block. Capture uses a context variable, so concurrent
+tasks never see each other's answers: there is no shared "last response".
 """
 
 from __future__ import annotations

@@ -3,10 +3,11 @@ Paging, written once, and the rule-execution reads the poller shares.
 
 Owns ``Paginator`` (lazy pages of any list endpoint, able to start from a
 saved cursor, stopping on a last page, an empty page, a repeated cursor or
-page, or ``max_pages``; cursors on ``api-v1``, page numbers on ``platform-v1``, as the
-requester's profile says) and the two execution reads, ``get_execution`` and
-``list_executions``, used alike by ``client.rule_executions`` and by the
-poller, so there is one definition of each request.
+page, or ``max_pages``; cursors on ``api-v1``, page numbers on
+``platform-v1``, as the requester's profile says) and the two execution reads,
+``get_execution`` and ``list_executions``, used alike by
+``client.rule_executions`` and by the poller, so there is one definition of
+each request.
 """
 
 from __future__ import annotations
