@@ -6,6 +6,7 @@ The whole public API is re-exported here; everything else is private.
 
 from ._activity import AuditLogs, CardTransactions, ExternalTransactions
 from ._bulk import BulkRun
+from ._checks import MAX_CENTS
 from ._client import SequenceClient
 from ._coordinator import Coordinator
 from ._execution import Execution
@@ -79,6 +80,7 @@ from .models import (
 __version__ = _VERSION
 
 __all__ = [
+    "MAX_CENTS",
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",

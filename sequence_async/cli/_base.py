@@ -17,7 +17,6 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import sequence_async as sq
-from sequence_async._checks import MAX_CENTS
 
 
 if TYPE_CHECKING:
@@ -155,11 +154,13 @@ def positive_int(text: str) -> int:
 
 def cents(text: str) -> int:
     """
-    An amount in cents: an integer, 0 or more.
+    An amount in cents: an integer from 0 to ``MAX_CENTS``.
+
+    Checked here, so that every command refuses it alike (exit 2).
     """
     value = int(_number(text, int))
-    if not 0 <= value <= MAX_CENTS:  # the SDK's bound, checked here for every command
-        raise argparse.ArgumentTypeError(f"must be 0 to {MAX_CENTS} cents: {text}")
+    if not 0 <= value <= sq.MAX_CENTS:
+        raise argparse.ArgumentTypeError(f"must be 0 to {sq.MAX_CENTS} cents: {text}")
     return value
 
 
