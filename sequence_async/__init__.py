@@ -11,6 +11,7 @@ from ._client import SequenceClient
 from ._coordinator import Coordinator
 from ._execution import Execution
 from ._journal import ItemState, Journal, JournalEntry
+from ._journal_file import JournalSummary, read_journal
 from ._observe import (
     RawResponse,
     RequestEvent,
@@ -23,7 +24,7 @@ from ._paging import Paginator
 from ._resources import Accounts, Cards
 from ._retry import PollPolicy, RetryPolicy
 from ._rules import RuleExecutions, Rules
-from ._sqlite_journal import JournalSummary, SqliteJournal, read_journal
+from ._sqlite_journal import SqliteJournal
 from ._transfers import Transfers
 from ._wire import VERSION as _VERSION
 from .errors import (

@@ -1,14 +1,12 @@
 """
 Bulk triggering: many rules at once, each ending as one outcome.
 
-Owns ``BulkRun``: it consumes its input lazily, keeps at most ``concurrency``
-triggers in flight, waits through the client's shared poller, and yields a
-``TriggerOutcome`` per item as it completes. Every item gets its idempotency
-key before it is sent (the caller's, or a new one), so an item whose answer
-is lost can always be found again. An item's failure is its outcome; an
-input that raises stops the pulling, lets every item already sent finish,
-then raises. Leaving the loop early or cancelling it cancels the work in
-flight (``in_flight()`` hands it back first) and leaves no task behind.
+Owns ``BulkRun``: at most ``concurrency`` triggers in flight from a lazily
+read input, waits through the shared poller, a ``TriggerOutcome`` per item
+as it ends. Every item has its key before it is sent, so a lost answer can
+be found again. An item's failure is its outcome; an input that raises stops
+the pulling, lets the items sent finish, then raises. Leaving the loop early
+cancels the work in flight (``in_flight()`` hands it back), leaving no task.
 """
 
 from __future__ import annotations
@@ -38,7 +36,7 @@ from ._outcomes import (
     TriggerRequest,
     as_request,
     check_requests,
-    iterate,
+    collect,
     rejected,
 )
 from ._records import Recorder
@@ -64,10 +62,8 @@ class BulkRun:
     The outcomes of ``trigger_many``: iterate with ``async for``.
 
     Use it as ``async with`` (or call ``aclose()``) to stop the work in flight
-    at a known point when leaving the loop early; otherwise it is stopped
-    when the run is garbage-collected. ``in_flight()`` lists what was started
-    and has no outcome yet. Made by ``SequenceClient.trigger_many``, not for
-    direct use.
+    at a known point when leaving the loop early (else at garbage collection).
+    ``in_flight()`` lists what was started and has no outcome yet.
     """
 
     def __init__(
@@ -115,6 +111,7 @@ class BulkRun:
         self._room = asyncio.Event()  # set as the consumer takes outcomes
         self._closing = False
         self._stopped = asyncio.Event()  # set once the run has wound down
+        self._reading: asyncio.Future[list[Any]] | None = None
 
     def __aiter__(self) -> Self:
         return self
@@ -151,6 +148,8 @@ class BulkRun:
             self._outcomes = self._run()  # closed before it started: it never will
         outcomes: Any = self._outcomes
         if outcomes.ag_running:  # another task waits inside: end its loop
+            if self._reading is not None:
+                self._reading.cancel()
             self._put(None, first=True)
             await self._stopped.wait()
         else:
@@ -178,14 +177,16 @@ class BulkRun:
             source = Source(await self._source())
         except BaseException:
             self._stopped.set()  # (the journal, if opened, is closed)
-            raise
+            reading, task = self._reading, asyncio.current_task()
+            if not (reading and reading.cancelled() and task and not task.cancelling()):
+                raise
+            return  # aclose() in another task stopped the input's reading
         telemetry = self._requester.shared.observer.telemetry
         span = None
         if telemetry is not None:
             span = telemetry.start("trigger_many", {"sequence.wait": self._wait})
-        # Up to `concurrency` workers pull the input, one trigger each at a time
-        # (a task per item only to wait); each that gets an item starts the
-        # next. They copy this context: the items' spans nest under the run's.
+        # Up to `concurrency` workers pull the input, one trigger each (a task
+        # per item only to wait), copying this context: spans nest in the run's.
         with Telemetry.current(span) if span is not None else contextlib.nullcontext():
             self._spawn(source)
         end = asyncio.create_task(self._end(source))
@@ -209,8 +210,7 @@ class BulkRun:
     async def _wind_down(
         self, tasks: tuple[Any, ...], span: Any, ending: BaseException | None
     ) -> None:
-        # Stop every task, end the span and settle the journal (closed
-        # whatever happens); then say so to an aclose() in another task.
+        # Stop every task, end the span, close the journal; tell aclose().
         try:
             self._stopping = True
             self._ready.clear()  # their items stay in in_flight()
@@ -228,22 +228,23 @@ class BulkRun:
                 self._stopped.set()
 
     async def _source(self) -> Iterable[object] | AsyncIterable[object]:
-        # The items to start: the raw input, or (journalled) the plan of the
-        # whole input, checked against the journal before anything is sent.
+        # The raw input, or (journalled) the plan of the whole input, read in
+        # a task of its own (aclose() in another task may stop it).
         if self._recorder is None:
             return self._requests
+        self._reading = asyncio.ensure_future(collect(self._requests))
         return await self._recorder.plan(
-            [item async for item in iterate(self._requests)],
+            await self._reading,
             check=self._keys.checked,
             api=self._requester.profile.name,
+            target=self._requester.shared.base_url,
             wait=self._wait,
             per_minute=self._rate_limit,
             window=self._concurrency,
         )
 
     async def _work(self, source: Source) -> None:
-        # One worker: pull an item, trigger it (or find it again), then end
-        # it, or hand its wait to a task of its own; until the input ends.
+        # One worker: pull, trigger (or find again), end or wait; until the end.
         while True:
             # Backpressure: pull nothing while the consumer is behind.
             while len(self._ready) >= self._concurrency:

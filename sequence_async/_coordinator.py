@@ -42,6 +42,16 @@ def key_digest(key: str) -> str:
     return hashlib.sha256(b"sequence-async\x00" + key.encode()).hexdigest()[:24]
 
 
+def scoped(digest: str, *, api: str, base_url: str) -> str:
+    """
+    The name of a key's account on one server: *digest* with the API and URL.
+
+    Clients of one key against two servers (a test server and production,
+    say) share no budget, no poll and no stored outcome in Redis.
+    """
+    return key_digest(f"{digest}\x00{api}\x00{base_url}")
+
+
 def from_environment() -> Coordinator | None:
     """
     Return a ``RedisCoordinator`` for ``SEQUENCE_REDIS_URL``, if that is set.

@@ -76,8 +76,15 @@ class Journal(Protocol):
 
     clock: Callable[[], float]
 
-    async def open(self, *, api: str = "api-v1") -> tuple[str, list[JournalEntry]]:
-        """Open (or create) the store of a run against *api*; say its run."""
+    async def open(
+        self, *, api: str = "api-v1", target: str = ""
+    ) -> tuple[str, list[JournalEntry]]:
+        """
+        Open (or create) the store of a run against *api*; say its run.
+
+        *target* is the server's base URL: a store of runs against another
+        should be refused (its outcomes are nobody's there).
+        """
 
     async def write(self, entries: Sequence[JournalEntry]) -> None:
         """Store *entries* durably."""

@@ -302,6 +302,13 @@ async def iterate(requests: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator
             yield item
 
 
+async def collect(requests: Iterable[Any] | AsyncIterable[Any]) -> list[Any]:
+    """
+    Any iterable, sync or async, as a list.
+    """
+    return [item async for item in iterate(requests)]
+
+
 class Source:
     """
     A bulk run's input, pulled by every worker in turn.

@@ -111,6 +111,7 @@ class Recorder:
         *,
         check: Callable[[object], TriggerRequest],
         api: str,
+        target: str,
         wait: bool,
         per_minute: float | None,
         window: int,
@@ -126,6 +127,7 @@ class Recorder:
             raw,
             check=check,
             api=api,
+            target=target,
             wait=wait,
             per_minute=per_minute,
         )

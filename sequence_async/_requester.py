@@ -62,6 +62,8 @@ class Shared:
     observer: Observer = attrs.Factory(lambda: Observer(Hooks(), None))
     closed: bool = False
     loop: asyncio.AbstractEventLoop | None = None
+    # The server's base URL: a journal of runs against another is refused.
+    base_url: str = ""
 
     def check_open(self) -> None:
         """

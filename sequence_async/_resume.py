@@ -83,11 +83,12 @@ async def prepare(
     *,
     check: Callable[[object], TriggerRequest],
     api: str,
+    target: str,
     wait: bool,
     per_minute: float | None,
 ) -> list[Planned | Refused]:
     """
-    Open *journal* and plan the whole input *raw* against it.
+    Open *journal* (of runs against *api* and *target*) and plan *raw*.
 
     *check* turns an item into a request or raises ``TypeError``/
     ``ValueError``. Every execution the journal holds is added to *claimed*,
@@ -96,7 +97,7 @@ async def prepare(
     Raises:
         ValueError: The input is not the one the journal recorded.
     """
-    run_id, entries = await journal.open(api=api)
+    run_id, entries = await journal.open(api=api, target=target)
     try:
         requests: list[TriggerRequest | None] = []
         refused: dict[int, Exception] = {}
@@ -250,9 +251,10 @@ def _action(entry: JournalEntry | None, *, now: float, wait: bool) -> Action:
         return Action.REPLAY
     if entry.state is ItemState.ACCEPTED:
         return Action.WAIT if wait else Action.REPLAY
-    # sending or unknown: the server may have it, under this key.
+    # sending or unknown: the server may have it, under this key. A send time
+    # ahead of now (the clock stepped back since) says nothing: reconcile.
     sent_at = entry.sent_at if entry.sent_at is not None else 0.0
-    return Action.SEND if now - sent_at < RESEND_WINDOW else Action.RECONCILE
+    return Action.SEND if 0 <= now - sent_at < RESEND_WINDOW else Action.RECONCILE
 
 
 def warn_if_long(planned: Sequence[Planned], *, per_minute: float | None) -> None:

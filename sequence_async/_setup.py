@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from ._checks import api_key_problem, check_base_url, check_headers, check_timeout
-from ._coordinator import Coordinator, from_environment, key_digest
+from ._coordinator import Coordinator, from_environment, key_digest, scoped
 from ._observe import Hook, Hooks, Observer
 from ._otel import telemetry
 from ._poller import Poller
@@ -95,6 +95,7 @@ def requester(
         else None
     )
     share: PollShare | None = None
+    scope = scoped(digest, api=profile.name, base_url=url)  # its Redis names
     if coordinator is None:
         coordinator = from_environment()
     elif coordinator is not False and not callable(
@@ -106,7 +107,7 @@ def requester(
         )
     if coordinator:
         limiter, share = coordinator.attach(
-            digest, rate_limit=rate_limit, burst=rate_limit_burst
+            scope, rate_limit=rate_limit, burst=rate_limit_burst
         )
     shared = Shared(
         AiohttpTransport(
@@ -117,6 +118,7 @@ def requester(
         observer=Observer(
             Hooks(event_hooks), telemetry(tracer_provider, meter_provider), auth
         ),
+        base_url=url,
     )
     built = Requester(
         shared,

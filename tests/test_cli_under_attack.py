@@ -157,3 +157,19 @@ def test_a_trigger_whose_wait_times_out_says_how_to_wait_again(
         "idempotency_key"
     ]
     assert shown["status"] in ("in_progress", "not seen yet")
+
+
+def test_a_journal_file_that_cannot_be_used_exits_2(
+    remote: Remote, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Bad local input, as journal show says it (it was 1, an API failure)."""
+    notes = tmp_path_factory.mktemp("journal") / "notes.txt"
+    notes.write_text("my notes\n")
+
+    result = run_cli(
+        "trigger-many", "rule_0001", "--journal", str(notes), env=remote.env
+    )
+
+    assert 2 == result.returncode
+    assert "not a sequence-async journal" in result.stderr
+    assert "my notes\n" == notes.read_text()

@@ -53,9 +53,11 @@ class CrashAfterFirstCommit:
         self.path, self.copy = path, copy
         self.dead = False
 
-    async def open(self, *, api: str = "api-v1") -> tuple[str, list[JournalEntry]]:
+    async def open(
+        self, *, api: str = "api-v1", target: str = ""
+    ) -> tuple[str, list[JournalEntry]]:
         """Open the real journal."""
-        return await self.inner.open(api=api)
+        return await self.inner.open(api=api, target=target)
 
     async def write(self, entries: Sequence[JournalEntry]) -> None:
         """Commit the first write, copy the files and die: every write fails."""
@@ -216,7 +218,9 @@ class Counted:
         self.clock = inner.clock
         self.writes: list[int] = []
 
-    async def open(self, *, api: str = "api-v1") -> tuple[str, list[JournalEntry]]:
+    async def open(
+        self, *, api: str = "api-v1", target: str = ""
+    ) -> tuple[str, list[JournalEntry]]:
         """Not used: the journal is open already."""
         raise NotImplementedError
 

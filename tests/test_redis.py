@@ -21,7 +21,7 @@ from sequence_async import SequenceClient
 from sequence_async import _redis_scripts as scripts
 from sequence_async._cluster import ClusterLimiter, Keys, Unavailable
 from sequence_async._cluster_polls import _remote, decode, encode
-from sequence_async._coordinator import key_digest
+from sequence_async._coordinator import key_digest, scoped
 from sequence_async._ratelimit import Priority, TokenBucket
 from sequence_async._wire import MAX_SERVER_DELAY
 from sequence_async.errors import RateLimitError, WaitTimeoutError
@@ -63,6 +63,12 @@ def _coordinated(
         ),
         **options,
     )
+
+
+def _keys_of(server: FakeSequence) -> Keys:
+    """The Redis names of *server*'s key: scoped to its API and URL."""
+    digest = scoped(key_digest(server.api_key), api=server.api, base_url=server.url)
+    return Keys("sequence-async", digest)
 
 
 def _limiter(client: SequenceClient) -> ClusterLimiter:
@@ -306,7 +312,7 @@ async def test_a_429_pauses_every_client_no_longer_than_the_cap(
         await first.accounts.list()
     link = _limiter(first)._link
     await asyncio.gather(*link._tasks)  # type: ignore[attr-defined]
-    keys = Keys("sequence-async", key_digest(quick.api_key))
+    keys = _keys_of(quick)
     other = _limiter(second)._link
     await other.check()
     # A poll's reservation (no burst tolerance) waits exactly the cap too.
@@ -510,7 +516,7 @@ async def test_a_lease_without_expiry_is_taken_over_and_the_wait_ends(
     quick: FakeSequence, redis_url: str, fresh: redis.Redis
 ) -> None:
     """A lease set by hand with no TTL would stop the rule's polls for ever."""
-    keys = Keys("sequence-async", key_digest(quick.api_key))
+    keys = _keys_of(quick)
     fresh.set(keys.lease("rule_0001"), "ghost")  # no expiry
 
     async with _coordinated(quick, redis_url, poll=FAST_POLL) as client:
@@ -573,7 +579,7 @@ async def test_a_budget_or_pause_far_ahead_of_redis_time_holds_nobody(
     quick: FakeSequence, redis_url: str, fresh: redis.Redis, stepped: str
 ) -> None:
     """A clock stepped back on failover: an hour ahead is not waited out."""
-    keys = Keys("sequence-async", key_digest(quick.api_key))
+    keys = _keys_of(quick)
     seconds, micros = fresh.time()
     ahead = (seconds + 3600) * 1_000_000 + micros
     fresh.set(keys.budget if stepped == "budget" else keys.pause, str(ahead))

@@ -20,7 +20,7 @@ import redis.asyncio
 
 from sequence_async import SequenceClient
 from sequence_async._cluster import ClusterLimiter
-from sequence_async._coordinator import key_digest
+from sequence_async._coordinator import key_digest, scoped
 from sequence_async._wire import MAX_SERVER_DELAY
 from sequence_async.errors import RateLimitError
 from sequence_async.redis import RedisCoordinator
@@ -163,7 +163,8 @@ async def test_waits_on_a_cluster_share_outcomes_and_keys_stay_in_one_slot(
         actual = await follower.execution_from_token(execution.to_token()).wait(
             timeout=10
         )
-    tag = "{" + key_digest(quick.api_key) + "}"
+    digest = key_digest(quick.api_key)
+    tag = "{" + scoped(digest, api=quick.api, base_url=quick.url) + "}"
     holders = {}
     for port in cluster:
         with redis.Redis(port=port, decode_responses=True) as node:

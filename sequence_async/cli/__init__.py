@@ -149,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(parser, args, exc, EXIT_USAGE, type_name=False)
     except CommandError as exc:
         return _fail(parser, args, exc, EXIT_FAILURE, type_name=False)
+    except sq.JournalError as exc:  # a file that cannot be used: local input
+        return _fail(parser, args, exc, EXIT_USAGE)
     except sq.SequenceError as exc:
         return _fail(parser, args, exc, EXIT_FAILURE)
     except (ValueError, TypeError) as exc:

@@ -1,0 +1,278 @@
+"""
+A journal's file: its tables, rows and checks, and reading one back.
+
+Owns the format ``SqliteJournal`` writes (``create``, ``check``,
+``check_run``, ``insert``, ``values``, ``read``), whose checks refuse a file
+that is not a journal, or one of runs against another API or server;
+and ``read_journal`` and ``JournalSummary``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import operator
+import os
+import sqlite3
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from . import errors
+from ._journal import ItemState, JournalEntry
+
+
+_APPLICATION_ID = 0x53514A4C  # "SQJL": a sequence-async journal
+_SCHEMA = 1
+COLUMNS = (
+    "position",
+    "identity",
+    "rule_id",
+    "amount",
+    "idempotency_key",
+    "state",
+    "sent_at",
+    "execution_id",
+    "status",
+    "result",
+    "error_type",
+    "error_message",
+    "updated_at",
+)
+# SQLite binds at most 32,766 values per statement.
+VALUES_PER_STATEMENT = 32_766 // len(COLUMNS) * len(COLUMNS)
+_FIELDS = operator.attrgetter(*COLUMNS)
+_RESULT = COLUMNS.index("result")
+_ONE_ROW = f"({', '.join('?' * len(COLUMNS))})"
+_INSERT = f"INSERT OR REPLACE INTO items ({', '.join(COLUMNS)}) VALUES"
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM items ORDER BY position"  # noqa: S608
+_TABLES = (
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    (
+        "CREATE TABLE items (position INTEGER PRIMARY KEY,"
+        " identity TEXT NOT NULL UNIQUE, rule_id TEXT NOT NULL, amount INTEGER,"
+        " idempotency_key TEXT NOT NULL, state TEXT NOT NULL, sent_at REAL,"
+        " execution_id TEXT, status TEXT, result TEXT, error_type TEXT,"
+        " error_message TEXT, updated_at REAL NOT NULL)"
+    ),
+)
+
+
+@attrs.frozen(kw_only=True)
+class JournalSummary:
+    """
+    What ``read_journal`` tells of a journal: counts, items for a person, age.
+    """
+
+    path: str
+    run_id: str
+    created_at: float
+    counts: dict[str, int]
+    needs_attention: tuple[JournalEntry, ...]
+
+    def age(self, now: float | None = None) -> float:
+        """Seconds since the run was created."""
+        return (time.time() if now is None else now) - self.created_at
+
+
+def read_journal(path: str | os.PathLike[str]) -> JournalSummary:
+    """
+    Read a journal file without changing it (a running run may hold it).
+
+    ``needs_attention`` lists the items in ``needs_review``, ``unknown`` and
+    ``rejected``.
+
+    Raises:
+        errors.JournalError: No such file, or not a journal.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise errors.JournalError(f"{file}: no such journal")
+    db = connect(file, read_only=True)
+    try:
+        if not check(db, file):
+            raise errors.JournalError(f"{file} is an empty file, not a journal")
+        meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+        run_id, entries = read(db)
+    except (sqlite3.Error, ValueError, TypeError, KeyError) as exc:
+        raise errors.JournalError(
+            f"{file} is a damaged journal ({type(exc).__name__}: {exc})"
+        ) from None
+    finally:
+        db.close()
+    counts = dict(Counter(str(entry.state) for entry in entries))
+    attention = {ItemState.NEEDS_REVIEW, ItemState.UNKNOWN, ItemState.REJECTED}
+    return JournalSummary(
+        path=str(file),
+        run_id=run_id,
+        created_at=float(meta["created_at"]),
+        counts=counts,
+        needs_attention=tuple(e for e in entries if e.state in attention),
+    )
+
+
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """
+    Open *path* with SQLite (never creating it), in autocommit mode.
+    """
+    uri = f"{path.absolute().as_uri()}?mode={'ro' if read_only else 'rw'}"
+    try:
+        return sqlite3.connect(
+            uri,
+            uri=True,
+            check_same_thread=False,
+            isolation_level=None,  # autocommit: every transaction is explicit
+        )
+    except sqlite3.Error as exc:
+        raise errors.JournalError(f"{path} cannot be opened: {exc}") from None
+
+
+def check(db: sqlite3.Connection, path: Path) -> bool:
+    """
+    Whether *db* is one of our journals (True) or a new, empty file (False).
+
+    Anything else is refused before a single byte is written.
+    """
+    try:
+        application_id = db.execute("PRAGMA application_id").fetchone()[0]
+        tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.OperationalError as exc:  # e.g. no -shm file can be made
+        raise errors.JournalError(
+            f"{path} cannot be read here ({exc}); SQLite writes a -shm file"
+            " beside it: copy it, with its -wal file, to a writable directory"
+        ) from None
+    except sqlite3.DatabaseError as exc:
+        raise errors.JournalError(
+            f"{path} is not a sequence-async journal ({exc})"
+        ) from None
+    if application_id == 0 and tables == 0 and version == 0:
+        if path.stat().st_size:  # not ours (SQLite reads 1 byte as empty)
+            raise errors.JournalError(
+                f"{path} is not a sequence-async journal; it was left as it is"
+            )
+        return False
+    if application_id != _APPLICATION_ID:
+        raise errors.JournalError(
+            f"{path} is not a sequence-async journal; it was left as it is"
+        )
+    if version != _SCHEMA:
+        raise errors.JournalError(
+            f"{path} is a journal of schema {version}; this version reads {_SCHEMA}"
+        )
+    return True
+
+
+def check_run(db: sqlite3.Connection, path: Path, api: str, target: str) -> None:
+    """
+    Refuse a journal of runs against another API or server (base URL).
+
+    Its keys, ids and outcomes mean nothing there: a resume would replay
+    "executed" for payments that server never made. (Older journals hold no
+    API row, api-v1's; and a journal bound to no target is bound to this
+    run's.)
+    """
+    rows = dict(db.execute("SELECT name, value FROM meta").fetchall())
+    recorded = rows.get("api", "api-v1")
+    if recorded != api:
+        raise errors.JournalError(
+            f"{path} records a run against {recorded}; this client speaks {api}:"
+            " its keys and ids mean nothing there"
+        )
+    bound = rows.get("target") or ""  # (a journal opened without one: unbound)
+    if target and not bound:
+        db.execute("REPLACE INTO meta (name, value) VALUES ('target', ?)", (target,))
+    elif target and bound != target:
+        raise errors.JournalError(
+            f"{path} records a run against {bound[:200]!r}; this client sends to"
+            f" {target[:200]!r}: its outcomes mean nothing there"
+        )
+
+
+def create(db: sqlite3.Connection, now: float, api: str, target: str) -> None:
+    """
+    Make *db* a new journal of a run against *api* and *target*.
+    """
+    # One transaction: a crash half-way leaves an empty file, which is new.
+    db.execute("BEGIN IMMEDIATE")
+    db.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+    db.execute(f"PRAGMA user_version = {_SCHEMA}")
+    for table in _TABLES:
+        db.execute(table)
+    db.executemany(
+        "INSERT INTO meta (name, value) VALUES (?, ?)",
+        [
+            ("run_id", str(uuid.uuid4())),
+            ("created_at", repr(now)),
+            ("api", api),
+            ("target", target),
+        ],
+    )
+    db.execute("COMMIT")
+
+
+def read(db: sqlite3.Connection) -> tuple[str, list[JournalEntry]]:
+    """
+    The run id and the items of a checked journal.
+    """
+    meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+    run_id = str(uuid.UUID(meta["run_id"]))
+    if not math.isfinite(float(meta["created_at"])):
+        raise ValueError(f"created_at is {meta['created_at'][:20]!r}")
+    return run_id, entries(db)
+
+
+@functools.lru_cache(maxsize=64)
+def insert(count: int) -> str:
+    """
+    The statement writing *count* rows (built from constant names, never input).
+    """
+    return f"{_INSERT} {', '.join([_ONE_ROW] * count)}"
+
+
+def values(rows: Sequence[JournalEntry]) -> list[Any]:
+    """
+    Every row's values in ``COLUMNS`` order, one flat list.
+
+    (attrgetter: no Python frame per row; the writer thread holds the GIL
+    for less.)
+    """
+    flat: list[Any] = []
+    for e in rows:
+        row = _FIELDS(e)
+        if e.result is not None:
+            row = (*row[:_RESULT], json.dumps(e.result), *row[_RESULT + 1 :])
+        flat.extend(row)
+    return flat
+
+
+def entries(db: sqlite3.Connection) -> list[JournalEntry]:
+    """
+    Every item of *db*, in input order.
+
+    Raises:
+        ValueError: A value no run writes (a hand edit): a send time that is
+            not a finite number, a result that is not JSON.
+    """
+    found = []
+    for row in db.execute(_SELECT).fetchall():
+        fields = dict(zip(COLUMNS, row, strict=True))
+        fields["state"] = ItemState(fields["state"])
+        sent_at = fields["sent_at"]
+        if sent_at is not None and not (
+            isinstance(sent_at, float | int) and math.isfinite(sent_at)
+        ):
+            raise ValueError(f"item {fields['position']}: sent_at {sent_at!r:.40}")
+        if fields["result"] is not None:
+            try:
+                fields["result"] = json.loads(fields["result"])
+            except RecursionError:
+                raise ValueError(f"item {fields['position']}: result") from None
+        found.append(JournalEntry(**fields))
+    return found

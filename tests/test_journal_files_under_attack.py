@@ -1,0 +1,200 @@
+"""
+Journals met in the wild (review of 2026-11-27).
+
+A clock stepped back since a send, a resume against another server, a full
+disk, a one-byte file that is not a journal, hand-edited values, an input
+still being filled when aclose() comes: none pays twice, replays outcomes
+that are nobody's, overwrites a file, hangs or escapes as an untyped error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from sequence_async import (
+    ItemState,
+    JournalEntry,
+    JournalError,
+    NeedsReviewError,
+    SequenceClient,
+    SqliteJournal,
+    read_journal,
+)
+from sequence_async._resume import derive_key
+from sequence_async.testing import FakeSequence, ManualClock
+
+from .test_cli_support import run_cli
+from .test_journal import RULES, quick, requests
+
+
+__all__ = ["quick"]  # the fixture, shared with test_journal
+
+
+async def test_a_send_time_ahead_of_the_clock_is_reconciled_never_resent(
+    live: SequenceClient, quick: FakeSequence, clock: ManualClock, tmp_path: Path
+) -> None:
+    """The clock stepped back since the send: its age says nothing; no resend."""
+    path = tmp_path / "run.db"
+    journal = SqliteJournal(path, clock=clock)
+    run_id, _ = await journal.open(api=quick.api)
+    ahead = clock() + 48 * 3600  # sent while the clock ran two days fast
+    await live.rules.trigger(RULES[0], idempotency_key=derive_key(run_id, 0))
+    await journal.write(
+        [
+            JournalEntry(
+                position=0,
+                identity="position:0",
+                rule_id=RULES[0],
+                amount=None,
+                idempotency_key=derive_key(run_id, 0),
+                state=ItemState.UNKNOWN,
+                sent_at=ahead,
+                updated_at=ahead,
+            )
+        ]
+    )
+    await journal.close()
+    sent = quick.counts["trigger_rule"]
+
+    (outcome,) = await live.trigger_all(
+        requests(1), journal=SqliteJournal(path, clock=clock)
+    )
+
+    assert sent == quick.counts["trigger_rule"]
+    assert isinstance(outcome.error, NeedsReviewError)  # no time to look around
+
+
+async def test_a_journal_of_another_server_is_refused_before_sending(
+    live: SequenceClient, quick: FakeSequence, tmp_path: Path
+) -> None:
+    """A sandbox rehearsal resumed against production replayed 'executed'."""
+    path = tmp_path / "run.db"
+    await live.trigger_all(requests(2), journal=path)
+    elsewhere = SequenceClient(
+        quick.api_key, api=quick.api, base_url=f"{quick.url}/other"
+    )
+
+    async with elsewhere:
+        with pytest.raises(JournalError, match="records a run against"):
+            await elsewhere.trigger_all(requests(2), journal=path)
+
+
+def test_a_full_disk_is_a_journal_error_not_a_raw_sqlite_one(tmp_path: Path) -> None:
+    """Writes past the file size limit (a full disk) raise JournalError."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, resource, signal
+        from sequence_async import ItemState, JournalEntry, JournalError, SqliteJournal
+
+        async def main():
+            journal = SqliteJournal({str(tmp_path / "run.db")!r})
+            await journal.open()
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+            try:
+                for batch in range(200):
+                    await journal.write([
+                        JournalEntry(position=n, identity=f"position:{{n}}",
+                            rule_id="r" * 500, amount=None, idempotency_key="k",
+                            state=ItemState.SENDING, updated_at=1.0)
+                        for n in range(batch * 50, batch * 50 + 50)
+                    ])
+            except JournalError as exc:
+                print("JournalError", exc)
+            finally:
+                await journal.close()
+
+        asyncio.run(main())
+        """
+    )
+
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.stdout.startswith("JournalError"), done.stdout + done.stderr[-2000:]
+    assert "could not be written" in done.stdout
+
+
+@pytest.mark.parametrize("content", [b"x", b"\n"])
+async def test_a_one_byte_file_is_refused_and_left_as_it_is(
+    tmp_path: Path, content: bytes
+) -> None:
+    """SQLite reads one byte as an empty database: only an empty file is new."""
+    path = tmp_path / "notes.txt"
+    path.write_bytes(content)
+
+    with pytest.raises(JournalError, match="not a sequence-async journal"):
+        await SqliteJournal(path).open()
+
+    assert content == path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE items SET sent_at = '2026-01-01 10:00'",
+        "UPDATE items SET result = '" + "[" * 5000 + "]" * 5000 + "'",
+        "UPDATE meta SET value = 'nan' WHERE name = 'created_at'",
+    ],
+    ids=["text send time", "deep result", "NaN creation"],
+)
+async def test_a_hand_edited_journal_is_a_journal_error_everywhere(
+    live: SequenceClient, quick: FakeSequence, tmp_path: Path, edit: str
+) -> None:
+    """A person's edit a run never writes: JournalError, and journal show exits 2."""
+    path = tmp_path / "run.db"
+    await live.trigger_all(requests(1), journal=path, wait=False)
+    with sqlite3.connect(path) as db:
+        db.execute(edit)
+    db.close()
+
+    with pytest.raises(JournalError, match="damaged"):
+        await live.trigger_all(requests(1), journal=path)
+    with pytest.raises(JournalError, match="damaged"):
+        read_journal(path)
+    shown = run_cli("journal", "show", str(path), "--json", env=dict(os.environ))
+
+    assert 2 == shown.returncode
+    assert "Traceback" not in shown.stderr
+
+
+async def test_aclose_from_another_task_stops_a_journalled_run_still_reading(
+    live: SequenceClient, quick: FakeSequence, tmp_path: Path
+) -> None:
+    """An input still being filled (a queue): aclose() used to hang for ever."""
+    third = asyncio.Event()
+    never = asyncio.Event()
+
+    async def filling() -> AsyncIterator[str]:
+        for rule_id in RULES:
+            yield rule_id
+        third.set()
+        await never.wait()  # more to come, some day
+        yield RULES[0]
+
+    run = live.trigger_many(filling(), journal=tmp_path / "run.db")
+
+    async def consume() -> list[object]:
+        return [outcome async for outcome in run]
+
+    consumer = asyncio.create_task(consume())
+    await third.wait()
+    async with asyncio.timeout(30):  # a safety net: the bug was a hang
+        await run.aclose()
+
+    assert [] == await consumer
+    assert 0 == quick.counts["trigger_rule"]
