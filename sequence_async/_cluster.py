@@ -240,7 +240,7 @@ class ClusterLimiter:
             )
         finally:
             self._flush(tolerance)
-        return int(waits[0])
+        return ints(waits, 1)[0]
 
     def _flush(self, tolerance: int) -> None:
         # The call in flight ended: send what gathered meanwhile, if anything.
@@ -259,9 +259,9 @@ class ClusterLimiter:
                 [self._keys.budget, self._keys.pause],
                 [int(self._interval), tolerance, len(batch)],
             )
-            for slot, wait in zip(batch, waits, strict=True):
+            for slot, wait in zip(batch, ints(waits, len(batch)), strict=True):
                 if not slot.done():
-                    slot.set_result(int(wait))
+                    slot.set_result(wait)
         except Unavailable as exc:
             failed = exc
         finally:
@@ -344,3 +344,20 @@ def text(value: Any) -> Any:
     if isinstance(value, dict):
         return {text(k): text(v) for k, v in value.items()}
     return value
+
+
+def ints(answer: object, count: int | None = None) -> list[int]:
+    """
+    A script's answer as integers (*count* of them, if given).
+
+    Raises:
+        Unavailable: Anything else (a store that is not Redis, or not ours):
+            the caller falls back, as when the store is away.
+    """
+    found: list[int] | None = None
+    if isinstance(answer, list) and count in (None, len(answer)):
+        with contextlib.suppress(TypeError, ValueError):
+            found = [int(value) for value in answer]
+    if found is None:
+        raise Unavailable(f"the store answered {str(answer)[:60]!r}")
+    return found

@@ -31,7 +31,7 @@ import attrs
 
 from . import _redis_scripts as scripts
 from . import errors, models
-from ._cluster import Keys, Link, Unavailable
+from ._cluster import Keys, Link, Unavailable, ints
 from ._convert import structure
 from ._waits import Outcome, Remote, Watch
 from ._wire import loads
@@ -118,16 +118,17 @@ class ClusterPolls:
                 [self._keys.lease(rule_id), self._keys.pending(rule_id)],
                 [self._token, self._lease_ms],
             )
+            flag, now = ints(answer[:2] if isinstance(answer, list) else answer, 2)
+            others = pairs(answer[2:])
         except Unavailable:
             return []
-        if int(answer[0]) == 0:
+        if flag == 0:
             self._leading.discard(rule_id)
-            return min(max(int(answer[1]), 10), self._lease_ms) / 1000 + 0.005
+            return min(max(now, 10), self._lease_ms) / 1000 + 0.005
         self._leading.add(rule_id)
-        now = int(answer[1])
         mine = self._pending.get(rule_id, {})
         remotes = []
-        for execution_id, value in zip(answer[2::2], answer[3::2], strict=True):
+        for execution_id, value in others:
             if execution_id in mine:
                 continue
             remote = _remote(execution_id, value, now)
@@ -229,10 +230,11 @@ class ClusterPolls:
                 ],
                 args,
             )
+            stored = pairs(answer)
         except Unavailable:
             return {}
         found = {}
-        for execution_id, value in zip(answer[0::2], answer[1::2], strict=True):
+        for execution_id, value in stored:
             outcome = decode(value)
             if outcome is not None:
                 self._forget(rule_id, execution_id, None)
@@ -363,3 +365,19 @@ def _nowhere(_: str, __: Outcome) -> None:
 
 def _nobody(_: str) -> None:
     pass
+
+
+def pairs(answer: object) -> list[tuple[str, str]]:
+    """
+    A script's flat answer ``[id, value, id, value, ...]`` as pairs.
+
+    Raises:
+        Unavailable: Anything else (a store that is not ours): fall back.
+    """
+    if (
+        not isinstance(answer, list)
+        or len(answer) % 2
+        or not all(isinstance(part, str) for part in answer)
+    ):
+        raise Unavailable(f"the store answered {str(answer)[:60]!r}")
+    return list(zip(answer[0::2], answer[1::2], strict=True))

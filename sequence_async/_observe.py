@@ -12,6 +12,7 @@ tasks never see each other's answers: there is no shared "last response".
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import inspect
@@ -152,6 +153,14 @@ class Hooks:
                 result = hook(event)
                 if inspect.isawaitable(result):
                     await result
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # this request was cancelled: never swallowed
+                log.exception(  # the hook's own, not a cancellation of ours
+                    "a %s hook raised CancelledError; the request goes on",
+                    type(event).__name__.removesuffix("Event").lower(),
+                )
             except Exception:
                 log.exception(
                     "a %s hook raised; the request goes on",

@@ -13,6 +13,7 @@ the bulk-items metric).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
@@ -134,6 +135,8 @@ class Tally:
     ) -> None:
         if on_progress is not None and not callable(on_progress):
             raise TypeError("on_progress must be callable")
+        if inspect.iscoroutinefunction(on_progress):  # it would never run
+            raise TypeError("on_progress is called, never awaited: a plain function")
         self._on_progress = on_progress
         self._telemetry = telemetry
         self._started_at = time.monotonic()

@@ -237,7 +237,10 @@ class _Group:
         self, waiter: _Waiter, outcome: models.RuleExecution | BaseException
     ) -> None:
         self.remove(waiter)
-        if isinstance(outcome, models.RuleExecution | errors.NotFoundError):
+        if isinstance(outcome, models.RuleExecution) and outcome.done:
+            # Only a terminal status is everyone's (published to other
+            # processes): a settling snapshot (an early wait's) or a 404 (this
+            # waiter's grace) is this waiter's alone.
             self.outcomes[waiter.watch.execution_id] = outcome
         waiter.finish(outcome)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,18 +20,19 @@ import redis
 
 from sequence_async import SequenceClient
 from sequence_async import _redis_scripts as scripts
-from sequence_async._cluster import ClusterLimiter, Keys, Unavailable
-from sequence_async._cluster_polls import _remote, decode, encode
+from sequence_async._cluster import ClusterLimiter, Keys, Unavailable, ints
+from sequence_async._cluster_polls import _remote, decode, encode, pairs
 from sequence_async._coordinator import key_digest, scoped
 from sequence_async._ratelimit import Priority, TokenBucket
+from sequence_async._waits import Watch, _Group, _Waiter
 from sequence_async._wire import MAX_SERVER_DELAY
-from sequence_async.errors import RateLimitError, WaitTimeoutError
+from sequence_async.errors import NotFoundError, RateLimitError, WaitTimeoutError
 from sequence_async.models import RuleExecution
 from sequence_async.redis import CoordinatorError, RedisCoordinator
 from sequence_async.testing import Behavior, FakeSequence, demo_seed, serve
 
 from . import redis_server
-from .conftest import FAST_POLL, hostile
+from .conftest import FAST_POLL, FakeTransport, hostile, requester, status
 
 
 # Redis call timeout for these tests: a loaded CI machine must not turn a
@@ -67,7 +69,9 @@ def _coordinated(
 
 def _keys_of(server: FakeSequence) -> Keys:
     """The Redis names of *server*'s key: scoped to its API and URL."""
-    digest = scoped(key_digest(server.api_key), api=server.api, base_url=server.url)
+    digest = scoped(
+        key_digest(server.api_key), api=server.api, base_url=str(server.url)
+    )
     return Keys("sequence-async", digest)
 
 
@@ -615,3 +619,55 @@ async def test_a_heartbeat_that_fails_is_logged_and_the_next_one_runs(
     assert ["a heartbeat of the Redis coordinator failed"] == [
         r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR
     ]
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        RuleExecution(id="rex_1", rule_id="r1", status="in_progress"),
+        NotFoundError("not visible yet", status=404),
+    ],
+    ids=["settling snapshot", "404"],
+)
+async def test_only_a_terminal_status_is_published_to_other_processes(
+    ending: RuleExecution | NotFoundError,
+) -> None:
+    """An early wait's snapshot or a 404 past this waiter's grace is its own.
+
+    Published, the snapshot left other processes' waits unpolled until they
+    timed out, and the 404 was stored for a day: later waits got a false
+    NotFoundError (and a caller might trigger again).
+    """
+    group = _Group(requester(FakeTransport(status(500))), "r1")
+    waiters = [
+        _Waiter(
+            Watch(i, "r1", lambda _: None, lambda: 0.0, lambda: datetime.now(UTC)),
+            FAST_POLL,
+            0.0,
+            1.0,
+            None,
+        )
+        for i in ("rex_1", "rex_2")
+    ]
+    for waiter in waiters:
+        group.waiters[waiter.watch.execution_id] = [waiter]
+
+    group.finish(waiters[0], ending)
+    terminal = RuleExecution(id="rex_2", rule_id="r1", status="executed")
+    group.finish(waiters[1], terminal)
+
+    assert {"rex_2": terminal} == group.outcomes
+
+
+@pytest.mark.parametrize("answer", [5, ["abc"], [], [1.5, None], "x", [[1]]])
+def test_a_reservation_answer_that_is_not_ours_falls_back(answer: object) -> None:
+    """Not a TypeError or IndexError from the trigger: the in-process bucket."""
+    with pytest.raises(Unavailable):
+        ints(answer, 1)
+
+
+@pytest.mark.parametrize("answer", [3, ["a"], ["a", 1], [1, "x"], ["a", None]])
+def test_a_lead_or_join_answer_that_is_not_ours_falls_back(answer: object) -> None:
+    """An odd or mistyped list from a store that is not ours: no ValueError."""
+    with pytest.raises(Unavailable):
+        pairs(answer)

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 from aiohttp import web
 
@@ -26,8 +27,11 @@ from sequence_async import (
     SequenceClient,
     SequenceError,
 )
+from sequence_async._observe import Hooks, Observer
+from sequence_async._requester import Shared
 from sequence_async._rules import Rules
 from sequence_async._wire import Response
+from sequence_async.testing import Seed
 
 from .conftest import (
     API_KEY,
@@ -35,6 +39,7 @@ from .conftest import (
     NO_WAIT_RETRIES,
     FakeTransport,
     hostile,
+    ok,
     requester,
 )
 from .test_hostile import answer, client_of, executed
@@ -227,3 +232,41 @@ async def test_a_redirected_trigger_keeps_its_key_unless_told_to_send_it_again(
     assert unknown == isinstance(raised.value, OutcomeUnknownError)
     if unknown:
         assert "pay-3" == raised.value.idempotency_key  # type: ignore[attr-defined]
+
+
+async def test_a_hook_raising_cancelled_error_is_its_own_not_the_requests() -> None:
+    """Nothing cancelled the trigger: it goes on, with its execution."""
+
+    def rude(_: object) -> None:
+        raise asyncio.CancelledError
+
+    transport = FakeTransport(ok({"execution_id": "ex1"}, 202))
+    base = requester(transport)
+    hooked = attrs.evolve(
+        base,
+        shared=Shared(
+            transport, observer=Observer(Hooks({"response": [rude]}), None, base.auth)
+        ),
+    )
+
+    execution = await Rules(hooked).trigger("r1")
+
+    assert "ex1" == execution.id
+
+
+def test_an_async_on_progress_is_refused_at_the_call() -> None:
+    """It would never run, and warn 'never awaited' at every change."""
+
+    async def progress(_: object) -> None:
+        return None
+
+    client = SequenceClient(API_KEY)
+
+    with pytest.raises(TypeError, match="on_progress"):
+        client.trigger_many(["r1"], on_progress=progress)  # type: ignore[arg-type]
+
+
+def test_a_seed_nested_past_the_stack_is_a_value_error() -> None:
+    """Not a RecursionError (serve --seed printed a traceback)."""
+    with pytest.raises(ValueError, match="seed"):
+        Seed.from_json('{"rules": ' + "[" * 100_000 + "]" * 100_000 + "}")

@@ -315,6 +315,8 @@ class Seed:
             _check_records(seed)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a fake-server seed: {exc}") from None
+        except RecursionError:  # nested past the stack (JSON or its checks)
+            raise ValueError("not a fake-server seed: nested too deep") from None
         return seed
 
     @classmethod
