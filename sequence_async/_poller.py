@@ -118,7 +118,10 @@ class Poller:
         group.remove(waiter)
         future = waiter.future
         if self._share is not None and (
-            not future.done() or future.cancelled() or future.exception()
+            not future.done()
+            or future.cancelled()
+            or future.exception()
+            or not future.result().done  # an early end: nothing was published
         ):
             self._share.leave(waiter.watch)
         if group.has_local() or group.task is None:
