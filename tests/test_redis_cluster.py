@@ -164,7 +164,7 @@ async def test_waits_on_a_cluster_share_outcomes_and_keys_stay_in_one_slot(
             timeout=10
         )
     digest = key_digest(quick.api_key)
-    tag = "{" + scoped(digest, api=quick.api, base_url=quick.url) + "}"
+    tag = "{" + scoped(digest, api=quick.api, base_url=str(quick.url)) + "}"
     holders = {}
     for port in cluster:
         with redis.Redis(port=port, decode_responses=True) as node:
