@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -182,6 +183,17 @@ def non_negative_float(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
     return value
+
+
+def chosen_key(given: str | None) -> str:
+    """
+    The idempotency key to send: *given*, else a new one.
+
+    Chosen before sending, so that Ctrl-C can say which key to retry with. A
+    given one, even "" (an unset shell variable), is the SDK's to check: never
+    replaced by a new key, which would pay a re-run twice.
+    """
+    return str(uuid.uuid4()) if given is None else given
 
 
 def retries(text: str) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import uuid
 
 import sequence_async as sq
 
@@ -20,6 +19,7 @@ from ._base import (
     Subcommands,
     add_coordination,
     cents,
+    chosen_key,
     make_client,
     positive_float,
 )
@@ -82,12 +82,7 @@ async def rules_command(args: argparse.Namespace, out: Output) -> int:
 async def _trigger(
     client: sq.SequenceClient, args: argparse.Namespace, out: Output
 ) -> int:
-    # The key is chosen here, so that Ctrl-C can say which key to retry with.
-    # A given one, even "" (an unset shell variable), is the SDK's to check:
-    # never replaced by a new key, which would pay a re-run twice.
-    key: str = (
-        str(uuid.uuid4()) if args.idempotency_key is None else args.idempotency_key
-    )
+    key = chosen_key(args.idempotency_key)
     request = sq.TriggerRequest(
         args.id, manual_execute_amount=args.amount, idempotency_key=key
     )

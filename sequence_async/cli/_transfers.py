@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import uuid
 
 import sequence_async as sq
 
 from ._base import (
     EXIT_OK,
     Subcommands,
+    chosen_key,
     first,
     make_client,
     page_size,
@@ -84,11 +84,7 @@ async def transfers_command(args: argparse.Namespace, out: Output) -> int:
 async def _create(
     client: sq.SequenceClient, args: argparse.Namespace, out: Output
 ) -> sq.Transfer:
-    # The key is chosen here, so that Ctrl-C can say which key to retry with
-    # (a given one, even "", is the SDK's to check, never replaced).
-    key: str = (
-        str(uuid.uuid4()) if args.idempotency_key is None else args.idempotency_key
-    )
+    key = chosen_key(args.idempotency_key)
     try:
         return await client.transfers.create(
             source_account_id=args.source,
