@@ -95,7 +95,6 @@ def requester(
         else None
     )
     share: PollShare | None = None
-    scope = scoped(digest, api=profile.name, base_url=url)  # its Redis names
     if coordinator is None:
         coordinator = from_environment()
     elif coordinator is not False and not callable(
@@ -106,8 +105,10 @@ def requester(
             f"or False, not {type(coordinator).__name__}"
         )
     if coordinator:
-        limiter, share = coordinator.attach(
-            scope, rate_limit=rate_limit, burst=rate_limit_burst
+        limiter, share = coordinator.attach(  # Redis names: key, API and URL
+            scoped(digest, api=profile.name, base_url=url),
+            rate_limit=rate_limit,
+            burst=rate_limit_burst,
         )
     shared = Shared(
         AiohttpTransport(
