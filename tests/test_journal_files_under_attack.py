@@ -22,7 +22,6 @@ import pytest
 
 from sequence_async import (
     ItemState,
-    JournalEntry,
     JournalError,
     NeedsReviewError,
     SequenceClient,
@@ -33,7 +32,7 @@ from sequence_async._resume import derive_key
 from sequence_async.testing import FakeSequence, ManualClock
 
 from .test_cli_support import run_cli
-from .test_journal import RULES, quick, requests
+from .test_journal import RULES, entry, quick, requests, run_id_of, write_entries
 
 
 __all__ = ["quick"]  # the fixture, shared with test_journal
@@ -44,25 +43,10 @@ async def test_a_send_time_ahead_of_the_clock_is_reconciled_never_resent(
 ) -> None:
     """The clock stepped back since the send: its age says nothing; no resend."""
     path = tmp_path / "run.db"
-    journal = SqliteJournal(path, clock=clock)
-    run_id, _ = await journal.open(api=quick.api)
+    run_id = await run_id_of(path, clock)
     ahead = clock() + 48 * 3600  # sent while the clock ran two days fast
     await live.rules.trigger(RULES[0], idempotency_key=derive_key(run_id, 0))
-    await journal.write(
-        [
-            JournalEntry(
-                position=0,
-                identity="position:0",
-                rule_id=RULES[0],
-                amount=None,
-                idempotency_key=derive_key(run_id, 0),
-                state=ItemState.UNKNOWN,
-                sent_at=ahead,
-                updated_at=ahead,
-            )
-        ]
-    )
-    await journal.close()
+    await write_entries(path, clock, entry(run_id, 0, ItemState.UNKNOWN, ahead))
     sent = quick.counts["trigger_rule"]
 
     (outcome,) = await live.trigger_all(
