@@ -9,6 +9,7 @@ and ``read_journal`` and ``JournalSummary``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -18,7 +19,7 @@ import sqlite3
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,14 +97,11 @@ def read_journal(path: str | os.PathLike[str]) -> JournalSummary:
         raise errors.JournalError(f"{file}: no such journal")
     db = connect(file, read_only=True)
     try:
-        if not check(db, file):
-            raise errors.JournalError(f"{file} is an empty file, not a journal")
-        meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
-        run_id, entries = read(db)
-    except (sqlite3.Error, ValueError, TypeError, KeyError) as exc:
-        raise errors.JournalError(
-            f"{file} is a damaged journal ({type(exc).__name__}: {exc})"
-        ) from None
+        with damaged(file):
+            if not check(db, file):
+                raise errors.JournalError(f"{file} is an empty file, not a journal")
+            meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
+            run_id, entries = read(db)
     finally:
         db.close()
     counts = dict(Counter(str(entry.state) for entry in entries))
@@ -115,6 +113,22 @@ def read_journal(path: str | os.PathLike[str]) -> JournalSummary:
         counts=counts,
         needs_attention=tuple(e for e in entries if e.state in attention),
     )
+
+
+@contextlib.contextmanager
+def damaged(path: Path) -> Iterator[None]:
+    """
+    Raise what a damaged file raises as a ``JournalError`` naming *path*.
+
+    SQLite's errors and values no run writes; the file is left as it is.
+    """
+    try:
+        yield
+    except (sqlite3.Error, ValueError, TypeError, KeyError) as exc:
+        raise errors.JournalError(
+            f"{path} is a damaged journal ({type(exc).__name__}: {exc});"
+            " it was left as it is"
+        ) from None
 
 
 def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:

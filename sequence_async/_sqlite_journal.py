@@ -97,20 +97,13 @@ class SqliteJournal:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise errors.JournalError(f"{self.path} is not a regular file")
         db = self._db = file.connect(self.path)
-        try:
+        with file.damaged(self.path):
             if not file.check(db, self.path):
                 file.create(db, self.clock(), api, target)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             file.check_run(db, self.path, api, target)
             return file.read(db)
-        except errors.JournalError:
-            raise
-        except (sqlite3.Error, ValueError, TypeError, KeyError) as exc:
-            raise errors.JournalError(
-                f"{self.path} is a damaged journal ({type(exc).__name__}: {exc});"
-                " it was left as it is"
-            ) from None
 
     async def write(self, entries: Sequence[JournalEntry]) -> None:
         """Store *entries*; return once they are committed (cancelled, too)."""
