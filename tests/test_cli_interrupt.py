@@ -20,7 +20,7 @@ import struct
 import subprocess
 import termios
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -31,6 +31,7 @@ from .test_cli_support import (
     Remote,
     clean_env,
     cli_command,
+    interrupted,
     quick_seed,
     remote_server,
 )
@@ -210,23 +211,20 @@ def test_ctrl_c_in_rules_trigger_says_how_to_find_the_execution(
     if phase == "waiting":
         remote.call(lambda _: pause.release())
     args = ["rules", "trigger", "rule_0004", "--wait", "--json"]
-    with subprocess.Popen(  # noqa: S603
-        cli_command(*args), stdout=subprocess.PIPE, text=True, env=remote.env
-    ) as process:
-        try:
-            if phase == "triggering":
-                remote.wait(lambda _: pause.reached(1))
-            else:
-                remote.wait(lambda s: s.wait_for_requests("get_rule_execution"))
-            process.send_signal(signal.SIGINT)
-            stdout, _ = process.communicate(timeout=60)
-        finally:
-            remote.call(lambda _: pause.release())
+    reached: Callable[[FakeSequence], Awaitable[object]] = (
+        (lambda _: pause.reached(1))
+        if phase == "triggering"
+        else (lambda s: s.wait_for_requests("get_rule_execution"))
+    )
+    try:
+        code, stdout = interrupted(args, remote.env, lambda: remote.wait(reached))
+    finally:
+        remote.call(lambda _: pause.release())
     (held,) = remote.call(lambda server: server.requests_to("trigger_rule"))
     key = {k.lower(): v for k, v in held.headers.items()}["idempotency-key"]
     (item,) = json_lines(stdout)
 
-    assert 130 == process.returncode
+    assert 130 == code
     assert ("in_flight", key) == (item["status"], item["idempotency_key"])
     if phase == "triggering":
         assert (None, None) == (item["execution_id"], item["token"])

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -51,6 +52,23 @@ def run_cli(
         timeout=120,
         check=False,
     )
+
+
+def interrupted(
+    args: list[str], env: dict[str, str], ready: Callable[[], object]
+) -> tuple[int, str]:
+    """
+    Run the CLI, call *ready* (it returns at the moment to hit), send SIGINT.
+
+    Returns the exit code and stdout.
+    """
+    with subprocess.Popen(  # noqa: S603
+        cli_command(*args), stdout=subprocess.PIPE, text=True, env=env
+    ) as process:
+        ready()
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=60)
+    return process.returncode, stdout
 
 
 def clean_env() -> dict[str, str]:

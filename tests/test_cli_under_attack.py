@@ -21,6 +21,7 @@ from .test_cli_support import (
     Remote,
     clean_env,
     cli_command,
+    interrupted,
     lines,
     quick_seed,
     remote_server,
@@ -58,20 +59,17 @@ def test_ctrl_c_in_transfers_create_prints_the_retry_with_its_key(
     base_url = remote.env["SEQUENCE_BASE_URL"]
     args = ["--base-url", base_url, "transfers", "create", "--json"]
     args += ["--from", "acc_0001", "--to", "acc_0002", "--amount", "700"]
-    with subprocess.Popen(  # noqa: S603
-        cli_command(*args), stdout=subprocess.PIPE, text=True, env=env
-    ) as process:
-        try:
-            remote.wait(lambda _: pause.reached(1))
-            process.send_signal(signal.SIGINT)
-            stdout, _ = process.communicate(timeout=60)
-        finally:
-            remote.call(lambda _: pause.release())
+    try:
+        code, stdout = interrupted(
+            args, env, lambda: remote.wait(lambda _: pause.reached(1))
+        )
+    finally:
+        remote.call(lambda _: pause.release())
     (held,) = remote.call(lambda server: server.requests_to("create_transfer"))
     key = {k.lower(): v for k, v in held.headers.items()}["idempotency-key"]
     (item,) = [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
-    assert 130 == process.returncode
+    assert 130 == code
     assert ("in_flight", key) == (item["status"], item["idempotency_key"])
     assert item["retry"].startswith(f"sequence-async --base-url {base_url} transfers")
     assert item["retry"].endswith(f"--idempotency-key {key}")
