@@ -42,7 +42,7 @@ from ._outcomes import (
 from ._records import Recorder
 from ._requester import Requester
 from ._resume import Action, Planned, Refused
-from ._rules import Rules
+from ._rules import send_trigger, trigger_request
 
 
 Requests = Iterable["TriggerRequest | str"] | AsyncIterable["TriggerRequest | str"]
@@ -91,7 +91,6 @@ class BulkRun:
         check_until(until)
         self._until: Until = until
         self._requester = requester
-        self._rules = Rules(requester)
         self._requests = requests
         self._recorder = Recorder(journal) if journal is not None else None
         self._rate_limit = rate_limit
@@ -367,12 +366,21 @@ class BulkRun:
         self._finish(outcome, stage, new=planned is None or planned.entry is None)
 
     def _trigger(self, item: _Item) -> Coroutine[Any, Any, Execution]:
-        # The trigger's coroutine itself: no layer of its own to resume.
+        # The trigger's coroutine itself: no layer of its own to resume. The
+        # key was checked (or made) by Keys; the rest is checked here.
         request = item.request
-        return self._rules.trigger(
+        endpoint, body = trigger_request(
+            self._requester.profile,
             request.rule_id,
             manual_execute_amount=request.manual_execute_amount,
-            idempotency_key=item.key,
+            request_id=request.request_id,
+        )
+        return send_trigger(
+            self._requester,
+            request.rule_id,
+            endpoint,
+            body,
+            key=item.key,
             request_id=request.request_id,
         )
 

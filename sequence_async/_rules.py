@@ -1,9 +1,11 @@
 """
 The rule namespaces: ``client.rules`` and ``client.rule_executions``.
 
-Owns the trigger: its checks, its idempotency key (a new one when none is
-given, reused by every retry), and the ``Execution`` handle built from its
-answer, or ``OutcomeUnknownError`` with the key when the answer is unusable.
+Owns the trigger: its checks (``trigger_request``), its idempotency key (a
+new one when none is given, reused by every retry), and its request and the
+``Execution`` handle built from its answer, or ``OutcomeUnknownError`` with
+the key when the answer is unusable (``send_trigger``, for ``Rules.trigger``
+and the bulk run's items alike).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ._execution import Execution
 from ._paging import Paginator, get_execution, list_executions
 from ._profiles import Profile
 from ._ratelimit import Priority
+from ._requester import Requester
 from ._resources import (
     Resource,
     add_key_note,
@@ -117,49 +120,77 @@ class Rules(Resource):
             request_id=request_id,
             simulation=simulation,
         )
-        key = idempotency_key_of(idempotency_key, profile)
-        reason = (
-            None if called_reason is None else called_reason_of(called_reason, profile)
+        return await send_trigger(
+            self._requester,
+            rule_id,
+            endpoint,
+            body,
+            key=idempotency_key_of(idempotency_key, profile),
+            request_id=request_id,
+            called_reason=None
+            if called_reason is None
+            else called_reason_of(called_reason, profile),
         )
-        triggered_at = datetime.now(UTC)
-        try:
-            envelope = await self._requester.request(
-                "POST",
-                endpoint,
-                operation="rules.trigger",
-                attributes={"sequence.rule_id": rule_id},
-                json=body,
-                idempotency_key=key,
-                request_id=request_id,
-                priority=Priority.TRIGGER,
-                called_reason=reason,
-            )
-        except asyncio.CancelledError as exc:
-            add_key_note(exc, key)
-            raise
-        data = envelope.data
-        execution_id = (
-            data.get(profile.wire("execution_id")) if isinstance(data, dict) else None
-        )
-        try:
-            segment(execution_id, "execution_id")
-        except (TypeError, ValueError):
-            # The server acted (2xx) but the answer is unusable: keep the key.
-            raise errors.OutcomeUnknownError(
-                f"POST {endpoint} was accepted, but the answer names no execution",
-                idempotency_key=key,
-            ) from errors.ResponseValidationError(
-                f"trigger answer has no execution_id: {str(data)[:200]!r}",
-                request_id=envelope.request_id,
-            )
-        return Execution(
-            id=execution_id,  # type: ignore[arg-type]
-            rule_id=rule_id,
-            request_id=envelope.request_id,
+
+
+async def send_trigger(
+    requester: Requester,
+    rule_id: str,
+    endpoint: str,
+    body: dict[str, Any],
+    *,
+    key: str,
+    request_id: str | None,
+    called_reason: str | None = None,
+) -> Execution:
+    """
+    Send a trigger whose every part is already checked; return its handle.
+
+    The one home of a trigger's request and of reading its answer:
+    ``Rules.trigger`` and the bulk run's items.
+
+    *endpoint* and *body* come from ``trigger_request``, *key* from
+    ``idempotency_key_of`` (or a bulk run's ``Keys``, which checked it
+    once already).
+    """
+    triggered_at = datetime.now(UTC)
+    try:
+        envelope = await requester.request(
+            "POST",
+            endpoint,
+            operation="rules.trigger",
+            attributes={"sequence.rule_id": rule_id},
+            json=body,
             idempotency_key=key,
-            triggered_at=triggered_at,
-            requester=self._requester,
+            request_id=request_id,
+            priority=Priority.TRIGGER,
+            called_reason=called_reason,
         )
+    except asyncio.CancelledError as exc:
+        add_key_note(exc, key)
+        raise
+    data = envelope.data
+    wire_name = requester.profile.wire("execution_id")
+    execution_id = data.get(wire_name) if isinstance(data, dict) else None
+    try:
+        segment(execution_id, "execution_id")
+    except (TypeError, ValueError):
+        # The server acted (2xx) but the answer is unusable: keep the key.
+        raise errors.OutcomeUnknownError(
+            f"POST {endpoint} was accepted, but the answer names no execution",
+            idempotency_key=key,
+        ) from errors.ResponseValidationError(
+            f"trigger answer has no execution_id: {str(data)[:200]!r}",
+            request_id=envelope.request_id,
+        )
+    return Execution(
+        id=execution_id,  # type: ignore[arg-type]
+        rule_id=rule_id,
+        request_id=envelope.request_id,
+        idempotency_key=key,
+        triggered_at=triggered_at,
+        requester=requester,
+    )
 
 
 def trigger_request(

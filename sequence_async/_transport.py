@@ -3,10 +3,12 @@ The one seam to the network: send a ``_wire.Request``, get a ``_wire.Response``.
 
 Owns the ``aiohttp.ClientSession`` (made lazily inside the running loop and
 never again after ``aclose()``, or borrowed from the caller and then never
-closed), the proxy read once from the environment, the per-attempt timeout,
-the capped read of every answer (decompressed bytes counted, redirects never
-followed), and the mapping of aiohttp and timeout failures to
-``APIConnectionError`` / ``APITimeoutError``, done once, here.
+closed), the headers every request carries (``_wire.CONSTANT_HEADERS``: the
+session's own, or added per request on a caller's session), the proxy read
+once from the environment, the per-attempt timeout, the capped read of every
+answer (decompressed bytes counted, redirects never followed), and the
+mapping of aiohttp and timeout failures to ``APIConnectionError`` /
+``APITimeoutError``, done once, here.
 
 aiohttp's frames hold the plain ``Authorization`` header in their locals, so
 every exception leaves ``send`` without them: its traceback starts here, and
@@ -26,7 +28,7 @@ import yarl
 
 from . import errors
 from ._checks import check_count
-from ._wire import Request, Response
+from ._wire import CONSTANT_HEADERS, Request, Response
 
 
 ClientSession = aiohttp.ClientSession
@@ -107,7 +109,11 @@ class AiohttpTransport:
             ttl_dns_cache=300,
             ssl=self._ssl if self._ssl is not None else True,
         )
-        self._session = aiohttp.ClientSession(connector=connector)
+        # The headers every request carries are the session's own: aiohttp
+        # then merges three fewer headers per request.
+        self._session = aiohttp.ClientSession(
+            connector=connector, headers=CONSTANT_HEADERS
+        )
         return self._session
 
     def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
@@ -134,13 +140,16 @@ class AiohttpTransport:
         """
         session = self._session or self._open()
         request_id = request.headers.get("X-Request-ID")
+        headers = request.headers
+        if not self._owned:  # a caller's session: its defaults are not ours
+            headers = {**CONSTANT_HEADERS, **headers}
         try:
             async with session.request(
                 request.method,
                 self._base_url + request.path,
                 params=request.params,
                 data=request.body,
-                headers=request.headers,
+                headers=headers,
                 timeout=self._timeout(timeout),
                 proxy=self._proxy,
                 proxy_headers=self._proxy_headers,

@@ -26,6 +26,15 @@ from ._secret import Secret
 
 VERSION: Final = importlib.metadata.version("sequence-async")
 USER_AGENT: Final = f"sequence-async/{VERSION}"
+# Headers every request carries, whatever the call: the transport sets them
+# once on a session it makes (aiohttp then merges fewer headers per request)
+# and per request on a caller's session. Accept-Encoding names only what the
+# transport can inflate under its size cap.
+CONSTANT_HEADERS: Final[Mapping[str, str]] = {
+    "User-Agent": USER_AGENT,
+    "Accept": "application/json",
+    "Accept-Encoding": "gzip, deflate",
+}
 DEFAULT_BASE_URL: Final = "https://api.getsequence.io/api/v1"
 RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 # The longest a server may make us wait (Retry-After, a 429's drain).
@@ -118,15 +127,18 @@ def build_request(
 
     ``auth`` is the whole ``Authorization`` value; it is never put anywhere
     but the headers, whose repr hides it. A query value that is a tuple is
-    sent once per item (``accountIds[]=a&accountIds[]=b``).
+    sent once per item (``accountIds[]=a&accountIds[]=b``). The headers are
+    the call's own: ``CONSTANT_HEADERS`` are the transport's to add, except
+    that a default header of the same name is overridden here, as it always
+    was.
     """
-    headers = Headers(default_headers) if default_headers else Headers()
+    if default_headers:
+        headers = Headers(default_headers)
+        headers.update(CONSTANT_HEADERS)
+    else:
+        headers = Headers()
     headers["Authorization"] = auth.value
     headers["X-Request-ID"] = request_id
-    headers["User-Agent"] = USER_AGENT
-    headers["Accept"] = "application/json"
-    # Only encodings the transport can inflate under its size cap.
-    headers["Accept-Encoding"] = "gzip, deflate"
     body = None
     if json_body is not None:
         headers["Content-Type"] = "application/json"

@@ -87,10 +87,8 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 # -- the request each call builds ---------------------------------------------
 
 
-async def test_a_get_carries_the_key_a_uuid4_request_id_and_the_user_agent(
-    wire: Wire,
-) -> None:
-    """A GET carries the key (ApiKey or Bearer), a uuid4 request id, the user agent."""
+async def test_a_get_carries_the_key_and_a_uuid4_request_id(wire: Wire) -> None:
+    """A GET carries the key (ApiKey or Bearer) and a uuid4 request id."""
     transport = FakeTransport(wire.ok({"id": "a1"}))
 
     await Accounts(wire.requester(transport)).get("a1")
@@ -107,11 +105,6 @@ async def test_a_get_carries_the_key_a_uuid4_request_id_and_the_user_agent(
     assert wire.authorization == headers["Authorization"]
     assert 4 == uuid.UUID(headers["X-Request-ID"]).version
     assert re.fullmatch(r"[0-9a-f-]{36}", headers["X-Request-ID"])
-    assert headers["User-Agent"].startswith("sequence-async/")
-    assert ("application/json", "gzip, deflate") == (
-        headers["Accept"],
-        headers["Accept-Encoding"],
-    )
     assert "Idempotency-Key" not in headers
     assert "Content-Type" not in headers
 
@@ -663,7 +656,6 @@ async def test_the_request_is_put_on_the_wire_as_built(
         headers["Idempotency-Key"],
         headers["Content-Type"],
     )
-    assert headers["User-Agent"].startswith("sequence-async/")
     assert (False, False) == (post["allow_redirects"], post["auto_decompress"])
     assert "order-7" == execution.idempotency_key
     assert URL(url("/transfers?account_id=acc_1&first=100")) == get_url
@@ -714,6 +706,37 @@ async def test_the_proxy_comes_from_the_environment(
 
     (kwargs,) = sent(mock_http, "GET", "/accounts")
     assert expected == (kwargs["proxy"], proxy_credentials(kwargs))
+
+
+@pytest.mark.parametrize("borrowed", [False, True], ids=["own session", "caller's"])
+async def test_every_request_carries_the_user_agent_and_accepted_encodings(
+    server: FakeSequence, borrowed: bool
+) -> None:
+    """User-Agent, Accept and Accept-Encoding reach the server on either session.
+
+    On a session the client makes they are the session's own headers; on a
+    caller's session (whose own defaults lose to them) they go per request.
+    """
+    async with aiohttp.ClientSession(
+        headers={"User-Agent": "callers-app/1", "Accept": "text/html"}
+    ) as session:
+        for default_headers in ({"X-Team": "payroll"}, None):
+            async with SequenceClient(
+                server.api_key,
+                api=server.api,
+                base_url=server.url,
+                session=session if borrowed else None,
+                default_headers=default_headers,
+            ) as c:
+                await c.rules.trigger(server.rule_ids[0])
+
+    for received in server.received:
+        assert received.headers["User-Agent"].startswith("sequence-async/")
+        assert ("application/json", "gzip, deflate") == (
+            received.headers["Accept"],
+            received.headers["Accept-Encoding"],
+        )
+    assert ["payroll", None] == [r.headers.get("X-Team") for r in server.received]
 
 
 async def test_borrowed_session_is_not_closed(mock_http: Aioresponses) -> None:
