@@ -23,9 +23,16 @@ Try it against the fake server::
     python examples/payout_worker.py payouts.csv --journal payouts.db
 
 A CSV has a header and the columns ``payout_id,rule_id,amount_cents``. The
-worker prints one line per payout (paid, recovered, failed, still unknown, or
-pending: started and still running at ``--timeout``) and a summary, and exits
-1 when a payout is not paid.
+worker prints one line per payout and a summary, and exits 1 when a payout
+is not paid. A line says:
+
+- paid, or recovered (paid on a second send with the same key);
+- failed: refused, or its execution ended failed;
+- unknown: may or may not have started, even after the re-sends;
+- pending: started and still running at ``--timeout``;
+- started: started, but its end could not be seen (a key that may trigger
+  and not read, a lost connection): look it up by its execution id, and never
+  pay it again under another payout id.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import sys
 from collections.abc import Sequence
 
 from sequence_async import (
+    ExecutionFailedError,
     OutcomeUnknownError,
     SequenceClient,
     SequenceError,
@@ -106,8 +114,10 @@ async def settle(
             continue
         except WaitTimeoutError as exc:  # started, and still running
             return pending(key, exc)
-        except SequenceError as exc:  # an answer at last: a refusal
-            return f"failed {key}: {type(exc).__name__}: {exc}"
+        except SequenceError as exc:
+            if exc.execution is not None:  # started; then the wait failed
+                return started(key, exc.execution.id, exc)
+            return f"failed {key}: {type(exc).__name__}: {exc}"  # refused
         verdict = "recovered" if result.status != "failed" else "failed"
         return f"{verdict} {key}: {result.status} {result.id}"
     return f"unknown {key}: still unknown; send again later with this key"
@@ -120,17 +130,37 @@ def pending(key: str | None, error: WaitTimeoutError) -> str:
     return f"pending {key}: {error.execution.id} still {error.last_status}"
 
 
+def started(key: str | None, execution_id: str, error: Exception) -> str:
+    """
+    The line for a payout that started but whose end was not seen.
+
+    It may well be paid: it must never be paid again under another key.
+    """
+    return (
+        f"started {key}: {execution_id}, its end not seen "
+        f"({type(error).__name__}: {error}); look it up, do not pay it again"
+    )
+
+
 def describe(outcome: TriggerOutcome) -> str:
     """
     One line for a payout that ended (paid or failed) or is still running.
     """
-    key = outcome.idempotency_key
-    if isinstance(outcome.error, WaitTimeoutError):
-        return pending(key, outcome.error)
+    key, error = outcome.idempotency_key, outcome.error
+    if isinstance(error, WaitTimeoutError):
+        return pending(key, error)
     if outcome.ok and outcome.result is not None:
         seen = " (from the journal)" if outcome.from_journal else ""
         return f"paid {key}: {outcome.result.status} {outcome.result.id}{seen}"
-    return f"failed {key}: {type(outcome.error).__name__}: {outcome.error}"
+    if (
+        error is not None
+        and outcome.execution is not None
+        and not isinstance(error, ExecutionFailedError)
+    ):
+        # Triggered, then the wait failed: a failed execution is the only
+        # "failed" that an execution can end in.
+        return started(key, outcome.execution.id, error)
+    return f"failed {key}: {type(error).__name__}: {error}"
 
 
 async def run(
@@ -181,7 +211,8 @@ async def run(
     paid = sum(line.startswith(("paid", "recovered")) for line in lines)
     failed = sum(line.startswith("failed") for line in lines)
     left = len(lines) - paid - failed
-    print(f"summary: {paid} paid, {failed} failed, {left} unknown")  # or pending
+    # "unknown" counts the unknown, the pending and the started.
+    print(f"summary: {paid} paid, {failed} failed, {left} unknown")
     return 0 if paid == len(lines) else 1
 
 

@@ -27,7 +27,7 @@ import aiohttp
 import pytest_asyncio
 
 from sequence_async import SequenceClient
-from sequence_async.testing import Behavior, FakeSequence, serve
+from sequence_async.testing import Behavior, FakeSequence, Permission, demo_seed, serve
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,6 +212,34 @@ async def test_payout_worker_reports_a_payout_still_running_as_pending(
     assert 1 == ran.code, ran
     (execution,) = live.executions()
     assert f"pending payout-slow: {execution['id']} still in_progress" in ran.stdout
+    assert "summary: 0 paid, 0 failed, 1 unknown" in ran.stdout
+
+
+async def test_payout_worker_never_reports_a_started_payout_as_failed(
+    tmp_path: Path,
+) -> None:
+    # A key that may trigger but not read: every payout starts (and is
+    # paid), then every wait ends in a 403. Reported "failed", an operator
+    # would pay them again under new payout ids.
+    seed = demo_seed()
+    seed.api_key("sk_trigger_only", [Permission(scope="TRIGGER_RULES")])
+    payouts = tmp_path / "payouts.csv"
+    payouts.write_text(
+        "payout_id,rule_id,amount_cents\nrent,rule_0001,185000\n", encoding="utf-8"
+    )
+    async with serve(seed) as server:
+        assert server.url is not None
+        ran = await run(
+            env_for(server.url, "sk_trigger_only"),
+            EXAMPLES / "payout_worker.py",
+            payouts,
+        )
+        (execution,) = server.executions()
+
+    assert 1 == ran.code, ran
+    assert "failed" not in ran.stdout.split("summary")[0], ran
+    assert f"started payout-rent: {execution['id']}, its end not seen " in ran.stdout
+    assert "do not pay it again" in ran.stdout
     assert "summary: 0 paid, 0 failed, 1 unknown" in ran.stdout
 
 
