@@ -17,6 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from sequence_async.testing import Permission
+
 from .test_cli_support import (
     Remote,
     clean_env,
@@ -155,6 +157,49 @@ def test_a_trigger_whose_wait_times_out_says_how_to_wait_again(
         "idempotency_key"
     ]
     assert shown["status"] in ("in_progress", "not seen yet")
+
+
+def test_a_trigger_whose_wait_fails_says_it_was_triggered() -> None:
+    """A key that may trigger and not read: the id, key and token, never "refused".
+
+    Printed as a bare 403, a user would run the command again and pay twice.
+    """
+    seed = quick_seed()
+    seed.api_key("sk_trigger_only", [Permission(scope="TRIGGER_RULES")])
+    with remote_server(seed) as remote:
+        env = remote.env | {"SEQUENCE_API_KEY": "sk_trigger_only"}
+        result = run_cli("rules", "trigger", "rule_0001", "--wait", "--json", env=env)
+        plain = run_cli("rules", "trigger", "rule_0002", "--wait", env=env)
+        executions = remote.call(lambda server: server.executions())
+    (shown,) = lines(result)
+
+    assert (1, 1) == (result.returncode, plain.returncode)
+    assert executions[0]["id"] == shown["execution_id"]
+    assert executions[0]["idempotency_key"] == shown["idempotency_key"]
+    assert shown["problem"].startswith("Triggered, but the wait failed: ")
+    assert "PermissionDenied" in shown["problem"] or "403" in shown["problem"]
+    assert "Triggered, but the wait failed" in plain.stderr
+    assert executions[1]["id"] in plain.stdout
+    assert "executions wait" in plain.stdout
+
+
+def test_ctrl_c_in_transfers_create_keeps_an_empty_description(
+    remote: Remote,
+) -> None:
+    """The retry sends the same body: --description '' stays (else a key mismatch)."""
+    pause = remote.call(lambda server: server.pause("create_transfer"))
+    args = ["transfers", "create", "--json", "--description", ""]
+    args += ["--from", "acc_0001", "--to", "acc_0002", "--amount", "700"]
+    try:
+        code, stdout = interrupted(
+            args, remote.env, lambda: remote.wait(lambda _: pause.reached(1))
+        )
+    finally:
+        remote.call(lambda _: pause.release())
+    (item,) = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+    assert 130 == code
+    assert " --description '' " in item["retry"]
 
 
 def test_a_journal_file_that_cannot_be_used_exits_2(

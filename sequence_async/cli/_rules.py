@@ -96,7 +96,14 @@ async def _trigger(
                 out, await execution.wait(args.timeout, raise_on_failure=False)
             )
     except sq.WaitTimeoutError as exc:  # not finished: say how to wait again
-        _print_started(out, exc.execution, timed_out=True)
+        _print_started(out, exc.execution, problem="Not finished before --timeout")
+        return EXIT_FAILURE
+    except sq.SequenceError as exc:
+        if execution is None:
+            raise  # not triggered (or unknown: its error names the key)
+        # Triggered, then the wait failed (a key that may trigger and not
+        # read, a lost connection): never let it read as "not triggered".
+        _print_started(out, execution, problem=f"Triggered, but the wait failed: {exc}")
         return EXIT_FAILURE
     except asyncio.CancelledError:  # Ctrl-C: say how to find the execution again
         item = sq.InFlightItem(
@@ -109,9 +116,9 @@ async def _trigger(
 
 
 def _print_started(
-    out: Output, execution: sq.Execution, *, timed_out: bool = False
+    out: Output, execution: sq.Execution, *, problem: str | None = None
 ) -> None:
-    # A started execution and how to wait on it (again, if *timed_out*).
+    # A started execution and how to wait on it (again, after *problem*).
     token = execution.to_token()
     shown = {
         "execution_id": execution.id,
@@ -119,13 +126,14 @@ def _print_started(
         "idempotency_key": execution.idempotency_key,
         "token": token,
     }
-    if timed_out:
+    if problem is not None:
         shown["status"] = execution.status or "not seen yet"
+        shown["problem"] = problem
     if out.as_json:
         out.json(shown)
         return
-    if timed_out:
-        out.note("Not finished before --timeout; it goes on. To wait again:")
+    if problem is not None:
+        out.note(f"{shown.pop('problem')}; it goes on. To wait again:")
     out.pairs(
         [(name, value or "-") for name, value in shown.items()]
         + [("resume", out.command("executions", "wait", token))]

@@ -103,7 +103,11 @@ async def _create(
             args.destination,
             "--amount",
             str(args.amount),
-            *(["--description", args.description] if args.description else []),
+            *(
+                ["--description", args.description]
+                if args.description is not None
+                else []
+            ),
             "--idempotency-key",
             key,
         )
