@@ -72,10 +72,10 @@ class Secret:
         *headers* as a dict: ``Authorization`` hidden, the key out of the rest.
 
         What hooks and captured answers see: a proxy may echo the key in any
-        header.
+        header, its name included.
         """
         return {
-            name: "<redacted>"
+            self.redact(name): "<redacted>"
             if name.lower() == "authorization"
             else self.redact(value)
             for name, value in headers.items()

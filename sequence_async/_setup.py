@@ -112,7 +112,11 @@ def requester(
         )
     shared = Shared(
         AiohttpTransport(
-            url, session=session, ssl=ssl, max_response_bytes=max_response_bytes
+            url,
+            session=session,
+            ssl=ssl,
+            max_response_bytes=max_response_bytes,
+            secret=auth,
         ),
         limiter=limiter,
         poller=Poller(share=share),

@@ -28,6 +28,7 @@ import yarl
 
 from . import errors
 from ._checks import check_count
+from ._secret import Secret
 from ._wire import CONSTANT_HEADERS, Request, Response
 
 
@@ -44,6 +45,9 @@ class AiohttpTransport:
         session: A caller's session, used as is and never closed here.
         ssl: An SSL context (or ``False``) for a session made here.
         max_response_bytes: The most bytes of one answer read, decompressed.
+        secret: The key, taken out of every message made here: aiohttp's
+            parse errors quote what the server sent (a status line, a
+            header, a chunk size), which may echo it.
     """
 
     __slots__ = (
@@ -53,6 +57,7 @@ class AiohttpTransport:
         "_owned",
         "_proxy",
         "_proxy_headers",
+        "_redact",
         "_session",
         "_ssl",
         "_timeouts",
@@ -65,8 +70,10 @@ class AiohttpTransport:
         session: aiohttp.ClientSession | None = None,
         ssl: _ssl.SSLContext | bool | None = None,
         max_response_bytes: int,
+        secret: Secret | None = None,
     ) -> None:
         self._base_url = base_url
+        self._redact = secret.redact if secret is not None else str
         given: object = session
         if given is not None and not isinstance(given, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession")
@@ -185,10 +192,11 @@ class AiohttpTransport:
     ) -> BaseException:
         what = f"{request.method} {request.path}"
         request_id = request.headers.get("X-Request-ID")
+        told = self._redact(str(exc))  # may quote the server's bytes
         error: BaseException
         if isinstance(exc, aiohttp.ClientConnectorError):
             error = errors.APIConnectionError(
-                f"{what} could not connect: {exc}", request_id=request_id, sent=False
+                f"{what} could not connect: {told}", request_id=request_id, sent=False
             )
         elif isinstance(exc, aiohttp.ConnectionTimeoutError):
             error = errors.APITimeoutError(
@@ -206,19 +214,24 @@ class AiohttpTransport:
             )
         elif isinstance(exc, aiohttp.ClientError):
             error = errors.APIConnectionError(
-                f"{what} failed: {type(exc).__name__}: {exc}", request_id=request_id
+                f"{what} failed: {type(exc).__name__}: {told}", request_id=request_id
             )
         else:
             # Cancellation (a caller's asyncio.timeout too) and our own typed
             # errors pass unchanged, but without aiohttp's frames.
             return _scrubbed(exc, None)
+        if told != str(exc) or hasattr(exc, "request_info"):
+            # Keep the cause's type and message, but neither the key nor
+            # aiohttp's request_info (its headers hold the key too).
+            exc = aiohttp.ClientError(f"{type(exc).__name__}: {told}")
         return _scrubbed(error, exc)
 
     async def _read(
         self, response: aiohttp.ClientResponse, request_id: str | None
     ) -> bytes:
         limit = self._limit
-        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        given = response.headers.get("Content-Encoding", "identity").strip()
+        encoding = given.lower()
         length = response.content_length
         if length is not None and length > limit:
             raise _too_large(response.status, limit, request_id)
@@ -226,7 +239,7 @@ class AiohttpTransport:
             return await response.read()  # framed and small
         if encoding not in ("identity", "gzip", "x-gzip", "deflate"):
             raise errors.ResponseValidationError(
-                f"cannot read Content-Encoding {encoding[:40]!r}",
+                f"cannot read Content-Encoding {self._redact(given)[:40]!r}",
                 status=response.status,
                 request_id=request_id,
             )
@@ -290,11 +303,8 @@ def _too_large(
 
 
 def _scrubbed(error: BaseException, cause: BaseException | None) -> BaseException:
-    # Keep the cause's type and message for debugging, but none of the frames
-    # (aiohttp's locals hold the plain key), nor aiohttp's request_info (its
-    # headers hold it too).
-    if cause is not None and hasattr(cause, "request_info"):
-        cause = aiohttp.ClientError(f"{type(cause).__name__}: {cause}")
+    # Keep the cause, but none of the frames (aiohttp's locals hold the
+    # plain key).
     seen: set[int] = set()
     link = cause or error.__cause__ or error.__context__
     while link is not None and id(link) not in seen:

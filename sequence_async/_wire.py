@@ -397,7 +397,9 @@ def _snippet(body: bytes, secret: Secret | None = None) -> str:
     ):
         # JSON escapes may hide the key from the bytes: show the value, cleaned.
         body = _encode(secret.redact_value(value)).encode()
-    return _redacted(body[:_MESSAGE_CHARS].decode("utf-8", "replace").strip(), secret)
+    # Redacted whole, then cut: a key across the cut would leave its head.
+    text = _redacted(body.decode("utf-8", "replace"), secret)
+    return text[:_MESSAGE_CHARS].strip()
 
 
 def _redacted(text: str, secret: Secret | None) -> str:

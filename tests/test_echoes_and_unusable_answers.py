@@ -8,7 +8,9 @@ unknown statuses, and a 5xx whose body names an authorisation code.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import attrs
@@ -18,6 +20,8 @@ from sequence_async import (
     ExecutionFailedError,
     OutcomeUnknownError,
     ResponseValidationError,
+    SequenceClient,
+    SequenceError,
     ServerError,
     _convert,
     _wire,
@@ -173,7 +177,7 @@ async def test_hooks_and_captured_answers_never_see_a_key_echoed_in_a_header() -
     seen: list[object] = []
     echoing = Response(
         200,
-        {"X-Echo": f"ApiKey {API_KEY}", "X-Request-ID": API_KEY},
+        {"X-Echo": f"ApiKey {API_KEY}", "X-Request-ID": API_KEY, API_KEY: "name"},
         json.dumps({"data": []}).encode(),
     )
     transport = FakeTransport(echoing)
@@ -197,3 +201,78 @@ async def test_hooks_and_captured_answers_never_see_a_key_echoed_in_a_header() -
     shown = f"{seen} {answers} {envelope}"
     assert API_KEY not in shown
     assert "ApiKey <redacted>" == answers[0].headers["X-Echo"]
+
+
+@pytest.mark.parametrize("status_code", [400, 502, 200])
+def test_a_key_across_the_cut_of_an_errors_text_leaves_no_part(
+    status_code: int,
+) -> None:
+    """Redacted, then cut at 200 characters: never the key less its last ones."""
+    body = b"x" * 190 + API_KEY.encode() + b" trailing"
+
+    with pytest.raises(Exception) as raised:
+        _wire.decode_response(
+            Response(status_code, {}, body), request_id="r", secret=_api_v1_secret()
+        )
+
+    assert API_KEY[:8] not in f"{raised.value} {raised.value!r}"
+
+
+async def _answering(
+    answer: Callable[[bytes], bytes],
+) -> tuple[asyncio.Server, str]:
+    # A raw HTTP server that gives each request *answer(its key)*.
+    async def handle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.lower().split(b"\r\n")
+        (auth,) = [
+            line for line in head.split(b"\r\n") if line.lower().startswith(b"auth")
+        ]
+        length = [
+            int(line.split(b":")[1])
+            for line in lines
+            if line.startswith(b"content-length")
+        ]
+        await reader.readexactly(sum(length))  # the body, if any
+        writer.write(answer(auth.split()[-1]))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}/api/v1"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda key: (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%s\r\n" % key
+        ),
+        lambda key: b"HTTP/1.1 2x0 %s\r\n\r\n" % key,
+        lambda key: b"HTTP/1.1 200 OK\r\nContent-Length: %s\r\n\r\n" % key,
+        lambda key: (
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\n"
+            b"Connection: close\r\nContent-Length: 2\r\n\r\n{}" % key
+        ),
+    ],
+    ids=["chunk size", "status line", "content length", "content encoding"],
+)
+async def test_a_key_echoed_in_malformed_http_is_in_no_error(
+    answer: Callable[[bytes], bytes],
+) -> None:
+    """The bad line quoted by aiohttp: the error, its cause and reprs hide the key."""
+    server, url = await _answering(answer)
+    async with server, SequenceClient(API_KEY, base_url=url, max_retries=0) as client:
+        for call in (client.accounts.get("acc_1"), client.rules.trigger("rule_1")):
+            with pytest.raises(SequenceError) as raised:
+                await call
+            chain, link = [], raised.value
+            while link is not None:
+                chain.append(f"{link} {link!r} {getattr(link, 'args', '')}")
+                link = link.__cause__ or link.__context__
+
+            assert API_KEY not in " ".join(chain)
+            assert "<redacted>" in " ".join(chain)
