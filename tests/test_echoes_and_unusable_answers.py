@@ -269,7 +269,8 @@ async def test_a_key_echoed_in_malformed_http_is_in_no_error(
         for call in (client.accounts.get("acc_1"), client.rules.trigger("rule_1")):
             with pytest.raises(SequenceError) as raised:
                 await call
-            chain, link = [], raised.value
+            chain: list[str] = []
+            link: BaseException | None = raised.value
             while link is not None:
                 chain.append(f"{link} {link!r} {getattr(link, 'args', '')}")
                 link = link.__cause__ or link.__context__
