@@ -216,10 +216,17 @@ def _check_token(value: object, name: str, longest: int) -> str:
 
 def query(**params: object) -> dict[str, str]:
     """
-    Build a query mapping: ``None`` dropped, datetimes as ISO 8601 UTC.
+    Build a query mapping of filters: ``None`` dropped, datetimes as ISO 8601 UTC.
 
     A trailing underscore is dropped from names (``from_`` is sent as
-    ``from``).
+    ``from``). Every filter is a string (an enum member is one) or an aware
+    datetime.
+
+    Raises:
+        TypeError: A value of another type (a bool, bytes, a list) would be
+            sent as its Python spelling and filter on nothing.
+        ValueError: An empty string (an unset variable) would be sent and
+            filter on nothing, listing everything; or a naive datetime.
     """
     out: dict[str, str] = {}
     for name, value in params.items():
@@ -230,8 +237,12 @@ def query(**params: object) -> dict[str, str]:
             if value.tzinfo is None:
                 raise ValueError(f"{name} must be an aware datetime")
             out[key] = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        elif isinstance(value, bool):
-            out[key] = "true" if value else "false"
+        elif not isinstance(value, str):
+            raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+        elif not value.strip():
+            raise ValueError(
+                f"{name} must not be empty (leave it out to not filter by it)"
+            )
         else:
             out[key] = str(value)
     return out

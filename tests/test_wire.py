@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sequence_async import SequenceClient, _checks, _wire, errors
+from sequence_async import SequenceClient, _checks, _wire, errors, models
 from sequence_async._secret import Secret
 
 
@@ -94,9 +94,28 @@ def test_query_drops_none_and_formats_values() -> None:
     """None is dropped, from_ becomes from, datetimes become UTC ISO with Z."""
     when = datetime(2024, 4, 23, 11, 15, tzinfo=UTC) + timedelta()
 
-    assert {"from": "2024-04-23T11:15:00Z", "flag": "true", "n": "3"} == _checks.query(
-        from_=when, to=None, flag=True, n=3
+    assert {"from": "2024-04-23T11:15:00Z", "status": "executed"} == _checks.query(
+        from_=when, to=None, status=models.ExecutionStatus.EXECUTED
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("", ValueError),
+        (" ", ValueError),
+        (True, TypeError),
+        (b"acc", TypeError),
+        (["acc_1"], TypeError),
+        (3, TypeError),
+    ],
+)
+def test_a_filter_that_would_filter_on_nothing_is_refused(
+    value: object, error: type[Exception]
+) -> None:
+    """An unset variable ("") or a non-string would list everything: refused."""
+    with pytest.raises(error, match="source_id"):
+        _checks.query(source_id=value)
 
 
 def test_query_rejects_naive_datetimes() -> None:
