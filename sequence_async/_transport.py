@@ -212,6 +212,17 @@ class AiohttpTransport:
             error = errors.APITimeoutError(
                 f"{what} timed out after {timeout:g}s", request_id=request_id
             )
+        elif (
+            isinstance(exc, RuntimeError)
+            and self._session is not None
+            and self._session.closed
+        ):
+            # A caller's session closed before the client: nothing was sent.
+            error = errors.APIConnectionError(
+                f"{what} not sent: the aiohttp session given as session= is closed",
+                request_id=request_id,
+                sent=False,
+            )
         elif isinstance(exc, aiohttp.ClientError):
             error = errors.APIConnectionError(
                 f"{what} failed: {type(exc).__name__}: {told}", request_id=request_id

@@ -202,6 +202,29 @@ def test_ctrl_c_in_transfers_create_keeps_an_empty_description(
     assert " --description '' " in item["retry"]
 
 
+def test_a_closed_stdout_stops_the_cli_with_one_line_not_a_traceback(
+    remote: Remote,
+) -> None:
+    """`... | head -1`: exit 141 (as SIGPIPE) and one line on stderr."""
+    argv = cli_command("trigger-many", "rule_0001", "--repeat", "30", "--no-wait")
+    with subprocess.Popen(  # noqa: S603
+        [*argv, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=remote.env,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        process.stdout.readline()
+        process.stdout.close()  # the reader goes away after one line
+        stderr = process.stderr.read()
+        code = process.wait(timeout=60)
+
+    assert 141 == code, stderr
+    assert "sequence-async: stdout was closed; stopped" == stderr.strip()
+
+
 def test_a_journal_file_that_cannot_be_used_exits_2(
     remote: Remote, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

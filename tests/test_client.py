@@ -750,6 +750,27 @@ async def test_borrowed_session_is_not_closed(mock_http: Aioresponses) -> None:
     assert 1 == len(sent(mock_http, "GET", "/accounts"))
 
 
+async def test_a_callers_session_closed_first_is_a_typed_error(
+    server: FakeSequence,
+) -> None:
+    """APIConnectionError (not sent), not aiohttp's bare RuntimeError."""
+    session = aiohttp.ClientSession()
+    await session.close()
+    async with SequenceClient(
+        server.api_key,
+        api=server.api,
+        base_url=server.url,
+        session=session,
+        max_retries=0,
+    ) as c:
+        with pytest.raises(errors.APIConnectionError, match="session= is closed") as e:
+            await c.rules.trigger(server.rule_ids[0])
+
+    assert not e.value.sent
+
+    assert [] == server.executions()
+
+
 async def test_owned_session_is_closed(mock_http: Aioresponses) -> None:
     """The session the client made is closed by aclose()."""
     mock_http.get(url("/accounts"), payload=envelope([]))

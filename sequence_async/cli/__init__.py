@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 141  # as a shell reports a process that SIGPIPE ended
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """
     Run the command line; return the exit code.
@@ -158,6 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(parser, args, exc, EXIT_USAGE)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away (`| head`): no traceback, and no
+        # second error when Python flushes stdout on exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("sequence-async: stdout was closed; stopped", file=sys.stderr)
+        return EXIT_BROKEN_PIPE
 
 
 def _program(args: argparse.Namespace) -> list[str]:
