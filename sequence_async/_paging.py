@@ -216,6 +216,14 @@ async def read_execution(
             f"asked for execution {execution_id!r}, got {snapshot.id!r}",
             request_id=envelope.request_id,
         )
+    if requester.profile.page_numbers and snapshot.rule_id != rule_id:
+        # The path named the rule: an answer of another rule is not this one
+        # (a handle built from it would poll the other rule).
+        raise errors.ResponseValidationError(
+            f"asked for execution {execution_id!r} of rule {rule_id!r}, "
+            f"got one of {snapshot.rule_id!r}",
+            request_id=envelope.request_id,
+        )
     return snapshot, envelope.retry_after
 
 

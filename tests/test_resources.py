@@ -195,6 +195,20 @@ async def test_rule_executions_get_parses_outcome_fields(wire: Wire) -> None:
     )
 
 
+async def test_an_execution_of_another_rule_is_refused_where_the_path_names_it(
+    wire: Wire,
+) -> None:
+    """Platform asks under a rule: an answer of another rule is not the one asked."""
+    transport = FakeTransport(wire.ok({**EXECUTION, "rule_id": "rule_other"}))
+    executions = RuleExecutions(wire.requester(transport))
+
+    if wire.api == "api-v1":  # rule_id is ignored there (documented)
+        assert "rule_other" == (await executions.get("rex_1", rule_id="rule_1")).rule_id
+        return
+    with pytest.raises(errors.ResponseValidationError, match="rule_other"):
+        await executions.get("rex_1", rule_id="rule_1")
+
+
 async def test_unknown_enum_values_are_kept_raw(wire: Wire) -> None:
     """An execution status this version does not know stays the string sent."""
     transport = FakeTransport(wire.ok({**EXECUTION, "status": "awaiting_settlement"}))
