@@ -12,6 +12,7 @@ each request.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Generic, TypeVar
@@ -111,7 +112,7 @@ class Paginator(Generic[T]):
         after = self._start_after
         profile = self._requester.profile
         seen: set[str] = set()
-        last: object = None
+        pages_seen: set[bytes] = set()  # fingerprints of the pages' contents
         for _ in range(self._max_pages):
             envelope = await self._requester.request(
                 "GET",
@@ -125,12 +126,14 @@ class Paginator(Generic[T]):
             data, page_info = profile.read_page(
                 envelope.data, envelope.page_info, after
             )
-            if data and data == last:
+            fingerprint = hashlib.blake2b(repr(data).encode(), digest_size=16).digest()
+            if data and fingerprint in pages_seen:
                 # A server that ignores the page asked for (page numbers
-                # leave no cursor to repeat) would give it for ever.
+                # leave no cursor to repeat) would give it, or a cycle of
+                # pages, for ever.
                 log.warning("%s: the server sent a page again; stopped", self._path)
                 return
-            last = data
+            pages_seen.add(fingerprint)
             items = _convert.structure_list(
                 data, self._model, request_id=envelope.request_id, profile=profile
             )

@@ -360,8 +360,16 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    # 1e400 is valid JSON, but no float: it would come out as infinity.
+    number = float(text)
+    if math.isinf(number):
+        raise ValueError(f"{text[:20]} is past a float's range")
+    return number
+
+
 # One decoder for every body (json.loads builds one per call given a hook).
-_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
 # The C scanner: one value from a position (typeshed does not list it).
 _scan: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
@@ -370,7 +378,8 @@ def loads(body: bytes | str) -> Any:
     """
     Parse JSON strictly; return ``_NOT_JSON`` for anything that is not.
 
-    NaN and Infinity are refused, and so is nesting deep enough to exhaust
+    NaN and Infinity are refused (as literals, or as numbers past a float's
+    range, such as ``1e400``), and so is nesting deep enough to exhaust
     the interpreter's recursion limit: a hostile body never escapes as a bare
     ``RecursionError``.
     """

@@ -157,6 +157,18 @@ async def test_a_platform_server_ignoring_the_page_number_ends_the_list() -> Non
     assert (["e-2", "e-1"], 2) == (ids, len(transport.sent))
 
 
+async def test_a_platform_server_cycling_through_pages_ends_the_list() -> None:
+    """Pages A, B, A, B... with more to come: stop at the first repeat (not 10,000)."""
+    a = page_of([execution("e-4"), execution("e-3")], 1, more=True)
+    b = page_of([execution("e-2"), execution("e-1")], 2, more=True)
+    transport = FakeTransport(a, b, a, b, a, b)
+    executions = RuleExecutions(requester(transport, api="platform-v1"))
+
+    ids = [e.id async for e in executions.list(rule_id="r1", page_size=2)]
+
+    assert (["e-4", "e-3", "e-2", "e-1"], 3) == (ids, len(transport.sent))
+
+
 async def test_platform_list_without_has_next_page_stops_at_a_short_page() -> None:
     """A Platform page lacking hasNextPage means more only when it is full."""
     full = platform_ok({"items": [execution("e-2"), execution("e-1")]})

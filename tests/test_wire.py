@@ -195,13 +195,15 @@ def test_loads_reads_one_value_with_or_without_whitespace_around(
         b"[1]]",
         b"NaN",
         b'{"a":-Infinity}',
+        b'{"amount_gt":1e400}',
+        b"[-1e309]",
         b"\xff",
         b"[" * 100_000,
         b'{"a":',
     ],
 )
 def test_loads_refuses_anything_but_exactly_one_strict_value(body: bytes) -> None:
-    """Extra data, no value, NaN, bad UTF-8 or runaway nesting are not JSON."""
+    """Extra data, no value, NaN or infinity, bad UTF-8, runaway nesting: not JSON."""
     assert _wire.loads(body) is _wire._NOT_JSON
 
 
