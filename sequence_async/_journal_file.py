@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from . import errors
+from . import _convert, errors, models
 from ._journal import ItemState, JournalEntry
 
 
@@ -272,7 +272,9 @@ def entries(db: sqlite3.Connection) -> list[JournalEntry]:
 
     Raises:
         ValueError: A value no run writes (a hand edit): a send time that is
-            not a finite number, a result that is not JSON.
+            not a finite number, a result that is not JSON, or not the ended
+            execution a ``terminal`` item holds; an ``accepted`` or
+            ``terminal`` item without its execution id.
     """
     found = []
     for row in db.execute(_SELECT).fetchall():
@@ -288,5 +290,26 @@ def entries(db: sqlite3.Connection) -> list[JournalEntry]:
                 fields["result"] = json.loads(fields["result"])
             except RecursionError:
                 raise ValueError(f"item {fields['position']}: result") from None
-        found.append(JournalEntry(**fields))
+        entry = JournalEntry(**fields)
+        _check_execution(entry)
+        found.append(entry)
     return found
+
+
+def _check_execution(entry: JournalEntry) -> None:
+    # What a run writes with each state: an accepted item names its
+    # execution; a terminal one holds that execution, ended.
+    if entry.state not in (ItemState.ACCEPTED, ItemState.TERMINAL):
+        return
+    problem = None
+    if not isinstance(entry.execution_id, str) or not entry.execution_id:
+        problem = "no execution id"
+    elif entry.state is ItemState.TERMINAL:
+        try:
+            ended = _convert.structure(entry.result, models.RuleExecution)
+        except errors.ResponseValidationError:
+            ended = None
+        if ended is None or ended.id != entry.execution_id or not ended.done:
+            problem = "no ended execution of that id"
+    if problem is not None:
+        raise ValueError(f"item {entry.position} ({entry.state}): {problem}")

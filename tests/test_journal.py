@@ -404,8 +404,8 @@ async def test_reconciliation_never_takes_another_items_execution(
         path,
         clock,
         entry(run_id, 0, ItemState.SENDING, sent_at),
-        entry(run_id, 1, ItemState.TERMINAL, sent_at, status="executed"),
-        entry(run_id, 2, ItemState.TERMINAL, sent_at, status="executed"),
+        entry(run_id, 1, ItemState.REJECTED, sent_at, error_type="BadRequestError"),
+        entry(run_id, 2, ItemState.REJECTED, sent_at, error_type="BadRequestError"),
         entry(run_id, 3, ItemState.ACCEPTED, sent_at, execution_id=other.id),
     )
     quick.advance(23.5 * 3600)

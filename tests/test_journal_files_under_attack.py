@@ -133,15 +133,28 @@ async def test_a_one_byte_file_is_refused_and_left_as_it_is(
         "UPDATE items SET sent_at = '2026-01-01 10:00'",
         "UPDATE items SET result = '" + "[" * 5000 + "]" * 5000 + "'",
         "UPDATE meta SET value = 'nan' WHERE name = 'created_at'",
+        """UPDATE items SET result = '{"id": 1}'""",
+        "UPDATE items SET result = NULL",
+        "UPDATE items SET execution_id = NULL",
+        "UPDATE items SET state = 'accepted', execution_id = ''",
     ],
-    ids=["text send time", "deep result", "NaN creation"],
+    ids=[
+        "text send time",
+        "deep result",
+        "NaN creation",
+        "result not an execution",
+        "terminal without result",
+        "terminal without execution id",
+        "accepted with empty execution id",
+    ],
 )
 async def test_a_hand_edited_journal_is_a_journal_error_everywhere(
     live: SequenceClient, quick: FakeSequence, tmp_path: Path, edit: str
 ) -> None:
     """A person's edit a run never writes: JournalError, and journal show exits 2."""
     path = tmp_path / "run.db"
-    await live.trigger_all(requests(1), journal=path, wait=False)
+    (done,) = await live.trigger_all(requests(1), journal=path)
+    assert {"terminal": 1} == read_journal(path).counts, done
     with sqlite3.connect(path) as db:
         db.execute(edit)
     db.close()
