@@ -42,7 +42,7 @@ from ._outcomes import (
 from ._records import Recorder
 from ._requester import Requester
 from ._resume import Action, Planned, Refused
-from ._rules import send_trigger, trigger_request
+from ._rules import send_trigger
 
 
 Requests = Iterable["TriggerRequest | str"] | AsyncIterable["TriggerRequest | str"]
@@ -366,21 +366,14 @@ class BulkRun:
         self._finish(outcome, stage, new=planned is None or planned.entry is None)
 
     def _trigger(self, item: _Item) -> Coroutine[Any, Any, Execution]:
-        # The trigger's coroutine itself: no layer of its own to resume. The
-        # key was checked (or made) by Keys; the rest is checked here.
+        # The trigger's coroutine itself: no layer of its own to resume (the
+        # key was checked, or made, by Keys).
         request = item.request
-        endpoint, body = trigger_request(
-            self._requester.profile,
-            request.rule_id,
-            manual_execute_amount=request.manual_execute_amount,
-            request_id=request.request_id,
-        )
         return send_trigger(
             self._requester,
             request.rule_id,
-            endpoint,
-            body,
             key=item.key,
+            manual_execute_amount=request.manual_execute_amount,
             request_id=request.request_id,
         )
 

@@ -33,8 +33,8 @@ from . import _redis_scripts as scripts
 from . import errors, models
 from ._cluster import Keys, Link, Unavailable, ints
 from ._convert import structure
+from ._json import loads
 from ._waits import Outcome, Remote, Watch
-from ._wire import loads
 
 
 log = logging.getLogger("sequence_async")

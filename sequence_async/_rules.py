@@ -113,20 +113,13 @@ class Rules(Resource):
                 ``called_reason`` on ``api-v1``; nothing was sent.
         """
         profile = self._requester.profile
-        endpoint, body = trigger_request(
-            profile,
-            rule_id,
-            manual_execute_amount=manual_execute_amount,
-            request_id=request_id,
-            simulation=simulation,
-        )
         return await send_trigger(
             self._requester,
             rule_id,
-            endpoint,
-            body,
             key=idempotency_key_of(idempotency_key, profile),
+            manual_execute_amount=manual_execute_amount,
             request_id=request_id,
+            simulation=simulation,
             called_reason=None
             if called_reason is None
             else called_reason_of(called_reason, profile),
@@ -136,23 +129,27 @@ class Rules(Resource):
 async def send_trigger(
     requester: Requester,
     rule_id: str,
-    endpoint: str,
-    body: dict[str, Any],
     *,
     key: str,
-    request_id: str | None,
+    manual_execute_amount: int | None = None,
+    request_id: str | None = None,
+    simulation: bool | None = None,
     called_reason: str | None = None,
 ) -> Execution:
     """
-    Send a trigger whose every part is already checked; return its handle.
+    Check and send a trigger with its checked *key*; return its handle.
 
     The one home of a trigger's request and of reading its answer:
-    ``Rules.trigger`` and the bulk run's items.
-
-    *endpoint* and *body* come from ``trigger_request``, *key* from
-    ``idempotency_key_of`` (or a bulk run's ``Keys``, which checked it
-    once already).
+    ``Rules.trigger`` (its key from ``idempotency_key_of``) and the bulk
+    run's items (their keys checked, or made, once by the run's ``Keys``).
     """
+    endpoint, body = trigger_request(
+        requester.profile,
+        rule_id,
+        manual_execute_amount=manual_execute_amount,
+        request_id=request_id,
+        simulation=simulation,
+    )
     triggered_at = datetime.now(UTC)
     try:
         envelope = await requester.request(

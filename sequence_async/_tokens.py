@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from . import errors
 from ._checks import segment
 from ._execution import MAX_TOKEN_CHARS, TOKEN_VERSION, Execution
+from ._json import loads
 from ._paging import get_execution
 from ._profiles import API_V1
 from ._requester import Requester
-from ._wire import loads
 
 
 def from_token(token: object, requester: Requester) -> Execution:

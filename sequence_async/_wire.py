@@ -2,8 +2,8 @@
 Sans-I/O wire logic: plain functions over plain values.
 
 Owns the request and response values, the headers every request carries,
-decoding of the ``{request_id, data}`` envelope (strict JSON: no NaN, no
-stack-exhausting nesting), the one mapping from status and error code to
+decoding of the ``{request_id, data}`` envelope (strict JSON, from
+``_json``), the one mapping from status and error code to
 exception class, and the one cap on every delay a server asks for
 (``Retry-After``). No event loop, no sockets: every function here is tested
 with plain values.
@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import email.utils
 import importlib.metadata
-import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
 from . import errors
+from ._json import NOT_JSON, encode, loads
 from ._profiles import DEFAULT, Profile
 from ._secret import Secret
 
@@ -53,10 +53,6 @@ _STATUS_ERRORS: Final[Mapping[int, type[errors.APIStatusError]]] = {
     422: errors.BadRequestError,
     429: errors.RateLimitError,
 }
-
-
-# One encoder for every body (json.dumps builds one per call given separators).
-_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class Headers(dict[str, str]):
@@ -142,7 +138,7 @@ def build_request(
     body = None
     if json_body is not None:
         headers["Content-Type"] = "application/json"
-        body = _encode(json_body).encode() if json_body else b"{}"
+        body = encode(json_body).encode() if json_body else b"{}"
     if idempotency_key is not None:
         headers["Idempotency-Key"] = idempotency_key
     if called_reason is not None:
@@ -242,7 +238,7 @@ def decode_response(
     payload = loads(
         response.body if secret is None else secret.redact_body(response.body)
     )
-    if payload is _NOT_JSON:
+    if payload is NOT_JSON:
         raise errors.ResponseValidationError(
             f"expected a JSON body, got {_snippet(response.body, secret)!r}",
             status=status,
@@ -350,62 +346,19 @@ def next_cursor(
     return cursor if items >= page_size else None
 
 
-_NOT_JSON: Final[Any] = object()
 # A body with one may hide the key behind JSON escapes (an int: 10x faster
 # to look for in bytes than b"\\").
 _BACKSLASH: Final = ord("\\")
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite(text: str) -> float:
-    # 1e400 is valid JSON, but no float: it would come out as infinity.
-    number = float(text)
-    if math.isinf(number):
-        raise ValueError(f"{text[:20]} is past a float's range")
-    return number
-
-
-# One decoder for every body (json.loads builds one per call given a hook).
-_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
-# The C scanner: one value from a position (typeshed does not list it).
-_scan: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
-
-
-def loads(body: bytes | str) -> Any:
-    """
-    Parse JSON strictly; return ``_NOT_JSON`` for anything that is not.
-
-    NaN and Infinity are refused (as literals, or as numbers past a float's
-    range, such as ``1e400``), and so is nesting deep enough to exhaust
-    the interpreter's recursion limit: a hostile body never escapes as a bare
-    ``RecursionError``.
-    """
-    try:
-        text = body.decode() if isinstance(body, bytes) else body
-        # The common body is one value and nothing around it: scanned at
-        # once, without the decoder's two whitespace matches (half its cost).
-        try:
-            value, end = _scan(text, 0)
-        except StopIteration:  # no value at 0 (whitespace first, or none)
-            end = -1
-        if end == len(text):
-            return value
-        return _DECODER.decode(text)  # whitespace around it, or extra data
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        return _NOT_JSON
 
 
 def _snippet(body: bytes, secret: Secret | None = None) -> str:
     if (
         secret is not None
         and _BACKSLASH in body
-        and (value := loads(body)) is not _NOT_JSON
+        and (value := loads(body)) is not NOT_JSON
     ):
         # JSON escapes may hide the key from the bytes: show the value, cleaned.
-        body = _encode(secret.redact_value(value)).encode()
+        body = encode(secret.redact_value(value)).encode()
     # Redacted whole, then cut: a key across the cut would leave its head.
     text = _redacted(body.decode("utf-8", "replace"), secret)
     return text[:_MESSAGE_CHARS].strip()

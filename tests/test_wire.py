@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sequence_async import SequenceClient, _checks, _wire, errors, models
+from sequence_async import SequenceClient, _checks, _json, _wire, errors, models
 from sequence_async._secret import Secret
 
 
@@ -182,7 +182,7 @@ def test_loads_reads_one_value_with_or_without_whitespace_around(
     body: bytes | str, expected: object
 ) -> None:
     """A JSON value is read whether or not whitespace surrounds it."""
-    assert expected == _wire.loads(body)
+    assert expected == _json.loads(body)
 
 
 @pytest.mark.parametrize(
@@ -204,7 +204,7 @@ def test_loads_reads_one_value_with_or_without_whitespace_around(
 )
 def test_loads_refuses_anything_but_exactly_one_strict_value(body: bytes) -> None:
     """Extra data, no value, NaN or infinity, bad UTF-8, runaway nesting: not JSON."""
-    assert _wire.loads(body) is _wire._NOT_JSON
+    assert _json.loads(body) is _json.NOT_JSON
 
 
 @pytest.mark.parametrize(
