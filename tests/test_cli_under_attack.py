@@ -202,10 +202,13 @@ def test_ctrl_c_in_transfers_create_keeps_an_empty_description(
     assert " --description '' " in item["retry"]
 
 
-def test_a_closed_stdout_stops_the_cli_with_one_line_not_a_traceback(
-    remote: Remote,
-) -> None:
-    """`... | head -1`: exit 141 (as SIGPIPE) and one line on stderr."""
+def test_a_closed_stdout_stops_the_cli_and_loses_no_key(remote: Remote) -> None:
+    """`... | head -1`: exit 141, no traceback; what was left went to stderr.
+
+    The outcome being printed when the reader left, and every item stopped in
+    flight with its key, are JSON lines on stderr (lines already written to
+    the pipe before it closed are the reader's to lose, not the CLI's).
+    """
     argv = cli_command("trigger-many", "rule_0001", "--repeat", "30", "--no-wait")
     with subprocess.Popen(  # noqa: S603
         [*argv, "--json"],
@@ -216,13 +219,23 @@ def test_a_closed_stdout_stops_the_cli_with_one_line_not_a_traceback(
     ) as process:
         assert process.stdout is not None
         assert process.stderr is not None
-        process.stdout.readline()
+        first = process.stdout.readline()
         process.stdout.close()  # the reader goes away after one line
         stderr = process.stderr.read()
         code = process.wait(timeout=60)
+    made = {e["idempotency_key"] for e in remote.call(lambda s: s.executions())}
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    left = [line for line in lines if "index" in line]  # (not the summary)
+    stopped = [item for item in left if item.get("status") == "in_flight"]
 
     assert 141 == code, stderr
-    assert "sequence-async: stdout was closed; stopped" == stderr.strip()
+    assert "Traceback" not in stderr
+    assert stderr.rstrip().endswith("sequence-async: stdout was closed; stopped")
+    assert json.loads(first)["idempotency_key"] in made
+    assert left, stderr  # at least the outcome that met the closed pipe
+    assert all(item["idempotency_key"] for item in left)
+    assert {i["idempotency_key"] for i in left if i["execution_id"]} <= made
+    assert len({item["index"] for item in stopped}) == len(stopped)
 
 
 def test_a_journal_file_that_cannot_be_used_exits_2(

@@ -45,7 +45,7 @@ from ._base import (
     positive_float,
     retries,
 )
-from ._output import Output, printable
+from ._output import Output, StdoutClosed, printable
 
 
 __all__ = ["build_parser", "main"]
@@ -147,7 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     command: Handler = args.run
     try:
-        return asyncio.run(_run(command, args, out))
+        code = asyncio.run(_run(command, args, out))
+    except StdoutClosed:
+        code = EXIT_BROKEN_PIPE
     except UsageError as exc:
         return _fail(parser, args, exc, EXIT_USAGE, type_name=False)
     except CommandError as exc:
@@ -161,12 +163,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(parser, args, exc, EXIT_USAGE)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader of stdout went away (`| head`): no traceback, and no
-        # second error when Python flushes stdout on exit.
+    except BrokenPipeError:  # a rich table or summary written to a closed stdout
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_BROKEN_PIPE
+    if code == EXIT_BROKEN_PIPE or out.closed:
+        # The reader of stdout went away (`| head`): what was left, and the
+        # keys of anything stopped in flight, went to stderr.
         print("sequence-async: stdout was closed; stopped", file=sys.stderr)
         return EXIT_BROKEN_PIPE
+    return code
 
 
 def _program(args: argparse.Namespace) -> list[str]:

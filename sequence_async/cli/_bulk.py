@@ -21,7 +21,7 @@ from typing import Any
 
 import sequence_async as sq
 
-from ._output import Output
+from ._output import Output, StdoutClosed
 from ._progress import ProgressLine, Summary, show_progress
 
 
@@ -104,8 +104,11 @@ async def _consume(
                     outcome = following.result()
                 except StopAsyncIteration:
                     return None
-                record(outcome)
                 delivered += 1
+                try:
+                    record(outcome)
+                except StdoutClosed:  # stop as on Ctrl-C; the rest on stderr
+                    return run.in_flight()
                 continue
             return run.in_flight()  # nothing queued: stop here
     finally:
@@ -164,7 +167,7 @@ def print_in_flight(out: Output, items: Sequence[sq.InFlightItem]) -> None:
         "money moves at most once):"
     )
     for item in items:
-        print(_in_flight_line(out, item), flush=True)
+        out.line(_in_flight_line(out, item))
 
 
 def _in_flight_data(item: sq.InFlightItem) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import shlex
 import sys
 from collections.abc import Iterator, Sequence
@@ -102,9 +103,17 @@ def rich() -> Any:
     return rich
 
 
+class StdoutClosed(Exception):  # noqa: N818 (an event, not a failure)
+    """
+    The reader of stdout went away (``| head``); the line was put on stderr.
+    """
+
+
 class Output:
     """
     Where results go: JSON lines for programs, key/value lines and tables for people.
+
+    Once the reader of stdout goes away, lines go to stderr (``closed``).
     """
 
     def __init__(
@@ -116,6 +125,7 @@ class Output:
         self.program = list(program)
         self._stdout: Any = None
         self._stderr: Any = None
+        self.closed = False  # stdout's reader went away: lines go to stderr
 
     @property
     def stdout(self) -> Any:
@@ -139,7 +149,7 @@ class Output:
         """
         Print *value* as one JSON line, at once (a reader may be waiting).
         """
-        print(json.dumps(jsonable(value), separators=(",", ":")), flush=True)
+        self.line(json.dumps(jsonable(value), separators=(",", ":")))
 
     def data(self, value: Any) -> None:
         """
@@ -163,7 +173,7 @@ class Output:
         shown = [(printable(key), value) for key, value in pairs]
         width = max((len(key) for key, _ in shown), default=0)
         for key, value in shown:
-            print(f"{key:<{width}}  {value}", flush=True)
+            self.line(f"{key:<{width}}  {value}")
 
     def table(self, rows: Sequence[Any], columns: Sequence[str], title: str) -> None:
         """
@@ -182,6 +192,27 @@ class Output:
         for row in data:
             table.add_row(*(cell(_cell(row.get(column))) for column in columns))
         self.stdout.print(table)
+
+    def line(self, text: str) -> None:
+        """
+        Print one line of results, at once (a reader may be waiting).
+
+        Raises:
+            StdoutClosed: The reader of stdout went away; this line and the
+                later ones went to stderr.
+        """
+        if self.closed:
+            print(text, file=sys.stderr, flush=True)
+            return
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            self.closed = True
+            # Nothing more to stdout, nor a second error when Python
+            # flushes it on exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            print(text, file=sys.stderr, flush=True)
+            raise StdoutClosed from None
 
     def note(self, message: str) -> None:
         """
