@@ -238,6 +238,30 @@ def test_a_closed_stdout_stops_the_cli_and_loses_no_key(remote: Remote) -> None:
     assert len({item["index"] for item in stopped}) == len(stopped)
 
 
+def test_a_trigger_with_stdout_closed_names_its_execution_on_stderr(
+    remote: Remote,
+) -> None:
+    """The money moved: its id, key and resume line go to stderr, exit 141."""
+    with subprocess.Popen(  # noqa: S603
+        cli_command("rules", "trigger", "rule_0001"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=remote.env,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        process.stdout.close()  # nobody reads the results
+        stderr = process.stderr.read()
+        code = process.wait(timeout=60)
+    (made,) = remote.call(lambda server: server.executions())
+
+    assert 141 == code, stderr
+    assert made["id"] in stderr
+    assert made["idempotency_key"] in stderr
+    assert "executions wait" in stderr
+
+
 def test_a_journal_file_that_cannot_be_used_exits_2(
     remote: Remote, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

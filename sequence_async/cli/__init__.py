@@ -45,7 +45,7 @@ from ._base import (
     positive_float,
     retries,
 )
-from ._output import Output, StdoutClosed, printable
+from ._output import Output, printable
 
 
 __all__ = ["build_parser", "main"]
@@ -148,8 +148,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Handler = args.run
     try:
         code = asyncio.run(_run(command, args, out))
-    except StdoutClosed:
-        code = EXIT_BROKEN_PIPE
     except UsageError as exc:
         return _fail(parser, args, exc, EXIT_USAGE, type_name=False)
     except CommandError as exc:

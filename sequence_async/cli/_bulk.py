@@ -21,7 +21,7 @@ from typing import Any
 
 import sequence_async as sq
 
-from ._output import Output, StdoutClosed
+from ._output import Output
 from ._progress import ProgressLine, Summary, show_progress
 
 
@@ -60,7 +60,7 @@ async def run_bulk(
         )
         async with run:
             in_flight = await _consume(
-                run, line, stop, lambda o: _record(out, summary, o)
+                run, line, stop, lambda o: _record(out, summary, o, stop)
             )
     finally:
         with contextlib.suppress(NotImplementedError):
@@ -104,11 +104,8 @@ async def _consume(
                     outcome = following.result()
                 except StopAsyncIteration:
                     return None
+                record(outcome)
                 delivered += 1
-                try:
-                    record(outcome)
-                except StdoutClosed:  # stop as on Ctrl-C; the rest on stderr
-                    return run.in_flight()
                 continue
             return run.in_flight()  # nothing queued: stop here
     finally:
@@ -132,7 +129,9 @@ def status_of(outcome: sq.TriggerOutcome) -> str:
     return "triggered"
 
 
-def _record(out: Output, summary: Summary, outcome: sq.TriggerOutcome) -> None:
+def _record(
+    out: Output, summary: Summary, outcome: sq.TriggerOutcome, stop: asyncio.Event
+) -> None:
     status = status_of(outcome)
     summary.statuses[status] += 1
     if out.as_json:
@@ -148,6 +147,8 @@ def _record(out: Output, summary: Summary, outcome: sq.TriggerOutcome) -> None:
                 "from_journal": outcome.from_journal,
             }
         )
+        if out.closed:  # the reader of stdout left: stop as on Ctrl-C
+            stop.set()
 
 
 def print_in_flight(out: Output, items: Sequence[sq.InFlightItem]) -> None:

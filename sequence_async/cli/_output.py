@@ -103,12 +103,6 @@ def rich() -> Any:
     return rich
 
 
-class StdoutClosed(Exception):  # noqa: N818 (an event, not a failure)
-    """
-    The reader of stdout went away (``| head``); the line was put on stderr.
-    """
-
-
 class Output:
     """
     Where results go: JSON lines for programs, key/value lines and tables for people.
@@ -197,22 +191,20 @@ class Output:
         """
         Print one line of results, at once (a reader may be waiting).
 
-        Raises:
-            StdoutClosed: The reader of stdout went away; this line and the
-                later ones went to stderr.
+        Once the reader of stdout has gone away (``closed``), this line and
+        the later ones go to stderr: no result, id or key is lost with it.
         """
-        if self.closed:
-            print(text, file=sys.stderr, flush=True)
-            return
-        try:
-            print(text, flush=True)
-        except BrokenPipeError:
-            self.closed = True
-            # Nothing more to stdout, nor a second error when Python
-            # flushes it on exit.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            print(text, file=sys.stderr, flush=True)
-            raise StdoutClosed from None
+        if not self.closed:
+            try:
+                print(text, flush=True)
+            except BrokenPipeError:
+                self.closed = True
+                # Nothing more to stdout, nor a second error when Python
+                # flushes it on exit.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            else:
+                return
+        print(text, file=sys.stderr, flush=True)
 
     def note(self, message: str) -> None:
         """

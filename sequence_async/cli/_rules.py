@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import traceback
 
 import sequence_async as sq
 
@@ -25,7 +26,7 @@ from ._base import (
 )
 from ._bulk import print_in_flight
 from ._executions import print_finished
-from ._output import Output
+from ._output import Output, printable
 
 
 def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
@@ -103,7 +104,12 @@ async def _trigger(
             raise  # not triggered (or unknown: its error names the key)
         # Triggered, then the wait failed (a key that may trigger and not
         # read, a lost connection): never let it read as "not triggered".
-        _print_started(out, execution, problem=f"Triggered, but the wait failed: {exc}")
+        if args.debug:
+            traceback.print_exception(exc)
+        failed = printable(f"{type(exc).__name__}: {exc}")  # server text, escaped
+        _print_started(
+            out, execution, problem=f"Triggered, but the wait failed: {failed}"
+        )
         return EXIT_FAILURE
     except asyncio.CancelledError:  # Ctrl-C: say how to find the execution again
         item = sq.InFlightItem(
