@@ -14,7 +14,7 @@ import math
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Final
 
 
@@ -219,8 +219,8 @@ def query(**params: object) -> dict[str, str]:
     Build a query mapping of filters: ``None`` dropped, datetimes as ISO 8601 UTC.
 
     A trailing underscore is dropped from names (``from_`` is sent as
-    ``from``). Every filter is a string (an enum member is one) or an aware
-    datetime.
+    ``from``). Every filter is a string (an enum member is one), an aware
+    datetime, or a date.
 
     Raises:
         TypeError: A value of another type (a bool, bytes, a list) would be
@@ -237,6 +237,8 @@ def query(**params: object) -> dict[str, str]:
             if value.tzinfo is None:
                 raise ValueError(f"{name} must be an aware datetime")
             out[key] = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        elif isinstance(value, date):
+            out[key] = value.isoformat()  # a day, as it always was sent
         elif not isinstance(value, str):
             raise TypeError(f"{name} must be a str, not {type(value).__name__}")
         elif not value.strip():

@@ -26,6 +26,7 @@ from ._wire import Envelope, next_cursor
 
 T = TypeVar("T")
 log = logging.getLogger("sequence_async")
+_AGAIN = 3  # pages seen before, in a row, that end a list
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_MAX_PAGES = 10_000
 
@@ -113,6 +114,8 @@ class Paginator(Generic[T]):
         profile = self._requester.profile
         seen: set[str] = set()
         pages_seen: set[bytes] = set()  # fingerprints of the pages' contents
+        last: bytes | None = None
+        again = 0  # pages in a row that came before
         for _ in range(self._max_pages):
             envelope = await self._requester.request(
                 "GET",
@@ -127,23 +130,29 @@ class Paginator(Generic[T]):
                 envelope.data, envelope.page_info, after
             )
             fingerprint = hashlib.blake2b(repr(data).encode(), digest_size=16).digest()
-            if data and fingerprint in pages_seen:
-                # A server that ignores the page asked for (page numbers
-                # leave no cursor to repeat) would give it, or a cycle of
-                # pages, for ever.
-                log.warning("%s: the server sent a page again; stopped", self._path)
+            # A server that ignores the page asked for (page numbers leave no
+            # cursor to repeat) would give a page, or a cycle of pages, for
+            # ever. A page seen before is not given again; the same page twice
+            # in a row, or _AGAIN seen pages in a row, end the list. (One seen
+            # page alone may be the list shifting under new items.)
+            repeated = bool(data) and fingerprint in pages_seen
+            again = again + 1 if repeated else 0
+            if repeated and (fingerprint == last or again >= _AGAIN):
+                log.warning("%s: the server sent pages again; stopped", self._path)
                 return
+            last = fingerprint
             pages_seen.add(fingerprint)
             items = _convert.structure_list(
                 data, self._model, request_id=envelope.request_id, profile=profile
             )
             page_info = page_info or {}
-            yield models.Page(
-                items=items,
-                page_info=_convert.structure(page_info, models.PageInfo),
-                request_id=envelope.request_id,
-                retry_after=envelope.retry_after,
-            )
+            if not repeated:
+                yield models.Page(
+                    items=items,
+                    page_info=_convert.structure(page_info, models.PageInfo),
+                    request_id=envelope.request_id,
+                    retry_after=envelope.retry_after,
+                )
             after = next_cursor(page_info, items=len(items), page_size=self._page_size)
             if after is None:
                 return

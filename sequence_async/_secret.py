@@ -19,20 +19,30 @@ class Secret:
     instead of writing the key to disk.
     """
 
-    __slots__ = ("_key", "_token", "value")
+    __slots__ = ("_escaped", "_key", "_token", "value")
 
     def __init__(self, value: str) -> None:
         self.value = value
         _, space, key = value.strip().rpartition(" ")  # the key: after the scheme
         self._key = key if space else ""
         self._token = self._key.encode()  # (encoded once: read on every answer)
+        # The key as a repr spells it (a backslash doubled), if it differs.
+        quoted = repr(self._key)[1:-1]
+        self._escaped = quoted if quoted != self._key else ""
 
     def __repr__(self) -> str:
         return "Secret('<redacted>')"
 
     def redact(self, text: str) -> str:
-        """*text* without the key (a server or proxy may echo it in a message)."""
-        return text.replace(self._key, "<redacted>") if self._key else text
+        """
+        *text* without the key (a server or proxy may echo it in a message).
+
+        As a repr spells it too (a library quoting the server's bytes).
+        """
+        if not self._key:
+            return text
+        text = text.replace(self._key, "<redacted>")
+        return text.replace(self._escaped, "<redacted>") if self._escaped else text
 
     def redact_body(self, body: bytes) -> bytes:
         """*body* without the key: no model, message or log keeps an echo."""

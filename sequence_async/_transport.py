@@ -19,6 +19,7 @@ stay).
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl as _ssl
 import urllib.request
 import zlib
@@ -34,6 +35,12 @@ from ._wire import CONSTANT_HEADERS, Request, Response
 
 ClientSession = aiohttp.ClientSession
 _CHUNK = 64 * 1024
+# A bytes literal as repr() writes it, in either quote.
+_QUOTED_BYTES = re.compile(r"b'(?:[^'\\]|\\.)*'" + r'|b"(?:[^"\\]|\\.)*"')
+
+
+def _bytes_shown(quoted: re.Match[str]) -> str:
+    return f"<{len(quoted.group())} characters of the answer>"
 
 
 class AiohttpTransport:
@@ -118,8 +125,12 @@ class AiohttpTransport:
         )
         # The headers every request carries are the session's own: aiohttp
         # then merges three fewer headers per request.
+        # No cookie jar: an API client keeps no cookies, and aiohttp's jar
+        # logs a Set-Cookie it cannot parse, which may echo the key.
         self._session = aiohttp.ClientSession(
-            connector=connector, headers=CONSTANT_HEADERS
+            connector=connector,
+            headers=CONSTANT_HEADERS,
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         return self._session
 
@@ -192,7 +203,9 @@ class AiohttpTransport:
     ) -> BaseException:
         what = f"{request.method} {request.path}"
         request_id = request.headers.get("X-Request-ID")
-        told = self._redact(str(exc))  # may quote the server's bytes
+        # aiohttp's parse errors quote the server's bytes (cut at 100, so a
+        # key may be cut too): shown as their length, never their content.
+        told = self._redact(_QUOTED_BYTES.sub(_bytes_shown, str(exc)))
         error: BaseException
         if isinstance(exc, aiohttp.ClientConnectorError):
             error = errors.APIConnectionError(

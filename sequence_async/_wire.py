@@ -35,6 +35,7 @@ CONSTANT_HEADERS: Final[Mapping[str, str]] = {
     "Accept": "application/json",
     "Accept-Encoding": "gzip, deflate",
 }
+_CONSTANT_NAMES: Final = frozenset(name.lower() for name in CONSTANT_HEADERS)
 DEFAULT_BASE_URL: Final = "https://api.getsequence.io/api/v1"
 RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 # The longest a server may make us wait (Retry-After, a 429's drain).
@@ -129,7 +130,11 @@ def build_request(
     was.
     """
     if default_headers:
-        headers = Headers(default_headers)
+        headers = Headers(
+            (name, value)
+            for name, value in default_headers.items()
+            if name.lower() not in _CONSTANT_NAMES  # ours win, in any case
+        )
         headers.update(CONSTANT_HEADERS)
     else:
         headers = Headers()

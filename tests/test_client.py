@@ -716,11 +716,15 @@ async def test_every_request_carries_the_user_agent_and_accepted_encodings(
 
     On a session the client makes they are the session's own headers; on a
     caller's session (whose own defaults lose to them) they go per request.
+    A caller's default headers of the same names, in any case, lose too.
     """
     async with aiohttp.ClientSession(
         headers={"User-Agent": "callers-app/1", "Accept": "text/html"}
     ) as session:
-        for default_headers in ({"X-Team": "payroll"}, None):
+        for default_headers in (
+            {"X-Team": "payroll", "user-agent": "theirs/1", "accept": "text/html"},
+            None,
+        ):
             async with SequenceClient(
                 server.api_key,
                 api=server.api,

@@ -158,7 +158,7 @@ async def test_a_platform_server_ignoring_the_page_number_ends_the_list() -> Non
 
 
 async def test_a_platform_server_cycling_through_pages_ends_the_list() -> None:
-    """Pages A, B, A, B... with more to come: stop at the first repeat (not 10,000)."""
+    """Pages A, B, A, B... with more to come: three seen pages end it (not 10,000)."""
     a = page_of([execution("e-4"), execution("e-3")], 1, more=True)
     b = page_of([execution("e-2"), execution("e-1")], 2, more=True)
     transport = FakeTransport(a, b, a, b, a, b)
@@ -166,7 +166,25 @@ async def test_a_platform_server_cycling_through_pages_ends_the_list() -> None:
 
     ids = [e.id async for e in executions.list(rule_id="r1", page_size=2)]
 
-    assert (["e-4", "e-3", "e-2", "e-1"], 3) == (ids, len(transport.sent))
+    assert (["e-4", "e-3", "e-2", "e-1"], 5) == (ids, len(transport.sent))
+
+
+async def test_a_platform_list_shifted_by_new_items_is_read_to_its_end() -> None:
+    """New executions push page 1 to page 3: it is skipped, and the list goes on."""
+    first = [execution("e-6"), execution("e-5")]
+    pages = [
+        page_of(first, 1, more=True),
+        page_of([execution("n-2"), execution("n-1")], 2, more=True),
+        page_of(first, 3, more=True),  # the same as page 1, shifted by 4 new
+        page_of([execution("e-4"), execution("e-3")], 4, more=True),
+        page_of([execution("e-2"), execution("e-1")], 5, more=False),
+    ]
+    transport = FakeTransport(*pages)
+    executions = RuleExecutions(requester(transport, api="platform-v1"))
+
+    ids = [e.id async for e in executions.list(rule_id="r1", page_size=2)]
+
+    assert ["e-6", "e-5", "n-2", "n-1", "e-4", "e-3", "e-2", "e-1"] == ids
 
 
 async def test_platform_list_without_has_next_page_stops_at_a_short_page() -> None:

@@ -4,6 +4,7 @@ Tests of the sans-I/O wire module: plain values in, plain values out.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -97,6 +98,11 @@ def test_query_drops_none_and_formats_values() -> None:
     assert {"from": "2024-04-23T11:15:00Z", "status": "executed"} == _checks.query(
         from_=when, to=None, status=models.ExecutionStatus.EXECUTED
     )
+
+
+def test_a_date_filter_is_sent_as_its_day() -> None:
+    """A date (not a datetime) is sent as it always was: YYYY-MM-DD."""
+    assert {"from": "2020-01-01"} == _checks.query(from_=dt.date(2020, 1, 1))
 
 
 @pytest.mark.parametrize(
