@@ -202,6 +202,26 @@ def test_ctrl_c_in_transfers_create_keeps_an_empty_description(
     assert " --description '' " in item["retry"]
 
 
+def _with_stdout_closed(
+    args: list[str], env: dict[str, str], *, after_lines: int
+) -> tuple[int, str, str]:
+    # Run the CLI; read *after_lines* lines of stdout, then close it (`| head`).
+    # Return the exit code, the lines read and stderr.
+    with subprocess.Popen(  # noqa: S603
+        cli_command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        read = "".join(process.stdout.readline() for _ in range(after_lines))
+        process.stdout.close()  # the reader goes away
+        stderr = process.stderr.read()
+        return process.wait(timeout=60), read, stderr
+
+
 def test_a_closed_stdout_stops_the_cli_and_loses_no_key(remote: Remote) -> None:
     """`... | head -1`: exit 141, no traceback; what was left went to stderr.
 
@@ -209,20 +229,8 @@ def test_a_closed_stdout_stops_the_cli_and_loses_no_key(remote: Remote) -> None:
     flight with its key, are JSON lines on stderr (lines already written to
     the pipe before it closed are the reader's to lose, not the CLI's).
     """
-    argv = cli_command("trigger-many", "rule_0001", "--repeat", "30", "--no-wait")
-    with subprocess.Popen(  # noqa: S603
-        [*argv, "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=remote.env,
-    ) as process:
-        assert process.stdout is not None
-        assert process.stderr is not None
-        first = process.stdout.readline()
-        process.stdout.close()  # the reader goes away after one line
-        stderr = process.stderr.read()
-        code = process.wait(timeout=60)
+    args = ["trigger-many", "rule_0001", "--repeat", "30", "--no-wait", "--json"]
+    code, first, stderr = _with_stdout_closed(args, remote.env, after_lines=1)
     made = {e["idempotency_key"] for e in remote.call(lambda s: s.executions())}
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     left = [line for line in lines if "index" in line]  # (not the summary)
@@ -242,18 +250,9 @@ def test_a_trigger_with_stdout_closed_names_its_execution_on_stderr(
     remote: Remote,
 ) -> None:
     """The money moved: its id, key and resume line go to stderr, exit 141."""
-    with subprocess.Popen(  # noqa: S603
-        cli_command("rules", "trigger", "rule_0001"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=remote.env,
-    ) as process:
-        assert process.stdout is not None
-        assert process.stderr is not None
-        process.stdout.close()  # nobody reads the results
-        stderr = process.stderr.read()
-        code = process.wait(timeout=60)
+    code, _, stderr = _with_stdout_closed(
+        ["rules", "trigger", "rule_0001"], remote.env, after_lines=0
+    )
     (made,) = remote.call(lambda server: server.executions())
 
     assert 141 == code, stderr
