@@ -234,7 +234,7 @@ def query(**params: object) -> dict[str, str]:
             continue
         key = name.rstrip("_")
         if isinstance(value, datetime):
-            if value.tzinfo is None:
+            if value.utcoffset() is None:  # naive, whatever its tzinfo
                 raise ValueError(f"{name} must be an aware datetime")
             out[key] = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
         elif isinstance(value, date):

@@ -114,7 +114,6 @@ class Paginator(Generic[T]):
         profile = self._requester.profile
         seen: set[str] = set()
         pages_seen: set[bytes] = set()  # fingerprints of the pages' contents
-        last: bytes | None = None
         again = 0  # pages in a row that came before
         for _ in range(self._max_pages):
             envelope = await self._requester.request(
@@ -132,15 +131,14 @@ class Paginator(Generic[T]):
             fingerprint = hashlib.blake2b(repr(data).encode(), digest_size=16).digest()
             # A server that ignores the page asked for (page numbers leave no
             # cursor to repeat) would give a page, or a cycle of pages, for
-            # ever. A page seen before is not given again; the same page twice
-            # in a row, or _AGAIN seen pages in a row, end the list. (One seen
-            # page alone may be the list shifting under new items.)
+            # ever. A page seen before is not given again, and _AGAIN of them
+            # in a row end the list. (Fewer may be the list shifting under
+            # new items: page 2 can be page 1 again.)
             repeated = bool(data) and fingerprint in pages_seen
             again = again + 1 if repeated else 0
-            if repeated and (fingerprint == last or again >= _AGAIN):
+            if again >= _AGAIN:
                 log.warning("%s: the server sent pages again; stopped", self._path)
                 return
-            last = fingerprint
             pages_seen.add(fingerprint)
             items = _convert.structure_list(
                 data, self._model, request_id=envelope.request_id, profile=profile

@@ -44,6 +44,23 @@ class Secret:
         text = text.replace(self._key, "<redacted>")
         return text.replace(self._escaped, "<redacted>") if self._escaped else text
 
+    def redact_quoted(self, text: str) -> str:
+        """
+        *text* without the key, however a quote of the server's bytes spells it.
+
+        For errors that quote what a server sent (an HTTP parser's): a repr
+        may double its backslashes, once or twice, and a quote cut at a fixed
+        length may keep only the key's head (any 12 characters or more of
+        it are taken out). Slower than ``redact``: for errors only.
+        """
+        if not self._key:
+            return text
+        once = repr(self._key)[1:-1]
+        for spelling in {self._key, once, repr(once)[1:-1]}:
+            for end in range(len(spelling), min(len(spelling), 12) - 1, -1):
+                text = text.replace(spelling[:end], "<redacted>")
+        return text
+
     def redact_body(self, body: bytes) -> bytes:
         """*body* without the key: no model, message or log keeps an echo."""
         token = self._token

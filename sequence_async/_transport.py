@@ -39,6 +39,14 @@ _CHUNK = 64 * 1024
 _QUOTED_BYTES = re.compile(r"b'(?:[^'\\]|\\.)*'" + r'|b"(?:[^"\\]|\\.)*"')
 
 
+def _text(exc: BaseException) -> str:
+    # An aiohttp answer error's text, its message not repr'd a second time
+    # (which would escape the quote of the server's bytes).
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"{exc.status}, message={exc.message}"
+    return str(exc)
+
+
 def _bytes_shown(quoted: re.Match[str]) -> str:
     return f"<{len(quoted.group())} characters of the answer>"
 
@@ -80,7 +88,7 @@ class AiohttpTransport:
         secret: Secret | None = None,
     ) -> None:
         self._base_url = base_url
-        self._redact = secret.redact if secret is not None else str
+        self._redact = secret.redact_quoted if secret is not None else str
         given: object = session
         if given is not None and not isinstance(given, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession")
@@ -205,7 +213,7 @@ class AiohttpTransport:
         request_id = request.headers.get("X-Request-ID")
         # aiohttp's parse errors quote the server's bytes (cut at 100, so a
         # key may be cut too): shown as their length, never their content.
-        told = self._redact(_QUOTED_BYTES.sub(_bytes_shown, str(exc)))
+        told = self._redact(_QUOTED_BYTES.sub(_bytes_shown, _text(exc)))
         error: BaseException
         if isinstance(exc, aiohttp.ClientConnectorError):
             error = errors.APIConnectionError(

@@ -14,6 +14,7 @@ import json
 import signal
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -259,6 +260,22 @@ def test_a_trigger_with_stdout_closed_names_its_execution_on_stderr(
     assert made["id"] in stderr
     assert made["idempotency_key"] in stderr
     assert "executions wait" in stderr
+
+
+@pytest.mark.parametrize("command", [["rules", "list"], ["journal", "show"]])
+def test_a_table_or_journal_with_stdout_closed_goes_to_stderr(
+    remote: Remote, tmp_path: Path, command: list[str]
+) -> None:
+    """Not rich's silent exit 1: the table (or a journal's keys) go to stderr."""
+    journal = tmp_path / "run.db"
+    if command[0] == "journal":
+        run_cli("trigger-many", "rule_0001", "--journal", str(journal), env=remote.env)
+        command = [*command, str(journal)]
+    code, _, stderr = _with_stdout_closed(command, remote.env, after_lines=0)
+
+    assert 141 == code, stderr
+    assert "rule_0001" in stderr or "terminal" in stderr
+    assert stderr.rstrip().endswith("sequence-async: stdout was closed; stopped")
 
 
 def test_a_journal_file_that_cannot_be_used_exits_2(

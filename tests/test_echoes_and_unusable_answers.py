@@ -262,6 +262,10 @@ async def _answering(
         lambda key: (
             b"HTTP/1.1 200 OK\r\nX-Echo: %s%s%s\r\n\r\n" % (b"a" * 80, key, b"a" * 8200)
         ),
+        lambda key: (
+            b"HTTP/1.1 200 OK\r\nX-Echo: \"'%s%s%s\r\n\r\n"
+            % (b"a" * 70, key, b"a" * 9000)
+        ),
     ],
     ids=[
         "chunk size",
@@ -269,6 +273,7 @@ async def _answering(
         "content length",
         "content encoding",
         "line too long (cut inside the key)",
+        "line too long, quoted bytes with both quotes",
     ],
 )
 async def test_a_key_echoed_in_malformed_http_is_in_no_error(
@@ -291,20 +296,38 @@ async def test_a_key_echoed_in_malformed_http_is_in_no_error(
             assert "<redacted>" in shown or "characters of the answer>" in shown
 
 
-async def test_a_key_with_a_backslash_echoed_in_malformed_http_is_in_no_error() -> None:
-    """A repr doubles the backslash; the server's quoted bytes are never shown."""
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda key: (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%s\r\n" % key
+        ),
+        lambda key: b'HTTP/1.1 2x0 "%s\r\n\r\n' % key,
+    ],
+    ids=["chunk size", "status line with a quote"],
+)
+async def test_a_key_with_a_backslash_echoed_in_malformed_http_is_in_no_error(
+    answer: Callable[[bytes], bytes],
+) -> None:
+    """A repr doubles the backslash (twice, quoted again); never shown."""
     key = "sk_live_SECRET\\0123456789abcdef"
-    server, url = await _answering(
-        lambda echoed: (
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%s\r\n" % echoed
-        )
-    )
+    server, url = await _answering(answer)
     async with server, SequenceClient(key, base_url=url, max_retries=0) as client:
         with pytest.raises(SequenceError) as raised:
             await client.accounts.get("acc_1")
 
     shown = f"{raised.value} {raised.value!r} {raised.value.__cause__!r}"
     assert "SECRET" not in shown
+
+
+def test_a_quoted_key_is_taken_out_however_spelled_or_cut() -> None:
+    """Whole, repr'd once or twice, or its head of 12 characters or more."""
+    key = "sk_live_SECRET\\0123456789"
+    secret = Secret(f"ApiKey {key}")
+    once = repr(key)[1:-1]
+    for text in (key, once, repr(once)[1:-1], key[:12], once[:20] + "..."):
+        assert "SECRET" not in secret.redact_quoted(f"got b'{text}' here")
+    assert "sk_live_" in secret.redact_quoted("sk_live_ is the prefix")
 
 
 async def test_a_set_cookie_echoing_the_key_is_neither_kept_nor_logged(

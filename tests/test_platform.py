@@ -147,14 +147,14 @@ async def test_platform_lists_page_by_page_number_and_resume_after_one() -> None
 
 
 async def test_a_platform_server_ignoring_the_page_number_ends_the_list() -> None:
-    """The same full page again (no cursor to repeat): stop, do not loop."""
+    """The same full page again and again (no cursor to repeat): stop, no loop."""
     same = page_of([execution("e-2"), execution("e-1")], 1, more=True)
     transport = FakeTransport(same)
     executions = RuleExecutions(requester(transport, api="platform-v1"))
 
     ids = [e.id async for e in executions.list(rule_id="r1", page_size=2)]
 
-    assert (["e-2", "e-1"], 2) == (ids, len(transport.sent))
+    assert (["e-2", "e-1"], 4) == (ids, len(transport.sent))
 
 
 async def test_a_platform_server_cycling_through_pages_ends_the_list() -> None:
@@ -167,6 +167,22 @@ async def test_a_platform_server_cycling_through_pages_ends_the_list() -> None:
     ids = [e.id async for e in executions.list(rule_id="r1", page_size=2)]
 
     assert (["e-4", "e-3", "e-2", "e-1"], 5) == (ids, len(transport.sent))
+
+
+async def test_a_platform_list_shifted_by_one_page_is_read_to_its_end() -> None:
+    """One page of new items pushes page 1 to page 2: skipped, and the list goes on."""
+    first = [execution("e-4"), execution("e-3")]
+    pages = [
+        page_of(first, 1, more=True),
+        page_of(first, 2, more=True),  # page 1 again, shifted by 2 new
+        page_of([execution("e-2"), execution("e-1")], 3, more=False),
+    ]
+    transport = FakeTransport(*pages)
+    executions = RuleExecutions(requester(transport, api="platform-v1"))
+
+    ids = [e.id async for e in executions.list(rule_id="r1", page_size=2)]
+
+    assert ["e-4", "e-3", "e-2", "e-1"] == ids
 
 
 async def test_a_platform_list_shifted_by_new_items_is_read_to_its_end() -> None:

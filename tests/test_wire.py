@@ -100,6 +100,23 @@ def test_query_drops_none_and_formats_values() -> None:
     )
 
 
+def test_a_datetime_whose_zone_gives_no_offset_is_naive() -> None:
+    """A tzinfo whose utcoffset() is None makes no aware time: refused, not shifted."""
+
+    class NoOffset(dt.tzinfo):
+        def utcoffset(self, _: datetime | None) -> dt.timedelta | None:
+            return None
+
+        def dst(self, _: datetime | None) -> dt.timedelta | None:
+            return None
+
+        def tzname(self, _: datetime | None) -> str | None:
+            return None
+
+    with pytest.raises(ValueError, match="aware"):
+        _checks.query(from_=datetime(2024, 1, 2, 12, tzinfo=NoOffset()))
+
+
 def test_a_date_filter_is_sent_as_its_day() -> None:
     """A date (not a datetime) is sent as it always was: YYYY-MM-DD."""
     assert {"from": "2020-01-01"} == _checks.query(from_=dt.date(2020, 1, 1))

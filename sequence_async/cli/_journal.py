@@ -67,9 +67,9 @@ async def show_journal(args: argparse.Namespace, out: Output) -> int:
     if attention:
         # One line per item, never cut nor folded: the key is what is needed.
         columns = ("position", "state", "rule_id", "idempotency_key", "error")
-        print(f"\nNeeds a person ({', '.join(columns)}):")
+        out.line(f"\nNeeds a person ({', '.join(columns)}):")
         for item in attention:
-            print("  " + "  ".join(text(item[column]) for column in columns))
+            out.line("  " + "  ".join(text(item[column]) for column in columns))
     return EXIT_OK
 
 

@@ -128,7 +128,14 @@ class Output:
         """
         if self._stdout is None:
             self._stdout = rich().console.Console()
+            # rich exits 1 on a closed stdout; here the table goes to stderr.
+            self._stdout.on_broken_pipe = self._stdout_gone
         return self._stdout
+
+    def _stdout_gone(self) -> None:
+        self.closed = True
+        # Nothing more to stdout, nor a second error when Python flushes it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
     @property
     def stderr(self) -> Any:
@@ -185,7 +192,10 @@ class Output:
         cell = rich().text.Text  # plain text: a server's "[red]" is not markup
         for row in data:
             table.add_row(*(cell(_cell(row.get(column))) for column in columns))
-        self.stdout.print(table)
+        if not self.closed:
+            self.stdout.print(table)
+        if self.closed:  # the reader of stdout went away, now or before
+            self.stderr.print(table)
 
     def line(self, text: str) -> None:
         """
@@ -198,10 +208,7 @@ class Output:
             try:
                 print(text, flush=True)
             except BrokenPipeError:
-                self.closed = True
-                # Nothing more to stdout, nor a second error when Python
-                # flushes it on exit.
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                self._stdout_gone()
             else:
                 return
         print(text, file=sys.stderr, flush=True)

@@ -116,11 +116,10 @@ async def serve_command(args: argparse.Namespace, out: Output) -> int:
         if out.as_json:
             out.json({"url": server.url, "api_key": server.api_key, "api": server.api})
         else:
-            print(f"Fake Sequence API listening on {server.url}", flush=True)
-            print(
+            out.line(f"Fake Sequence API listening on {server.url}")
+            out.line(
                 f"export SEQUENCE_BASE_URL={server.url} "
-                f"SEQUENCE_API_KEY={server.api_key} SEQUENCE_API={server.api}",
-                flush=True,
+                f"SEQUENCE_API_KEY={server.api_key} SEQUENCE_API={server.api}"
             )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -118,5 +118,5 @@ async def _create(
                 "Interrupted; the transfer may have been made. This finds it "
                 "again (the same key moves the money at most once):"
             )
-            print(again, flush=True)
+            out.line(again)
         raise
