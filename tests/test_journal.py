@@ -451,35 +451,6 @@ async def test_a_failed_reconciliation_leaves_the_item_for_the_next_resume(
     assert [ItemState.UNKNOWN] == [e.state for e in read_journal(path).needs_attention]
 
 
-@pytest.mark.parametrize(
-    "damage",
-    [
-        "UPDATE items SET state = 'bogus'",
-        "UPDATE items SET result = '{not json'",
-        "DELETE FROM meta WHERE name = 'run_id'",
-        "UPDATE meta SET value = 'not-a-uuid' WHERE name = 'run_id'",
-    ],
-)
-async def test_damaged_journals_are_a_journal_error(
-    live: SequenceClient, clock: ManualClock, tmp_path: Path, damage: str
-) -> None:
-    """Bad rows or metadata give JournalError, before anything is sent."""
-    path = tmp_path / "run.db"
-    run_id = await run_id_of(path, clock)
-    await write_entries(
-        path,
-        clock,
-        entry(run_id, 0, ItemState.TERMINAL, clock(), result={"id": "x"}),
-    )
-    with sqlite3.connect(path) as db:
-        db.execute(damage)
-
-    with pytest.raises(JournalError, match="damaged"):
-        await live.trigger_all(requests(1), journal=path)
-    with pytest.raises(JournalError):
-        read_journal(path)
-
-
 async def test_a_directory_is_not_a_journal(
     live: SequenceClient, tmp_path: Path
 ) -> None:

@@ -137,6 +137,10 @@ async def test_a_one_byte_file_is_refused_and_left_as_it_is(
         "UPDATE items SET result = NULL",
         "UPDATE items SET execution_id = NULL",
         "UPDATE items SET state = 'accepted', execution_id = ''",
+        "UPDATE items SET state = 'bogus'",
+        "UPDATE items SET result = '{not json'",
+        "DELETE FROM meta WHERE name = 'run_id'",
+        "UPDATE meta SET value = 'not-a-uuid' WHERE name = 'run_id'",
     ],
     ids=[
         "text send time",
@@ -146,12 +150,20 @@ async def test_a_one_byte_file_is_refused_and_left_as_it_is(
         "terminal without result",
         "terminal without execution id",
         "accepted with empty execution id",
+        "unknown state",
+        "result not JSON",
+        "no run id",
+        "run id not a uuid",
     ],
 )
 async def test_a_hand_edited_journal_is_a_journal_error_everywhere(
     live: SequenceClient, quick: FakeSequence, tmp_path: Path, edit: str
 ) -> None:
-    """A person's edit a run never writes: JournalError, and journal show exits 2."""
+    """A person's edit a run never writes: JournalError, and journal show exits 2.
+
+    Each edit is made to a journal a real run finished, so that the edit alone
+    is what makes it damaged.
+    """
     path = tmp_path / "run.db"
     (done,) = await live.trigger_all(requests(1), journal=path)
     assert {"terminal": 1} == read_journal(path).counts, done
