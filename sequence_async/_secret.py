@@ -55,7 +55,7 @@ class Secret:
         """
         if not self._key:
             return text
-        once = repr(self._key)[1:-1]
+        once = self._escaped or self._key  # as one repr spells it
         for spelling in {self._key, once, repr(once)[1:-1]}:
             for end in range(len(spelling), min(len(spelling), 12) - 1, -1):
                 text = text.replace(spelling[:end], "<redacted>")
