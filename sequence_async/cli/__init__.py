@@ -161,10 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(parser, args, exc, EXIT_USAGE)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # a rich table or summary written to a closed stdout
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError:  # a write to a closed stdout not made by Output
+        out.stdout_gone()
         code = EXIT_BROKEN_PIPE
-    if code == EXIT_BROKEN_PIPE or out.closed:
+    if out.closed:
         # The reader of stdout went away (`| head`): what was left, and the
         # keys of anything stopped in flight, went to stderr.
         print("sequence-async: stdout was closed; stopped", file=sys.stderr)

@@ -129,10 +129,13 @@ class Output:
         if self._stdout is None:
             self._stdout = rich().console.Console()
             # rich exits 1 on a closed stdout; here the table goes to stderr.
-            self._stdout.on_broken_pipe = self._stdout_gone
+            self._stdout.on_broken_pipe = self.stdout_gone
         return self._stdout
 
-    def _stdout_gone(self) -> None:
+    def stdout_gone(self) -> None:
+        """
+        The reader of stdout went away: from now on, results go to stderr.
+        """
         self.closed = True
         # Nothing more to stdout, nor a second error when Python flushes it.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -208,7 +211,7 @@ class Output:
             try:
                 print(text, flush=True)
             except BrokenPipeError:
-                self._stdout_gone()
+                self.stdout_gone()
             else:
                 return
         print(text, file=sys.stderr, flush=True)
