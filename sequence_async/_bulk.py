@@ -239,7 +239,7 @@ class BulkRun:
             target=self._requester.shared.base_url,
             wait=self._wait,
             per_minute=self._rate_limit,
-            window=self._concurrency,
+            concurrency=self._concurrency,
         )
 
     async def _work(self, source: Source) -> None:

@@ -2,7 +2,7 @@
 A journal's file: its tables, rows and checks, and reading one back.
 
 Owns the format ``SqliteJournal`` writes (``create``, ``check``,
-``check_run``, ``insert``, ``values``, ``read``), whose checks refuse a file
+``check_run``, ``statements``, ``read``), whose checks refuse a file
 that is not a journal, or one of runs against another API or server;
 and ``read_journal`` and ``JournalSummary``.
 """
@@ -47,11 +47,16 @@ COLUMNS = (
     "updated_at",
 )
 # SQLite binds at most 32,766 values per statement.
-VALUES_PER_STATEMENT = 32_766 // len(COLUMNS) * len(COLUMNS)
-_FIELDS = operator.attrgetter(*COLUMNS)
+_MAX_VALUES = 32_766
+# A row's values (its state as the plain string), and which are not None:
+# only those are bound. (The sqlite3 module binds a None, or a str
+# subclass, through its adapter lookup, which raises and formats an
+# AttributeError inside every time: a dozen per item, more than the write
+# itself.)
+_FIELDS = operator.attrgetter(*(c if c != "state" else "state.value" for c in COLUMNS))
+_NONES = (None,) * len(COLUMNS)
+_PRESENT = functools.partial(operator.is_not, None)
 _RESULT = COLUMNS.index("result")
-_ONE_ROW = f"({', '.join('?' * len(COLUMNS))})"
-_INSERT = f"INSERT OR REPLACE INTO items ({', '.join(COLUMNS)}) VALUES"
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM items ORDER BY position"  # noqa: S608
 _TABLES = (
     "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -242,28 +247,38 @@ def read(db: sqlite3.Connection) -> tuple[str, list[JournalEntry]]:
     return run_id, entries(db)
 
 
+_INSERT = f"INSERT OR REPLACE INTO items ({', '.join(COLUMNS)}) VALUES"
+
+
 @functools.lru_cache(maxsize=64)
-def insert(count: int) -> str:
-    """
-    The statement writing *count* rows (built from constant names, never input).
-    """
-    return f"{_INSERT} {', '.join([_ONE_ROW] * count)}"
+def _placeholders(present: tuple[bool, ...]) -> str:
+    # One row's: "?" for each value bound, NULL for each None.
+    return f"({', '.join('?' if there else 'NULL' for there in present)})"
 
 
-def values(rows: Sequence[JournalEntry]) -> list[Any]:
+def statements(rows: Sequence[JournalEntry]) -> list[tuple[str, list[Any]]]:
     """
-    Every row's values in ``COLUMNS`` order, one flat list.
+    The statements (and their values) writing *rows* in turn.
 
-    (attrgetter: no Python frame per row; the writer thread holds the GIL
-    for less.)
+    One statement, unless *rows* need more values than SQLite binds in one.
+    Only values that are not None are bound. (C-level calls per row: the
+    writer thread holds the GIL for less.)
     """
-    flat: list[Any] = []
+    done: list[tuple[str, list[Any]]] = []
+    parts: list[str] = []
+    values: list[Any] = []
     for e in rows:
         row = _FIELDS(e)
         if e.result is not None:
             row = (*row[:_RESULT], json.dumps(e.result), *row[_RESULT + 1 :])
-        flat.extend(row)
-    return flat
+        if len(values) + len(row) > _MAX_VALUES:
+            done.append((f"{_INSERT} {', '.join(parts)}", values))
+            parts, values = [], []
+        parts.append(_placeholders(tuple(map(operator.is_not, row, _NONES))))
+        values.extend(filter(_PRESENT, row))
+    if parts:
+        done.append((f"{_INSERT} {', '.join(parts)}", values))
+    return done
 
 
 def entries(db: sqlite3.Connection) -> list[JournalEntry]:

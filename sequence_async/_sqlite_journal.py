@@ -161,17 +161,16 @@ class SqliteJournal:
         # GIL than the fsync saved. One statement is one transaction
         # (autocommit) and one call into SQLite: the thread takes the GIL
         # back once per commit, not once per row.
-        values, step = file.values(rows), file.VALUES_PER_STATEMENT
         try:
-            if len(values) <= step:
-                if values:
-                    db.execute(file.insert(len(rows)), values)
+            done = file.statements(rows)
+            if len(done) <= 1:
+                for statement, values in done:
+                    db.execute(statement, values)
                 return
             db.execute("BEGIN IMMEDIATE")
             try:
-                for start in range(0, len(values), step):
-                    chunk = values[start : start + step]
-                    db.execute(file.insert(len(chunk) // len(file.COLUMNS)), chunk)
+                for statement, values in done:
+                    db.execute(statement, values)
             except BaseException:
                 db.execute("ROLLBACK")
                 raise

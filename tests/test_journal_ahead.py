@@ -22,7 +22,7 @@ from sequence_async import (
     SqliteJournal,
     read_journal,
 )
-from sequence_async._records import AHEAD_LIMIT, Recorder
+from sequence_async._records import AHEAD_LIMIT, AHEAD_MIN, Recorder
 from sequence_async._resume import Planned, plan
 from sequence_async.testing import Behavior, FakeSequence, ManualClock
 
@@ -75,6 +75,11 @@ class CrashAfterFirstCommit:
         await self.inner.close()
 
 
+# A run at concurrency 4 writes its first intents in one commit: the first
+# item's, and two windows past it.
+FIRST_COMMIT = 1 + 2 * AHEAD_MIN
+
+
 async def crash_after_first_commit(
     live: SequenceClient, clock: ManualClock, tmp_path: Path, count: int
 ) -> Path:
@@ -90,40 +95,41 @@ async def test_a_crash_with_intents_written_ahead_resumes_without_duplicates(
     live: SequenceClient, quick: FakeSequence, clock: ManualClock, tmp_path: Path
 ) -> None:
     """Intents committed ahead, never sent, then kill -9: each item runs once."""
-    copy = await crash_after_first_commit(live, clock, tmp_path, 20)
+    copy = await crash_after_first_commit(live, clock, tmp_path, 200)
     crashed = read_journal(copy).counts
     sent_before = quick.counts["trigger_rule"]
 
     outcomes = await live.trigger_all(
-        requests(20), journal=SqliteJournal(copy, clock=clock), concurrency=4
+        requests(200), journal=SqliteJournal(copy, clock=clock), concurrency=4
     )
 
     assert 0 == sent_before
-    assert ["sending"] == list(crashed)
-    assert 4 < crashed["sending"] <= 2 * 4  # the items sent, and one window ahead
+    assert {"sending": FIRST_COMMIT} == crashed
     assert all(o.ok for o in outcomes)
-    assert 20 == len(keys_on(quick))
+    assert 200 == len(keys_on(quick))
     assert {1} == set(keys_on(quick).values())
-    assert {"terminal": 20} == read_journal(copy).counts
+    assert {"terminal": 200} == read_journal(copy).counts
 
 
 async def test_intents_written_ahead_are_reviewed_not_resent_after_a_day(
     live: SequenceClient, quick: FakeSequence, clock: ManualClock, tmp_path: Path
 ) -> None:
     """Resumed past 23 hours, the unsent window is for a person: no POST for it."""
-    copy = await crash_after_first_commit(live, clock, tmp_path, 20)
-    ahead = read_journal(copy).counts["sending"]
+    copy = await crash_after_first_commit(live, clock, tmp_path, 200)
     clock.advance(25 * 3600)
     quick.advance(25 * 3600)
 
     outcomes = await live.trigger_all(
-        requests(20), journal=SqliteJournal(copy, clock=clock), concurrency=4
+        requests(200), journal=SqliteJournal(copy, clock=clock), concurrency=4
     )
 
     reviewed = [o for o in outcomes if isinstance(o.error, NeedsReviewError)]
-    assert ahead == len(reviewed)
-    assert 20 - ahead == quick.counts["trigger_rule"]
-    assert {"needs_review": ahead, "terminal": 20 - ahead} == read_journal(copy).counts
+    rest = 200 - FIRST_COMMIT
+    assert FIRST_COMMIT == len(reviewed)
+    assert rest == quick.counts["trigger_rule"]
+    assert {"needs_review": FIRST_COMMIT, "terminal": rest} == read_journal(
+        copy
+    ).counts
 
 
 async def planned(
@@ -138,6 +144,13 @@ async def planned(
     return journal, items
 
 
+async def sending(recorder: Recorder, item: Planned) -> None:
+    """Record *item*'s intent, as a run does before sending it."""
+    commit = recorder.intent(item)
+    if commit is not None:
+        await commit
+
+
 async def test_a_stopped_run_undoes_the_intents_of_items_it_never_sent(
     clock: ManualClock, tmp_path: Path
 ) -> None:
@@ -150,14 +163,14 @@ async def test_a_stopped_run_undoes_the_intents_of_items_it_never_sent(
     recorder = Recorder(journal)
     recorder.expect(items, window=2)
 
-    await recorder.sending(items[0])
+    await sending(recorder, items[0])
     written = read_journal(path).counts
     await recorder.drain()
     await journal.close()
 
     after = {e.position: e for e in read_journal(path).needs_attention}
-    assert {"sending": 3} == written
-    assert {"sending": 1, "failed": 1, "unknown": 1} == read_journal(path).counts
+    assert {"sending": 5} == written  # the item and two windows
+    assert {"sending": 1, "failed": 3, "unknown": 1} == read_journal(path).counts
     assert (ItemState.UNKNOWN, earlier.sent_at) == (after[2].state, after[2].sent_at)
 
 
@@ -172,10 +185,10 @@ async def test_an_intent_written_ahead_and_sent_late_gets_the_send_time(
     recorder.expect(items, window=4)
     written = clock()
 
-    await recorder.sending(items[0])
-    await recorder.sending(items[1])
+    await sending(recorder, items[0])
+    await sending(recorder, items[1])
     clock.advance(AHEAD_LIMIT + 1)
-    await recorder.sending(items[2])
+    await sending(recorder, items[2])
     await recorder.drain()
     await journal.close()
 
@@ -202,12 +215,12 @@ async def test_the_intents_of_a_window_share_one_write(
     recorder = Recorder(counted)
     recorder.expect(items, window=3)
 
-    await asyncio.gather(*(recorder.sending(p) for p in items[:3]))
+    await asyncio.gather(*(sending(recorder, p) for p in items[:3]))
     await recorder.drain()
     await journal.close()
 
-    assert [6, 3] == counted.writes  # 3 sent + 3 ahead; then 3 undone
-    assert {"sending": 3, "failed": 3} == read_journal(path).counts
+    assert [7, 4] == counted.writes  # the first and two windows; 4 undone
+    assert {"sending": 3, "failed": 4} == read_journal(path).counts
 
 
 class Counted:
@@ -245,7 +258,7 @@ async def test_the_last_items_of_a_run_without_answers_end_the_run(
         recorder.expect(items, window=4)
 
         for item in items:
-            await recorder.sending(item)
+            await sending(recorder, item)
         async with asyncio.timeout(30):  # a hang fails, it does not time
             await recorder.drain()
         await journal.close()
