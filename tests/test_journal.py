@@ -485,3 +485,34 @@ def test_derived_keys_are_the_uuid5_of_the_run_and_the_position(position: int) -
     key = derive_key(run_id, position)
 
     assert str(uuid.uuid5(uuid.UUID(run_id), f"item:{position}")) == key
+
+
+async def test_entries_read_back_as_written_whatever_they_leave_empty(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """Rows of every shape, in one write too large for one SQLite statement."""
+    path = tmp_path / "run.db"
+    run_id = await run_id_of(path, clock)
+    shapes = [
+        lambda n: entry(run_id, n, ItemState.SENDING, clock()),
+        lambda n: entry(run_id, n, ItemState.SENDING, clock(), amount=0),
+        lambda n: entry(run_id, n, ItemState.ACCEPTED, 1.5, execution_id=f"exe_{n}"),
+        lambda n: entry(
+            run_id, n, ItemState.FAILED, 0.0, error_type="E", error_message=""
+        ),
+        lambda n: entry(run_id, n, ItemState.UNKNOWN, clock(), amount=5, status="x"),
+    ]
+    written = [shapes[n % len(shapes)](n) for n in range(3_000)]  # 39,000 values
+    first = entry(run_id, 0, ItemState.FAILED, 1.0, error_type="E")
+
+    await write_entries(path, clock, first, *written)
+
+    assert written == await read_entries(path, clock)
+
+
+async def read_entries(path: Path, clock: ManualClock) -> list[JournalEntry]:
+    """Every entry of the journal at *path*, as a resume reads them."""
+    journal = SqliteJournal(path, clock=clock)
+    _, entries = await journal.open(api=os.environ.get("SEQUENCE_API") or "api-v1")
+    await journal.close()
+    return entries
