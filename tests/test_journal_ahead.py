@@ -127,9 +127,7 @@ async def test_intents_written_ahead_are_reviewed_not_resent_after_a_day(
     rest = 200 - FIRST_COMMIT
     assert FIRST_COMMIT == len(reviewed)
     assert rest == quick.counts["trigger_rule"]
-    assert {"needs_review": FIRST_COMMIT, "terminal": rest} == read_journal(
-        copy
-    ).counts
+    assert {"needs_review": FIRST_COMMIT, "terminal": rest} == read_journal(copy).counts
 
 
 async def planned(
