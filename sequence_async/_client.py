@@ -28,9 +28,9 @@ from ._journal import Journal
 from ._namespaces import Namespaces
 from ._observe import Hook
 from ._outcomes import BulkProgress, TriggerOutcome, TriggerRequest
-from ._records import as_journal
 from ._resources import called_reason_of, triggered
 from ._retry import PollPolicy, RetryPolicy, check_poll, resolve_retry
+from ._sqlite_journal import as_journal
 from ._transport import ClientSession
 from ._wire import DEFAULT_MAX_RESPONSE_BYTES
 

@@ -5,11 +5,16 @@ Owns ``Recorder``: the journal opened with the run's plan (``plan``) and
 closed whatever ends the run (``close``); the intent before the send, the
 execution as it is named, the end, all handed to the journal in groups
 (one ``write`` per commit, whatever joined while the previous commit was
-under way). Owns the window of intents written ahead: when the run's plan
-is known (``expect``), the intents of the next window of items (four times
-the run's concurrency, at least 64) are committed while the items before
-them are sent, a window at a time, so that a send rarely waits on a commit
-(with one window of 16, half the sends waited: a commit is an fsync).
+under way). The answers (the execution named, the end), which no send
+waits on, join the next commit of intents, or one of their own once a
+window of them waits or ``ANSWERS_DELAY`` has passed.
+
+Owns the window of intents written ahead: when the run's plan is known
+(``expect``), the intents of the next window of items (four times the run's
+concurrency, at least 64) are committed while the items before them are
+sent, a window at a time, so that a send rarely waits on a commit (with a
+window of 16, half the sends waited: a commit is an fsync).
+
 Owns the rule for the state an error leaves: only an error that proves an
 item was never carried out, with no earlier send, gives ``failed`` (sent
 again at any age) or ``rejected`` (final); every other error leaves it
@@ -20,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +32,6 @@ from . import _convert, _resume, errors
 from ._journal import GroupCommit, ItemState, Journal, JournalEntry
 from ._outcomes import TriggerOutcome, TriggerRequest
 from ._resume import Action, Planned, Refused
-from ._sqlite_journal import SqliteJournal
 
 
 if TYPE_CHECKING:
@@ -43,26 +46,11 @@ log = logging.getLogger("sequence_async")
 # with the time of the send, so that reconciliation's five-minute window
 # around ``sent_at`` still holds the execution.
 AHEAD_LIMIT = 60.0
-# The window of intents written ahead: this many times the concurrency, and
-# at least ``AHEAD_MIN`` items.
-AHEAD_PER_WORKER = 4
-AHEAD_MIN = 64
+# Answers wait at most this long (seconds) for the next commit of intents.
+ANSWERS_DELAY = 0.25
+# The window of intents written ahead: 4 items per worker, at least 64.
+AHEAD_PER_WORKER, AHEAD_MIN = 4, 64
 _REFUSED = (401, 403, 404)
-
-
-def as_journal(journal: object) -> Journal:
-    """The journal *journal* names (a path: a ``SqliteJournal``), or TypeError."""
-    if isinstance(journal, str | os.PathLike):
-        return SqliteJournal(journal)
-    if not all(
-        callable(getattr(journal, name, None))
-        for name in ("open", "write", "close", "clock")
-    ):
-        raise TypeError(
-            "journal must be a path (str or os.PathLike) or a Journal, not "
-            f"{type(journal).__name__}"
-        )
-    return journal  # type: ignore[return-value]
 
 
 class Recorder:
@@ -84,6 +72,8 @@ class Recorder:
         self._flusher: asyncio.Task[None] | None = None
         self._last: asyncio.Future[None] | None = None  # the latest commit
         self._watched: asyncio.Future[None] | None = None  # of answers
+        self._answers: list[JournalEntry] = []  # for the next commit
+        self._answers_due: asyncio.TimerHandle | None = None
         self._reconciling = asyncio.Lock()
         self._failure: BaseException | None = None  # of a commit of answers
         # The window ahead: the items to send, in order; how many of them
@@ -278,14 +268,18 @@ class Recorder:
         self._soon(entry)
 
     def _soon(self, entry: JournalEntry) -> None:
-        # Answers join the next commit at once, but the item goes on without
-        # waiting for it: a crash before it leaves the item `sending` (sent
-        # again with its key: the server replays it) or `accepted` (waited on
-        # again). Only the intent must be durable before the send.
-        commit = self._last = self._submit([entry])
-        if commit is not self._watched:
-            self._watched = commit
-            commit.add_done_callback(self._check)
+        # Answers join the next commit of intents, or a commit of their own
+        # once a window of them waits or ANSWERS_DELAY has passed; the item
+        # goes on without waiting for it. A crash before then leaves the
+        # item `sending` (sent again with its key: the server replays it) or
+        # `accepted` (waited on again). Only the intent must be durable
+        # before the send.
+        self._answers.append(entry)
+        if len(self._answers) >= self._window:
+            self._put([])
+        elif self._answers_due is None:
+            loop = asyncio.get_running_loop()
+            self._answers_due = loop.call_later(ANSWERS_DELAY, self._put, [])
 
     def _check(self, commit: asyncio.Future[None]) -> None:
         failure = commit.exception()
@@ -293,9 +287,20 @@ class Recorder:
             self._failure = failure
 
     def _put(self, entries: list[JournalEntry]) -> asyncio.Future[None]:
-        # Add *entries* to the next commit; return the future it resolves.
-        self._last = self._submit(entries)
-        return self._last
+        # Add the answers waiting, then *entries*, to the next commit; return
+        # the future it resolves.
+        answers = self._answers
+        if answers:
+            self._answers = []
+            entries = answers + entries
+        if self._answers_due is not None:
+            self._answers_due.cancel()
+            self._answers_due = None
+        commit = self._last = self._submit(entries)
+        if answers and commit is not self._watched:
+            self._watched = commit
+            commit.add_done_callback(self._check)
+        return commit
 
     def _group(self, entries: Sequence[JournalEntry]) -> asyncio.Future[None]:
         self._pending.extend(entries)
@@ -330,7 +335,7 @@ class Recorder:
         restored = [
             planned.entry or self._never_sent(planned) for planned, _ in unsent.values()
         ]
-        if restored:
+        if restored or self._answers:
             self._put(restored)
         if self._last is not None:  # commits end in order: the last, last
             await asyncio.wait([self._last])

@@ -1,12 +1,13 @@
 """
 The embedded journal: one SQLite file, written from one thread.
 
-Owns ``SqliteJournal``: WAL, ``synchronous=FULL``, written from one thread
-in one statement per commit, with every write that arrives while a commit is
-under way grouped into the next (``submit``: no task per write). A file that
-is not a journal, or a damaged one, is refused and never written; a journal
-in use by another process is refused too (an exclusive ``flock`` on the
-file). The file's format is ``_journal_file``'s.
+Owns ``SqliteJournal``: WAL, ``synchronous=FULL``, written from one thread,
+with every write that arrives while a commit is under way grouped into the
+next (``submit``: no task per write). A file that is not a journal, or a
+damaged one, is refused and never written; a journal in use by another
+process is refused too (an exclusive ``flock`` on the
+file). The file's format is ``_journal_file``'s. Owns ``as_journal``: what
+a run's ``journal=`` names (a path: a ``SqliteJournal``).
 
 The standard ``sqlite3`` module is used on a dedicated thread rather than a
 dependency such as aiosqlite: the same design, and the library keeps needing
@@ -29,7 +30,7 @@ from typing import Any
 
 from . import _journal_file as file
 from . import errors
-from ._journal import JournalEntry
+from ._journal import Journal, JournalEntry
 
 
 class SqliteJournal:
@@ -204,3 +205,18 @@ class SqliteJournal:
             raise errors.JournalError("the journal is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
+
+
+def as_journal(journal: object) -> Journal:
+    """The journal *journal* names (a path: a ``SqliteJournal``), or TypeError."""
+    if isinstance(journal, str | os.PathLike):
+        return SqliteJournal(journal)
+    if not all(
+        callable(getattr(journal, name, None))
+        for name in ("open", "write", "close", "clock")
+    ):
+        raise TypeError(
+            "journal must be a path (str or os.PathLike) or a Journal, not "
+            f"{type(journal).__name__}"
+        )
+    return journal  # type: ignore[return-value]

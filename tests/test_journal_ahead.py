@@ -20,6 +20,7 @@ from sequence_async import (
     NeedsReviewError,
     SequenceClient,
     SqliteJournal,
+    _records,
     read_journal,
 )
 from sequence_async._records import AHEAD_LIMIT, AHEAD_MIN, Recorder
@@ -228,6 +229,8 @@ class Counted:
         self.inner = inner
         self.clock = inner.clock
         self.writes: list[int] = []
+        self.states: list[list[ItemState]] = []  # of each write's entries
+        self.written = asyncio.Event()
 
     async def open(
         self, *, api: str = "api-v1", target: str = ""
@@ -238,7 +241,9 @@ class Counted:
     async def write(self, entries: Sequence[JournalEntry]) -> None:
         """Count, then write through."""
         self.writes.append(len(entries))
+        self.states.append([e.state for e in entries])
         await self.inner.write(entries)
+        self.written.set()
 
     async def close(self) -> None:
         """Not used: the test closes the journal."""
@@ -293,3 +298,77 @@ def entry_of(item: Planned, clock: ManualClock) -> JournalEntry:
         sent_at=clock(),
         updated_at=clock(),
     )
+
+
+async def test_answers_join_the_next_commit_of_intents(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """An execution named is not a commit of its own while intents follow."""
+    path = tmp_path / "run.db"
+    await run_id_of(path, clock)
+    journal, items = await planned(path, clock, 8)
+    counted = Counted(journal)
+    recorder = Recorder(counted)
+    recorder.expect(items, window=2)
+
+    await sending(recorder, items[0])
+    recorder.accepted(items[0], "exe_0")
+    for item in items[1:4]:  # the third needs the next window
+        await sending(recorder, item)
+    await recorder.drain()
+    await journal.close()
+
+    joined = next(states for states in counted.states if ItemState.ACCEPTED in states)
+    assert [ItemState.SENDING] * 5 == counted.states[0]
+    assert [ItemState.ACCEPTED] + [ItemState.SENDING] * 3 == joined[:4]
+    assert {"accepted": 1, "sending": 3, "failed": 4} == read_journal(path).counts
+
+
+async def test_answers_with_no_intents_to_join_are_committed_soon(
+    clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing left to send, an answer still goes, before the run's end."""
+    monkeypatch.setattr(_records, "ANSWERS_DELAY", 0.0)
+    path = tmp_path / "run.db"
+    await run_id_of(path, clock)
+    journal, items = await planned(path, clock, 1)
+    counted = Counted(journal)
+    recorder = Recorder(counted)
+    recorder.expect(items, window=2)
+    await sending(recorder, items[0])
+    counted.written.clear()
+
+    recorder.accepted(items[0], "exe_0")
+    async with asyncio.timeout(30):  # a hang fails, it does not time
+        await counted.written.wait()
+    committed = read_journal(path).counts
+    await recorder.drain()
+    await journal.close()
+
+    assert [[ItemState.SENDING], [ItemState.ACCEPTED]] == counted.states
+    assert {"accepted": 1} == committed
+
+
+async def test_a_window_of_answers_is_committed_at_once(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """Answers waiting never outnumber a window: the window's answer sends them."""
+    path = tmp_path / "run.db"
+    await run_id_of(path, clock)
+    journal, items = await planned(path, clock, 2)
+    counted = Counted(journal)
+    recorder = Recorder(counted)
+    recorder.expect(items, window=2)
+    for item in items:
+        await sending(recorder, item)
+
+    recorder.accepted(items[0], "exe_0")
+    first = list(counted.writes)
+    recorder.accepted(items[1], "exe_1")
+    async with asyncio.timeout(30):  # a hang fails, it does not time
+        await recorder.drain()
+    await journal.close()
+
+    assert [2] == first
+    assert [2, 2] == counted.writes
+    assert {"accepted": 2} == read_journal(path).counts
