@@ -1,20 +1,25 @@
 """
 The bulk-run journal's vocabulary: item states, entries, the store protocol.
 
-Owns ``ItemState``, ``JournalEntry`` (one item's row) and ``Journal``, the
-small protocol a store implements (``_sqlite_journal.SqliteJournal`` is the
-embedded default), and ``GroupCommit``, what a store that groups writes into
-shared commits may add.
+Owns ``ItemState`` (and ``state_after``, the state an error leaves),
+``JournalEntry`` (one item's row) and ``Journal``, the small protocol a
+store implements (``_sqlite_journal.SqliteJournal`` is the embedded
+default), and ``GroupCommit``, what a store that groups writes into shared
+commits may add, taking entries as ``Row``s (``as_row``, ``as_entry``): a
+run writes two per item, and a tuple costs a small part of a frozen object.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
+
+from . import errors
 
 
 class ItemState(enum.StrEnum):
@@ -64,6 +69,25 @@ class JournalEntry:
     updated_at: float = 0.0
 
 
+# A JournalEntry's values in field order, its state as the plain string.
+Row = tuple[Any, ...]
+FIELDS = tuple(field.name for field in attrs.fields(JournalEntry))
+_VALUES = operator.attrgetter(*(f if f != "state" else "state.value" for f in FIELDS))
+
+
+def as_row(entry: JournalEntry) -> Row:
+    """*entry* as a ``Row``."""
+    row: Row = _VALUES(entry)
+    return row
+
+
+def as_entry(row: Row) -> JournalEntry:
+    """The ``JournalEntry`` *row* stands for."""
+    fields = dict(zip(FIELDS, row, strict=True))
+    fields["state"] = ItemState(fields["state"])
+    return JournalEntry(**fields)
+
+
 class Journal(Protocol):
     """
     What ``trigger_many(journal=...)`` needs of a store.
@@ -98,11 +122,43 @@ class GroupCommit(Protocol):
     """
     What a journal that groups writes may offer besides ``write``.
 
-    ``submit`` hands entries to the next commit without waiting and returns
-    the future that commit resolves (shared by every entry in it, in the
-    order submitted). A journal without it is grouped by the run itself,
-    one ``write`` at a time.
+    ``submit_rows`` hands entries, as rows, to the next commit without
+    waiting and returns the future that commit resolves (shared by every
+    entry in it, in the order submitted). A journal without it is grouped
+    by the run itself, one ``write`` at a time.
     """
 
-    def submit(self, entries: Sequence[JournalEntry]) -> asyncio.Future[None]:
-        """Hand *entries* to the next commit; return its future."""
+    def submit_rows(self, rows: Sequence[Row]) -> asyncio.Future[None]:
+        """Hand *rows* to the next commit; return its future."""
+
+
+_REFUSED = (401, 403, 404)
+
+
+def state_after(error: Exception, *, earlier: bool) -> ItemState:
+    """
+    The state *error* leaves an item in (*earlier*: a run may have sent it).
+
+    Only an error that proves the item was never carried out, with no
+    earlier send, gives ``failed`` (sent again at any age) or ``rejected``
+    (final); every other error leaves it ``unknown``.
+    """
+    if isinstance(error, errors.NeedsReviewError):
+        return ItemState.NEEDS_REVIEW
+    if earlier:
+        return ItemState.UNKNOWN
+    # Refused before acting (not authorised, no such rule): sent again on
+    # resume, once the key or the rule is mended.
+    not_sent = (
+        (isinstance(error, errors.APIConnectionError) and not error.sent)
+        or isinstance(error, errors.RateLimitError | errors.ClientClosedError)
+        or (isinstance(error, errors.APIStatusError) and error.status in _REFUSED)
+    )
+    if not_sent:
+        return ItemState.FAILED
+    definite = isinstance(error, TypeError | ValueError) or (
+        isinstance(error, errors.APIStatusError)
+        and error.status < 500
+        and error.status not in (408, 409, 429)
+    )
+    return ItemState.REJECTED if definite else ItemState.UNKNOWN

@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 
 from . import _convert, errors, models
-from ._journal import ItemState, JournalEntry
+from ._journal import ItemState, JournalEntry, Row
 
 
 _APPLICATION_ID = 0x53514A4C  # "SQJL": a sequence-async journal
@@ -48,12 +48,10 @@ COLUMNS = (
 )
 # SQLite binds at most 32,766 values per statement.
 _MAX_VALUES = 32_766
-# A row's values (its state as the plain string), and which are not None:
-# only those are bound. (The sqlite3 module binds a None, or a str
-# subclass, through its adapter lookup, which raises and formats an
-# AttributeError inside every time: a dozen per item, more than the write
-# itself.)
-_FIELDS = operator.attrgetter(*(c if c != "state" else "state.value" for c in COLUMNS))
+# Only the values of a row that are not None are bound. (The sqlite3 module
+# binds a None, or a str subclass, through its adapter lookup, which raises
+# and formats an AttributeError inside every time: a dozen per item, more
+# than the write itself.)
 _NONES = (None,) * len(COLUMNS)
 _PRESENT = functools.partial(operator.is_not, None)
 _RESULT = COLUMNS.index("result")
@@ -256,7 +254,7 @@ def _placeholders(present: tuple[bool, ...]) -> str:
     return f"({', '.join('?' if there else 'NULL' for there in present)})"
 
 
-def statements(rows: Sequence[JournalEntry]) -> list[tuple[str, list[Any]]]:
+def statements(rows: Sequence[Row]) -> list[tuple[str, list[Any]]]:
     """
     The statements (and their values) writing *rows* in turn.
 
@@ -267,10 +265,10 @@ def statements(rows: Sequence[JournalEntry]) -> list[tuple[str, list[Any]]]:
     done: list[tuple[str, list[Any]]] = []
     parts: list[str] = []
     values: list[Any] = []
-    for e in rows:
-        row = _FIELDS(e)
-        if e.result is not None:
-            row = (*row[:_RESULT], json.dumps(e.result), *row[_RESULT + 1 :])
+    for given in rows:
+        row = given
+        if (result := given[_RESULT]) is not None:
+            row = (*given[:_RESULT], json.dumps(result), *given[_RESULT + 1 :])
         if len(values) + len(row) > _MAX_VALUES:
             done.append((f"{_INSERT} {', '.join(parts)}", values))
             parts, values = [], []

@@ -15,10 +15,7 @@ concurrency, at least 64) are committed while the items before them are
 sent, a window at a time, so that a send rarely waits on a commit (with a
 window of 16, half the sends waited: a commit is an fsync).
 
-Owns the rule for the state an error leaves: only an error that proves an
-item was never carried out, with no earlier send, gives ``failed`` (sent
-again at any age) or ``rejected`` (final); every other error leaves it
-``unknown``.
+The state an error leaves is ``_journal.state_after``'s.
 """
 
 from __future__ import annotations
@@ -29,7 +26,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _convert, _resume, errors
-from ._journal import GroupCommit, ItemState, Journal, JournalEntry
+from ._journal import (
+    GroupCommit,
+    ItemState,
+    Journal,
+    Row,
+    as_entry,
+    as_row,
+    state_after,
+)
 from ._outcomes import TriggerOutcome, TriggerRequest
 from ._resume import Action, Planned, Refused
 
@@ -50,7 +55,6 @@ AHEAD_LIMIT = 60.0
 ANSWERS_DELAY = 0.25
 # The window of intents written ahead: 4 items per worker, at least 64.
 AHEAD_PER_WORKER, AHEAD_MIN = 4, 64
-_REFUSED = (401, 403, 404)
 
 
 class Recorder:
@@ -65,14 +69,14 @@ class Recorder:
         # Entries go to the journal's own group commit when it has one,
         # else to ours: one write at a time, of whatever joined meanwhile.
         self._submit = (
-            journal.submit if isinstance(journal, GroupCommit) else self._group
+            journal.submit_rows if isinstance(journal, GroupCommit) else self._group
         )
-        self._pending: list[JournalEntry] = []
+        self._pending: list[Row] = []
         self._commit: asyncio.Future[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._last: asyncio.Future[None] | None = None  # the latest commit
         self._watched: asyncio.Future[None] | None = None  # of answers
-        self._answers: list[JournalEntry] = []  # for the next commit
+        self._answers: list[Row] = []  # for the next commit
         self._answers_due: asyncio.TimerHandle | None = None
         self._reconciling = asyncio.Lock()
         self._failure: BaseException | None = None  # of a commit of answers
@@ -86,18 +90,35 @@ class Recorder:
         self._intents: dict[int, tuple[Planned, asyncio.Future[None]]] = {}
         self._stamped: dict[int, float] = {}
 
-    def _entry(self, planned: Planned, state: ItemState, **fields: Any) -> JournalEntry:
-        now = self.journal.clock()
-        return JournalEntry(
-            position=planned.index,
-            identity=planned.identity,
-            rule_id=planned.request.rule_id,
-            amount=planned.request.manual_execute_amount,
-            idempotency_key=planned.key,
-            state=state,
-            sent_at=self._sent_at.get(planned.index),
-            updated_at=now,
-            **fields,
+    def _row(
+        self,
+        planned: Planned,
+        state: ItemState,
+        execution_id: str | None = None,
+        *,
+        status: str | None = None,
+        result: dict[str, Any] | None = None,
+        error: Exception | None = None,
+    ) -> Row:
+        # The entry of *planned* in *state*, as a row (in ``FIELDS`` order).
+        request = planned.request
+        error_type = error_message = None
+        if error is not None:
+            error_type, error_message = type(error).__name__, str(error)[:500]
+        return (
+            planned.index,
+            planned.identity,
+            request.rule_id,
+            request.manual_execute_amount,
+            planned.key,
+            state.value,
+            self._sent_at.get(planned.index),
+            execution_id,
+            status,
+            result,
+            error_type,
+            error_message,
+            self.journal.clock(),
         )
 
     async def plan(
@@ -204,7 +225,7 @@ class Recorder:
             if stamped is not None:  # this run's stamp, not a send: restamp
                 self._sent_at[index] = now
             self._sent_at.setdefault(index, now)
-            commit = self._put([self._entry(planned, ItemState.SENDING)])
+            commit = self._put([self._row(planned, ItemState.SENDING)])
         if not commit.done():
             return commit
         commit.result()
@@ -228,7 +249,7 @@ class Recorder:
                     self._sent_at[index] = earlier
                 else:
                     self._sent_at[index] = self._stamped[index] = now
-            entries.append(self._entry(planned, ItemState.SENDING))
+            entries.append(self._row(planned, ItemState.SENDING))
         commit = self._put(entries)
         for planned in batch:
             self._intents[planned.index] = (planned, commit)
@@ -238,8 +259,7 @@ class Recorder:
         Record the execution the trigger (or a reconciliation) named.
         """
         self.claimed.add(execution_id)
-        entry = self._entry(planned, ItemState.ACCEPTED, execution_id=execution_id)
-        self._soon(entry)
+        self._soon(self._row(planned, ItemState.ACCEPTED, execution_id))
 
     def ended(self, planned: Planned, outcome: TriggerOutcome) -> None:
         """
@@ -248,10 +268,10 @@ class Recorder:
         execution_id = outcome.execution.id if outcome.execution else None
         result = outcome.result
         if result is not None and result.done:  # (not until transfers exist)
-            entry = self._entry(
+            entry = self._row(
                 planned,
                 ItemState.TERMINAL,
-                execution_id=execution_id,
+                execution_id,
                 status=str(result.status),
                 result=_convert.unstructure(result),
             )
@@ -259,15 +279,14 @@ class Recorder:
             return  # accepted (not waited, or the wait ended early): as recorded
         else:
             error = outcome.error
-            entry = self._entry(
+            entry = self._row(
                 planned,
-                _state_of(error, earlier=_resume.may_have_run(planned)),
-                error_type=type(error).__name__,
-                error_message=str(error)[:500],
+                state_after(error, earlier=_resume.may_have_run(planned)),
+                error=error,
             )
         self._soon(entry)
 
-    def _soon(self, entry: JournalEntry) -> None:
+    def _soon(self, entry: Row) -> None:
         # Answers join the next commit of intents, or a commit of their own
         # once a window of them waits or ANSWERS_DELAY has passed; the item
         # goes on without waiting for it. A crash before then leaves the
@@ -286,7 +305,7 @@ class Recorder:
         if failure is not None and self._failure is None:
             self._failure = failure
 
-    def _put(self, entries: list[JournalEntry]) -> asyncio.Future[None]:
+    def _put(self, entries: list[Row]) -> asyncio.Future[None]:
         # Add the answers waiting, then *entries*, to the next commit; return
         # the future it resolves.
         answers = self._answers
@@ -302,7 +321,7 @@ class Recorder:
             commit.add_done_callback(self._check)
         return commit
 
-    def _group(self, entries: Sequence[JournalEntry]) -> asyncio.Future[None]:
+    def _group(self, entries: Sequence[Row]) -> asyncio.Future[None]:
         self._pending.extend(entries)
         if self._commit is None:
             self._commit = asyncio.get_running_loop().create_future()
@@ -315,7 +334,7 @@ class Recorder:
             entries, commit = self._pending, self._commit
             self._pending, self._commit = [], None
             try:
-                await self.journal.write(entries)
+                await self.journal.write([as_entry(row) for row in entries])
             except Exception as exc:  # noqa: BLE001 (handed to every waiter)
                 commit.set_exception(exc)
                 commit.exception()  # retrieved: a group of answers has no waiter
@@ -333,7 +352,8 @@ class Recorder:
         """
         unsent, self._intents = self._intents, {}
         restored = [
-            planned.entry or self._never_sent(planned) for planned, _ in unsent.values()
+            as_row(planned.entry) if planned.entry else self._never_sent(planned)
+            for planned, _ in unsent.values()
         ]
         if restored or self._answers:
             self._put(restored)
@@ -360,40 +380,14 @@ class Recorder:
         finally:
             await self.journal.close()
 
-    def _never_sent(self, planned: Planned) -> JournalEntry:
+    def _never_sent(self, planned: Planned) -> Row:
         self._sent_at.pop(planned.index, None)
-        return self._entry(
+        return self._row(
             planned,
             ItemState.FAILED,
-            error_type=errors.NotStartedError.__name__,
-            error_message="not sent: the run ended before this item",
+            error=errors.NotStartedError("not sent: the run ended before this item"),
         )
 
 
 def _failed(commit: asyncio.Future[None]) -> bool:
     return commit.done() and commit.exception() is not None
-
-
-def _state_of(error: Exception, *, earlier: bool) -> ItemState:
-    # Only an error that proves the item was never carried out gives
-    # `failed` (sent again at any age) or `rejected` (final); anything else,
-    # or anything after an earlier send, leaves it `unknown`.
-    if isinstance(error, errors.NeedsReviewError):
-        return ItemState.NEEDS_REVIEW
-    if earlier:
-        return ItemState.UNKNOWN
-    # Refused before acting (not authorised, no such rule): sent again on
-    # resume, once the key or the rule is mended.
-    not_sent = (
-        (isinstance(error, errors.APIConnectionError) and not error.sent)
-        or isinstance(error, errors.RateLimitError | errors.ClientClosedError)
-        or (isinstance(error, errors.APIStatusError) and error.status in _REFUSED)
-    )
-    if not_sent:
-        return ItemState.FAILED
-    definite = isinstance(error, TypeError | ValueError) or (
-        isinstance(error, errors.APIStatusError)
-        and error.status < 500
-        and error.status not in (408, 409, 429)
-    )
-    return ItemState.REJECTED if definite else ItemState.UNKNOWN

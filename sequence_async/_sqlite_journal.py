@@ -3,7 +3,7 @@ The embedded journal: one SQLite file, written from one thread.
 
 Owns ``SqliteJournal``: WAL, ``synchronous=FULL``, written from one thread,
 with every write that arrives while a commit is under way grouped into the
-next (``submit``: no task per write). A file that is not a journal, or a
+next (``submit_rows``: no task per write). A file that is not a journal, or a
 damaged one, is refused and never written; a journal in use by another
 process is refused too (an exclusive ``flock`` on the
 file). The file's format is ``_journal_file``'s. Owns ``as_journal``: what
@@ -30,7 +30,7 @@ from typing import Any
 
 from . import _journal_file as file
 from . import errors
-from ._journal import Journal, JournalEntry
+from ._journal import Journal, JournalEntry, Row, as_row
 
 
 class SqliteJournal:
@@ -51,7 +51,7 @@ class SqliteJournal:
         self._db: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
         # The group commit: the next one's entries and future; the one going.
-        self._pending: list[JournalEntry] = []
+        self._pending: list[Row] = []
         self._next: asyncio.Future[None] | None = None
         self._running: asyncio.Future[None] | None = None
 
@@ -108,16 +108,16 @@ class SqliteJournal:
 
     async def write(self, entries: Sequence[JournalEntry]) -> None:
         """Store *entries*; return once they are committed (cancelled, too)."""
-        await asyncio.shield(self.submit(entries))
+        await asyncio.shield(self.submit_rows([as_row(e) for e in entries]))
 
-    def submit(self, entries: Sequence[JournalEntry]) -> asyncio.Future[None]:
+    def submit_rows(self, rows: Sequence[Row]) -> asyncio.Future[None]:
         """
-        Hand *entries* to the next commit; return the future it resolves.
+        Hand *rows* to the next commit; return the future it resolves.
 
-        Every entry of that commit shares the future (await it shielded);
+        Every row of that commit shares the future (await it shielded);
         its exception is marked retrieved: unawaited, it logs nothing.
         """
-        self._pending.extend(entries)
+        self._pending.extend(rows)
         future = self._next
         if future is None:
             future = self._next = asyncio.get_running_loop().create_future()
@@ -154,7 +154,7 @@ class SqliteJournal:
         if self._next is not None:  # (even with no rows: its future waits)
             self._start()
 
-    def _commit(self, rows: Sequence[JournalEntry]) -> None:
+    def _commit(self, rows: Sequence[Row]) -> None:
         if (db := self._db) is None:
             raise errors.JournalError("the journal is closed")
         # Every commit is FULL (fsync'd): an intent must survive a power cut;

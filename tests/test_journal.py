@@ -34,7 +34,8 @@ from sequence_async import (
     TriggerRequest,
     read_journal,
 )
-from sequence_async._records import _state_of
+from sequence_async._journal import FIELDS, as_entry, as_row, state_after
+from sequence_async._journal_file import COLUMNS
 from sequence_async._resume import derive_key
 from sequence_async.testing import Behavior, FakeSequence, ManualClock
 
@@ -389,7 +390,7 @@ def test_only_errors_that_prove_nothing_ran_allow_a_resend(
     error: Exception, earlier: bool, expected: ItemState
 ) -> None:
     """`failed` (sent again at any age) needs proof; anything else is unknown."""
-    assert expected == _state_of(error, earlier=earlier)
+    assert expected == state_after(error, earlier=earlier)
 
 
 async def test_reconciliation_never_takes_another_items_execution(
@@ -516,3 +517,22 @@ async def read_entries(path: Path, clock: ManualClock) -> list[JournalEntry]:
     _, entries = await journal.open(api=os.environ.get("SEQUENCE_API") or "api-v1")
     await journal.close()
     return entries
+
+
+def test_an_entry_and_its_row_are_the_same_item_in_the_files_column_order() -> None:
+    """A run hands its store rows; they stand for entries, column by column."""
+    terminal = entry(
+        "5f0c7a3e-9a51-4e1d-8f7b-2d7c0b1e6a42",
+        3,
+        ItemState.TERMINAL,
+        1.5,
+        amount=7,
+        execution_id="exe_3",
+        status="executed",
+        result={"id": "exe_3"},
+    )
+
+    assert COLUMNS == FIELDS
+    assert terminal == as_entry(as_row(terminal))
+    assert "terminal" == as_row(terminal)[FIELDS.index("state")]
+    assert str is type(as_row(terminal)[FIELDS.index("state")])

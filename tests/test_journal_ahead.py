@@ -23,6 +23,7 @@ from sequence_async import (
     _records,
     read_journal,
 )
+from sequence_async._journal import as_row
 from sequence_async._records import AHEAD_LIMIT, AHEAD_MIN, Recorder
 from sequence_async._resume import Planned, plan
 from sequence_async.testing import Behavior, FakeSequence, ManualClock
@@ -276,8 +277,8 @@ async def test_an_empty_submit_during_a_commit_resolves(
     path = tmp_path / "run.db"
     await run_id_of(path, clock)
     journal, items = await planned(path, clock, 1)
-    first = journal.submit([entry_of(items[0], clock)])
-    empty = journal.submit([])
+    first = journal.submit_rows([as_row(entry_of(items[0], clock))])
+    empty = journal.submit_rows([])
 
     async with asyncio.timeout(30):  # a hang fails, it does not time
         await asyncio.gather(first, empty)
