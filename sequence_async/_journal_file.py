@@ -46,8 +46,6 @@ COLUMNS = (
     "error_message",
     "updated_at",
 )
-# SQLite binds at most 32,766 values per statement.
-_MAX_VALUES = 32_766
 # Only the values of a row that are not None are bound. (The sqlite3 module
 # binds a None, or a str subclass, through its adapter lookup, which raises
 # and formats an AttributeError inside every time: a dozen per item, more
@@ -245,37 +243,51 @@ def read(db: sqlite3.Connection) -> tuple[str, list[JournalEntry]]:
     return run_id, entries(db)
 
 
-_INSERT = f"INSERT OR REPLACE INTO items ({', '.join(COLUMNS)}) VALUES"
+# Rows per statement: a power of two, at most this many (SQLite binds at
+# most 32,766 values in one).
+_MAX_ROWS = 2048
 
 
-@functools.lru_cache(maxsize=64)
-def _placeholders(present: tuple[bool, ...]) -> str:
-    # One row's: "?" for each value bound, NULL for each None.
-    return f"({', '.join('?' if there else 'NULL' for there in present)})"
+@functools.lru_cache(maxsize=128)
+def insert(present: tuple[bool, ...], count: int) -> str:
+    """
+    The statement writing *count* rows of the columns *present* marks.
+
+    (Built from constant names, never input; the other columns are NULL.)
+    """
+    names = [c for c, there in zip(COLUMNS, present, strict=True) if there]
+    rows = ", ".join([f"({', '.join('?' * len(names))})"] * count)
+    return f"INSERT OR REPLACE INTO items ({', '.join(names)}) VALUES {rows}"  # noqa: S608 (constant names)
 
 
 def statements(rows: Sequence[Row]) -> list[tuple[str, list[Any]]]:
     """
-    The statements (and their values) writing *rows* in turn.
+    The statements (and their values) writing *rows*, in one transaction.
 
-    One statement, unless *rows* need more values than SQLite binds in one.
-    Only values that are not None are bound. (C-level calls per row: the
-    writer thread holds the GIL for less.)
+    A position written twice keeps its last row. Only values that are not
+    None are bound: rows are grouped by the columns they fill, and each
+    group is written in statements of a power of two rows, so that a few
+    statements, prepared once and kept, write any commit (a statement of
+    its own for every commit cost more to compile than to run).
     """
-    done: list[tuple[str, list[Any]]] = []
-    parts: list[str] = []
-    values: list[Any] = []
-    for given in rows:
+    groups: dict[tuple[bool, ...], list[Any]] = {}
+    for given in {row[0]: row for row in rows}.values():
         row = given
         if (result := given[_RESULT]) is not None:
             row = (*given[:_RESULT], json.dumps(result), *given[_RESULT + 1 :])
-        if len(values) + len(row) > _MAX_VALUES:
-            done.append((f"{_INSERT} {', '.join(parts)}", values))
-            parts, values = [], []
-        parts.append(_placeholders(tuple(map(operator.is_not, row, _NONES))))
+        present = tuple(map(operator.is_not, row, _NONES))
+        if (values := groups.get(present)) is None:
+            values = groups[present] = []
         values.extend(filter(_PRESENT, row))
-    if parts:
-        done.append((f"{_INSERT} {', '.join(parts)}", values))
+    done = []
+    for present, values in groups.items():
+        width, start = sum(present), 0
+        left = len(values) // width
+        while left:
+            count = min(_MAX_ROWS, 1 << (left.bit_length() - 1))
+            end = start + count * width
+            done.append((insert(present, count), values[start:end]))
+            start, left = end, left - count
     return done
 
 
