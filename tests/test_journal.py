@@ -536,3 +536,21 @@ def test_an_entry_and_its_row_are_the_same_item_in_the_files_column_order() -> N
     assert terminal == as_entry(as_row(terminal))
     assert "terminal" == as_row(terminal)[FIELDS.index("state")]
     assert str is type(as_row(terminal)[FIELDS.index("state")])
+
+
+async def test_an_item_written_twice_in_one_write_keeps_its_last_entry(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """As two writes in turn would: the later entry replaces the earlier one."""
+    path = tmp_path / "run.db"
+    run_id = await run_id_of(path, clock)
+    sending = entry(run_id, 1, ItemState.SENDING, clock())
+    accepted = entry(run_id, 1, ItemState.ACCEPTED, clock(), execution_id="exe_1")
+    other = entry(run_id, 2, ItemState.SENDING, clock())
+
+    await write_entries(path, clock, sending, other, accepted)
+    first = await read_entries(path, clock)
+    await write_entries(path, clock, other, sending)
+
+    assert [accepted, other] == first
+    assert [sending, other] == await read_entries(path, clock)
