@@ -111,7 +111,7 @@ class Recorder:
             request.rule_id,
             request.manual_execute_amount,
             planned.key,
-            state.value,
+            str(state),  # (the plain string: StrEnum's str)
             self._sent_at.get(planned.index),
             execution_id,
             status,
@@ -219,7 +219,7 @@ class Recorder:
         stamped = self._stamped.pop(index, None)
         if (
             written is None
-            or _failed(commit := written[1])
+            or ((commit := written[1]).done() and commit.exception() is not None)
             or (stamped is not None and now - stamped > AHEAD_LIMIT)
         ):
             if stamped is not None:  # this run's stamp, not a send: restamp
@@ -387,7 +387,3 @@ class Recorder:
             ItemState.FAILED,
             error=errors.NotStartedError("not sent: the run ended before this item"),
         )
-
-
-def _failed(commit: asyncio.Future[None]) -> bool:
-    return commit.done() and commit.exception() is not None

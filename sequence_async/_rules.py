@@ -11,6 +11,7 @@ and the bulk run's items alike).
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -190,6 +191,13 @@ async def send_trigger(
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _trigger_path(rule_id: str) -> str:
+    # A rule's trigger endpoint, checked: a bulk run triggers a few rules many
+    # times. (An id that fails its check raises, and is not kept.)
+    return path("rules", (rule_id, "rule_id"), "trigger")
+
+
 def trigger_request(
     profile: Profile,
     rule_id: object,
@@ -209,7 +217,11 @@ def trigger_request(
             ``simulation`` is malformed.
         errors.UnsupportedFeatureError: ``simulation`` on ``api-v1``.
     """
-    endpoint = path("rules", (rule_id, "rule_id"), "trigger")
+    endpoint = (
+        _trigger_path(rule_id)
+        if type(rule_id) is str  # (hashable; an id is checked once, not per item)
+        else path("rules", (rule_id, "rule_id"), "trigger")
+    )
     body: dict[str, Any] = {}  # the common case: no options
     if manual_execute_amount is not None or simulation is not None:
         body = profile.body(

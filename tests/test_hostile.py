@@ -423,6 +423,26 @@ async def test_ids_never_leave_their_path_segment(bad: str) -> None:
         assert "/rules/..%2Faccounts%2Facc_0001/trigger" == transport.sent[0].path
 
 
+async def test_a_rule_id_is_checked_every_time_it_is_sent_however_spelled() -> None:
+    """A refused id stays refused; a str subclass is checked as its text."""
+
+    class Id(str):
+        __slots__ = ()
+
+    transport = FakeTransport(ok({"execution_id": "ex1"}, 202))
+    rules = Rules(requester(transport))
+
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            await rules.trigger("..")
+        with pytest.raises(ValueError):
+            await rules.trigger(Id(".."))
+    await rules.trigger(Id("rule/1"))
+    await rules.trigger("rule/1")
+
+    assert 2 * ["/rules/rule%2F1/trigger"] == [r.path for r in transport.sent]
+
+
 async def test_tokens_with_escaping_ids_are_refused() -> None:
     """A resume token whose id would leave its segment is a ValueError (item 16)."""
     token = json.dumps(
