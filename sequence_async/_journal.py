@@ -72,13 +72,20 @@ class JournalEntry:
 # A JournalEntry's values in field order, its state as the plain string.
 Row = tuple[Any, ...]
 FIELDS = tuple(field.name for field in attrs.fields(JournalEntry))
-_VALUES = operator.attrgetter(*(f if f != "state" else "state.value" for f in FIELDS))
+_VALUES = operator.attrgetter(*FIELDS)
+_STATE = FIELDS.index("state")
 
 
 def as_row(entry: JournalEntry) -> Row:
-    """*entry* as a ``Row``."""
+    """
+    *entry* as a ``Row``.
+
+    Raises:
+        ValueError: Its state is not an ``ItemState`` (nor one's value).
+    """
     row: Row = _VALUES(entry)
-    return row
+    state = str(ItemState(row[_STATE]))
+    return (*row[:_STATE], state, *row[_STATE + 1 :])
 
 
 def as_entry(row: Row) -> JournalEntry:

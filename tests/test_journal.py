@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from sequence_async import (
@@ -532,10 +533,15 @@ def test_an_entry_and_its_row_are_the_same_item_in_the_files_column_order() -> N
         result={"id": "exe_3"},
     )
 
+    spelled = attrs.evolve(terminal, state="terminal")  # type: ignore[arg-type]
+    unknown = attrs.evolve(terminal, state="paid")  # type: ignore[arg-type]
+
     assert COLUMNS == FIELDS
-    assert terminal == as_entry(as_row(terminal))
+    assert terminal == as_entry(as_row(terminal)) == as_entry(as_row(spelled))
     assert "terminal" == as_row(terminal)[FIELDS.index("state")]
     assert str is type(as_row(terminal)[FIELDS.index("state")])
+    with pytest.raises(ValueError, match="paid"):
+        as_row(unknown)
 
 
 async def test_an_item_written_twice_in_one_write_keeps_its_last_entry(
