@@ -104,7 +104,9 @@ class Recorder:
         request = planned.request
         error_type = error_message = None
         if error is not None:
-            error_type, error_message = type(error).__name__, str(error)[:500]
+            error_type, error_message = type(error).__name__, _text(str(error)[:500])
+        if status is not None:
+            status = _text(status)
         return (
             planned.index,
             planned.identity,
@@ -387,3 +389,9 @@ class Recorder:
             ItemState.FAILED,
             error=errors.NotStartedError("not sent: the run ended before this item"),
         )
+
+
+def _text(told: str) -> str:
+    # A server's text as SQLite can store it: a lone surrogate (JSON may
+    # carry one, "\ud800") is kept escaped, never failing the commit.
+    return told.encode("utf-8", "backslashreplace").decode("utf-8")

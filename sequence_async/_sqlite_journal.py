@@ -176,9 +176,11 @@ class SqliteJournal:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-        except sqlite3.Error as exc:  # a full disk, say: typed, the file intact
+        # A full disk, say, or a value SQLite cannot hold (text that is not
+        # UTF-8, an integer past 64 bits): typed, and the file intact.
+        except (sqlite3.Error, ValueError, OverflowError, RecursionError) as exc:
             raise errors.JournalError(
-                f"{self.path} could not be written: {exc}"
+                f"{self.path} could not be written: {type(exc).__name__}: {exc}"
             ) from None
 
     async def close(self) -> None:

@@ -318,7 +318,7 @@ class RecordedError(SequenceError):
 
 class JournalError(SequenceError):
     """
-    A journal that cannot be used: not a journal, or held by another process.
+    A journal that cannot be used: not a journal, in use, or not writable.
     """
 
 

@@ -373,7 +373,10 @@ async def test_a_resend_that_never_connected_leaves_the_item_unknown(
 @pytest.mark.parametrize(
     ("error", "earlier", "expected"),
     [
-        (JournalError("disk full"), False, ItemState.UNKNOWN),
+        # An item's own JournalError is its intent's commit failing: it
+        # never left (the trigger waits for that commit).
+        (JournalError("disk full"), False, ItemState.FAILED),
+        (JournalError("disk full"), True, ItemState.UNKNOWN),
         (APIConnectionError("refused", sent=False), False, ItemState.FAILED),
         (APIConnectionError("refused", sent=False), True, ItemState.UNKNOWN),
         (ServerError("bad gateway", status=502), False, ItemState.UNKNOWN),
@@ -560,3 +563,24 @@ async def test_an_item_written_twice_in_one_write_keeps_its_last_entry(
 
     assert [accepted, other] == first
     assert [sending, other] == await read_entries(path, clock)
+
+
+async def test_a_value_sqlite_cannot_hold_is_a_journal_error(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """Text that is not UTF-8, an integer past 64 bits: typed, nothing written."""
+    path = tmp_path / "run.db"
+    run_id = await run_id_of(path, clock)
+    bad = [
+        entry(run_id, 0, ItemState.FAILED, 1.0, error_message="\ud800"),
+        entry(run_id, 0, ItemState.SENDING, 1.0, amount=2**70),
+    ]
+
+    for one in bad:
+        journal = SqliteJournal(path, clock=clock)
+        await journal.open(api=os.environ.get("SEQUENCE_API") or "api-v1")
+        with pytest.raises(JournalError, match="could not be written"):
+            await journal.write([one])
+        await journal.close()
+
+    assert [] == await read_entries(path, clock)

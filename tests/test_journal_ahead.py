@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 
 from sequence_async import (
+    BadRequestError,
     ItemState,
     JournalEntry,
     JournalError,
     NeedsReviewError,
     SequenceClient,
     SqliteJournal,
+    TriggerOutcome,
     _records,
     read_journal,
 )
@@ -373,3 +375,28 @@ async def test_a_window_of_answers_is_committed_at_once(
     assert [2] == first
     assert [2, 2] == counted.writes
     assert {"accepted": 2} == read_journal(path).counts
+
+
+async def test_a_servers_text_that_is_not_utf_8_is_stored_escaped(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """A lone surrogate from JSON neither fails the commit nor other items."""
+    path = tmp_path / "run.db"
+    await run_id_of(path, clock)
+    journal, items = await planned(path, clock, 2)
+    recorder = Recorder(journal)
+    recorder.expect(items, window=1)
+    for item in items:
+        await sending(recorder, item)
+    told = BadRequestError("bad \ud800 amount", status=400)
+
+    recorder.accepted(items[0], "exe_0")
+    recorder.ended(
+        items[1], TriggerOutcome(index=1, request=items[1].request, error=told)
+    )
+    await recorder.close(None)
+
+    stored = {e.position: e for e in await read_all(path, clock)}
+    assert ItemState.ACCEPTED == stored[0].state
+    assert ItemState.REJECTED == stored[1].state
+    assert "bad \\ud800 amount" in str(stored[1].error_message)
