@@ -22,6 +22,7 @@ import fcntl
 import os
 import sqlite3
 import stat
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -54,6 +55,9 @@ class SqliteJournal:
         self._pending: list[Row] = []
         self._next: asyncio.Future[None] | None = None
         self._running: asyncio.Future[None] | None = None
+        self._closing: asyncio.Future[None] | None = None
+        self._let_go = threading.Event()  # set once the lock is let go
+        self._file = (0, 0)  # its device and inode, once closing
 
     def __repr__(self) -> str:
         return f"<SqliteJournal {str(self.path)!r}>"
@@ -87,13 +91,11 @@ class SqliteJournal:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise errors.JournalError(f"{self.path} cannot be opened: {exc}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not _lock(fd):
             os.close(fd)
             raise errors.JournalError(
                 f"{self.path} is in use by another process; one run at a time"
-            ) from None
+            )
         self._lock_fd = fd
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise errors.JournalError(f"{self.path} is not a regular file")
@@ -186,7 +188,20 @@ class SqliteJournal:
     async def close(self) -> None:
         """
         Finish pending writes, close the file and release the lock.
+
+        Cancelled, the closing goes on (shielded), so the file is never left
+        locked for the rest of the process; ``close()`` again waits for it.
         """
+        if self._closing is None or self._closing.done():
+            if self._lock_fd is not None:  # an open of the file waits for us
+                stat_of = os.fstat(self._lock_fd)
+                self._file = (stat_of.st_dev, stat_of.st_ino)
+                with _CLOSING_LOCK:
+                    _CLOSING[self._file] = self._let_go
+            self._closing = asyncio.ensure_future(self._shut())
+        await asyncio.shield(self._closing)
+
+    async def _shut(self) -> None:
         while self._running is not None:
             await asyncio.wait([self._running])
         if self._executor is not None:
@@ -196,17 +211,47 @@ class SqliteJournal:
             self._executor = None
 
     def _close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-        self._db = self._lock_fd = None
+        try:
+            if self._db is not None:
+                self._db.close()
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+            self._db = self._lock_fd = None
+            with _CLOSING_LOCK:
+                if _CLOSING.get(self._file) is self._let_go:
+                    del _CLOSING[self._file]
+            self._let_go.set()
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._executor is None:
             raise errors.JournalError("the journal is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
+
+
+# The files this process is closing, by device and inode: an open of one
+# waits until its lock is let go (a close goes on when cancelled), rather
+# than call it in use.
+_CLOSING: dict[tuple[int, int], threading.Event] = {}
+_CLOSING_LOCK = threading.Lock()
+_CLOSE_WAIT = 30.0
+
+
+def _lock(fd: int, *, again: bool = True) -> bool:
+    # Lock the file *fd* opens; False if another holder keeps it.
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        if not again:
+            return False
+        stat_of = os.fstat(fd)
+        with _CLOSING_LOCK:
+            closing = _CLOSING.get((stat_of.st_dev, stat_of.st_ino))
+        if closing is not None:  # (else it may have been let go just now)
+            closing.wait(_CLOSE_WAIT)
+        return _lock(fd, again=False)
+    return True
 
 
 def as_journal(journal: object) -> Journal:

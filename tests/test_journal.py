@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import random
 import signal
@@ -584,3 +585,25 @@ async def test_a_value_sqlite_cannot_hold_is_a_journal_error(
         await journal.close()
 
     assert [] == await read_entries(path, clock)
+
+
+async def test_a_cancelled_close_still_lets_the_file_go(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """Ctrl-C as a run closes its journal: the next run here may open the file."""
+    path = tmp_path / "run.db"
+    await run_id_of(path, clock)
+    api = os.environ.get("SEQUENCE_API") or "api-v1"
+    for turns in range(20):  # the cancel lands at another point each time
+        journal = SqliteJournal(path, clock=clock)
+        await journal.open(api=api)
+        closing = asyncio.ensure_future(journal.close())
+        for _ in range(1 + turns % 5):  # (close() has begun)
+            await asyncio.sleep(0)
+        closing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await closing
+
+        again = SqliteJournal(path, clock=clock)
+        await again.open(api=api)
+        await again.close()
