@@ -154,15 +154,12 @@ def state_after(error: Exception, *, earlier: bool) -> ItemState:
         return ItemState.NEEDS_REVIEW
     if earlier:
         return ItemState.UNKNOWN
-    # Refused before acting (not authorised, no such rule), or its intent
-    # could not be written (so it never left): sent again on resume, once
-    # the key, the rule or the disk is mended.
+    # Refused before acting (not authorised, no such rule): sent again on
+    # resume, once the key or the rule is mended. (A JournalError proves
+    # nothing: a store may fail after the send, recording its answer.)
     not_sent = (
         (isinstance(error, errors.APIConnectionError) and not error.sent)
-        or isinstance(
-            error,
-            errors.RateLimitError | errors.ClientClosedError | errors.JournalError,
-        )
+        or isinstance(error, errors.RateLimitError | errors.ClientClosedError)
         or (isinstance(error, errors.APIStatusError) and error.status in _REFUSED)
     )
     if not_sent:

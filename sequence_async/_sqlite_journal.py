@@ -56,8 +56,9 @@ class SqliteJournal:
         self._next: asyncio.Future[None] | None = None
         self._running: asyncio.Future[None] | None = None
         self._closing: asyncio.Future[None] | None = None
-        self._let_go = threading.Event()  # set once the lock is let go
-        self._file = (0, 0)  # its device and inode, once closing
+        # Set once the file is let go; the file's device and inode.
+        self._let_go_event = threading.Event()
+        self._file_id: tuple[int, int] | None = None
 
     def __repr__(self) -> str:
         return f"<SqliteJournal {str(self.path)!r}>"
@@ -74,6 +75,8 @@ class SqliteJournal:
                 of runs against the other API, or another server (*target*,
                 its base URL: its keys and outcomes mean nothing there).
         """
+        if self._closing is not None and not self._closing.done():
+            await asyncio.shield(self._closing)  # (a close cancelled goes on)
         if self._executor is not None:  # its run's state is not ours to undo
             raise errors.JournalError(f"{self.path} is open already: one run at a time")
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sequence-journal")
@@ -133,8 +136,10 @@ class SqliteJournal:
         rows, future, self._pending, self._next = self._pending, self._next, [], None
         if future is None:
             return
-        if (executor := self._executor) is None:
-            raise errors.JournalError("the journal is closed")
+        if (executor := self._executor) is None:  # closed: nothing is written
+            future.set_exception(errors.JournalError("the journal is closed"))
+            future.exception()
+            return
         self._running = future
         loop = asyncio.get_running_loop()
 
@@ -189,39 +194,43 @@ class SqliteJournal:
         """
         Finish pending writes, close the file and release the lock.
 
-        Cancelled, the closing goes on (shielded), so the file is never left
-        locked for the rest of the process; ``close()`` again waits for it.
+        Cancelled, even by the loop's shutdown, the file is still closed and
+        its lock let go (on the journal's thread, after any commit under
+        way); ``close()`` again waits for that.
         """
         if self._closing is None or self._closing.done():
-            if self._lock_fd is not None:  # an open of the file waits for us
+            self._let_go_event = threading.Event()
+            if self._lock_fd is not None:  # an open of the file here waits for it
                 stat_of = os.fstat(self._lock_fd)
-                self._file = (stat_of.st_dev, stat_of.st_ino)
+                self._file_id = (stat_of.st_dev, stat_of.st_ino)
                 with _CLOSING_LOCK:
-                    _CLOSING[self._file] = self._let_go
+                    _CLOSING[self._file_id] = self._let_go_event
             self._closing = asyncio.ensure_future(self._shut())
+            # (a task cancelled before it starts runs no finally of its own)
+            self._closing.add_done_callback(lambda _: self._let_go())
         await asyncio.shield(self._closing)
 
     async def _shut(self) -> None:
-        while self._running is not None:
-            await asyncio.wait([self._running])
-        if self._executor is not None:
-            with contextlib.suppress(Exception):
-                await self._call(self._close)
-            self._executor.shutdown(wait=False)
-            self._executor = None
-
-    def _close(self) -> None:
         try:
-            if self._db is not None:
-                self._db.close()
+            while self._running is not None:
+                await asyncio.wait([self._running])
         finally:
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-            self._db = self._lock_fd = None
-            with _CLOSING_LOCK:
-                if _CLOSING.get(self._file) is self._let_go:
-                    del _CLOSING[self._file]
-            self._let_go.set()
+            closed = self._let_go()
+        if closed is not None:  # (shielded: a cancel must not stop the close)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.wrap_future(closed))
+
+    def _let_go(self) -> Future[None] | None:
+        # Close the file and let its lock go on the journal's one thread,
+        # after any commit under way (an open of the file in this process
+        # waits till then: close() said so). None when that is done already.
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return None
+        db, fd, self._db, self._lock_fd = self._db, self._lock_fd, None, None
+        closed = executor.submit(_close, db, fd, self._file_id, self._let_go_event)
+        executor.shutdown(wait=False)
+        return closed
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._executor is None:
@@ -252,6 +261,25 @@ def _lock(fd: int, *, again: bool = True) -> bool:
             closing.wait(_CLOSE_WAIT)
         return _lock(fd, again=False)
     return True
+
+
+def _close(
+    db: sqlite3.Connection | None,
+    fd: int | None,
+    file_id: tuple[int, int] | None,
+    let_go: threading.Event,
+) -> None:
+    # On the journal's thread: close *db*, then the lock *fd*; tell waiters.
+    try:
+        if db is not None:
+            db.close()
+    finally:
+        if fd is not None:
+            os.close(fd)
+        with _CLOSING_LOCK:
+            if file_id is not None and _CLOSING.get(file_id) is let_go:
+                del _CLOSING[file_id]
+        let_go.set()
 
 
 def as_journal(journal: object) -> Journal:

@@ -374,10 +374,8 @@ async def test_a_resend_that_never_connected_leaves_the_item_unknown(
 @pytest.mark.parametrize(
     ("error", "earlier", "expected"),
     [
-        # An item's own JournalError is its intent's commit failing: it
-        # never left (the trigger waits for that commit).
-        (JournalError("disk full"), False, ItemState.FAILED),
-        (JournalError("disk full"), True, ItemState.UNKNOWN),
+        # A store may fail after the send too (recording its answer).
+        (JournalError("disk full"), False, ItemState.UNKNOWN),
         (APIConnectionError("refused", sent=False), False, ItemState.FAILED),
         (APIConnectionError("refused", sent=False), True, ItemState.UNKNOWN),
         (ServerError("bad gateway", status=502), False, ItemState.UNKNOWN),
@@ -607,3 +605,45 @@ async def test_a_cancelled_close_still_lets_the_file_go(
         again = SqliteJournal(path, clock=clock)
         await again.open(api=api)
         await again.close()
+
+
+def test_a_close_cut_short_by_the_loops_end_still_lets_the_file_go(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """Ctrl-C at a run's end: asyncio.run cancels the close's own task too."""
+    path = tmp_path / "run.db"
+    api = os.environ.get("SEQUENCE_API") or "api-v1"
+
+    async def first() -> None:
+        journal = SqliteJournal(path, clock=clock)
+        await journal.open(api=api)
+        asyncio.ensure_future(journal.close())  # noqa: RUF006 (the loop ends)
+        await asyncio.sleep(0)  # close() began; the loop's end cancels the rest
+
+    async def second() -> None:
+        async with asyncio.timeout(10):  # a hang fails, it does not time
+            again = SqliteJournal(path, clock=clock)
+            await again.open(api=api)
+            await again.close()
+
+    asyncio.run(first())
+    asyncio.run(second())
+
+
+async def test_an_open_while_another_journal_closes_the_file_waits_for_it(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """In one process, a close under way is not "another process", twice over."""
+    path = tmp_path / "run.db"
+    api = os.environ.get("SEQUENCE_API") or "api-v1"
+    first = SqliteJournal(path, clock=clock)
+    for _ in range(2):  # the same object, closed a second time
+        await first.open(api=api)
+        closing = asyncio.ensure_future(first.close())
+        await asyncio.sleep(0)  # close() began
+
+        second = SqliteJournal(path, clock=clock)
+        async with asyncio.timeout(10):  # a hang fails, it does not time
+            await second.open(api=api)
+        await second.close()
+        await closing
