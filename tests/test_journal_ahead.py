@@ -30,7 +30,14 @@ from sequence_async._records import AHEAD_LIMIT, AHEAD_MIN, Recorder
 from sequence_async._resume import Planned, plan
 from sequence_async.testing import Behavior, FakeSequence, ManualClock
 
-from .test_journal import entry, keys_on, requests, run_id_of, write_entries
+from .test_journal import (
+    entry,
+    keys_on,
+    read_entries,
+    requests,
+    run_id_of,
+    write_entries,
+)
 
 
 API = os.environ.get("SEQUENCE_API") or "api-v1"
@@ -146,6 +153,17 @@ async def planned(
     return journal, items
 
 
+async def counted_run(
+    tmp_path: Path, clock: ManualClock, count: int, window: int
+) -> tuple[SqliteJournal, list[Planned], Counted, Recorder]:
+    """A plan of *count* items, and its recorder writing through a Counted."""
+    journal, items = await planned(tmp_path / "run.db", clock, count)
+    counted = Counted(journal)
+    recorder = Recorder(counted)
+    recorder.expect(items, window=window)
+    return journal, items, counted, recorder
+
+
 async def sending(recorder: Recorder, item: Planned) -> None:
     """Record *item*'s intent, as a run does before sending it."""
     commit = recorder.intent(item)
@@ -194,35 +212,22 @@ async def test_an_intent_written_ahead_and_sent_late_gets_the_send_time(
     await recorder.drain()
     await journal.close()
 
-    sent_at = {e.position: e.sent_at for e in await read_all(path, clock)}
+    sent_at = {e.position: e.sent_at for e in await read_entries(path, clock)}
     assert {0: written, 1: written, 2: clock(), 3: None} == sent_at
-
-
-async def read_all(path: Path, clock: ManualClock) -> list[JournalEntry]:
-    """Every entry of the journal at *path*."""
-    journal = SqliteJournal(path, clock=clock)
-    _, entries = await journal.open(api=API)
-    await journal.close()
-    return entries
 
 
 async def test_the_intents_of_a_window_share_one_write(
     clock: ManualClock, tmp_path: Path
 ) -> None:
     """A journal with `write` only gets one write per group, not one per item."""
-    path = tmp_path / "run.db"
-    await run_id_of(path, clock)
-    journal, items = await planned(path, clock, 8)
-    counted = Counted(journal)
-    recorder = Recorder(counted)
-    recorder.expect(items, window=3)
+    journal, items, counted, recorder = await counted_run(tmp_path, clock, 8, 3)
 
     await asyncio.gather(*(sending(recorder, p) for p in items[:3]))
     await recorder.drain()
     await journal.close()
 
     assert [7, 4] == counted.writes  # the first and two windows; 4 undone
-    assert {"sending": 3, "failed": 4} == read_journal(path).counts
+    assert {"sending": 3, "failed": 4} == read_journal(journal.path).counts
 
 
 class Counted:
@@ -307,12 +312,7 @@ async def test_answers_join_the_next_commit_of_intents(
     clock: ManualClock, tmp_path: Path
 ) -> None:
     """An execution named is not a commit of its own while intents follow."""
-    path = tmp_path / "run.db"
-    await run_id_of(path, clock)
-    journal, items = await planned(path, clock, 8)
-    counted = Counted(journal)
-    recorder = Recorder(counted)
-    recorder.expect(items, window=2)
+    journal, items, counted, recorder = await counted_run(tmp_path, clock, 8, 2)
 
     await sending(recorder, items[0])
     recorder.accepted(items[0], "exe_0")
@@ -324,7 +324,9 @@ async def test_answers_join_the_next_commit_of_intents(
     joined = next(states for states in counted.states if ItemState.ACCEPTED in states)
     assert [ItemState.SENDING] * 5 == counted.states[0]
     assert [ItemState.ACCEPTED] + [ItemState.SENDING] * 3 == joined[:4]
-    assert {"accepted": 1, "sending": 3, "failed": 4} == read_journal(path).counts
+    assert {"accepted": 1, "sending": 3, "failed": 4} == read_journal(
+        journal.path
+    ).counts
 
 
 async def test_answers_with_no_intents_to_join_are_committed_soon(
@@ -332,19 +334,14 @@ async def test_answers_with_no_intents_to_join_are_committed_soon(
 ) -> None:
     """With nothing left to send, an answer still goes, before the run's end."""
     monkeypatch.setattr(_records, "ANSWERS_DELAY", 0.0)
-    path = tmp_path / "run.db"
-    await run_id_of(path, clock)
-    journal, items = await planned(path, clock, 1)
-    counted = Counted(journal)
-    recorder = Recorder(counted)
-    recorder.expect(items, window=2)
+    journal, items, counted, recorder = await counted_run(tmp_path, clock, 1, 2)
     await sending(recorder, items[0])
     counted.written.clear()
 
     recorder.accepted(items[0], "exe_0")
     async with asyncio.timeout(30):  # a hang fails, it does not time
         await counted.written.wait()
-    committed = read_journal(path).counts
+    committed = read_journal(journal.path).counts
     await recorder.drain()
     await journal.close()
 
@@ -356,12 +353,7 @@ async def test_a_window_of_answers_is_committed_at_once(
     clock: ManualClock, tmp_path: Path
 ) -> None:
     """Answers waiting never outnumber a window: the window's answer sends them."""
-    path = tmp_path / "run.db"
-    await run_id_of(path, clock)
-    journal, items = await planned(path, clock, 2)
-    counted = Counted(journal)
-    recorder = Recorder(counted)
-    recorder.expect(items, window=2)
+    journal, items, counted, recorder = await counted_run(tmp_path, clock, 2, 2)
     for item in items:
         await sending(recorder, item)
 
@@ -374,7 +366,7 @@ async def test_a_window_of_answers_is_committed_at_once(
 
     assert [2] == first
     assert [2, 2] == counted.writes
-    assert {"accepted": 2} == read_journal(path).counts
+    assert {"accepted": 2} == read_journal(journal.path).counts
 
 
 async def test_a_servers_text_that_is_not_utf_8_is_stored_escaped(
@@ -396,7 +388,7 @@ async def test_a_servers_text_that_is_not_utf_8_is_stored_escaped(
     )
     await recorder.close(None)
 
-    stored = {e.position: e for e in await read_all(path, clock)}
+    stored = {e.position: e for e in await read_entries(path, clock)}
     assert ItemState.ACCEPTED == stored[0].state
     assert ItemState.REJECTED == stored[1].state
     assert "bad \\ud800 amount" in str(stored[1].error_message)
