@@ -199,7 +199,7 @@ class SqliteJournal:
         way); ``close()`` again waits for that.
         """
         if self._closing is None or self._closing.done():
-            self._let_go_event = threading.Event()
+            self._let_go_event, self._file_id = threading.Event(), None
             if self._lock_fd is not None:  # an open of the file here waits for it
                 stat_of = os.fstat(self._lock_fd)
                 self._file_id = (stat_of.st_dev, stat_of.st_ino)
