@@ -244,9 +244,7 @@ class Recorder:
         for planned in batch:
             index = planned.index
             if index not in self._sent_at:
-                earlier = (
-                    None if planned.entry is None else _resume.earlier_send(planned)
-                )
+                earlier = _resume.earlier_send(planned)
                 if earlier is not None:
                     self._sent_at[index] = earlier
                 else:

@@ -201,8 +201,7 @@ class SqliteJournal:
         if self._closing is None or self._closing.done():
             self._let_go_event, self._file_id = threading.Event(), None
             if self._lock_fd is not None:  # an open of the file here waits for it
-                stat_of = os.fstat(self._lock_fd)
-                self._file_id = (stat_of.st_dev, stat_of.st_ino)
+                self._file_id = _file_id(self._lock_fd)
                 with _CLOSING_LOCK:
                     _CLOSING[self._file_id] = self._let_go_event
             self._closing = asyncio.ensure_future(self._shut())
@@ -247,6 +246,12 @@ _CLOSING_LOCK = threading.Lock()
 _CLOSE_WAIT = 30.0
 
 
+def _file_id(fd: int) -> tuple[int, int]:
+    # The file *fd* opens, by device and inode (the key of _CLOSING).
+    stat_of = os.fstat(fd)
+    return stat_of.st_dev, stat_of.st_ino
+
+
 def _lock(fd: int, *, again: bool = True) -> bool:
     # Lock the file *fd* opens; False if another holder keeps it.
     try:
@@ -254,9 +259,8 @@ def _lock(fd: int, *, again: bool = True) -> bool:
     except OSError:
         if not again:
             return False
-        stat_of = os.fstat(fd)
         with _CLOSING_LOCK:
-            closing = _CLOSING.get((stat_of.st_dev, stat_of.st_ino))
+            closing = _CLOSING.get(_file_id(fd))
         if closing is not None:  # (else it may have been let go just now)
             closing.wait(_CLOSE_WAIT)
         return _lock(fd, again=False)
