@@ -153,6 +153,16 @@ async def planned(
     return journal, items
 
 
+async def recording(
+    path: Path, clock: ManualClock, count: int, window: int
+) -> tuple[SqliteJournal, list[Planned], Recorder]:
+    """The plan of *count* items against the journal at *path*, and its recorder."""
+    journal, items = await planned(path, clock, count)
+    recorder = Recorder(journal)
+    recorder.expect(items, window=window)
+    return journal, items, recorder
+
+
 async def counted_run(
     tmp_path: Path, clock: ManualClock, count: int, window: int
 ) -> tuple[SqliteJournal, list[Planned], Counted, Recorder]:
@@ -179,9 +189,7 @@ async def test_a_stopped_run_undoes_the_intents_of_items_it_never_sent(
     run_id = await run_id_of(path, clock)
     earlier = entry(run_id, 2, ItemState.UNKNOWN, clock() - 3600)
     await write_entries(path, clock, earlier)
-    journal, items = await planned(path, clock, 6)
-    recorder = Recorder(journal)
-    recorder.expect(items, window=2)
+    journal, items, recorder = await recording(path, clock, 6, 2)
 
     await sending(recorder, items[0])
     written = read_journal(path).counts
@@ -199,10 +207,7 @@ async def test_an_intent_written_ahead_and_sent_late_gets_the_send_time(
 ) -> None:
     """sent_at is never later than the send, and never far earlier."""
     path = tmp_path / "run.db"
-    await run_id_of(path, clock)
-    journal, items = await planned(path, clock, 4)
-    recorder = Recorder(journal)
-    recorder.expect(items, window=4)
+    journal, items, recorder = await recording(path, clock, 4, 4)
     written = clock()
 
     await sending(recorder, items[0])
@@ -374,10 +379,7 @@ async def test_a_servers_text_that_is_not_utf_8_is_stored_escaped(
 ) -> None:
     """A lone surrogate from JSON neither fails the commit nor other items."""
     path = tmp_path / "run.db"
-    await run_id_of(path, clock)
-    journal, items = await planned(path, clock, 2)
-    recorder = Recorder(journal)
-    recorder.expect(items, window=1)
+    _, items, recorder = await recording(path, clock, 2, 1)
     for item in items:
         await sending(recorder, item)
     told = BadRequestError("bad \ud800 amount", status=400)
