@@ -82,6 +82,17 @@ def segment(value: object, name: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
+def is_segment(value: object) -> bool:
+    """
+    Whether *value* passes ``segment``: an id that can be asked for again.
+    """
+    try:
+        segment(value, "id")
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def path(*parts: str | tuple[object, str]) -> str:
     """
     Build an endpoint path: literal parts as they are, ``(value, name)`` quoted.

@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 
 from . import _convert, errors, models
+from ._checks import segment
 from ._journal import ItemState, JournalEntry, Row
 
 
@@ -296,20 +297,19 @@ def entries(db: sqlite3.Connection) -> list[JournalEntry]:
     Every item of *db*, in input order.
 
     Raises:
-        ValueError: A value no run writes (a hand edit): a send time that is
-            not a finite number, a result that is not JSON, or not the ended
-            execution a ``terminal`` item holds; an ``accepted`` or
-            ``terminal`` item without its execution id.
+        TypeError: A value of another type than its column's (a hand edit
+            may leave a BLOB where text goes).
+        ValueError: A value no run writes (a hand edit): a time that is not a finite
+            number in the range of a date, an id that is not one, a result
+            that is not JSON, or not the ended execution a ``terminal`` item
+            holds; an ``accepted`` or ``terminal`` item without its
+            execution id.
     """
     found = []
     for row in db.execute(_SELECT).fetchall():
         fields = dict(zip(COLUMNS, row, strict=True))
+        _check_values(fields)
         fields["state"] = ItemState(fields["state"])
-        sent_at = fields["sent_at"]
-        if sent_at is not None and not (
-            isinstance(sent_at, float | int) and math.isfinite(sent_at)
-        ):
-            raise ValueError(f"item {fields['position']}: sent_at {sent_at!r:.40}")
         if fields["result"] is not None:
             try:
                 fields["result"] = json.loads(fields["result"])
@@ -321,13 +321,59 @@ def entries(db: sqlite3.Connection) -> list[JournalEntry]:
     return found
 
 
+# What a run writes in each column (None: may be NULL). SQLite keeps any
+# value in any column: a hand edit may leave a BLOB where text goes.
+_NULL = type(None)
+_TYPES: dict[str, tuple[type, ...]] = {
+    "position": (int,),
+    "identity": (str,),
+    "rule_id": (str,),
+    "amount": (int, _NULL),
+    "idempotency_key": (str,),
+    "state": (str,),
+    "sent_at": (float, int, _NULL),
+    "execution_id": (str, _NULL),
+    "status": (str, _NULL),
+    "result": (str, _NULL),
+    "error_type": (str, _NULL),
+    "error_message": (str, _NULL),
+    "updated_at": (float, int),
+}
+# The times a date can hold (datetime.fromtimestamp's range).
+_EARLIEST, _LATEST = -62_135_596_800.0, 253_402_300_799.0
+
+
+def _check_values(fields: dict[str, Any]) -> None:
+    position = fields["position"]
+    for name, value in fields.items():
+        if not isinstance(value, _TYPES[name]):
+            raise TypeError(
+                f"item {position!r:.20}: {name} is {type(value).__name__}, "
+                "which no run writes"
+            )
+    if position < 0 or not fields["identity"] or not fields["idempotency_key"]:
+        raise ValueError(f"item {position}: no position, identity or key")
+    for name in ("sent_at", "updated_at"):
+        when = fields[name]
+        if when is not None and not (
+            math.isfinite(when) and _EARLIEST <= when <= _LATEST
+        ):
+            raise ValueError(f"item {position}: {name} {when!r:.40}")
+    for name in ("rule_id", "execution_id"):
+        if fields[name] is not None:
+            try:
+                segment(fields[name], name)  # it goes in a path
+            except ValueError as exc:
+                raise ValueError(f"item {position}: {exc}") from None
+
+
 def _check_execution(entry: JournalEntry) -> None:
     # What a run writes with each state: an accepted item names its
     # execution; a terminal one holds that execution, ended.
     if entry.state not in (ItemState.ACCEPTED, ItemState.TERMINAL):
         return
     problem = None
-    if not isinstance(entry.execution_id, str) or not entry.execution_id:
+    if entry.execution_id is None:
         problem = "no execution id"
     elif entry.state is ItemState.TERMINAL:
         try:

@@ -7,8 +7,7 @@ is the one the journal knows (raised before anything is sent), deterministic
 keys (a UUIDv5 of the run id and the item's position: 36 characters), the
 23-hour rule (Sequence forgets keys after 24 hours, so an item that may have
 been sent earlier than that is never sent again, but matched against the
-rule's executions or left for a person), (``_records.Recorder`` writes each
-step of an item).
+rule's executions or left for a person). ``_records.Recorder`` writes.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from typing import Any
 import attrs
 
 from . import _convert, errors, models
+from ._checks import is_segment
 from ._execution import Execution
 from ._journal import ItemState, Journal, JournalEntry
 from ._outcomes import TriggerOutcome, TriggerRequest, rejected
@@ -347,8 +347,8 @@ async def reconcile(
 
     Lists the rule's executions created within five minutes of ``sent_at``
     and keeps the API-triggered ones of the item's amount that no other
-    journalled item owns. Exactly one is a match; none or several are for a
-    person to judge.
+    journalled item owns. Exactly one (with an id that is one) is a match;
+    none or several are for a person to judge.
     """
     sent_at = planned.entry.sent_at if planned.entry else None
     if sent_at is None:
@@ -365,7 +365,8 @@ async def reconcile(
         )
         if execution.id not in claimed and _may_be(execution, planned.request)
     ]
-    if len(candidates) != 1:
+    # An id that is not one (``..``) cannot be waited on: for a person too.
+    if len(candidates) != 1 or not is_segment(candidates[0]):
         return None
     claimed.add(candidates[0])
     return candidates[0]

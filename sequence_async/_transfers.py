@@ -16,6 +16,7 @@ from ._checks import (
     check_request_id,
     path,
     query,
+    segment,
 )
 from ._paging import Paginator
 from ._resources import (
@@ -175,15 +176,18 @@ class Transfers(Resource):
             add_key_note(exc, key)
             raise
         try:
-            return _convert.structure(
+            transfer = _convert.structure(
                 envelope.data,
                 models.Transfer,
                 request_id=envelope.request_id,
                 profile=profile,
             )
-        except errors.ResponseValidationError as exc:
+            # An id transfers.get would refuse finds nothing again.
+            segment(transfer.id, "the transfer's id")
+        except (errors.ResponseValidationError, TypeError, ValueError) as exc:
             # The server acted (2xx) but the answer is unusable: keep the key.
             raise errors.OutcomeUnknownError(
                 f"POST /transfers was accepted, but the answer is unusable: {exc}",
                 idempotency_key=key,
             ) from exc
+        return transfer

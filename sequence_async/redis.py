@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from types import TracebackType
 from typing import Any, Self
 
 import redis.asyncio
@@ -191,15 +190,8 @@ class RedisCoordinator:
         """
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """
-        Close the coordinator.
-        """
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close the coordinator."""
         await self.aclose()
 
 
@@ -271,8 +263,13 @@ class _RedisLink:
         try:
             async with asyncio.timeout(self._coordinator.timeout + extra):
                 return text(await make())
-        except (*_AWAY, redis.exceptions.RedisError) as exc:
-            wrong = isinstance(exc, _WRONG) and not isinstance(exc, _AWAY)
+        # Not only RedisError: redis-py's parser raises a plain ValueError
+        # (IndexError, ...) on a reply that is not RESP.
+        except Exception as exc:  # noqa: BLE001 (a reply we cannot read is "wrong")
+            wrong = not isinstance(exc, _AWAY) and (
+                isinstance(exc, _WRONG)
+                or not isinstance(exc, redis.exceptions.RedisError)
+            )
             if wrong and not self._verified:  # (a read-only replica is away)
                 self._bad = CoordinatorError(
                     "the coordinator's server refused us or does not speak "

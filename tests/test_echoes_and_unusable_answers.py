@@ -48,6 +48,11 @@ from .conftest import API_KEY, FakeTransport, ok, requester, status
         ok({}, 201),
         ok({"id": 5, "amount_in_cents": 500}, 201),
         ok({"id": "t1", "amount_in_cents": "500"}, 201),
+        # An id that cannot be asked for again (transfers.get refuses it).
+        ok({"id": "", "amount_in_cents": 500}, 201),
+        ok({"id": "..", "amount_in_cents": 500}, 201),
+        ok({"id": "a\nb", "amount_in_cents": 500}, 201),
+        ok({"id": "\ud800", "amount_in_cents": 500}, 201),
     ],
 )
 async def test_a_transfer_whose_2xx_is_unusable_keeps_its_key(answer: Response) -> None:

@@ -15,7 +15,9 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,11 +28,13 @@ from sequence_async import (
     NeedsReviewError,
     SequenceClient,
     SqliteJournal,
+    TriggerRequest,
     read_journal,
 )
-from sequence_async._resume import derive_key
+from sequence_async._resume import Action, Planned, derive_key, reconcile
 from sequence_async.testing import FakeSequence, ManualClock
 
+from .conftest import FakeTransport, ok, requester
 from .test_cli_support import run_cli
 from .test_journal import RULES, entry, quick, requests, run_id_of, write_entries
 
@@ -141,6 +145,15 @@ async def test_a_one_byte_file_is_refused_and_left_as_it_is(
         "UPDATE items SET result = '{not json'",
         "DELETE FROM meta WHERE name = 'run_id'",
         "UPDATE meta SET value = 'not-a-uuid' WHERE name = 'run_id'",
+        "UPDATE items SET state = 'accepted', execution_id = '..'",
+        "UPDATE items SET execution_id = 'rex/../../accounts'",
+        "UPDATE items SET sent_at = 1e300",
+        "UPDATE items SET updated_at = 'abc'",
+        "UPDATE items SET error_message = x'00ff'",
+        "UPDATE items SET rule_id = x'72756c65'",
+        "UPDATE items SET amount = 1.5",
+        "UPDATE items SET idempotency_key = ''",
+        "UPDATE items SET position = -1",
     ],
     ids=[
         "text send time",
@@ -154,6 +167,15 @@ async def test_a_one_byte_file_is_refused_and_left_as_it_is(
         "result not JSON",
         "no run id",
         "run id not a uuid",
+        "execution id that leaves its path segment",
+        "execution id with a slash",
+        "send time past any date",
+        "text update time",
+        "blob error message",
+        "blob rule id",
+        "fractional amount",
+        "empty key",
+        "negative position",
     ],
 )
 async def test_a_hand_edited_journal_is_a_journal_error_everywhere(
@@ -207,3 +229,32 @@ async def test_aclose_from_another_task_stops_a_journalled_run_still_reading(
 
     assert [] == await consumer
     assert 0 == quick.counts["trigger_rule"]
+
+
+@pytest.mark.parametrize(
+    ("listed", "found"), [("rex_1", "rex_1"), ("..", None), ("", None)]
+)
+async def test_an_old_send_matching_an_id_that_is_not_one_is_left_for_a_person(
+    listed: str, found: str | None
+) -> None:
+    """An execution listed with id '..' cannot be waited on: not matched, reviewed."""
+    sent_at = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
+    execution = {
+        "id": listed,
+        "rule_id": "rule_0001",
+        "status": "executed",
+        "trigger_type": "manual",
+        "created_at": "2026-11-01T00:00:10Z",
+    }
+    planned = Planned(
+        index=0,
+        request=TriggerRequest("rule_0001"),
+        key="k-0",
+        identity="position:0",
+        action=Action.RECONCILE,
+        entry=entry(str(uuid.uuid4()), 0, ItemState.SENDING, sent_at),
+    )
+
+    got = await reconcile(planned, requester(FakeTransport(ok([execution]))), set())
+
+    assert found == got

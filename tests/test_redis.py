@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -576,6 +576,85 @@ async def test_a_read_only_replica_at_first_contact_is_away_not_wrong(
         server.close()
 
     assert accounts
+
+
+async def _listening(
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> tuple[asyncio.Server, str]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    return server, f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+
+
+async def test_a_server_answering_what_is_not_resp_is_a_clear_error(
+    quick: FakeSequence,
+) -> None:
+    """redis-py's parser raises a plain ValueError: CoordinatorError, not that."""
+
+    async def not_resp(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while await reader.read(4096):
+            writer.write(b":notanint\r\n")
+            await writer.drain()
+        writer.close()
+
+    server, url = await _listening(not_resp)
+    try:
+        async with _coordinated(quick, url, rate_limit=600) as client:
+            with pytest.raises(CoordinatorError, match="Redis protocol"):
+                await client.accounts.list()
+    finally:
+        server.close()
+
+
+async def test_a_redis_that_turns_to_garbage_midway_is_fallen_back_from(
+    quick: FakeSequence, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Replies that stop being RESP after a good start: one WARNING, waits end."""
+    garbage = asyncio.Event()
+    upstream = redis_url.removeprefix("redis://").split("/")[0].rsplit(":", 1)
+
+    tasks: set[asyncio.Task[Any]] = set()
+
+    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        while data := await source.read(65536):
+            sink.write(b":notanint\r\n" if garbage.is_set() else data)
+            await sink.drain()
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tasks.add(asyncio.current_task())  # type: ignore[arg-type]
+        up_reader, up_writer = await asyncio.open_connection(*upstream)
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            up_writer.close()
+            writer.close()
+
+    server, url = await _listening(proxy)
+    try:
+        with caplog.at_level(logging.WARNING, logger="sequence_async"):
+            async with _coordinated(
+                quick, url, rate_limit=6000, poll=FAST_POLL
+            ) as client:
+                execution = await client.rules.trigger("rule_0001")
+                garbage.set()
+                result = await execution.wait(timeout=10)
+                again = await client.trigger_and_wait("rule_0002", timeout=10)
+    finally:
+        server.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name == "sequence_async"
+    ]
+
+    assert ("executed", "executed") == (result.status, again.status)
+    assert 1 == len(warnings)
+    assert "ValueError" in warnings[0]
+    assert 2 == quick.counts["trigger_rule"]
 
 
 @pytest.mark.parametrize("stepped", ["budget", "pause"])
