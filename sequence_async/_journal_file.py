@@ -19,7 +19,7 @@ import sqlite3
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +47,29 @@ COLUMNS = (
     "error_message",
     "updated_at",
 )
+# What a run writes in each column (None: may be NULL). SQLite keeps any
+# value in any column: a hand edit may leave a BLOB where text goes.
+_NULL = type(None)
+_TYPES: dict[str, tuple[type, ...]] = {
+    "position": (int,),
+    "identity": (str,),
+    "rule_id": (str,),
+    "amount": (int, _NULL),
+    "idempotency_key": (str,),
+    "state": (str,),
+    "sent_at": (float, int, _NULL),
+    "execution_id": (str, _NULL),
+    "status": (str, _NULL),
+    "result": (str, _NULL),
+    "error_type": (str, _NULL),
+    "error_message": (str, _NULL),
+    "updated_at": (float, int),
+}
 # Only the values of a row that are not None are bound. (The sqlite3 module
 # binds a None, or a str subclass, through its adapter lookup, which raises
 # and formats an AttributeError inside every time: a dozen per item, more
 # than the write itself.)
-_NONES = (None,) * len(COLUMNS)
-_PRESENT = functools.partial(operator.is_not, None)
+_NULLABLE = tuple(i for i, name in enumerate(COLUMNS) if _NULL in _TYPES[name])
 _RESULT = COLUMNS.index("result")
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM items ORDER BY position"  # noqa: S608
 _TABLES = (
@@ -276,10 +293,10 @@ def statements(rows: Sequence[Row]) -> list[tuple[str, list[Any]]]:
         row = given
         if (result := given[_RESULT]) is not None:
             row = (*given[:_RESULT], json.dumps(result), *given[_RESULT + 1 :])
-        present = tuple(map(operator.is_not, row, _NONES))
+        present, filled = _shape(tuple([row[i] is None for i in _NULLABLE]))
         if (values := groups.get(present)) is None:
             values = groups[present] = []
-        values.extend(filter(_PRESENT, row))
+        values.extend(filled(row))
     done = []
     for present, values in groups.items():
         width, start = sum(present), 0
@@ -290,6 +307,20 @@ def statements(rows: Sequence[Row]) -> list[tuple[str, list[Any]]]:
             done.append((insert(present, count), values[start:end]))
             start, left = end, left - count
     return done
+
+
+@functools.lru_cache(maxsize=128)
+def _shape(
+    nulls: tuple[bool, ...],
+) -> tuple[tuple[bool, ...], Callable[[Row], tuple[Any, ...]]]:
+    # The columns a row fills, given which of those that may be NULL are
+    # None (*nulls*), and one call that takes their values from a row (the
+    # writer thread holds the GIL while it does: it must cost little).
+    null = {i for i, none in zip(_NULLABLE, nulls, strict=True) if none}
+    filled = [i for i in range(len(COLUMNS)) if i not in null]
+    return tuple(i not in null for i in range(len(COLUMNS))), operator.itemgetter(
+        *filled
+    )
 
 
 def entries(db: sqlite3.Connection) -> list[JournalEntry]:
@@ -321,24 +352,6 @@ def entries(db: sqlite3.Connection) -> list[JournalEntry]:
     return found
 
 
-# What a run writes in each column (None: may be NULL). SQLite keeps any
-# value in any column: a hand edit may leave a BLOB where text goes.
-_NULL = type(None)
-_TYPES: dict[str, tuple[type, ...]] = {
-    "position": (int,),
-    "identity": (str,),
-    "rule_id": (str,),
-    "amount": (int, _NULL),
-    "idempotency_key": (str,),
-    "state": (str,),
-    "sent_at": (float, int, _NULL),
-    "execution_id": (str, _NULL),
-    "status": (str, _NULL),
-    "result": (str, _NULL),
-    "error_type": (str, _NULL),
-    "error_message": (str, _NULL),
-    "updated_at": (float, int),
-}
 # The times a date can hold (datetime.fromtimestamp's range).
 _EARLIEST, _LATEST = -62_135_596_800.0, 253_402_300_799.0
 

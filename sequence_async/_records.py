@@ -244,7 +244,7 @@ class Recorder:
         for planned in batch:
             index = planned.index
             if index not in self._sent_at:
-                earlier = _resume.earlier_send(planned)
+                earlier = _resume.earlier_send(planned) if planned.entry else None
                 if earlier is not None:
                     self._sent_at[index] = earlier
                 else:

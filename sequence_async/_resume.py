@@ -42,9 +42,7 @@ _FINAL = (ItemState.TERMINAL, ItemState.REJECTED, ItemState.NEEDS_REVIEW)
 
 
 class Action(enum.Enum):
-    """
-    What a journalled run does with an item.
-    """
+    """What a journalled run does with an item."""
 
     SEND = "send"
     WAIT = "wait"
@@ -52,10 +50,12 @@ class Action(enum.Enum):
     RECONCILE = "reconcile"
 
 
-@attrs.frozen(kw_only=True)
+@attrs.define(kw_only=True, eq=False)
 class Planned:
     """
     One input item of a journalled run, and what to do with it.
+
+    Never changed (not frozen: that costs more per item of a long input).
     """
 
     index: int
@@ -68,9 +68,7 @@ class Planned:
 
 @attrs.frozen
 class Refused:
-    """
-    An input item refused before sending, with the reason.
-    """
+    """An input item refused before sending, with the reason."""
 
     item: object
     error: Exception
