@@ -293,23 +293,13 @@ class Keys:
         return request
 
 
-async def iterate(requests: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
-    """
-    Any iterable, sync or async, as an async iterator.
-    """
-    if isinstance(requests, AsyncIterable):
-        async for item in requests:
-            yield item
-    else:
-        for item in requests:
-            yield item
-
-
 async def collect(requests: Iterable[Any] | AsyncIterable[Any]) -> list[Any]:
     """
     Any iterable, sync or async, as a list.
     """
-    return [item async for item in iterate(requests)]
+    if isinstance(requests, AsyncIterable):
+        return [item async for item in requests]
+    return list(requests)
 
 
 class Source:

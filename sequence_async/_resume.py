@@ -113,6 +113,8 @@ async def prepare(
         raise
     warn_if_long(planned, per_minute=per_minute)
     claimed.update(e.execution_id for e in entries if e.execution_id)
+    if not refused:  # (the plan is in input order)
+        return list[Planned | Refused](planned)
     by_index: dict[int, Planned] = {p.index: p for p in planned}
     return [by_index.get(i) or Refused(raw[i], refused[i]) for i in range(len(raw))]
 
