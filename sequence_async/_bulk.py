@@ -218,7 +218,7 @@ class BulkRun:
             await asyncio.gather(*tasks, return_exceptions=True)
             if span is not None:
                 span.set_attributes(self._tally.attributes())
-                span.end()
+                Telemetry.end(span)
         finally:
             try:
                 if self._recorder is not None:
@@ -305,8 +305,8 @@ class BulkRun:
         # The item to trigger, or None when it ended here (refused, replayed,
         # or not started after max_failures).
         planned = raw if isinstance(raw, Planned) else None
-        if isinstance(raw, Refused):
-            self._finish(rejected(index, raw.item, raw.error))
+        if isinstance(raw, Refused):  # never recorded: "new" on every resume
+            self._finish(rejected(index, raw.item, raw.error), new=False)
             return None
         if self._stop and (planned is None or planned.action is Action.SEND):
             self._finish(_resume.not_started(index, planned or raw))
@@ -382,8 +382,8 @@ class BulkRun:
     ) -> None:
         # Hand the outcome over, then count it (out of the item's *stage*).
         # Only the failures of *new* items count toward max_failures: an item
-        # the journal knew (replayed, or failing again) must not stop every
-        # resume at the same place.
+        # the journal knew (replayed, or failing again), or refused before
+        # it could be recorded, must not stop every resume at the same place.
         self._put(outcome)
         if self._tally.end(stage, outcome.error) and new:
             self._failures += 1

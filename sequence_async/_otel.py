@@ -20,6 +20,7 @@ methods, statuses and counts are recorded.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -36,6 +37,7 @@ except ImportError:  # pragma: no cover (the extra is installed in the tests)
     AVAILABLE = False
 
 Attributes = Mapping[str, str | int | float | bool]
+log = logging.getLogger("sequence_async")
 
 
 class Telemetry:
@@ -86,27 +88,46 @@ class Telemetry:
         """
         A current span named ``sequence NAME``; an exception marks it failed.
         """
-        with self.tracer.start_as_current_span(
-            f"sequence {name}",
-            kind=trace.SpanKind.CLIENT,
-            attributes=dict(attributes),
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            try:
-                yield span
-            except BaseException as exc:
-                span.set_attribute("error.type", type(exc).__name__)
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                raise
+        span = self.start(name, attributes)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            yield span
+        except BaseException as exc:
+            span.set_attribute("error.type", type(exc).__name__)
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            otel_context.detach(token)
+            self.end(span)
 
     def start(self, name: str, attributes: Attributes) -> Span:
         """
-        A span that is not made current (ended by the caller).
+        A span that is not made current (ended by the caller, with ``end``).
+
+        A span processor that raises is logged, never the call's end: the
+        call goes on without its span.
         """
-        return self.tracer.start_span(
-            f"sequence {name}", kind=trace.SpanKind.CLIENT, attributes=dict(attributes)
-        )
+        try:
+            return self.tracer.start_span(
+                f"sequence {name}",
+                kind=trace.SpanKind.CLIENT,
+                attributes=dict(attributes),
+            )
+        except Exception:
+            log.exception("an OpenTelemetry span processor failed to start a span")
+            return trace.INVALID_SPAN
+
+    @staticmethod
+    def end(span: Span) -> None:
+        """
+        End *span*, logging a span processor that raises (never raising it).
+
+        A trigger the server accepted still ends with its key.
+        """
+        try:
+            span.end()
+        except Exception:
+            log.exception("an OpenTelemetry span processor failed to end a span")
 
     @staticmethod
     @contextlib.contextmanager

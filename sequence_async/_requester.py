@@ -251,6 +251,12 @@ class Requester:
                 deadline=deadline,
                 describe=f"{request.method} {request.path}",
                 on_retry=retrying if observer.watch_retries else None,
+                fields={
+                    "operation": call.operation,
+                    "method": request.method,
+                    "path": request.path,
+                    "request_id": request.headers["X-Request-ID"],
+                },
             )
         except errors.SequenceError as exc:
             key = request.idempotency_key
@@ -281,12 +287,13 @@ class Requester:
         started = time.perf_counter()
         try:
             response = await shared.transport.send(request, timeout=self.timeout)
-        except errors.APIConnectionError as exc:
-            call.uncertain = call.uncertain or exc.sent
-            raise
-        except BaseException:
-            # Cancelled, closed or unreadable mid-request: it may have acted.
-            call.uncertain = True
+        except BaseException as exc:
+            # No answer: cancelled, closed or unreadable mid-request, it may
+            # have acted; a connection error says whether it was sent.
+            sent = not isinstance(exc, errors.APIConnectionError) or exc.sent
+            call.uncertain = call.uncertain or sent
+            if log.isEnabledFor(logging.DEBUG):
+                _log_attempt(call, started, None, exc)
             raise
         call.status = response.status
         request_id = request.headers["X-Request-ID"]
@@ -299,25 +306,7 @@ class Requester:
                 time.perf_counter() - started,
             )
         if log.isEnabledFor(logging.DEBUG):
-            elapsed = (time.perf_counter() - started) * 1000
-            log.debug(
-                "%s %s -> %d in %.1f ms (attempt %d, request id %s)",
-                request.method,
-                request.path,
-                response.status,
-                elapsed,
-                call.attempts,
-                request_id,
-                extra={
-                    "operation": call.operation,
-                    "method": request.method,
-                    "path": request.path,
-                    "status": response.status,
-                    "elapsed_ms": elapsed,
-                    "attempt": call.attempts,
-                    "request_id": request_id,
-                },
-            )
+            _log_attempt(call, started, response.status)
         try:
             return decode_response(
                 response,
@@ -333,6 +322,37 @@ class Requester:
                     exc.retry_after if exc.retry_after is not None else 1.0
                 )
             raise
+
+
+def _log_attempt(
+    call: _Call,
+    started: float,
+    status: int | None,
+    failure: BaseException | None = None,
+) -> None:
+    # The DEBUG line of one attempt, its fields as the record's attributes
+    # (``status`` None: no answer, *failure* instead).
+    request = call.request
+    elapsed = (time.perf_counter() - started) * 1000
+    request_id = request.headers["X-Request-ID"]
+    log.debug(
+        "%s %s %s in %.1f ms (attempt %d, request id %s)",
+        request.method,
+        request.path,
+        f"-> {status}" if failure is None else f"failed ({type(failure).__name__})",
+        elapsed,
+        call.attempts,
+        request_id,
+        extra={
+            "operation": call.operation,
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "elapsed_ms": elapsed,
+            "attempt": call.attempts,
+            "request_id": request_id,
+        },
+    )
 
 
 def _may_have_acted(exc: errors.SequenceError) -> bool:

@@ -25,7 +25,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import attrs
@@ -174,6 +174,7 @@ async def retry_request(
     deadline: float | None,
     describe: str,
     on_retry: Callable[[Exception, float], Awaitable[None]] | None = None,
+    fields: Mapping[str, object] | None = None,
 ) -> T:
     """
     Retry *send* after its first attempt failed with *first_error*.
@@ -182,7 +183,9 @@ async def retry_request(
     sleeps the server's ``Retry-After`` (already capped in ``_wire``) or
     ``policy.backoff(n)``; it gives up at once when the error is not
     retryable, when retries run out, or when the sleep would pass *deadline*
-    (``time.monotonic()`` seconds).
+    (``time.monotonic()`` seconds). Each retry's INFO record carries
+    *fields* (the call's) and the failed attempt's ``attempt`` and
+    ``status`` as attributes.
 
     Raises:
         errors.SequenceError: The last error.
@@ -201,7 +204,13 @@ async def retry_request(
             type(error).__name__,
             retry,
             delay,
-            extra={"retry": retry, "delay": delay},
+            extra={
+                **(fields or {}),
+                "status": getattr(error, "status", None),
+                "attempt": retry,  # the attempt that failed
+                "retry": retry,
+                "delay": delay,
+            },
         )
         if on_retry is not None:
             await on_retry(error, delay)

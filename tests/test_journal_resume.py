@@ -160,7 +160,7 @@ async def test_max_failures_on_resume_still_waits_on_items_already_triggered(
         items, journal=path, max_failures=1, concurrency=1
     )
 
-    assert isinstance(outcomes[0].error, ValueError)  # refused again: it stops
+    assert isinstance(outcomes[0].error, ValueError)  # refused again
     assert all(o.ok and o.result is not None for o in outcomes[1:])
     assert triggered == quick.counts["trigger_rule"]
 
@@ -177,6 +177,21 @@ async def test_a_resume_gets_past_the_failures_an_earlier_run_stopped_at(
 
     assert [True, False, True, False, False, False] == [o.ok for o in first]
     assert [True, False, True, False, True, True] == [o.ok for o in again]
+
+
+async def test_items_refused_before_sending_never_stop_a_journalled_run(
+    live: SequenceClient, quick: FakeSequence, tmp_path: Path
+) -> None:
+    """Never recorded, a refused item would be new to every resume: it never counts."""
+    path = tmp_path / "run.db"
+    refused = TriggerRequest(RULES[0], manual_execute_amount=-1)
+    items: list[TriggerRequest | str] = [refused] * 3 + [RULES[1]] * 5
+    sent = quick.counts["trigger_rule"]
+
+    outcomes = await live.trigger_all(items, journal=path, max_failures=3, wait=False)
+
+    assert 3 * [ValueError] + 5 * [type(None)] == [type(o.error) for o in outcomes]
+    assert sent + 5 == quick.counts["trigger_rule"]
 
 
 async def test_max_failures_leaves_an_item_an_earlier_run_may_have_sent_unknown(

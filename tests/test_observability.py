@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import attrs
 import pytest
 import pytest_asyncio
 from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
@@ -22,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 )
 
 from sequence_async import (
+    APIConnectionError,
     RequestEvent,
     ResponseEvent,
     RetryEvent,
@@ -31,6 +33,7 @@ from sequence_async import (
 from sequence_async.testing import Behavior, FakeSequence
 
 from .conftest import FAST_POLL, NO_WAIT_RETRIES
+from .redis_server import free_port
 
 
 @pytest.fixture
@@ -181,6 +184,65 @@ async def test_log_lines_carry_structured_fields(
         getattr(record, f) for f in fields[:5]
     )
     assert getattr(record, "elapsed_ms") >= 0  # noqa: B009 (set by extra=)
+
+
+async def test_attempts_without_an_answer_and_retries_are_logged_with_their_fields(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A refused connection has its DEBUG line per attempt; a retry, its fields."""
+    caplog.set_level(logging.DEBUG, logger="sequence_async")
+    refused = f"http://127.0.0.1:{free_port()}/api/v1"
+
+    async with SequenceClient(
+        "sk_logs", base_url=refused, retry=attrs.evolve(NO_WAIT_RETRIES, max_retries=1)
+    ) as client:
+        with pytest.raises(APIConnectionError):
+            await client.accounts.list()
+    records = [r for r in caplog.records if r.name == "sequence_async"]
+    fields = ("levelname", "operation", "method", "path", "status", "attempt")
+
+    assert [
+        ("DEBUG", "accounts.list", "GET", "/accounts", None, 1),
+        ("INFO", "accounts.list", "GET", "/accounts", None, 1),
+        ("DEBUG", "accounts.list", "GET", "/accounts", None, 2),
+    ] == [tuple(getattr(r, f) for f in fields) for r in records]
+    assert 1 == len({getattr(r, "request_id") for r in records})  # noqa: B009
+    assert "failed (APIConnectionError)" in records[0].getMessage()
+
+
+class _FailingProcessor(SimpleSpanProcessor):
+    """A user's span processor that raises as spans start or end."""
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:  # noqa: ARG002
+        if span.name == "sequence accounts.list":
+            raise RuntimeError("on_start is down")
+
+    def on_end(self, span: ReadableSpan) -> None:  # noqa: ARG002
+        raise RuntimeError("on_end is down")
+
+
+async def test_a_span_processor_that_raises_never_ends_a_call(
+    server: FakeSequence, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The accepted trigger's result (and key) comes back; the failure is logged."""
+    server.set_behavior("*", Behavior(median=0.0, sigma=0.0))
+    provider = TracerProvider()
+    provider.add_span_processor(_FailingProcessor(InMemorySpanExporter()))
+
+    async with SequenceClient(
+        server.api_key, base_url=server.url, poll=FAST_POLL, tracer_provider=provider
+    ) as client:
+        result = await client.trigger_and_wait("rule_0001", timeout=10)
+        outcomes = await client.trigger_all(["rule_0002", "rule_0003"], timeout=10)
+        accounts = await client.accounts.list()
+    failures = [r for r in caplog.records if "span processor failed" in r.getMessage()]
+
+    assert "executed" == result.status
+    assert all(o.ok for o in outcomes)
+    assert accounts
+    assert {"to end a span", "to start a span"} <= {
+        r.getMessage().rsplit(" failed ", 1)[1] for r in failures
+    }
 
 
 async def test_spans_for_calls_waits_and_bulk_runs(
