@@ -153,6 +153,12 @@ class Paginator(Generic[T]):
                 )
             after = next_cursor(page_info, items=len(items), page_size=self._page_size)
             if after is None:
+                if page_info.get("has_next_page") is True:
+                    log.warning(
+                        "%s: the server said more pages follow but sent no "
+                        "cursor; stopped paging",
+                        self._path,
+                    )
                 return
             if not items or after in seen:
                 log.warning(

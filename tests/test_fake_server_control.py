@@ -127,6 +127,16 @@ async def test_set_behavior_star_sets_every_rule_and_the_default(
     assert ["partial"] * 3 == [e["status"] for e in server.executions()]
 
 
+def test_finish_or_retry_later_of_an_unknown_execution_is_a_value_error() -> None:
+    """Both controls name the id they never started (no bare KeyError)."""
+    server = FakeSequence(clock=ManualClock())
+
+    with pytest.raises(ValueError, match="rex_nope"):
+        server.retry_later("rex_nope", 5.0)
+    with pytest.raises(ValueError, match="rex_nope"):
+        server.finish("rex_nope")
+
+
 def test_set_behavior_of_an_unknown_rule_is_a_value_error() -> None:
     """A typo in a rule id fails at once instead of steering nothing."""
     server = FakeSequence(clock=ManualClock())

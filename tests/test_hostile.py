@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import logging
 import math
 import pickle
 import sys
@@ -355,6 +356,27 @@ async def test_paging_stops_on_a_repeated_cursor_or_empty_page(
 
     assert ["t1"] == [t.id for t in items]
     assert 2 == sent[0]
+
+
+@pytest.mark.parametrize("cursor", [None, ""])
+async def test_more_pages_said_without_a_cursor_end_the_listing_with_a_warning(
+    cursor: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """has_next_page true with no cursor to follow: said, not a silent end."""
+
+    async def page(request: web.Request) -> web.Response:
+        info = {"end_cursor": cursor, "has_next_page": True}
+        return web.json_response({"data": [{"id": "t1"}], "page_info": info})
+
+    async with (
+        hostile({("GET", "/transfers"): page}) as base_url,
+        client_of(base_url) as client,
+    ):
+        items = [t async for t in client.transfers.list(account_id="a")]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+    assert ["t1"] == [t.id for t in items]
+    assert any("sent no cursor" in w for w in warnings)
 
 
 async def test_deeply_nested_json_is_a_typed_error() -> None:

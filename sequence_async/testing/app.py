@@ -243,7 +243,7 @@ class FakeSequence:
 
         Raises:
             ValueError: *seconds* is negative or not finite, or the execution
-                is not running its job.
+                was never started or is not running its job.
         """
         _check_seconds(seconds)
         self.state.retry_later(execution_id, seconds)

@@ -219,7 +219,9 @@ class State:
         """
         Push a running execution's next attempt *seconds* away (``next_attempt_at``).
         """
-        execution = self.executions[execution_id]
+        execution = self.executions.get(execution_id)
+        if execution is None:
+            raise ValueError(f"no execution {execution_id!r} was started")
         if execution.data["status"] != "in_progress" or execution.settle_at:
             raise ValueError(f"execution {execution_id} is not running its job")
         execution.finish_at = self.clock() + seconds
