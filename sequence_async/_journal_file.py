@@ -13,13 +13,12 @@ import contextlib
 import functools
 import json
 import math
-import operator
 import os
 import sqlite3
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,11 +64,6 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "error_message": (str, _NULL),
     "updated_at": (float, int),
 }
-# Only the values of a row that are not None are bound. (The sqlite3 module
-# binds a None, or a str subclass, through its adapter lookup, which raises
-# and formats an AttributeError inside every time: a dozen per item, more
-# than the write itself.)
-_NULLABLE = tuple(i for i, name in enumerate(COLUMNS) if _NULL in _TYPES[name])
 _RESULT = COLUMNS.index("result")
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM items ORDER BY position"  # noqa: S608
 _TABLES = (
@@ -264,63 +258,47 @@ def read(db: sqlite3.Connection) -> tuple[str, list[JournalEntry]]:
 # Rows per statement: a power of two, at most this many (SQLite binds at
 # most 32,766 values in one).
 _MAX_ROWS = 2048
+# A None is bound as NaN, which SQLite stores as NULL. (The sqlite3 module
+# binds a float at once, but a None through its adapter lookup, which raises
+# and formats an AttributeError inside: a dozen per item, more than the write.)
+_NULL_BOUND = math.nan
 
 
-@functools.lru_cache(maxsize=128)
-def insert(present: tuple[bool, ...], count: int) -> str:
+@functools.lru_cache(maxsize=16)
+def insert(count: int) -> str:
     """
-    The statement writing *count* rows of the columns *present* marks.
-
-    (Built from constant names, never input; the other columns are NULL.)
+    The statement writing *count* rows (built from constant names, never input).
     """
-    names = [c for c, there in zip(COLUMNS, present, strict=True) if there]
-    rows = ", ".join([f"({', '.join('?' * len(names))})"] * count)
-    return f"INSERT OR REPLACE INTO items ({', '.join(names)}) VALUES {rows}"  # noqa: S608 (constant names)
+    rows = ", ".join([f"({', '.join('?' * len(COLUMNS))})"] * count)
+    return f"INSERT OR REPLACE INTO items ({', '.join(COLUMNS)}) VALUES {rows}"  # noqa: S608 (constant names)
 
 
 def statements(rows: Sequence[Row]) -> list[tuple[str, list[Any]]]:
     """
     The statements (and their values) writing *rows*, in one transaction.
 
-    A position written twice keeps its last row. Only values that are not
-    None are bound: rows are grouped by the columns they fill, and each
-    group is written in statements of a power of two rows, so that a few
-    statements, prepared once and kept, write any commit (a statement of
-    its own for every commit cost more to compile than to run).
+    A position written twice keeps its last row. The rows are written in
+    statements of a power of two rows (at most 2,048), the last padded with
+    its last row (written again, the same): a commit is one statement, one
+    call into SQLite, and a dozen statements, prepared once and kept, write
+    any commit. (Each call lets the GIL go; the writer thread then waits to
+    take it back, up to the 5 ms switch interval on uvloop, whose loop
+    seldom lets it go: a statement per group of rows made commits slow.)
     """
-    groups: dict[tuple[bool, ...], list[Any]] = {}
-    for given in {row[0]: row for row in rows}.values():
-        row = given
-        if (result := given[_RESULT]) is not None:
-            row = (*given[:_RESULT], json.dumps(result), *given[_RESULT + 1 :])
-        present, filled = _shape(tuple([row[i] is None for i in _NULLABLE]))
-        if (values := groups.get(present)) is None:
-            values = groups[present] = []
-        values.extend(filled(row))
-    done = []
-    for present, values in groups.items():
-        width, start = sum(present), 0
-        left = len(values) // width
-        while left:
-            count = min(_MAX_ROWS, 1 << (left.bit_length() - 1))
-            end = start + count * width
-            done.append((insert(present, count), values[start:end]))
-            start, left = end, left - count
+    unique = list({row[0]: row for row in rows}.values())
+    values: list[Any] = []
+    for row in unique:
+        if row[_RESULT] is not None:
+            row = (*row[:_RESULT], json.dumps(row[_RESULT]), *row[_RESULT + 1 :])  # noqa: PLW2901
+        values.extend([_NULL_BOUND if value is None else value for value in row])
+    done, width = [], len(COLUMNS)
+    for start in range(0, len(unique), _MAX_ROWS):
+        chunk = values[start * width : (start + _MAX_ROWS) * width]
+        given = len(chunk) // width
+        count = 1 << (given - 1).bit_length()  # a power of two, padded
+        chunk.extend(chunk[-width:] * (count - given))
+        done.append((insert(count), chunk))
     return done
-
-
-@functools.lru_cache(maxsize=128)
-def _shape(
-    nulls: tuple[bool, ...],
-) -> tuple[tuple[bool, ...], Callable[[Row], tuple[Any, ...]]]:
-    # The columns a row fills, given which of those that may be NULL are
-    # None (*nulls*), and one call that takes their values from a row (the
-    # writer thread holds the GIL while it does: it must cost little).
-    null = {i for i, none in zip(_NULLABLE, nulls, strict=True) if none}
-    filled = [i for i in range(len(COLUMNS)) if i not in null]
-    return tuple(i not in null for i in range(len(COLUMNS))), operator.itemgetter(
-        *filled
-    )
 
 
 def entries(db: sqlite3.Connection) -> list[JournalEntry]:
