@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import math
 import os
 import random
 import signal
@@ -37,7 +38,7 @@ from sequence_async import (
     read_journal,
 )
 from sequence_async._journal import FIELDS, as_entry, as_row, state_after
-from sequence_async._journal_file import COLUMNS
+from sequence_async._journal_file import COLUMNS, statements
 from sequence_async._resume import derive_key
 from sequence_async.testing import Behavior, FakeSequence, ManualClock
 
@@ -544,6 +545,25 @@ def test_an_entry_and_its_row_are_the_same_item_in_the_files_column_order() -> N
     assert str is type(as_row(terminal)[FIELDS.index("state")])
     with pytest.raises(ValueError, match="paid"):
         as_row(unknown)
+
+
+def test_a_commit_is_one_statement_up_to_2048_rows() -> None:
+    """One call into SQLite per commit (each lets the GIL go): padded, not split."""
+    run_id = "5f0c7a3e-9a51-4e1d-8f7b-2d7c0b1e6a42"
+    rows = [as_row(entry(run_id, n, ItemState.SENDING, 1.0)) for n in range(3)]
+    accepted = as_row(entry(run_id, 2, ItemState.ACCEPTED, 2.0, execution_id="e"))
+
+    (one,) = statements([*rows, accepted])
+    many = [as_row(entry(run_id, n, ItemState.SENDING, 1.0)) for n in range(2049)]
+    big = statements(many)
+
+    sql, values = one
+    assert 4 == sql.count("(?")
+    assert 4 * len(COLUMNS) == len(values)
+    assert values[-len(COLUMNS) :] == values[-2 * len(COLUMNS) : -len(COLUMNS)]
+    assert "e" in values
+    assert math.isnan(values[COLUMNS.index("amount")])
+    assert [2048, 1] == [len(v) // len(COLUMNS) for _, v in big]
 
 
 async def test_an_item_written_twice_in_one_write_keeps_its_last_entry(
