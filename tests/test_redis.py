@@ -553,23 +553,35 @@ def test_a_registration_out_of_range_is_ignored(value: str) -> None:
     assert _remote("rex_1", value, 1_000) is None
 
 
+async def _listening(
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> tuple[asyncio.Server, str]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    return server, f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+
+
+async def _answering(reply: bytes) -> tuple[asyncio.Server, str]:
+    """A server answering *reply* to whatever it is sent, and its Redis URL."""
+
+    async def answer(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while await reader.read(4096):
+            writer.write(reply)
+            await writer.drain()
+        writer.close()
+
+    return await _listening(answer)
+
+
 async def test_a_read_only_replica_at_first_contact_is_away_not_wrong(
     quick: FakeSequence,
 ) -> None:
     """READONLY (a replica mid-failover) falls back; it is no CoordinatorError."""
-
-    async def read_only(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        while await reader.read(4096):
-            writer.write(b"-READONLY You can't write against a read only replica.\r\n")
-            await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(read_only, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    server, url = await _answering(
+        b"-READONLY You can't write against a read only replica.\r\n"
+    )
     try:
-        url = f"redis://127.0.0.1:{port}/0"
         async with _coordinated(quick, url, rate_limit=600) as client:
             accounts = await client.accounts.list()
     finally:
@@ -578,27 +590,11 @@ async def test_a_read_only_replica_at_first_contact_is_away_not_wrong(
     assert accounts
 
 
-async def _listening(
-    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
-) -> tuple[asyncio.Server, str]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    return server, f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
-
-
 async def test_a_server_answering_what_is_not_resp_is_a_clear_error(
     quick: FakeSequence,
 ) -> None:
     """redis-py's parser raises a plain ValueError: CoordinatorError, not that."""
-
-    async def not_resp(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        while await reader.read(4096):
-            writer.write(b":notanint\r\n")
-            await writer.drain()
-        writer.close()
-
-    server, url = await _listening(not_resp)
+    server, url = await _answering(b":notanint\r\n")
     try:
         async with _coordinated(quick, url, rate_limit=600) as client:
             with pytest.raises(CoordinatorError, match="Redis protocol"):
