@@ -308,11 +308,11 @@ def entries(db: sqlite3.Connection) -> list[JournalEntry]:
     Raises:
         TypeError: A value of another type than its column's (a hand edit
             may leave a BLOB where text goes).
-        ValueError: A value no run writes (a hand edit): a time that is not a finite
-            number in the range of a date, an id that is not one, a result
-            that is not JSON, or not the ended execution a ``terminal`` item
-            holds; an ``accepted`` or ``terminal`` item without its
-            execution id.
+        ValueError: A value no run writes (a hand edit): a time that is not
+            a finite number in the range of a date, an id that is not one, a
+            result that is not JSON, or not the ended execution a
+            ``terminal`` item holds; an ``accepted`` or ``terminal`` item
+            without its execution id.
     """
     found = []
     for row in db.execute(_SELECT).fetchall():

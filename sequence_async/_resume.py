@@ -7,7 +7,7 @@ is the one the journal knows (raised before anything is sent), deterministic
 keys (a UUIDv5 of the run id and the item's position: 36 characters), the
 23-hour rule (Sequence forgets keys after 24 hours, so an item that may have
 been sent earlier than that is never sent again, but matched against the
-rule's executions or left for a person). ``_records.Recorder`` writes.
+rule's executions or left for a person); ``_records.Recorder`` writes each step.
 """
 
 from __future__ import annotations
