@@ -10,10 +10,11 @@ waits on, join the next commit of intents, or one of their own once a
 window of them waits or ``ANSWERS_DELAY`` has passed.
 
 Owns the window of intents written ahead: when the run's plan is known
-(``expect``), the intents of the next window of items (four times the run's
-concurrency, at least 64) are committed while the items before them are
-sent, a window at a time, so that a send rarely waits on a commit (with a
-window of 16, half the sends waited: a commit is an fsync).
+(``expect``), the intents of the items up to two windows ahead (a window is
+four times the run's concurrency, at least 64) are committed while the items
+before them are sent, half a window at a time, so that a send rarely waits
+on a commit (with a window of 16, half the sends waited: a commit is an
+fsync), nor on a slow one (one that takes as long as sending a window).
 
 The state an error leaves is ``_journal.state_after``'s.
 """
@@ -156,9 +157,10 @@ class Recorder:
         """
         Learn the run's plan, in sending order, and its *window*.
 
-        From then on, whenever fewer than *window* items past the one being
-        sent have their intent written, the next *window* get theirs, in one
-        group: at most two windows are ever written ahead and not sent.
+        From then on, whenever fewer than one and a half windows past the
+        item being sent have their intent written, those up to two windows
+        past it get theirs, in one group: at most two windows are ever
+        written ahead and not sent.
         """
         self._sends = [
             p for p in plan if isinstance(p, Planned) and p.action is Action.SEND
@@ -215,7 +217,7 @@ class Recorder:
         index = planned.index
         now = self.journal.clock()
         position = self._order.get(index)
-        if position is not None and self._ahead <= position + self._window:
+        if position is not None and self._ahead <= position + self._window * 3 // 2:
             self._write_ahead(position, now)
         written = self._intents.pop(index, None)
         stamped = self._stamped.pop(index, None)
@@ -234,7 +236,7 @@ class Recorder:
         return None
 
     def _write_ahead(self, position: int, now: float) -> None:
-        # Fewer than a window past *position* written: write the next window.
+        # Fewer than 1.5 windows past *position* written: up to two, now.
         end = position + 1 + 2 * self._window
         batch = self._sends[self._ahead : end]
         self._ahead = end

@@ -262,6 +262,21 @@ class Counted:
         """Not used: the test closes the journal."""
 
 
+async def test_the_next_intents_are_written_while_a_window_and_a_half_is_left(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    """A commit as slow as sending a whole window stalls no send: it starts early."""
+    journal, items, counted, recorder = await counted_run(tmp_path, clock, 12, 2)
+
+    for item in items[:3]:  # the third leaves 2 of a 1.5-window margin
+        await sending(recorder, item)
+    await recorder.drain()
+    await journal.close()
+
+    assert [ItemState.SENDING] * 5 == counted.states[0]  # the first, two windows
+    assert [ItemState.SENDING] * 2 == counted.states[1][:2]  # up to two past the third
+
+
 async def test_the_last_items_of_a_run_without_answers_end_the_run(
     clock: ManualClock, tmp_path: Path
 ) -> None:
@@ -321,15 +336,15 @@ async def test_answers_join_the_next_commit_of_intents(
 
     await sending(recorder, items[0])
     recorder.accepted(items[0], "exe_0")
-    for item in items[1:4]:  # the third needs the next window
+    for item in items[1:4]:  # the second leaves under 1.5 windows written
         await sending(recorder, item)
     await recorder.drain()
     await journal.close()
 
     joined = next(states for states in counted.states if ItemState.ACCEPTED in states)
     assert [ItemState.SENDING] * 5 == counted.states[0]
-    assert [ItemState.ACCEPTED] + [ItemState.SENDING] * 3 == joined[:4]
-    assert {"accepted": 1, "sending": 3, "failed": 4} == read_journal(
+    assert [ItemState.ACCEPTED] + [ItemState.SENDING] * 2 == joined[:3]
+    assert {"accepted": 1, "sending": 3, "failed": 3} == read_journal(
         journal.path
     ).counts
 
