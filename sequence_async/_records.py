@@ -246,7 +246,7 @@ class Recorder:
         for planned in batch:
             index = planned.index
             if index not in self._sent_at:
-                earlier = _resume.earlier_send(planned) if planned.entry else None
+                earlier = _resume.earlier_send(planned)
                 if earlier is not None:
                     self._sent_at[index] = earlier
                 else:
