@@ -40,18 +40,20 @@ __all__ = ["CoordinatorError", "RedisCoordinator"]
 log = logging.getLogger("sequence_async")
 MAX_CALLS = 32
 # Failures at first contact that no retry cures: a clear error instead.
+# (Tested before _AWAY: redis-py's AuthenticationError is a ConnectionError.)
 _WRONG = (
     redis.exceptions.AuthenticationError,
     redis.exceptions.AuthorizationError,
     redis.exceptions.InvalidResponse,
     redis.exceptions.ResponseError,
 )
-# Failures that mean "Redis is away for now": fall back and keep trying.
+# Failures that mean "Redis is away for now": fall back and keep trying
+# (the first two, though a ConnectionError or a ResponseError).
 _AWAY = (
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
     redis.exceptions.BusyLoadingError,
     redis.exceptions.ReadOnlyError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
     OSError,
     TimeoutError,
 )
@@ -266,11 +268,12 @@ class _RedisLink:
         # Not only RedisError: redis-py's parser raises a plain ValueError
         # (IndexError, ...) on a reply that is not RESP.
         except Exception as exc:  # noqa: BLE001 (a reply we cannot read is "wrong")
-            wrong = not isinstance(exc, _AWAY) and (
+            wrong = not isinstance(exc, _AWAY[:2]) and (
                 isinstance(exc, _WRONG)
-                or not isinstance(exc, redis.exceptions.RedisError)
+                or not isinstance(exc, (redis.exceptions.RedisError, *_AWAY))
             )
-            if wrong and not self._verified:  # (a read-only replica is away)
+            if wrong and not self._verified:  # (no fallback, no WARNING)
+                self._healthy = False
                 self._bad = CoordinatorError(
                     "the coordinator's server refused us or does not speak "
                     f"the Redis protocol: {type(exc).__name__}: {exc}"
@@ -292,37 +295,27 @@ class _RedisLink:
         )
 
     async def run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        if not self._healthy:
-            raise Unavailable("Redis is unreachable")
         registered = self._scripts.get(script)
         if registered is None:
             registered = self._scripts[script] = self._redis.register_script(script)
         return await self._call(lambda: registered(keys=list(keys), args=list(args)))
 
     async def get_many(self, keys: Sequence[str]) -> list[str | None]:
-        if not self._healthy:
-            raise Unavailable("Redis is unreachable")
         values: list[str | None] = await self._call(
             lambda: self._redis.mget(list(keys))
         )
         return values
 
     async def drop_fields(self, key: str, fields: Sequence[str]) -> None:
-        if not self._healthy:
-            raise Unavailable("Redis is unreachable")
         await self._call(lambda: self._redis.hdel(key, *fields))
 
     async def last_id(self, stream: str) -> str:
-        if not self._healthy:
-            raise Unavailable("Redis is unreachable")
         newest = await self._call(lambda: self._redis.xrevrange(stream, count=1))
         return str(newest[0][0]) if newest else "0-0"
 
     async def read(
         self, stream: str, after: str, block: float
     ) -> list[tuple[str, dict[str, str]]]:
-        if not self._healthy:
-            raise Unavailable("Redis is unreachable")
         answer = await self._call(
             lambda: self._redis.xread(
                 {stream: after}, count=500, block=int(block * 1000)
@@ -358,6 +351,7 @@ class _RedisLink:
             if not self._healthy:
                 await asyncio.sleep(coordinator.retry)
                 try:
+                    await self._drop_idle()
                     await self._call(self._redis.ping, probe=True)
                 except Unavailable:
                     if self._bad is not None:
@@ -382,6 +376,16 @@ class _RedisLink:
                 log.exception("a heartbeat of the Redis coordinator failed")
             if self._healthy:
                 await asyncio.sleep(coordinator.lease / 3)
+
+    async def _drop_idle(self) -> None:
+        # While Redis is away no call uses the pool, whose connections are
+        # dead: each would fail once it is back, with another fallback.
+        client = self._redis
+        with contextlib.suppress(Exception):
+            if isinstance(client, redis.asyncio.RedisCluster):
+                await asyncio.gather(*(n.disconnect() for n in client.get_nodes()))
+            else:
+                await client.connection_pool.disconnect(inuse_connections=False)
 
     async def aclose(self) -> None:
         self._closed = True

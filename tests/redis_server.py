@@ -126,11 +126,11 @@ def _drain(process: subprocess.Popen[str]) -> None:
 
 
 @contextlib.contextmanager
-def running(port: int | None = None) -> Iterator[RedisServer]:
+def running(port: int | None = None, *options: str) -> Iterator[RedisServer]:
     """
-    A server for the block; killed (if still alive) at its end.
+    A server for the block (*options* as for ``start``); killed at its end.
     """
-    server = start(port)
+    server = start(port, *options)
     try:
         yield server
     finally:

@@ -653,6 +653,80 @@ async def test_a_redis_that_turns_to_garbage_midway_is_fallen_back_from(
     assert 2 == quick.counts["trigger_rule"]
 
 
+@pytest.mark.parametrize("password", ["", "not-the-password"])
+async def test_a_redis_refusing_our_password_is_a_clear_error_and_no_fallback(
+    quick: FakeSequence, password: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """redis-py's AuthenticationError is a ConnectionError: still no outage."""
+    with redis_server.running(None, "--requirepass", "hunter2pass") as server:
+        url = f"redis://:{password}@127.0.0.1:{server.port}/0"
+        with caplog.at_level(logging.WARNING, logger="sequence_async"):
+            async with _coordinated(quick, url, rate_limit=600) as client:
+                with pytest.raises(CoordinatorError, match="Authentication") as bad:
+                    await client.accounts.list()
+                with pytest.raises(CoordinatorError):  # and again: no fallback
+                    await client.trigger_and_wait("rule_0001", timeout=10)
+
+    assert "refused us" in str(bad.value)
+    assert [] == [r for r in caplog.records if r.name == "sequence_async"]
+    assert 0 == quick.counts["trigger_rule"]
+
+
+async def test_a_restarted_redis_is_shared_again_after_one_warning_only(
+    quick: FakeSequence, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The connections pooled before the outage are dead: none starts another."""
+    back = asyncio.Event()
+
+    class _Back(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "answers again" in record.getMessage():
+                back.set()
+
+    async def busy(client: SequenceClient) -> list[str]:
+        # Many calls at once: many connections in the pool.
+        results = await asyncio.gather(
+            *(client.trigger_and_wait("rule_0001", timeout=10) for _ in range(12))
+        )
+        return [r.status for r in results]
+
+    handler = _Back(logging.INFO)
+    logger = logging.getLogger("sequence_async")
+    logger.addHandler(handler)
+    server = redis_server.start()
+    try:
+        coordinator = RedisCoordinator.from_url(
+            server.url, retry=0.05, timeout=SLOW_MACHINE
+        )
+        with caplog.at_level(logging.INFO, logger="sequence_async"):
+            async with SequenceClient(
+                quick.api_key,
+                api=quick.api,
+                base_url=quick.url,
+                rate_limit=6000,
+                poll=FAST_POLL,
+                coordinator=coordinator,
+            ) as client:
+                before = await busy(client)
+                server.kill()
+                during = await busy(client)  # falls back: one WARNING
+                server = redis_server.start(server.port)
+                await asyncio.wait_for(back.wait(), timeout=10)
+                after = await busy(client) + await busy(client)
+    finally:
+        logger.removeHandler(handler)
+        server.kill()
+    said = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "sequence_async" and r.levelno >= logging.INFO
+    ]
+
+    assert {"executed"} == {*before, *during, *after}
+    assert 1 == sum("unreachable" in m for m in said)
+    assert 1 == sum("answers again" in m for m in said)
+
+
 @pytest.mark.parametrize("stepped", ["budget", "pause"])
 async def test_a_budget_or_pause_far_ahead_of_redis_time_holds_nobody(
     quick: FakeSequence, redis_url: str, fresh: redis.Redis, stepped: str
