@@ -9,8 +9,9 @@ own connections and lease token); the tests that need real processes are in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -92,6 +93,40 @@ def _sleeps(client: SequenceClient) -> list[float]:
     return asked
 
 
+def _falling_back(quick: FakeSequence, coordinator: RedisCoordinator) -> SequenceClient:
+    """A client of the fake server on *coordinator*, quick to poll and retry."""
+    return SequenceClient(
+        quick.api_key,
+        api=quick.api,
+        base_url=quick.url,
+        rate_limit=6000,
+        poll=FAST_POLL,
+        coordinator=coordinator,
+    )
+
+
+@contextlib.contextmanager
+def _answering_again() -> Iterator[asyncio.Event]:
+    """An event set once the client logs that Redis answers again."""
+    back = asyncio.Event()
+
+    class _Back(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "answers again" in record.getMessage():
+                back.set()
+
+    handler = _Back(logging.INFO)
+    logger = logging.getLogger("sequence_async")
+    logger.addHandler(handler)
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield back
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
 def test_a_bad_url_is_a_clear_error_at_construction() -> None:
     """A URL that is not a Redis URL fails at once, and shows no password."""
     with pytest.raises(CoordinatorError, match="not a usable Redis URL") as bad:
@@ -127,14 +162,7 @@ async def test_unreachable_redis_falls_back_with_one_warning(
         f"redis://127.0.0.1:{redis_server.free_port()}/0", retry=0.05
     )
     with caplog.at_level(logging.WARNING, logger="sequence_async"):
-        async with SequenceClient(
-            quick.api_key,
-            api=quick.api,
-            base_url=quick.url,
-            rate_limit=6000,
-            poll=FAST_POLL,
-            coordinator=coordinator,
-        ) as client:
+        async with _falling_back(quick, coordinator) as client:
             results = await asyncio.gather(
                 *(client.trigger_and_wait("rule_0001", timeout=10) for _ in range(5))
             )
@@ -148,19 +176,7 @@ async def test_unreachable_redis_falls_back_with_one_warning(
 async def test_a_client_shares_again_once_redis_answers() -> None:
     """Down at the start, then up: the client's budget moves back to Redis."""
     port = redis_server.free_port()
-    back = asyncio.Event()
-
-    class _Back(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if "answers again" in record.getMessage():
-                back.set()
-
-    handler = _Back(logging.INFO)
-    logger = logging.getLogger("sequence_async")
-    logger.addHandler(handler)
-    previous = logger.level
-    logger.setLevel(logging.INFO)
-    try:
+    with _answering_again() as back:
         coordinator = RedisCoordinator.from_url(
             f"redis://127.0.0.1:{port}/0", retry=0.05
         )
@@ -173,9 +189,6 @@ async def test_a_client_shares_again_once_redis_answers() -> None:
                 await _limiter(client).acquire()
                 with redis.Redis.from_url(server.url) as plain:
                     budgets = list(plain.scan_iter(match="*:budget"))
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
 
     assert 1 == len(budgets)
 
@@ -676,12 +689,6 @@ async def test_a_restarted_redis_is_shared_again_after_one_warning_only(
     quick: FakeSequence, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The connections pooled before the outage are dead: none starts another."""
-    back = asyncio.Event()
-
-    class _Back(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if "answers again" in record.getMessage():
-                back.set()
 
     async def busy(client: SequenceClient) -> list[str]:
         # Many calls at once: many connections in the pool.
@@ -690,23 +697,13 @@ async def test_a_restarted_redis_is_shared_again_after_one_warning_only(
         )
         return [r.status for r in results]
 
-    handler = _Back(logging.INFO)
-    logger = logging.getLogger("sequence_async")
-    logger.addHandler(handler)
     server = redis_server.start()
     try:
         coordinator = RedisCoordinator.from_url(
             server.url, retry=0.05, timeout=SLOW_MACHINE
         )
-        with caplog.at_level(logging.INFO, logger="sequence_async"):
-            async with SequenceClient(
-                quick.api_key,
-                api=quick.api,
-                base_url=quick.url,
-                rate_limit=6000,
-                poll=FAST_POLL,
-                coordinator=coordinator,
-            ) as client:
+        with _answering_again() as back, caplog.at_level(logging.INFO):
+            async with _falling_back(quick, coordinator) as client:
                 before = await busy(client)
                 server.kill()
                 during = await busy(client)  # falls back: one WARNING
@@ -714,13 +711,8 @@ async def test_a_restarted_redis_is_shared_again_after_one_warning_only(
                 await asyncio.wait_for(back.wait(), timeout=10)
                 after = await busy(client) + await busy(client)
     finally:
-        logger.removeHandler(handler)
         server.kill()
-    said = [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == "sequence_async" and r.levelno >= logging.INFO
-    ]
+    said = [r.getMessage() for r in caplog.records if r.name == "sequence_async"]
 
     assert {"executed"} == {*before, *during, *after}
     assert 1 == sum("unreachable" in m for m in said)
