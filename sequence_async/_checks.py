@@ -3,7 +3,8 @@ Checks of local arguments, and endpoint paths: pure functions, no I/O.
 
 Owns what makes bad input a clear ``TypeError``/``ValueError`` before
 anything is sent: ids and keys, numbers and counts (no bool, NaN or
-infinity), base URLs and default headers; and ``path``, the one builder of
+infinity), instants (two days inside datetime's range, wherever they come
+from), base URLs and default headers; and ``path``, the one builder of
 endpoint paths (every id a quoted segment, dot segments refused), and
 ``query``, the one builder of query strings.
 """
@@ -14,11 +15,17 @@ import math
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Final
 
 
 MAX_ID_CHARS: Final = 255
+# The instants the client accepts (from a server, a token, a journal or a
+# filter): two days inside datetime's range, so that no margin added or
+# taken (a minute of clock skew, minutes around a send) overflows, in UTC or
+# in the fields of any offset.
+FIRST_INSTANT: Final = datetime.min.replace(tzinfo=UTC) + timedelta(days=2)
+LAST_INSTANT: Final = datetime.max.replace(tzinfo=UTC) - timedelta(days=2)
 # Characters a path segment carries as they are (RFC 3986 unreserved).
 _PLAIN: Final = re.compile(r"[A-Za-z0-9_.~-]+")
 # The largest amount in cents that JSON carries exactly (2**53 - 1).
@@ -129,6 +136,19 @@ def check_number(
         above = f" above {minimum:g}" if minimum > -math.inf else ""
         raise ValueError(f"{name} must be a finite number{above}")
     return number
+
+
+def instant(value: datetime, name: str) -> datetime:
+    """
+    Return the aware *value*, if within ``FIRST_INSTANT`` and ``LAST_INSTANT``.
+
+    Raises:
+        ValueError: It is not (year 1 in an offset west of UTC, say, which
+            is before year 1 in UTC).
+    """
+    if not FIRST_INSTANT <= value <= LAST_INSTANT:  # (compared as instants)
+        raise ValueError(f"{name} {value.isoformat()} is out of range")
+    return value
 
 
 def api_key_problem(key: object) -> str | None:
@@ -247,7 +267,9 @@ def query(**params: object) -> dict[str, str]:
         if isinstance(value, datetime):
             if value.utcoffset() is None:  # naive, whatever its tzinfo
                 raise ValueError(f"{name} must be an aware datetime")
-            out[key] = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+            out[key] = (
+                instant(value, name).astimezone(UTC).isoformat().replace("+00:00", "Z")
+            )
         elif isinstance(value, date):
             out[key] = value.isoformat()  # a day, as it always was sent
         elif not isinstance(value, str):

@@ -33,7 +33,6 @@ from ._retry import PollPolicy
 
 
 log = logging.getLogger("sequence_async")
-_EARLIEST = datetime.min.replace(tzinfo=UTC)
 TOKEN_VERSION = 1
 MAX_TOKEN_CHARS = 4096
 Until = Literal["settled", "transfers_created"]
@@ -120,9 +119,9 @@ class Execution:
         last = self._last
         if last is not None and last.created_at is not None:
             return last.created_at
-        # (A trigger time within a minute of year 1, from a token or a
-        # server's created_at, must not overflow and end every wait.)
-        return max(self.triggered_at, _EARLIEST + CLOCK_SKEW) - CLOCK_SKEW
+        # (Every trigger time is two days inside datetime's range: a token's,
+        # a server's created_at or a journal's are checked by _checks.instant.)
+        return self.triggered_at - CLOCK_SKEW
 
     def _record(self, snapshot: models.RuleExecution) -> None:
         self._last = snapshot

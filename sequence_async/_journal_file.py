@@ -25,7 +25,7 @@ from typing import Any
 import attrs
 
 from . import _convert, errors, models
-from ._checks import segment
+from ._checks import FIRST_INSTANT, LAST_INSTANT, segment
 from ._journal import ItemState, JournalEntry, Row
 
 
@@ -330,8 +330,8 @@ def entries(db: sqlite3.Connection) -> list[JournalEntry]:
     return found
 
 
-# The times a date can hold (datetime.fromtimestamp's range).
-_EARLIEST, _LATEST = -62_135_596_800.0, 253_402_300_799.0
+# The times the client accepts as instants (_checks.instant), as timestamps.
+_EARLIEST, _LATEST = FIRST_INSTANT.timestamp(), LAST_INSTANT.timestamp()
 
 
 def _check_values(fields: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from . import errors
-from ._checks import segment
+from ._checks import instant, is_segment, segment
 from ._execution import MAX_TOKEN_CHARS, TOKEN_VERSION, Execution
 from ._json import loads
 from ._paging import get_execution
@@ -46,6 +46,9 @@ def from_token(token: object, requester: Requester) -> Execution:
         segment(execution_id, "id")
         segment(rule_id, "rule_id")
         triggered_at = datetime.fromisoformat(data["triggered_at"])
+        if triggered_at.tzinfo is None:
+            triggered_at = triggered_at.replace(tzinfo=UTC)
+        instant(triggered_at, "triggered_at")
         request_id = _optional(data.get("request_id"), "request_id")
         key = _optional(data.get("idempotency_key"), "idempotency_key")
     except (KeyError, TypeError, ValueError) as exc:
@@ -55,9 +58,7 @@ def from_token(token: object, requester: Requester) -> Execution:
         rule_id=str(rule_id),
         request_id=request_id,
         idempotency_key=key,
-        triggered_at=triggered_at
-        if triggered_at.tzinfo
-        else triggered_at.replace(tzinfo=UTC),
+        triggered_at=triggered_at,
         requester=requester,
     )
 
@@ -73,21 +74,24 @@ async def fetch(
     Fetch an execution by id and return its handle, holding what was seen.
 
     Raises:
-        errors.ResponseValidationError: The answer names no rule, or is
-            about another execution.
+        errors.ResponseValidationError: The answer names no rule (or one
+            that is no id), or is about another execution.
     """
     current = await get_execution(
         requester, execution_id, rule_id=rule_id, request_id=request_id
     )
-    if current.id != execution_id or not current.rule_id:
+    # (A rule id that is no path segment would make a handle whose own
+    # token is refused.)
+    rule = current.rule_id
+    if current.id != execution_id or rule is None or not is_segment(rule):
         raise errors.ResponseValidationError(
-            f"asked for execution {execution_id}, got {current.id!r} of rule "
-            f"{current.rule_id!r}",
+            f"asked for execution {execution_id}, got {current.id!r:.60} of rule "
+            f"{current.rule_id!r:.60}",
             request_id=current.request_id,
         )
     return Execution(
         id=current.id,
-        rule_id=current.rule_id,
+        rule_id=rule,
         request_id=current.request_id,
         idempotency_key=None,
         triggered_at=current.created_at or datetime.now(UTC),

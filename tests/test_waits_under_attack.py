@@ -10,7 +10,7 @@ or request are refused when given; a redirected trigger keeps its key.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +23,7 @@ from sequence_async import (
     OutcomeUnknownError,
     PermissionDeniedError,
     PollPolicy,
+    ResponseValidationError,
     RetryPolicy,
     SequenceClient,
     SequenceError,
@@ -131,9 +132,15 @@ async def test_closing_the_client_during_a_waits_last_look_ends_it_closed() -> N
         never.set()
 
 
-@pytest.mark.parametrize("year", [1, 2])
-async def test_a_trigger_time_near_year_one_ends_no_wait(year: int) -> None:
-    """A token (or a server's created_at) of 0001-01-01 once broke every peer."""
+def _token(triggered_at: str, execution_id: str = "ex1") -> str:
+    return (
+        f'{{"v":1,"api":"api-v1","id":"{execution_id}","rule_id":"r1",'
+        f'"request_id":null,"idempotency_key":null,"triggered_at":"{triggered_at}"}}'
+    )
+
+
+async def test_a_trigger_time_two_days_from_year_one_ends_no_wait() -> None:
+    """A minute of clock skew taken from it once broke every wait on its rule."""
     done = {"id": "ex1", "rule_id": "r1", "status": "executed"}
     peer = {"id": "ex2", "rule_id": "r1", "status": "executed"}
 
@@ -149,16 +156,60 @@ async def test_a_trigger_time_near_year_one_ends_no_wait(year: int) -> None:
         ("GET", "/rule-executions/{id}"): one,
     }
     async with hostile(routes) as base_url, client_of(base_url) as client:
-        old = datetime(year, 1, 1, tzinfo=UTC).isoformat()
-        token = (
-            '{"v":1,"api":"api-v1","id":"ex1","rule_id":"r1",'
-            f'"request_id":null,"idempotency_key":null,"triggered_at":"{old}"}}'
-        )
-        first = client.execution_from_token(token)
-        second = client.execution_from_token(token.replace('"ex1"', '"ex2"'))
+        old = "0001-01-03T00:00:30-14:00"  # year 1, fields and all
+        first = client.execution_from_token(_token(old))
+        second = client.execution_from_token(_token(old, "ex2"))
         results = await asyncio.gather(first.wait(timeout=30), second.wait(timeout=30))
 
     assert ["ex1", "ex2"] == [r.id for r in results]
+
+
+# Within two days of datetime's ends (in UTC: the first is year 1 west of UTC).
+EDGES = [
+    "0001-01-01T00:00:30-14:00",
+    "0001-01-01T00:00:00+00:00",
+    "0001-01-02T23:59:00+00:00",
+    "9999-12-30T00:01:00+00:00",
+    "9999-12-31T23:59:00-14:00",
+]
+
+
+@pytest.mark.parametrize("when", EDGES)
+async def test_a_time_at_the_ends_of_time_is_refused_where_it_comes_in(
+    when: str,
+) -> None:
+    """Tokens, answers and filters: none reaches a wait's arithmetic (OverflowError)."""
+
+    async def one(_: web.Request) -> web.Response:
+        return answer(
+            {"id": "ex1", "rule_id": "r1", "status": "executed", "created_at": when}
+        )
+
+    routes = {("GET", "/rule-executions/{id}"): one}
+    async with hostile(routes) as base_url, client_of(base_url) as client:
+        with pytest.raises(ValueError, match="token is missing or bad"):
+            client.execution_from_token(_token(when))
+        with pytest.raises(ResponseValidationError, match="created_at"):
+            await client.execution_from_id("ex1")
+        with pytest.raises(ValueError, match=r"from_ .* is out of range"):
+            client.rule_executions.list(
+                rule_id="r1", from_=datetime.fromisoformat(when)
+            )
+
+
+@pytest.mark.parametrize("rule_id", ["..", "a\nb", "r" * 300])
+async def test_an_execution_fetched_of_a_rule_that_is_no_id_is_refused(
+    rule_id: str,
+) -> None:
+    """Its handle's own token would be refused: the answer is, when read."""
+
+    async def one(_: web.Request) -> web.Response:
+        return answer({"id": "ex1", "rule_id": rule_id, "status": "executed"})
+
+    routes = {("GET", "/rule-executions/{id}"): one}
+    async with hostile(routes) as base_url, client_of(base_url) as client:
+        with pytest.raises(ResponseValidationError, match="of rule"):
+            await client.execution_from_id("ex1")
 
 
 @pytest.mark.parametrize(
