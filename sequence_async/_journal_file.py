@@ -106,7 +106,11 @@ def read_journal(path: str | os.PathLike[str]) -> JournalSummary:
         errors.JournalError: No such file, or not a journal.
     """
     file = Path(path)
-    if not file.is_file():
+    try:
+        found = file.is_file()
+    except OSError as exc:  # a name too long, a folder we may not enter
+        raise errors.JournalError(f"{file} cannot be read: {exc.strerror}") from None
+    if not found:
         raise errors.JournalError(f"{file}: no such journal")
     db = connect(file, read_only=True)
     try:

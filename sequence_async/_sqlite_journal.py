@@ -99,7 +99,7 @@ class SqliteJournal:
             raise errors.JournalError(
                 f"{self.path} is in use by another process; one run at a time"
             )
-        self._lock_fd = fd
+        self._lock_fd, self._file_id = fd, _file_id(fd)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise errors.JournalError(f"{self.path} is not a regular file")
         db = self._db = file.connect(self.path)
@@ -164,6 +164,7 @@ class SqliteJournal:
     def _commit(self, rows: Sequence[Row]) -> None:
         if (db := self._db) is None:
             raise errors.JournalError("the journal is closed")
+        self._check_place()
         # Every commit is FULL (fsync'd): an intent must survive a power cut;
         # NORMAL for answers only cost the thread one more trip through the
         # GIL than the fsync saved. One statement is one transaction
@@ -189,6 +190,23 @@ class SqliteJournal:
             raise errors.JournalError(
                 f"{self.path} could not be written: {type(exc).__name__}: {exc}"
             ) from None
+
+    def _check_place(self) -> None:
+        # The path must still name the file locked and written. Moved or
+        # deleted mid-run, the journal's records would be where no resume
+        # looks (SQLite skips a moved file's last checkpoint), and a resume
+        # from a new file would send every item again, with new keys.
+        try:
+            here = self.path.stat()
+            kept = (here.st_dev, here.st_ino) == self._file_id
+        except OSError:
+            kept = False
+        if not kept:
+            raise errors.JournalError(
+                f"{self.path} was moved or deleted while this run wrote it: put "
+                "the file (and its -wal) back there before resuming; a resume "
+                "from a new file would trigger every item sent again"
+            )
 
     async def close(self) -> None:
         """

@@ -36,7 +36,15 @@ from sequence_async.testing import FakeSequence, ManualClock
 
 from .conftest import FakeTransport, ok, requester
 from .test_cli_support import run_cli
-from .test_journal import RULES, entry, quick, requests, run_id_of, write_entries
+from .test_journal import (
+    RULES,
+    entry,
+    keys_on,
+    quick,
+    requests,
+    run_id_of,
+    write_entries,
+)
 
 
 __all__ = ["quick"]  # the fixture, shared with test_journal
@@ -260,3 +268,49 @@ async def test_an_old_send_matching_an_id_that_is_not_one_is_left_for_a_person(
     got = await reconcile(planned, requester(FakeTransport(ok([execution]))), set())
 
     assert found == got
+
+
+@pytest.mark.parametrize("how", ["moved", "deleted"])
+async def test_a_journal_moved_or_deleted_mid_run_ends_it_with_a_journal_error(
+    live: SequenceClient, quick: FakeSequence, tmp_path: Path, how: str
+) -> None:
+    """Its records would be where no resume looks: the run stops, loudly."""
+    path, aside = tmp_path / "run.db", tmp_path / "aside.db"
+
+    async def take_all() -> None:
+        async with live.trigger_many(requests(400), journal=path, concurrency=4) as run:
+            taken = 0
+            async for _ in run:
+                taken += 1
+                if taken == 20:
+                    if how == "moved":
+                        path.rename(aside)
+                    else:
+                        path.unlink()
+
+    with pytest.raises(JournalError, match="moved or deleted while this run"):
+        await take_all()
+    sent = quick.counts["trigger_rule"]
+    if how == "moved":  # put back, the resume sends each item once in all
+        aside.rename(path)
+        outcomes = await live.trigger_all(requests(400), journal=path)
+
+    assert sent < 400
+    if how == "moved":
+        assert all(o.ok for o in outcomes)
+        assert {1} == set(keys_on(quick).values())
+        assert 400 == len(keys_on(quick))
+
+
+def test_a_journal_that_cannot_be_looked_at_is_a_journal_error(
+    tmp_path: Path,
+) -> None:
+    """A name past the system's limit: JournalError (journal show exits 2)."""
+    path = tmp_path / ("x" * 300 + ".db")
+
+    with pytest.raises(JournalError, match="cannot be read"):
+        read_journal(path)
+    done = run_cli("journal", "show", str(path))
+
+    assert 2 == done.returncode
+    assert "Traceback" not in done.stderr
