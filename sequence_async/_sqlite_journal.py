@@ -59,6 +59,7 @@ class SqliteJournal:
         # Set once the file is let go; the file's device and inode.
         self._let_go_event = threading.Event()
         self._file_id: tuple[int, int] | None = None
+        self._where = self.path
 
     def __repr__(self) -> str:
         return f"<SqliteJournal {str(self.path)!r}>"
@@ -100,6 +101,7 @@ class SqliteJournal:
                 f"{self.path} is in use by another process; one run at a time"
             )
         self._lock_fd, self._file_id = fd, _file_id(fd)
+        self._where = self.path.absolute()  # (a chdir later moves nothing)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise errors.JournalError(f"{self.path} is not a regular file")
         db = self._db = file.connect(self.path)
@@ -197,7 +199,7 @@ class SqliteJournal:
         # looks (SQLite skips a moved file's last checkpoint), and a resume
         # from a new file would send every item again, with new keys.
         try:
-            here = self.path.stat()
+            here = self._where.stat()
             kept = (here.st_dev, here.st_ino) == self._file_id
         except OSError:
             kept = False
