@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import os
 import ssl as _ssl
+import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Literal, Self
 
 from . import _setup, _tokens, errors, models
 from ._bulk import BulkRun
-from ._checks import (
-    check_number,
-    check_timeout,
-)
+from ._checks import check_number, check_timeout
 from ._coordinator import Coordinator
 from ._execution import Execution, Until, check_until
 from ._journal import Journal
@@ -247,7 +245,8 @@ class SequenceClient(Namespaces):
             manual_execute_amount: For ``MANUAL`` rules, the amount in cents.
             idempotency_key: See ``rules.trigger``.
             request_id: Sent as ``X-Request-ID`` on the trigger.
-            timeout: Seconds to wait for the end of the execution.
+            timeout: Seconds to wait for the end of the execution (and
+                past which the trigger's retries never sleep).
             raise_on_failure: Raise ``ExecutionFailedError`` on ``failed``.
             poll: The poll schedule; the client's by default.
             until: ``"transfers_created"`` returns once the rule has run and
@@ -266,13 +265,14 @@ class SequenceClient(Namespaces):
         check_number(timeout, "timeout", allow_none=True)  # before the trigger
         check_poll(poll)
         check_until(until)
-        execution = await self.rules.trigger(
+        execution = await self.rules._trigger(  # noqa: SLF001 (our own)
             rule_id,
             manual_execute_amount=manual_execute_amount,
             idempotency_key=idempotency_key,
             request_id=request_id,
             simulation=simulation,
             called_reason=called_reason,
+            deadline=None if timeout is None else time.monotonic() + timeout,
         )
         try:
             return await execution.wait(

@@ -139,8 +139,8 @@ class Execution:
     def _attached(self) -> Requester:
         if self._requester is None:
             raise errors.ClientClosedError(
-                "this handle was unpickled without its client: resume it with "
-                "client.execution_from_token(handle.to_token())"
+                "this handle was copied or unpickled without its client: resume "
+                "it with client.execution_from_token(handle.to_token())"
             )
         return self._requester
 

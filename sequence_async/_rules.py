@@ -113,17 +113,36 @@ class Rules(Resource):
             errors.UnsupportedFeatureError: ``simulation`` or
                 ``called_reason`` on ``api-v1``; nothing was sent.
         """
+        return await self._trigger(
+            rule_id,
+            manual_execute_amount=manual_execute_amount,
+            idempotency_key=idempotency_key,
+            request_id=request_id,
+            simulation=simulation,
+            called_reason=called_reason,
+        )
+
+    async def _trigger(
+        self,
+        rule_id: str,
+        *,
+        idempotency_key: str | None,
+        called_reason: str | None,
+        deadline: float | None = None,
+        **options: Any,
+    ) -> Execution:
+        # ``trigger``, and ``trigger_and_wait``'s, whose retries never sleep
+        # past its *deadline* (``time.monotonic()`` seconds).
         profile = self._requester.profile
         return await send_trigger(
             self._requester,
             rule_id,
             key=idempotency_key_of(idempotency_key, profile),
-            manual_execute_amount=manual_execute_amount,
-            request_id=request_id,
-            simulation=simulation,
             called_reason=None
             if called_reason is None
             else called_reason_of(called_reason, profile),
+            deadline=deadline,
+            **options,
         )
 
 
@@ -136,6 +155,7 @@ async def send_trigger(
     request_id: str | None = None,
     simulation: bool | None = None,
     called_reason: str | None = None,
+    deadline: float | None = None,
 ) -> Execution:
     """
     Check and send a trigger with its checked *key*; return its handle.
@@ -162,6 +182,7 @@ async def send_trigger(
             idempotency_key=key,
             request_id=request_id,
             priority=Priority.TRIGGER,
+            deadline=deadline,
             called_reason=called_reason,
         )
     except asyncio.CancelledError as exc:

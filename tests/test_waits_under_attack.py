@@ -321,3 +321,24 @@ def test_a_seed_nested_past_the_stack_is_a_value_error() -> None:
     """Not a RecursionError (serve --seed printed a traceback)."""
     with pytest.raises(ValueError, match="seed"):
         Seed.from_json('{"rules": ' + "[" * 100_000 + "]" * 100_000 + "}")
+
+
+async def test_trigger_and_wait_never_sleeps_past_its_timeout_to_trigger() -> None:
+    """A 503 asking for 60 s, timeout=5: OutcomeUnknownError now, with its key."""
+    posts: list[str] = []
+
+    async def unavailable(request: web.Request) -> web.Response:
+        posts.append(request.headers["Idempotency-Key"])
+        return web.json_response(
+            {"error": {"code": "unavailable", "message": "busy"}},
+            status=503,
+            headers={"Retry-After": "60"},
+        )
+
+    routes = {("POST", "/rules/{id}/trigger"): unavailable}
+    async with hostile(routes) as base_url, client_of(base_url) as client:
+        async with asyncio.timeout(30):  # (a guard: 60 s of sleep was the bug)
+            with pytest.raises(OutcomeUnknownError) as unknown:
+                await client.trigger_and_wait("r1", timeout=5)
+
+    assert [unknown.value.idempotency_key] == posts
