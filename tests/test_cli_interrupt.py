@@ -108,12 +108,15 @@ def json_lines(text: str) -> list[Any]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def test_ctrl_c_lists_each_awaited_execution_with_its_token(remote: Remote) -> None:
-    """With --json, Ctrl-C prints the outcomes, each waited execution, the summary."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_lists_each_awaited_execution_with_its_token(
+    remote: Remote, stop: signal.Signals
+) -> None:
+    """With --json, Ctrl-C (or a SIGTERM) prints the outcomes, waits, the summary."""
     args = ["trigger-many", "rule_0001", "rule_0004", "rule_0004", "--json"]
     with in_terminal(args, remote.env, pipe_stdout=True) as (process, terminal):
         read_until(terminal, r"1/3\s+1 ok\s+0 failed\s+0 triggering\s+2 waiting")
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         read_to_end(terminal)
         assert process.stdout is not None
         outcome, *in_flight, summary = json_lines(process.stdout.read().decode())

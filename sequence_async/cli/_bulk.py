@@ -2,8 +2,8 @@
 Running a bulk trigger from the command line, Ctrl-C included.
 
 Owns ``run_bulk``: it drives ``trigger_many`` with the progress line and,
-with ``--json``, prints one JSON line per outcome as it comes. On SIGINT it
-stops at a known point: it takes the outcomes already finished, lists every
+with ``--json``, prints one JSON line per outcome as it comes. On SIGINT (or
+SIGTERM) it stops at a known point: it takes the outcomes already finished, lists every
 item still in flight with what finds it again (the execution id and resume
 token once triggered, the idempotency key while the trigger is in flight),
 then stops the run and draws the progress line once. The caller prints the
@@ -25,6 +25,10 @@ from ._output import Output
 from ._progress import ProgressLine, Summary, show_progress
 
 
+# Ctrl-C, and the stop a supervisor sends (systemd, Kubernetes, docker stop).
+_STOPS = (signal.SIGINT, signal.SIGTERM)
+
+
 async def run_bulk(
     client: sq.SequenceClient,
     requests: Sequence[sq.TriggerRequest],
@@ -39,7 +43,7 @@ async def run_bulk(
     """
     Trigger *requests* with a live progress line; return the summary.
 
-    ``summary.interrupted`` tells whether SIGINT stopped the run.
+    ``summary.interrupted`` tells whether SIGINT or SIGTERM stopped the run.
     """
     summary = Summary(total=len(requests))
     started = time.monotonic()
@@ -47,7 +51,8 @@ async def run_bulk(
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError):  # Windows: KeyboardInterrupt
-        loop.add_signal_handler(signal.SIGINT, stop.set)
+        for signum in _STOPS:
+            loop.add_signal_handler(signum, stop.set)
     try:
         run = client.trigger_many(
             requests,
@@ -64,7 +69,8 @@ async def run_bulk(
             )
     finally:
         with contextlib.suppress(NotImplementedError):
-            loop.remove_signal_handler(signal.SIGINT)
+            for signum in _STOPS:
+                loop.remove_signal_handler(signum)
         line.stop()
     summary.seconds = time.monotonic() - started
     if in_flight is not None:
