@@ -20,10 +20,10 @@ from typing import Final
 
 
 MAX_ID_CHARS: Final = 255
-# The instants the client accepts (from a server, a token, a journal or a
-# filter): two days inside datetime's range, so that no margin added or
-# taken (a minute of clock skew, minutes around a send) overflows, in UTC or
-# in the fields of any offset.
+# The instants the client accepts (from a token, a journal or a filter) or
+# computes with (a server's, clamped): two days inside datetime's range, so
+# that no margin added or taken (a minute of clock skew, minutes around a
+# send) overflows, in UTC or in the fields of any offset.
 FIRST_INSTANT: Final = datetime.min.replace(tzinfo=UTC) + timedelta(days=2)
 LAST_INSTANT: Final = datetime.max.replace(tzinfo=UTC) - timedelta(days=2)
 # Characters a path segment carries as they are (RFC 3986 unreserved).
@@ -149,6 +149,15 @@ def instant(value: datetime, name: str) -> datetime:
     if not FIRST_INSTANT <= value <= LAST_INSTANT:  # (compared as instants)
         raise ValueError(f"{name} {value.isoformat()} is out of range")
     return value
+
+
+def clamp(value: datetime) -> datetime:
+    """
+    The aware *value*, or the nearer of ``FIRST_INSTANT`` and ``LAST_INSTANT``.
+
+    For a server's times the client computes with (Go's zero time is year 1).
+    """
+    return max(FIRST_INSTANT, min(LAST_INSTANT, value))
 
 
 def api_key_problem(key: object) -> str | None:

@@ -25,7 +25,6 @@ from cattrs.gen import make_dict_structure_fn, override
 from cattrs.preconf.json import make_converter
 
 from . import errors
-from ._checks import instant
 from ._profiles import DEFAULT, PROFILES, Profile, snake
 
 
@@ -92,7 +91,7 @@ def _structure_datetime(value: Any, _: Any) -> datetime:
     if not isinstance(value, str):
         raise TypeError(f"expected an ISO 8601 string, got {type(value).__name__}")
     parsed = datetime.fromisoformat(value)
-    return instant(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC), "date")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # The deepest nesting kept of the server's plain data (a rule's conditions,

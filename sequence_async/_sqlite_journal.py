@@ -59,7 +59,9 @@ class SqliteJournal:
         # Set once the file is let go; the file's device and inode.
         self._let_go_event = threading.Event()
         self._file_id: tuple[int, int] | None = None
-        self._where = self.path
+        # Where the file locked at open is (the place check's own: close()
+        # resets _file_id while a commit may still run).
+        self._where, self._opened = self.path, (-1, -1)
 
     def __repr__(self) -> str:
         return f"<SqliteJournal {str(self.path)!r}>"
@@ -100,7 +102,7 @@ class SqliteJournal:
             raise errors.JournalError(
                 f"{self.path} is in use by another process; one run at a time"
             )
-        self._lock_fd, self._file_id = fd, _file_id(fd)
+        self._lock_fd, self._opened = fd, _file_id(fd)
         self._where = self.path.absolute()  # (a chdir later moves nothing)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise errors.JournalError(f"{self.path} is not a regular file")
@@ -200,7 +202,7 @@ class SqliteJournal:
         # from a new file would send every item again, with new keys.
         try:
             here = self._where.stat()
-            kept = (here.st_dev, here.st_ino) == self._file_id
+            kept = (here.st_dev, here.st_ino) == self._opened
         except OSError:
             kept = False
         if not kept:

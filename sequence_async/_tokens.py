@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from . import errors
-from ._checks import instant, is_segment, segment
+from ._checks import clamp, instant, is_segment, segment
 from ._execution import MAX_TOKEN_CHARS, TOKEN_VERSION, Execution
 from ._json import loads
 from ._paging import get_execution
@@ -94,7 +94,8 @@ async def fetch(
         rule_id=rule,
         request_id=current.request_id,
         idempotency_key=None,
-        triggered_at=current.created_at or datetime.now(UTC),
+        # (Go's zero time, year 1, clamped: the handle's token stays good.)
+        triggered_at=clamp(current.created_at or datetime.now(UTC)),
         requester=requester,
         last=current,
     )
