@@ -173,9 +173,8 @@ class SequenceClient(Namespaces):
         if timeout is not None:
             changes["timeout"] = check_timeout(timeout)
         if called_reason is not None:
-            changes["called_reason"] = called_reason_of(
-                called_reason, self._requester.profile
-            )
+            profile = self._requester.profile
+            changes["called_reason"] = called_reason_of(called_reason, profile)
         if retry is not None or max_retries is not None:
             changes["retry"] = resolve_retry(
                 retry, max_retries, base=self._requester.retry
@@ -236,17 +235,15 @@ class SequenceClient(Namespaces):
         called_reason: str | None = None,
     ) -> models.RuleExecution:
         """
-        Trigger a rule and wait until its execution is terminal.
-
-        Cancelling the call stops the waiting, not the execution.
+        Trigger a rule; wait till its execution ends (a cancel stops only the wait).
 
         Args:
             rule_id: The rule to trigger.
             manual_execute_amount: For ``MANUAL`` rules, the amount in cents.
             idempotency_key: See ``rules.trigger``.
             request_id: Sent as ``X-Request-ID`` on the trigger.
-            timeout: Seconds to wait for the end of the execution (and
-                past which the trigger's retries never sleep).
+            timeout: Seconds for the whole call: the trigger's retries
+                never sleep past it, and the wait gets what they left.
             raise_on_failure: Raise ``ExecutionFailedError`` on ``failed``.
             poll: The poll schedule; the client's by default.
             until: ``"transfers_created"`` returns once the rule has run and
@@ -265,6 +262,7 @@ class SequenceClient(Namespaces):
         check_number(timeout, "timeout", allow_none=True)  # before the trigger
         check_poll(poll)
         check_until(until)
+        deadline = None if timeout is None else time.monotonic() + timeout
         execution = await self.rules._trigger(  # noqa: SLF001 (our own)
             rule_id,
             manual_execute_amount=manual_execute_amount,
@@ -272,8 +270,10 @@ class SequenceClient(Namespaces):
             request_id=request_id,
             simulation=simulation,
             called_reason=called_reason,
-            deadline=None if timeout is None else time.monotonic() + timeout,
+            deadline=deadline,
         )
+        if deadline is not None:  # one budget: what the trigger's retries left
+            timeout = max(0.0, deadline - time.monotonic())
         try:
             return await execution.wait(
                 timeout, raise_on_failure=raise_on_failure, poll=poll, until=until
@@ -296,8 +296,8 @@ class SequenceClient(Namespaces):
 
         Raises:
             errors.NotFoundError: No such execution.
-            errors.ResponseValidationError: The answer names no rule, or
-                another execution.
+            errors.ResponseValidationError: The answer names no rule (or
+                one that is no id), or another execution.
         """
         return await _tokens.fetch(
             self._requester, execution_id, rule_id=rule_id, request_id=request_id

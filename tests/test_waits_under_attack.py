@@ -10,6 +10,7 @@ or request are refused when given; a redirected trigger keeps its key.
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -27,6 +28,7 @@ from sequence_async import (
     RetryPolicy,
     SequenceClient,
     SequenceError,
+    WaitTimeoutError,
 )
 from sequence_async._observe import Hooks, Observer
 from sequence_async._requester import Shared
@@ -373,3 +375,36 @@ async def test_trigger_and_wait_never_sleeps_past_its_timeout_to_trigger() -> No
                 await client.trigger_and_wait("r1", timeout=5)
 
     assert [unknown.value.idempotency_key] == posts
+
+
+async def test_trigger_and_wait_keeps_one_budget_for_trigger_and_wait() -> None:
+    """Retry-After 1 s on the trigger, timeout=1.5: the wait gets what is left."""
+    posts = [0]
+
+    async def busy_once(_: web.Request) -> web.Response:
+        posts[0] += 1
+        if posts[0] == 1:
+            return web.json_response(
+                {"error": {"code": "unavailable", "message": "busy"}},
+                status=503,
+                headers={"Retry-After": "1"},
+            )
+        return answer({"execution_id": "ex1"}, 202)
+
+    async def pending(_: web.Request) -> web.Response:
+        return answer({"id": "ex1", "rule_id": "r1", "status": "in_progress"})
+
+    routes = {
+        ("POST", "/rules/{id}/trigger"): busy_once,
+        ("GET", "/rule-executions/{id}"): pending,
+        ("GET", "/rule-executions"): pending,
+    }
+    async with hostile(routes) as base_url, client_of(base_url) as client:
+        with pytest.raises(WaitTimeoutError) as late:
+            await client.trigger_and_wait("r1", timeout=1.5)
+    waited = re.search(r"not finished after ([0-9.e-]+)s", str(late.value))
+
+    assert late.value.execution is not None
+    assert "ex1" == late.value.execution.id
+    assert waited is not None
+    assert float(waited.group(1)) <= 0.5  # 1.5 s less the second slept
