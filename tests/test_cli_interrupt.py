@@ -8,11 +8,14 @@ sleeps), with a pseudo-terminal where the terminal matters.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
+import io
 import json
 import os
 import pty
+import random
 import re
 import select
 import signal
@@ -25,7 +28,10 @@ from typing import Any
 
 import pytest
 
-from sequence_async.testing import FakeSequence
+from sequence_async import SequenceClient, TriggerRequest
+from sequence_async.cli._bulk import run_bulk
+from sequence_async.cli._output import Output
+from sequence_async.testing import FakeSequence, serve
 
 from .test_cli_support import (
     Remote,
@@ -233,3 +239,59 @@ def test_ctrl_c_in_rules_trigger_says_how_to_find_the_execution(
         assert (None, None) == (item["execution_id"], item["token"])
     else:
         assert item["execution_id"] == json.loads(item["token"])["id"]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_second_stop_never_cuts_the_list_of_items_in_flight_short(
+    remote: Remote, stop: signal.Signals
+) -> None:
+    """The list blocks on a full pipe, a second signal comes: all 600, the summary."""
+    args = ["trigger-many", "rule_0004", "--repeat", "600", "--json"]
+    with in_terminal(args, remote.env, pipe_stdout=True) as (process, terminal):
+        read_until(terminal, r"0/600\s+0 ok\s+0 failed\s+0 triggering\s+600 waiting")
+        process.send_signal(stop)
+        assert process.stdout is not None
+        first = process.stdout.readline()  # the list has begun; the pipe fills
+        process.send_signal(stop)
+        rest = process.stdout.read().decode()
+        read_to_end(terminal)
+        code = process.wait(timeout=30)
+    lines = json_lines(first.decode() + rest)
+
+    assert 130 == code
+    assert 600 == sum(line.get("status") == "in_flight" for line in lines)
+    assert 600 == lines[-1]["summary"]["in_flight"]
+
+
+async def test_every_trigger_the_server_ran_is_printed_after_a_stop() -> None:
+    """The list is read once the run has stopped: a worker may start one till then."""
+    rng = random.Random(5)
+    async with serve(quick_seed()) as server:
+        for _ in range(8):
+            before = len(server.executions())
+            printed = io.StringIO()
+            async with SequenceClient(server.api_key, base_url=server.url) as client:
+                items = [TriggerRequest(r) for r in ("rule_0001", "rule_0004") * 150]
+                loop = asyncio.get_running_loop()
+                # (A stop at a seeded moment: fault injection, not a wait.)
+                timer = loop.call_later(
+                    rng.uniform(0.01, 0.3), os.kill, os.getpid(), signal.SIGTERM
+                )
+                with contextlib.redirect_stdout(printed):
+                    summary = await run_bulk(
+                        client,
+                        items,
+                        out=Output(as_json=True),
+                        concurrency=32,
+                        wait=True,
+                        timeout=30,
+                        max_failures=None,
+                    )
+                timer.cancel()
+            keys = {
+                line.get("idempotency_key") for line in json_lines(printed.getvalue())
+            }
+            ran = [e["idempotency_key"] for e in server.executions()[before:]]
+
+            assert summary.interrupted
+            assert [] == [key for key in ran if key not in keys]

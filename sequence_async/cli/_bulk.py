@@ -53,6 +53,7 @@ async def run_bulk(
     with contextlib.suppress(NotImplementedError):  # Windows: KeyboardInterrupt
         for signum in _STOPS:
             loop.add_signal_handler(signum, stop.set)
+    in_flight = None
     try:
         run = client.trigger_many(
             requests,
@@ -68,9 +69,12 @@ async def run_bulk(
                 run, line, stop, lambda o: _record(out, summary, o, stop)
             )
     finally:
-        with contextlib.suppress(NotImplementedError):
-            for signum in _STOPS:
-                loop.remove_signal_handler(signum)
+        # Stopped, a second signal must not cut the list of items in flight
+        # short: the handlers stay until the loop closes, after the summary.
+        if not stop.is_set():
+            with contextlib.suppress(NotImplementedError):
+                for signum in _STOPS:
+                    loop.remove_signal_handler(signum)
         line.stop()
     summary.seconds = time.monotonic() - started
     if in_flight is not None:
@@ -113,13 +117,15 @@ async def _consume(
                 record(outcome)
                 delivered += 1
                 continue
-            return run.in_flight()  # nothing queued: stop here
+            break  # nothing queued: stop here
     finally:
         stopping.cancel()
         if following is not None and not following.done():
             following.cancel()  # the run stops all its work
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
                 await following
+    # Read once the run has stopped: a worker may start a trigger until then.
+    return run.in_flight()
 
 
 def status_of(outcome: sq.TriggerOutcome) -> str:
