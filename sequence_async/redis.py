@@ -272,7 +272,10 @@ class _RedisLink:
                 isinstance(exc, _WRONG)
                 or not isinstance(exc, (redis.exceptions.RedisError, *_AWAY))
             )
-            if wrong and not self._verified:  # (no fallback, no WARNING)
+            # At first contact; a command refused (NOPERM) at any time, too:
+            # each probe would find Redis again, and the fallback flap.
+            refused = isinstance(exc, redis.exceptions.NoPermissionError)
+            if wrong and (refused or not self._verified):  # (no WARNING)
                 self._healthy = False
                 self._bad = CoordinatorError(
                     "the coordinator's server refused us or does not speak "
@@ -282,17 +285,14 @@ class _RedisLink:
             raise Unavailable(str(exc)) from None
 
     def _away(self, exc: BaseException) -> None:
-        if not self._healthy:
-            return
-        self._healthy = False
-        log.warning(
-            "Redis is unreachable (%s: %s); this client falls back to its own "
-            "rate limiter (its share of the budget) and polls alone, and tries "
-            "Redis again every %g s",
-            type(exc).__name__,
-            exc,
-            self._coordinator.retry,
-        )
+        if self._healthy:
+            self._healthy = False
+            log.warning(
+                "Redis is unreachable (%s: %s); this client falls back to its "
+                "own rate limiter (its share of the budget) and polls alone, "
+                "and tries Redis again every %g s",
+                *(type(exc).__name__, exc, self._coordinator.retry),
+            )
 
     async def run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         registered = self._scripts.get(script)

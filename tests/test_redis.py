@@ -685,6 +685,32 @@ async def test_a_redis_refusing_our_password_is_a_clear_error_and_no_fallback(
     assert 0 == quick.counts["trigger_rule"]
 
 
+async def test_a_redis_user_refused_the_scripts_is_a_clear_error_not_a_flap(
+    quick: FakeSequence, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PING passes, every script gets NOPERM: CoordinatorError, no fallback."""
+    with redis_server.running() as server:
+        with redis.Redis.from_url(server.url) as admin:
+            admin.acl_setuser(
+                "worker",
+                enabled=True,
+                passwords=["+pw"],
+                keys=["*"],
+                channels=["*"],
+                commands=["+@all", "-@scripting"],
+            )
+        url = f"redis://worker:pw@127.0.0.1:{server.port}/0"
+        with caplog.at_level(logging.INFO, logger="sequence_async"):
+            async with _coordinated(quick, url, rate_limit=600) as client:
+                with pytest.raises(CoordinatorError, match="NoPermission"):
+                    await client.accounts.list()
+                with pytest.raises(CoordinatorError):  # and again: no fallback
+                    await client.accounts.list()
+    said = [r.getMessage() for r in caplog.records if r.name == "sequence_async"]
+
+    assert [] == [m for m in said if "unreachable" in m or "answers again" in m]
+
+
 async def test_a_restarted_redis_is_shared_again_after_one_warning_only(
     quick: FakeSequence, caplog: pytest.LogCaptureFixture
 ) -> None:
