@@ -3,10 +3,10 @@ Checks of local arguments, and endpoint paths: pure functions, no I/O.
 
 Owns what makes bad input a clear ``TypeError``/``ValueError`` before
 anything is sent: ids and keys, numbers and counts (no bool, NaN or
-infinity), instants (two days inside datetime's range, wherever they come
-from), base URLs and default headers; and ``path``, the one builder of
-endpoint paths (every id a quoted segment, dot segments refused), and
-``query``, the one builder of query strings.
+infinity), instants (two days inside datetime's range: ``instant`` refuses
+the rest, ``clamp`` brings a server's in), base URLs and default headers;
+and ``path``, the one builder of endpoint paths (every id a quoted segment,
+dot segments refused), and ``query``, the one builder of query strings.
 """
 
 from __future__ import annotations

@@ -3,11 +3,11 @@ Running a bulk trigger from the command line, Ctrl-C included.
 
 Owns ``run_bulk``: it drives ``trigger_many`` with the progress line and,
 with ``--json``, prints one JSON line per outcome as it comes. On SIGINT (or
-SIGTERM) it stops at a known point: it takes the outcomes already finished, lists every
-item still in flight with what finds it again (the execution id and resume
-token once triggered, the idempotency key while the trigger is in flight),
-then stops the run and draws the progress line once. The caller prints the
-summary and exits 130.
+SIGTERM) it stops at a known point: it takes the outcomes already finished,
+stops the run, then lists every item still in flight with what finds it
+again (the execution id and resume token once triggered, the idempotency key
+while the trigger is in flight) and draws the progress line once; a second
+signal waits for that. The caller prints the summary and exits 130.
 """
 
 from __future__ import annotations
