@@ -140,8 +140,11 @@ class SqliteJournal:
         rows, future, self._pending, self._next = self._pending, self._next, [], None
         if future is None:
             return
-        if (executor := self._executor) is None:  # closed: nothing is written
-            future.set_exception(errors.JournalError("the journal is closed"))
+        executor = self._executor  # closed, or moved: nothing is written
+        failure = None if executor is None else self._misplaced()
+        if executor is None or failure is not None:
+            closed = errors.JournalError("the journal is closed")
+            future.set_exception(failure or closed)
             future.exception()
             return
         self._running = future
@@ -168,7 +171,6 @@ class SqliteJournal:
     def _commit(self, rows: Sequence[Row]) -> None:
         if (db := self._db) is None:
             raise errors.JournalError("the journal is closed")
-        self._check_place()
         # Every commit is FULL (fsync'd): an intent must survive a power cut;
         # NORMAL for answers only cost the thread one more trip through the
         # GIL than the fsync saved. One statement is one transaction
@@ -195,22 +197,24 @@ class SqliteJournal:
                 f"{self.path} could not be written: {type(exc).__name__}: {exc}"
             ) from None
 
-    def _check_place(self) -> None:
+    def _misplaced(self) -> errors.JournalError | None:
         # The path must still name the file locked and written. Moved or
         # deleted mid-run, the journal's records would be where no resume
         # looks (SQLite skips a moved file's last checkpoint), and a resume
-        # from a new file would send every item again, with new keys.
+        # from a new file would send every item again, with new keys. (On
+        # the loop, between commits: the writer then wants no GIL.)
         try:
             here = self._where.stat()
             kept = (here.st_dev, here.st_ino) == self._opened
         except OSError:
             kept = False
         if not kept:
-            raise errors.JournalError(
+            return errors.JournalError(
                 f"{self.path} was moved or deleted while this run wrote it: put "
                 "the file (and its -wal) back there before resuming; a resume "
                 "from a new file would trigger every item sent again"
             )
+        return None
 
     async def close(self) -> None:
         """
