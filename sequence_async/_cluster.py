@@ -210,7 +210,7 @@ class ClusterLimiter:
             try:
                 wait = await self._reserve(tolerance)
             except Unavailable:
-                await link.check()  # refused for good (NOPERM): CoordinatorError
+                pass
             else:
                 seconds = max(
                     int(wait) / 1_000_000, self._blocked_until - time.monotonic()

@@ -23,7 +23,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from . import errors, models
-from ._checks import check_number, check_request_id
+from ._checks import check_number, check_request_id, clamp
 from ._paging import get_execution
 from ._poller import CLOCK_SKEW, Watch
 from ._profiles import API_V1
@@ -119,9 +119,9 @@ class Execution:
         last = self._last
         if last is not None and last.created_at is not None:
             return last.created_at
-        # (Two days inside datetime's range wherever it came from, a server's
-        # year 1 included: checked or clamped by _checks, so no overflow.)
-        return self.triggered_at - CLOCK_SKEW
+        # A trigger time near year 1 (a server's zero date, a custom
+        # journal's) is brought inside first: a minute taken cannot overflow.
+        return clamp(clamp(self.triggered_at) - CLOCK_SKEW)
 
     def _record(self, snapshot: models.RuleExecution) -> None:
         self._last = snapshot

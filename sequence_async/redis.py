@@ -39,8 +39,7 @@ __all__ = ["CoordinatorError", "RedisCoordinator"]
 
 log = logging.getLogger("sequence_async")
 MAX_CALLS = 32
-# Failures at first contact that no retry cures: a clear error instead.
-# (Tested before _AWAY: redis-py's AuthenticationError is a ConnectionError.)
+# Refusals at first contact: a clear error (checked before _AWAY's ConnectionError).
 _WRONG = (
     redis.exceptions.AuthenticationError,
     redis.exceptions.AuthorizationError,
@@ -148,9 +147,7 @@ class RedisCoordinator:
         return coordinator
 
     def __repr__(self) -> str:
-        """
-        Where Redis is (never its password), and how many clients are attached.
-        """
+        """Where Redis is (never its password), how many clients are attached."""
         if isinstance(self._client, redis.asyncio.RedisCluster):
             where = "cluster " + ",".join(n.name for n in self._client.startup_nodes)
         else:
@@ -161,9 +158,7 @@ class RedisCoordinator:
     def attach(
         self, key_digest: str, *, rate_limit: float | None, burst: float | None
     ) -> tuple[Limiter | None, PollShare]:
-        """
-        Return the limiter and poll share of one client (``SequenceClient`` calls it).
-        """
+        """One client's limiter and poll share (``SequenceClient`` calls it)."""
         keys = Keys(self._prefix, key_digest)
         link = _RedisLink(self, self._client, keys, self._detach)
         self._links.add(link)
@@ -180,16 +175,12 @@ class RedisCoordinator:
             await self._client.aclose()  # reconnects if attached again
 
     async def aclose(self) -> None:
-        """
-        Close the Redis client if this coordinator made it (``from_url``).
-        """
+        """Close the Redis client if this coordinator made it (``from_url``)."""
         if self._owned:
             await self._client.aclose()
 
     async def __aenter__(self) -> Self:
-        """
-        Return the coordinator; leaving the block closes it (``aclose``).
-        """
+        """Return the coordinator; leaving the block closes it (``aclose``)."""
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -214,6 +205,7 @@ class _RedisLink:
         self.token = new_id()
         self._healthy = True
         self._verified = False
+        self._refused = False  # a command refused: no probe, no sharing
         self._bad: CoordinatorError | None = None
         self._peers = 1
         self._beats: list[Callable[[], Coroutine[Any, Any, None]]] = []
@@ -272,10 +264,13 @@ class _RedisLink:
                 isinstance(exc, _WRONG)
                 or not isinstance(exc, (redis.exceptions.RedisError, *_AWAY))
             )
-            # At first contact; a command refused (NOPERM) at any time, too:
-            # each probe would find Redis again, and the fallback flap.
-            refused = isinstance(exc, redis.exceptions.NoPermissionError)
-            if wrong and (refused or not self._verified):  # (no WARNING)
+            # A command refused (NOPERM, or in a script) is no outage: a PING
+            # would find Redis again and the fallback flap. For good, then.
+            self._refused = self._refused or (
+                isinstance(exc, redis.exceptions.NoPermissionError)
+                or str(exc).startswith("ACL failure")
+            )
+            if wrong and not self._verified:  # (no fallback, no WARNING)
                 self._healthy = False
                 self._bad = CoordinatorError(
                     "the coordinator's server refused us or does not speak "
@@ -289,10 +284,14 @@ class _RedisLink:
             self._healthy = False
             log.warning(
                 "Redis is unreachable (%s: %s); this client falls back to its "
-                "own rate limiter (its share of the budget) and polls alone, "
-                "and tries Redis again every %g s",
-                *(type(exc).__name__, exc, self._coordinator.retry),
+                "own rate limiter (its share of the budget) and polls alone, %s",
+                *(type(exc).__name__, exc, self._again()),
             )
+
+    def _again(self) -> str:
+        if self._refused:
+            return "until it restarts (give its Redis user that command)"
+        return f"and tries Redis again every {self._coordinator.retry:g} s"
 
     async def run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         registered = self._scripts.get(script)
@@ -349,6 +348,8 @@ class _RedisLink:
         coordinator = self._coordinator
         while not self._closed:
             if not self._healthy:
+                if self._refused:
+                    return  # a PING would pass, and the next command fail
                 await asyncio.sleep(coordinator.retry)
                 try:
                     await self._drop_idle()
@@ -378,8 +379,7 @@ class _RedisLink:
                 await asyncio.sleep(coordinator.lease / 3)
 
     async def _drop_idle(self) -> None:
-        # While Redis is away no call uses the pool, whose connections are
-        # dead: each would fail once it is back, with another fallback.
+        # Redis away, the pool's idle connections are dead: each would fail.
         client = self._redis
         with contextlib.suppress(Exception):
             if isinstance(client, redis.asyncio.RedisCluster):

@@ -15,15 +15,18 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import attrs
 import pytest
 
 from sequence_async import (
     ItemState,
+    JournalEntry,
     JournalError,
     NeedsReviewError,
     SequenceClient,
@@ -335,3 +338,35 @@ async def test_a_write_under_way_when_close_is_called_is_committed(
 
     assert 0 == failed
     assert 300 == sum(read_journal(path).counts.values())
+
+
+async def test_a_custom_journals_send_time_in_year_one_ends_no_wait(
+    live: SequenceClient, quick: FakeSequence
+) -> None:
+    """Only the SQLite file checks its times: a handle near year 1 still polls."""
+    first = await live.rules.trigger(RULES[0])
+    second = await live.rules.trigger(RULES[0])
+    year_one = -62_135_596_800.0 + 30  # 0001-01-01T00:00:30Z
+
+    class YearOne:
+        clock = staticmethod(time.time)
+
+        async def open(self, **_: str) -> tuple[str, list[JournalEntry]]:
+            return str(uuid.UUID(int=1)), [
+                attrs.evolve(
+                    entry(str(uuid.UUID(int=1)), n, ItemState.ACCEPTED, year_one),
+                    rule_id=RULES[0],
+                    execution_id=execution.id,
+                )
+                for n, execution in enumerate((first, second))
+            ]
+
+        async def write(self, entries: Sequence[JournalEntry]) -> None:
+            pass
+
+        async def close(self) -> None:
+            pass
+
+    outcomes = await live.trigger_all([TriggerRequest(RULES[0])] * 2, journal=YearOne())
+
+    assert [True, True] == [o.ok for o in outcomes]

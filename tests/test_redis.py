@@ -685,30 +685,35 @@ async def test_a_redis_refusing_our_password_is_a_clear_error_and_no_fallback(
     assert 0 == quick.counts["trigger_rule"]
 
 
-async def test_a_redis_user_refused_the_scripts_is_a_clear_error_not_a_flap(
-    quick: FakeSequence, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("revoked", ["-@scripting", "-evalsha", "-time"])
+async def test_a_command_refused_mid_run_falls_back_for_good_with_one_warning(
+    quick: FakeSequence, caplog: pytest.LogCaptureFixture, revoked: str
 ) -> None:
-    """PING passes, every script gets NOPERM: CoordinatorError, no fallback."""
-    with redis_server.running() as server:
-        with redis.Redis.from_url(server.url) as admin:
-            admin.acl_setuser(
-                "worker",
-                enabled=True,
-                passwords=["+pw"],
-                keys=["*"],
-                channels=["*"],
-                commands=["+@all", "-@scripting"],
-            )
+    """NOPERM (or an ACL failure in a script): PING passes, so no probe, no flap."""
+    with redis_server.running() as server, redis.Redis.from_url(server.url) as admin:
+        admin.acl_setuser(
+            "worker",
+            enabled=True,
+            passwords=["+pw"],
+            keys=["*"],
+            channels=["*"],
+            commands=["+@all"],
+        )
         url = f"redis://worker:pw@127.0.0.1:{server.port}/0"
         with caplog.at_level(logging.INFO, logger="sequence_async"):
-            async with _coordinated(quick, url, rate_limit=600) as client:
-                with pytest.raises(CoordinatorError, match="NoPermission"):
-                    await client.accounts.list()
-                with pytest.raises(CoordinatorError):  # and again: no fallback
-                    await client.accounts.list()
+            async with _coordinated(
+                quick, url, rate_limit=6000, poll=FAST_POLL
+            ) as client:
+                execution = await client.rules.trigger("rule_0001")
+                admin.acl_setuser("worker", commands=[revoked])
+                waited = await execution.wait(timeout=10)
+                again = await client.trigger_and_wait("rule_0002", timeout=10)
+                more = await client.trigger_and_wait("rule_0001", timeout=10)
     said = [r.getMessage() for r in caplog.records if r.name == "sequence_async"]
 
-    assert [] == [m for m in said if "unreachable" in m or "answers again" in m]
+    assert ["executed"] * 3 == [r.status for r in (waited, again, more)]
+    assert 1 == sum("until it restarts" in m for m in said)
+    assert 0 == sum("answers again" in m for m in said)
 
 
 async def test_a_restarted_redis_is_shared_again_after_one_warning_only(
