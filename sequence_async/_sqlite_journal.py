@@ -227,7 +227,7 @@ class SqliteJournal:
         if self._closing is None or self._closing.done():
             self._let_go_event, self._file_id = threading.Event(), None
             if self._lock_fd is not None:  # an open of the file here waits for it
-                self._file_id = _file_id(self._lock_fd)
+                self._file_id = self._opened  # (the locked file's, read at open)
                 with _CLOSING_LOCK:
                     _CLOSING[self._file_id] = self._let_go_event
             self._closing = asyncio.ensure_future(self._shut())
