@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,7 @@ from sequence_async.testing import Behavior, FakeSequence, demo_seed, serve
 
 from . import redis_server
 from .conftest import FAST_POLL, FakeTransport, hostile, requester, status
+from .shared_budget import limiter_of, sleeps, spacing
 
 
 # Redis call timeout for these tests: a loaded CI machine must not turn a
@@ -74,23 +76,6 @@ def _keys_of(server: FakeSequence) -> Keys:
         key_digest(server.api_key), api=server.api, base_url=str(server.url)
     )
     return Keys("sequence-async", digest)
-
-
-def _limiter(client: SequenceClient) -> ClusterLimiter:
-    limiter = client._requester.shared.limiter
-    assert isinstance(limiter, ClusterLimiter)
-    return limiter
-
-
-def _sleeps(client: SequenceClient) -> list[float]:
-    # The waits the shared budget hands out, recorded instead of slept.
-    asked: list[float] = []
-
-    async def record(seconds: float) -> None:
-        asked.append(seconds)
-
-    _limiter(client)._sleep = record  # type: ignore[method-assign]
-    return asked
 
 
 def _falling_back(quick: FakeSequence, coordinator: RedisCoordinator) -> SequenceClient:
@@ -183,10 +168,10 @@ async def test_a_client_shares_again_once_redis_answers() -> None:
         async with SequenceClient(
             "sk_back", rate_limit=600, coordinator=coordinator
         ) as client:
-            await _limiter(client).acquire()  # falls back: nothing listens
+            await limiter_of(client).acquire()  # falls back: nothing listens
             with redis_server.running(port) as server:
                 await asyncio.wait_for(back.wait(), timeout=10)
-                await _limiter(client).acquire()
+                await limiter_of(client).acquire()
                 with redis.Redis.from_url(server.url) as plain:
                     budgets = list(plain.scan_iter(match="*:budget"))
 
@@ -199,7 +184,7 @@ async def test_sequence_redis_url_turns_the_coordinator_on(
     """With SEQUENCE_REDIS_URL set, a client shares its budget without code."""
     monkeypatch.setenv("SEQUENCE_REDIS_URL", redis_url)
     async with SequenceClient("sk_env", rate_limit=60) as client:
-        budget = _limiter(client)._keys.budget
+        budget = limiter_of(client)._keys.budget
 
     assert budget.startswith("sequence-async:{")
 
@@ -223,12 +208,14 @@ async def test_clients_of_one_key_share_one_budget(
         _coordinated(quick, redis_url, rate_limit=60, rate_limit_burst=1)
         for _ in range(2)
     ]
-    asked = [_sleeps(c) for c in clients]
+    slots = [sleeps(c, slots=True) for c in clients]
+    start = time.monotonic()
     await asyncio.gather(*(c.accounts.list() for c in clients for _ in range(3)))
     for client in clients:
         await client.aclose()
 
-    assert [1, 2, 3, 4, 5] == sorted(round(s) for a in asked for s in a)
+    assert [1, 1, 1, 1] == spacing([s for a in slots for s in a])
+    assert min(s for a in slots for s in a) - start > 0.5
     assert 6 == quick.counts["list_accounts"]
 
 
@@ -242,25 +229,23 @@ async def test_requests_reserving_together_share_one_call_and_take_slots_in_turn
         rate_limit_burst=1,
         coordinator=RedisCoordinator.from_url(redis_url, timeout=SLOW_MACHINE),
     ) as client:
-        limiter = _limiter(client)
+        limiter = limiter_of(client)
         await limiter._link.check()
         calls: list[list[int]] = []
-        asked: list[float] = []
         run = limiter._link.run
 
         async def counted(script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
             calls.append(list(args))
             return await run(script, keys, args)
 
-        async def record(seconds: float) -> None:
-            asked.append(seconds)
-
         limiter._link.run = counted  # type: ignore[method-assign]
-        limiter._sleep = record  # type: ignore[method-assign]
+        slots = sleeps(client, slots=True)
+        start = time.monotonic()
         await asyncio.gather(*(limiter.acquire() for _ in range(5)))
 
     assert [[1_000_000, 0, 1], [1_000_000, 0, 4]] == calls
-    assert [1, 2, 3, 4] == sorted(round(s) for s in asked)
+    assert [1, 1, 1] == spacing(slots)
+    assert min(slots) - start > 0.5
 
 
 class _FailingLink:
@@ -301,7 +286,7 @@ async def test_a_trigger_does_not_wait_behind_polls(
     async with SequenceClient(
         "sk_prio", rate_limit=60, rate_limit_burst=5, coordinator=coordinator
     ) as client:
-        limiter = _limiter(client)
+        limiter = limiter_of(client)
         await limiter.acquire(Priority.POLL)
         poll = asyncio.create_task(limiter.acquire(Priority.POLL))
         await asyncio.wait_for(limiter.acquire(Priority.TRIGGER), timeout=0.5)
@@ -327,10 +312,10 @@ async def test_a_429_pauses_every_client_no_longer_than_the_cap(
     )
     with pytest.raises(RateLimitError):
         await first.accounts.list()
-    link = _limiter(first)._link
+    link = limiter_of(first)._link
     await asyncio.gather(*link._tasks)  # type: ignore[attr-defined]
     keys = _keys_of(quick)
-    other = _limiter(second)._link
+    other = limiter_of(second)._link
     await other.check()
     # A poll's reservation (no burst tolerance) waits exactly the cap too.
     reserved = await other.run(
@@ -421,8 +406,8 @@ async def test_the_api_key_is_in_no_redis_key_or_value_and_every_key_expires(
     ]
     executions = [await c.rules.trigger("rule_0001") for c in clients for _ in range(3)]
     await asyncio.gather(*(e.wait(timeout=10) for e in executions))
-    _limiter(clients[0]).drain(0.5)
-    await asyncio.gather(*_limiter(clients[0])._link._tasks)  # type: ignore[attr-defined]
+    limiter_of(clients[0]).drain(0.5)
+    await asyncio.gather(*limiter_of(clients[0])._link._tasks)  # type: ignore[attr-defined]
     stored = _scan(fresh)
     for client in clients:
         await client.aclose()
@@ -761,7 +746,7 @@ async def test_a_budget_or_pause_far_ahead_of_redis_time_holds_nobody(
     fresh.set(keys.budget if stepped == "budget" else keys.pause, str(ahead))
 
     async with _coordinated(quick, redis_url, rate_limit=600) as client:
-        asked = _sleeps(client)
+        asked = sleeps(client)
         await client.accounts.list()
 
     assert max(asked, default=0.0) <= 120.0
@@ -782,7 +767,7 @@ async def test_a_heartbeat_that_fails_is_logged_and_the_next_one_runs(
         again.set()
 
     async with _coordinated(quick, redis_url, lease=0.3, rate_limit=600) as client:
-        link = _limiter(client)._link
+        link = limiter_of(client)._link
         link.every_beat(flaky)
         await link.check()  # starts the heartbeat
         await asyncio.wait_for(again.wait(), timeout=SLOW_MACHINE)

@@ -11,6 +11,7 @@ processes, as in ``test_redis``.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -28,6 +29,7 @@ from sequence_async.testing import Behavior, FakeSequence, demo_seed, serve
 
 from . import redis_cluster
 from .conftest import FAST_POLL
+from .shared_budget import sleeps, spacing
 
 
 SLOW_MACHINE = 5.0  # seconds a Redis call may take on a loaded machine
@@ -68,19 +70,6 @@ def _on(cluster: list[int], **options: float) -> RedisCoordinator:
     )
 
 
-def _sleeps(client: SequenceClient) -> list[float]:
-    # The waits the shared budget hands out, recorded instead of slept.
-    limiter = client._requester.shared.limiter
-    assert isinstance(limiter, ClusterLimiter)
-    asked: list[float] = []
-
-    async def record(seconds: float) -> None:
-        asked.append(seconds)
-
-    limiter._sleep = record  # type: ignore[method-assign]
-    return asked
-
-
 async def test_clients_on_a_cluster_share_one_budget(
     quick: FakeSequence, cluster: list[int]
 ) -> None:
@@ -99,13 +88,15 @@ async def test_clients_on_a_cluster_share_one_budget(
         )
         for coordinator in (_on(cluster), RedisCoordinator(own, timeout=SLOW_MACHINE))
     ]
-    asked = [_sleeps(c) for c in clients]
+    slots = [sleeps(c, slots=True) for c in clients]
+    start = time.monotonic()
     await asyncio.gather(*(c.accounts.list() for c in clients for _ in range(3)))
     for client in clients:
         await client.aclose()
     await own.aclose()
 
-    assert [1, 2, 3, 4, 5] == sorted(round(s) for a in asked for s in a)
+    assert [1, 1, 1, 1] == spacing([s for a in slots for s in a])
+    assert min(s for a in slots for s in a) - start > 0.5
     assert 6 == quick.counts["list_accounts"]
 
 
@@ -130,7 +121,7 @@ async def test_a_429_on_a_cluster_pauses_every_client_no_longer_than_the_cap(
     with pytest.raises(RateLimitError):
         await first.accounts.list()
     await asyncio.gather(*limiter._link._tasks)  # type: ignore[attr-defined]
-    asked = _sleeps(second)
+    asked = sleeps(second)
     await second.accounts.list()
     await first.aclose()
     await second.aclose()
