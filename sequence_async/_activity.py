@@ -9,6 +9,7 @@ before anything is sent.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -16,6 +17,10 @@ from . import models
 from ._checks import query, segment
 from ._paging import Paginator
 from ._resources import Resource
+
+
+# Ids in one query: more would pass a server's URL limit (each is sent).
+MAX_ACCOUNT_IDS = 100
 
 
 class ExternalTransactions(Resource):
@@ -60,9 +65,9 @@ class ExternalTransactions(Resource):
         profile.require("external_transactions", "client.external_transactions")
         if isinstance(account_ids, str):
             raise TypeError("account_ids must be a list of ids, not one str")
-        ids = tuple(account_ids)
-        if not ids:
-            raise ValueError("account_ids must name at least one account")
+        ids = tuple(itertools.islice(account_ids, MAX_ACCOUNT_IDS + 1))
+        if not 1 <= len(ids) <= MAX_ACCOUNT_IDS:
+            raise ValueError(f"account_ids must name 1 to {MAX_ACCOUNT_IDS} accounts")
         for account_id in ids:
             segment(account_id, "account_ids")
         return self._pages(

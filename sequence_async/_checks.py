@@ -115,14 +115,19 @@ def path(*parts: str | tuple[object, str]) -> str:
 
 
 def check_number(
-    value: object, name: str, *, allow_none: bool = False, minimum: float = 0.0
+    value: object,
+    name: str,
+    *,
+    allow_none: bool = False,
+    minimum: float = 0.0,
+    maximum: float = math.inf,
 ) -> float | None:
     """
     Return *value* when it is a finite number above *minimum* (or allowed None).
 
     Raises:
         TypeError: Not a number (a bool is not one).
-        ValueError: NaN, infinite, or not above *minimum*.
+        ValueError: NaN, infinite, not above *minimum*, or above *maximum*.
     """
     if value is None and allow_none:
         return None
@@ -135,6 +140,8 @@ def check_number(
     if not math.isfinite(number) or number <= minimum:
         above = f" above {minimum:g}" if minimum > -math.inf else ""
         raise ValueError(f"{name} must be a finite number{above}")
+    if number > maximum:
+        raise ValueError(f"{name} must be at most {maximum:g}")
     return number
 
 
@@ -160,6 +167,9 @@ def clamp(value: datetime) -> datetime:
     return max(FIRST_INSTANT, min(LAST_INSTANT, value))
 
 
+MAX_KEY_CHARS = 1024  # Sequence's keys (sk_...) are a few dozen
+
+
 def api_key_problem(key: object) -> str | None:
     """
     Say what is wrong with *key*, or ``None`` when it is fit for a header.
@@ -170,6 +180,8 @@ def api_key_problem(key: object) -> str | None:
         return "no API key: pass SequenceClient(api_key=...) or set SEQUENCE_API_KEY"
     if not key.isprintable() or not key.isascii() or " " in key.strip():
         return "the API key must be printable ASCII without spaces"
+    if len(key) > MAX_KEY_CHARS:  # a server's "header too long" would quote it
+        return f"the API key is longer than {MAX_KEY_CHARS} characters: not a key"
     return None
 
 
@@ -217,12 +229,22 @@ def check_base_url(value: str) -> str:
     """
     Return *value* without a trailing slash when it is an http(s) URL.
 
+    Spaces around it are dropped (a quoted ``.env`` value), as from a key.
+
     Raises:
-        ValueError: No ``http://`` or ``https://`` scheme, or no host.
+        ValueError: No ``http://`` or ``https://`` scheme, no host, a space
+            or control character inside (``urlsplit`` would drop some and
+            aiohttp quote others: a request to another path), a query or a
+            fragment (the endpoint's path would follow them).
     """
     if not isinstance(value, str):
         raise TypeError(f"base_url must be a str, not {type(value).__name__}")
+    value = value.strip()
+    if not value.isprintable() or " " in value:
+        raise ValueError("base_url must not hold spaces or control characters")
     parts = urllib.parse.urlsplit(value)
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ValueError("base_url must not have a query (?) or a fragment (#)")
     if "@" in parts.netloc:  # (never echoed: it may hold a password)
         raise ValueError(
             "base_url must not hold credentials (user:password@): the API key "

@@ -27,8 +27,36 @@ import attrs
 from . import _redis_scripts as scripts
 from . import errors
 from ._checks import check_number
-from ._ratelimit import Priority, TokenBucket
+from ._ratelimit import MIN_RATE, Priority, TokenBucket, check_rate
 from ._wire import cap_delay
+
+
+DAY = 86_400.0  # the longest lease, retry or call a coordinator takes (seconds)
+DAY_US = 86_400_000_000  # a day in microseconds, the store clock's unit
+MIN_LEASE = 0.1  # the shortest lease or retry (seconds)
+
+
+def times(timeout: object, lease: object, retry: object) -> tuple[float, float, float]:
+    """
+    Return a coordinator's *timeout*, *lease* and *retry*, checked.
+
+    Each is seconds above 0 and at most a day; a lease or retry under
+    ``MIN_LEASE`` would beat on Redis without rest.
+
+    Raises:
+        TypeError, ValueError: One is not.
+    """
+    checked = []
+    for value, name, floor in (
+        (timeout, "timeout", 0.0),
+        (lease, "lease", MIN_LEASE),
+        (retry, "retry", MIN_LEASE),
+    ):
+        number = check_number(value, name, maximum=DAY) or 0.0
+        if number < floor:
+            raise ValueError(f"{name} must be at least {floor:g} seconds")
+        checked.append(number)
+    return checked[0], checked[1], checked[2]
 
 
 class CoordinatorError(errors.SequenceError, ValueError):
@@ -167,17 +195,16 @@ class ClusterLimiter:
         burst: float | None = None,
         headroom: float | None = None,
     ) -> None:
-        per_minute = check_number(per_minute, "rate_limit") or 1.0
-        burst = check_number(burst, "rate_limit_burst", allow_none=True)
+        self._per_minute, self._burst = check_rate(per_minute, burst)
         self._link = link
         self._keys = keys
-        self._per_minute = per_minute
-        self._burst = max(1.0, burst if burst is not None else per_minute / 10)
         spare = self._burst - 1
         room = spare / 2 if headroom is None else min(max(0.0, headroom), spare)
-        self._interval = 60_000_000 / per_minute
-        self._tolerance = int(spare * self._interval)
-        self._poll_tolerance = int((spare - room) * self._interval)
+        self._interval = 60_000_000 / self._per_minute
+        # (A burst of more than a day's requests is a day's: an integer
+        # Redis takes, never an overflow.)
+        self._tolerance = int(min(spare * self._interval, DAY_US))
+        self._poll_tolerance = int(min((spare - room) * self._interval, DAY_US))
         self._blocked_until = 0.0
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
@@ -279,8 +306,9 @@ class ClusterLimiter:
             # queued in the old one still get their turn there).
             if self._fallback is not None:
                 self._retired.append(self._fallback)
-            self._fallback = TokenBucket(
-                self._per_minute / peers, burst=max(1.0, self._burst / peers)
+            self._fallback = TokenBucket(  # (no slower than a bucket may go)
+                max(MIN_RATE, self._per_minute / peers),
+                burst=max(1.0, self._burst / peers),
             )
             self._fallback_peers = peers
             pause = self._blocked_until - time.monotonic()

@@ -128,17 +128,22 @@ class Hooks:
     __slots__ = ("request", "response", "retry")
 
     def __init__(self, hooks: Mapping[str, Sequence[Hook]] | None = None) -> None:
+        if hooks is not None and not isinstance(hooks, Mapping):
+            raise TypeError(
+                'event_hooks must be a mapping ({"request": [hook, ...]}), '
+                f"not {type(hooks).__name__}"
+            )
         given = dict(hooks or {})
         unknown = set(given) - set(_KINDS)
         if unknown:
             raise ValueError(
-                f"unknown event hooks {sorted(unknown)}; use {list(_KINDS)}"
+                f"unknown event hooks {sorted(unknown, key=str)}; use {list(_KINDS)}"
             )
         for kind in _KINDS:
-            found = tuple(given.get(kind, ()))
-            if not all(callable(hook) for hook in found):
-                raise TypeError(f"every {kind} hook must be callable")
-            setattr(self, kind, found)
+            found = given.get(kind, ())
+            if not isinstance(found, list | tuple) or not all(map(callable, found)):
+                raise TypeError(f"event_hooks[{kind!r}] must be a list of callables")
+            setattr(self, kind, tuple(found))
 
     request: tuple[Hook, ...]
     response: tuple[Hook, ...]

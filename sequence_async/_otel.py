@@ -147,7 +147,19 @@ def telemetry(
 ) -> Telemetry | None:
     """
     The client's telemetry, or ``None`` without ``opentelemetry-api``.
+
+    Raises:
+        TypeError: A provider that is none (no ``get_tracer``/``get_meter``).
     """
+    for provider, name, method in (
+        (tracer_provider, "tracer_provider", "get_tracer"),
+        (meter_provider, "meter_provider", "get_meter"),
+    ):
+        if provider is not None and not callable(getattr(provider, method, None)):
+            raise TypeError(
+                f"{name} must be an OpenTelemetry provider (with {method}()), "
+                f"not {type(provider).__name__}"
+            )
     if not AVAILABLE:  # pragma: no cover
         return None
     if tracer_provider is None and meter_provider is None and not _configured():

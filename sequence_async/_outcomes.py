@@ -233,12 +233,23 @@ def rejected(
 
     Its key is *key* (one planned for it) or else the caller's, if any.
     """
-    request = item if isinstance(item, TriggerRequest) else TriggerRequest(str(item))
+    request = item if isinstance(item, TriggerRequest) else TriggerRequest(_shown(item))
     if key is None and isinstance(request.idempotency_key, str):
         key = request.idempotency_key
     return TriggerOutcome(
         index=index, request=request, idempotency_key=key, error=error
     )
+
+
+def _shown(item: object) -> str:
+    # A refused item as its outcome names it: never its own error, nor a
+    # whole megabyte of it.
+    if isinstance(item, str):
+        return item
+    try:
+        return str(item)[:200]
+    except Exception:  # noqa: BLE001 (the item's __str__ is the caller's)
+        return f"<unprintable {type(item).__name__}>"
 
 
 class Keys:

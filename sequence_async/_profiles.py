@@ -315,7 +315,8 @@ def profile_named(api: object) -> Profile:
         ValueError: Not ``"api-v1"`` or ``"platform-v1"``.
         TypeError: Not a string.
     """
-    name = check_text(api, "api") or API_V1
+    name = check_text(api, "api")
+    name = API_V1 if name is None else name  # ("" is no name: refused)
     profile = PROFILES.get(name)
     if profile is None:
         raise ValueError(f"api must be one of {', '.join(API_NAMES)}, not {name!r}")

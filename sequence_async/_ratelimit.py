@@ -30,6 +30,26 @@ from ._wire import cap_delay
 # When polls wait behind other requests, every POLL_SHARE-th token goes to a
 # poll: triggers still come first, but waits keep moving.
 POLL_SHARE = 4
+# The slowest rate a limiter takes: one request a day (a slower one would
+# hold the second request for ever, as a hang). The largest burst.
+MIN_RATE = 1 / 1440
+MAX_BURST = 1e9
+
+
+def check_rate(per_minute: object, burst: object) -> tuple[float, float]:
+    """
+    Return ``rate_limit`` and the burst it allows (default a tenth of it).
+
+    Raises:
+        TypeError: Not numbers.
+        ValueError: A rate below one request a day, or a burst that is not
+            a finite number above 0 and at most ``MAX_BURST``.
+    """
+    rate = check_number(per_minute, "rate_limit")
+    if rate is None or rate < MIN_RATE:
+        raise ValueError("rate_limit must be at least one request a day (1/1440)")
+    given = check_number(burst, "rate_limit_burst", allow_none=True, maximum=MAX_BURST)
+    return rate, min(MAX_BURST, max(1.0, given if given is not None else rate / 10))
 
 
 class Priority(enum.IntEnum):
@@ -89,12 +109,8 @@ class TokenBucket:
         burst: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        per_minute = check_number(per_minute, "rate_limit")  # type: ignore[assignment]
-        burst = check_number(burst, "rate_limit_burst", allow_none=True)
+        per_minute, self._burst = check_rate(per_minute, burst)
         self._rate = per_minute / 60.0
-        if not self._rate > 0:  # 5e-324 a minute is 0.0 a second
-            raise ValueError("rate_limit is too small to allow any request")
-        self._burst = max(1.0, burst if burst is not None else per_minute / 10)
         self._closed = False
         self._since_poll = 0
         self._clock = clock

@@ -40,7 +40,11 @@ def credentials(api_key: str | None, api: str | None) -> tuple[Secret, str, Prof
     Raises:
         ValueError: No key, a key unfit for a header, or an unknown API.
     """
-    profile = profile_named(api if api is not None else os.environ.get("SEQUENCE_API"))
+    profile = profile_named(  # (an empty variable is an unset one)
+        api if api is not None else os.environ.get("SEQUENCE_API") or None
+    )
+    if api_key is not None and not isinstance(api_key, str):
+        raise TypeError(f"api_key must be a str, not {type(api_key).__name__}")
     key = api_key if api_key is not None else os.environ.get("SEQUENCE_API_KEY")
     del api_key
     if isinstance(key, str):  # a pasted key's spaces are not part of it
@@ -94,6 +98,25 @@ def requester(
         if rate_limit is not None
         else None
     )
+    # Every setting checked before a coordinator attaches this client.
+    transport = AiohttpTransport(
+        url,
+        session=session,
+        ssl=ssl,
+        max_response_bytes=max_response_bytes,
+        secret=auth,
+    )
+    observer = Observer(
+        Hooks(event_hooks), telemetry(tracer_provider, meter_provider), auth
+    )
+    settings = (
+        Headers(check_headers(default_headers)),
+        check_timeout(timeout),
+        resolve_retry(retry, max_retries),
+        check_poll(poll) or PollPolicy(),
+        profile,
+        called_reason_of(called_reason, profile),
+    )
     share: PollShare | None = None
     if coordinator is None:
         coordinator = from_environment()
@@ -111,28 +134,11 @@ def requester(
             burst=rate_limit_burst,
         )
     shared = Shared(
-        AiohttpTransport(
-            url,
-            session=session,
-            ssl=ssl,
-            max_response_bytes=max_response_bytes,
-            secret=auth,
-        ),
+        transport,
         limiter=limiter,
         poller=Poller(share=share),
-        observer=Observer(
-            Hooks(event_hooks), telemetry(tracer_provider, meter_provider), auth
-        ),
+        observer=observer,
         base_url=url,
     )
-    built = Requester(
-        shared,
-        auth,
-        Headers(check_headers(default_headers)),
-        check_timeout(timeout),
-        resolve_retry(retry, max_retries),
-        check_poll(poll) or PollPolicy(),
-        profile,
-        called_reason_of(called_reason, profile),
-    )
+    built = Requester(shared, auth, *settings)
     return built, url

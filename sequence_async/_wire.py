@@ -370,4 +370,6 @@ def _snippet(body: bytes, secret: Secret | None = None) -> str:
 
 
 def _redacted(text: str, secret: Secret | None) -> str:
-    return text if secret is None else secret.redact(text)
+    # An error's text: a server may quote the key's head (a header cut at a
+    # length), so every spelling of it goes.
+    return text if secret is None else secret.redact_quoted(text)

@@ -26,8 +26,8 @@ from typing import Any, Self
 import redis.asyncio
 import redis.exceptions
 
-from ._checks import check_number
-from ._cluster import ClusterLimiter, CoordinatorError, Keys, Unavailable, text
+from ._checks import check_number, check_text
+from ._cluster import ClusterLimiter, CoordinatorError, Keys, Unavailable, text, times
 from ._cluster_polls import ClusterPolls
 from ._ids import new_id
 from ._ratelimit import Limiter
@@ -97,13 +97,13 @@ class RedisCoordinator:
     ) -> None:
         if not isinstance(client, redis.asyncio.Redis | redis.asyncio.RedisCluster):
             raise TypeError("client must be a redis.asyncio.Redis or RedisCluster")
-        if not prefix or "{" in prefix or "}" in prefix:
+        if not check_text(prefix, "prefix", allow_none=False) or {"{", "}"} & set(
+            prefix
+        ):
             raise ValueError("prefix must be a non-empty string without braces")
         self._client = client
         self._prefix = prefix
-        self.timeout = check_number(timeout, "timeout") or 1.0
-        self.lease = check_number(lease, "lease") or 10.0
-        self.retry = check_number(retry, "retry") or 1.0
+        self.timeout, self.lease, self.retry = times(timeout, lease, retry)
         self._headroom = check_number(headroom, "headroom", allow_none=True)
         self._owned = False
         self._links: set[_RedisLink] = set()
@@ -161,12 +161,12 @@ class RedisCoordinator:
         """One client's limiter and poll share (``SequenceClient`` calls it)."""
         keys = Keys(self._prefix, key_digest)
         link = _RedisLink(self, self._client, keys, self._detach)
-        self._links.add(link)
         limiter = (
             ClusterLimiter(link, keys, rate_limit, burst=burst, headroom=self._headroom)
             if rate_limit is not None
             else None
         )
+        self._links.add(link)  # (once nothing can refuse the settings)
         return limiter, ClusterPolls(link, keys, link.token, lease=self.lease)
 
     async def _detach(self, link: _RedisLink) -> None:

@@ -144,7 +144,7 @@ async def test_unreachable_redis_falls_back_with_one_warning(
 ) -> None:
     """With Redis down from the start, waits and requests work, one WARNING said."""
     coordinator = RedisCoordinator.from_url(
-        f"redis://127.0.0.1:{redis_server.free_port()}/0", retry=0.05
+        f"redis://127.0.0.1:{redis_server.free_port()}/0", retry=0.1
     )
     with caplog.at_level(logging.WARNING, logger="sequence_async"):
         async with _falling_back(quick, coordinator) as client:
@@ -163,7 +163,7 @@ async def test_a_client_shares_again_once_redis_answers() -> None:
     port = redis_server.free_port()
     with _answering_again() as back:
         coordinator = RedisCoordinator.from_url(
-            f"redis://127.0.0.1:{port}/0", retry=0.05
+            f"redis://127.0.0.1:{port}/0", retry=0.1
         )
         async with SequenceClient(
             "sk_back", rate_limit=600, coordinator=coordinator
@@ -716,7 +716,7 @@ async def test_a_restarted_redis_is_shared_again_after_one_warning_only(
     server = redis_server.start()
     try:
         coordinator = RedisCoordinator.from_url(
-            server.url, retry=0.05, timeout=SLOW_MACHINE
+            server.url, retry=0.1, timeout=SLOW_MACHINE
         )
         with _answering_again() as back, caplog.at_level(logging.INFO):
             async with _falling_back(quick, coordinator) as client:

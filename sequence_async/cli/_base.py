@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 T = TypeVar("T")
 MAX_PAGE_SIZE = 100  # the API's largest page (`first`)
+# A bulk command's items, each held in memory with its outcome: more is a
+# mistake (or a runaway stdin) that would eat the machine before any output.
+MAX_ITEMS = 1_000_000
+MAX_DEMO_RULES = 10_000
 
 Handler = Callable[[argparse.Namespace, "Output"], Awaitable[int]]
 """A command: parsed arguments and the output in, the exit code out."""
@@ -151,6 +155,20 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text}")
     return value
+
+
+def at_most(maximum: int) -> Callable[[str], int]:
+    """
+    The argument type of an integer from 1 to *maximum*.
+    """
+
+    def bounded(text: str) -> int:
+        value = positive_int(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum:,}: {text}")
+        return value
+
+    return bounded
 
 
 def cents(text: str) -> int:

@@ -16,7 +16,10 @@ import sequence_async as sq
 from ._base import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    MAX_DEMO_RULES,
+    MAX_ITEMS,
     Subcommands,
+    at_most,
     fraction,
     positive_float,
     positive_int,
@@ -36,10 +39,13 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         help="bulk trigger-and-wait against the embedded fake server",
     )
     demo.add_argument(
-        "--count", type=positive_int, default=300, help="executions to run (300)"
+        "--count", type=at_most(MAX_ITEMS), default=300, help="executions to run (300)"
     )
     demo.add_argument(
-        "--rules", type=positive_int, default=10, help="rules to spread them over (10)"
+        "--rules",
+        type=at_most(MAX_DEMO_RULES),
+        default=10,
+        help="rules to spread them over (10)",
     )
     demo.add_argument("--concurrency", type=positive_int, default=16)
     demo.add_argument(

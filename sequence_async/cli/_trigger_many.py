@@ -17,9 +17,11 @@ from ._base import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    MAX_ITEMS,
     Subcommands,
     UsageError,
     add_coordination,
+    at_most,
     cents,
     make_client,
     positive_float,
@@ -45,7 +47,7 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     )
     many.add_argument(
         "--repeat",
-        type=positive_int,
+        type=at_most(MAX_ITEMS),
         default=1,
         help="trigger each rule this many times",
     )
@@ -69,13 +71,14 @@ async def trigger_many(args: argparse.Namespace, out: Output) -> int:
     """
     Trigger every rule given (``--repeat`` times), waiting unless ``--no-wait``.
     """
+    ids = _rule_ids(args.rule_ids, most=MAX_ITEMS // args.repeat)
+    if not ids:
+        raise UsageError("no rule ids given")
     requests = [
         sq.TriggerRequest(rule_id, manual_execute_amount=args.amount)
-        for rule_id in _rule_ids(args.rule_ids)
+        for rule_id in ids
         for _ in range(args.repeat)
     ]
-    if not requests:
-        raise UsageError("no rule ids given")
     async with make_client(args) as client:
         summary = await run_bulk(
             client,
@@ -93,11 +96,19 @@ async def trigger_many(args: argparse.Namespace, out: Output) -> int:
     return EXIT_OK if summary.ok else EXIT_FAILURE
 
 
-def _rule_ids(values: Iterable[str]) -> list[str]:
+def _rule_ids(values: Iterable[str], *, most: int) -> list[str]:
+    # The ids given, stdin's lines for "-"; at most *most* of them, read no
+    # further (an endless stdin ends here, not in the machine's memory).
     ids: list[str] = []
     for value in values:
+        given: Iterable[str] = (value,)
         if value == "-":
-            ids += [line.strip() for line in sys.stdin if line.strip()]
-        else:
-            ids.append(value)
+            given = (line.strip() for line in sys.stdin if line.strip())
+        for rule_id in given:
+            if len(ids) == most:
+                raise UsageError(
+                    f"at most {MAX_ITEMS:,} items in one run (rule ids times "
+                    "--repeat): split the input"
+                )
+            ids.append(rule_id)
     return ids
