@@ -11,8 +11,9 @@ tests need ``@pytest.mark.asyncio`` (here: for the whole module)::
     python -m pytest examples/test_payouts_with_plugin.py -p sequence_async \\
         -o asyncio_mode=strict
 
-(``-p sequence_async`` loads the plugin even where plugin autoloading is off;
-with it on, the plugin is loaded anyway.) ``python
+(``-p sequence_async`` loads the plugin even where plugin autoloading is off,
+``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``: then add ``-p asyncio`` for
+pytest-asyncio too; with autoloading on, both are loaded anyway.) ``python
 examples/test_payouts_with_plugin.py`` does the same.
 """
 

@@ -13,6 +13,7 @@ lacks. Pure: plain values in, plain values out.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -321,3 +322,21 @@ def profile_named(api: object) -> Profile:
     if profile is None:
         raise ValueError(f"api must be one of {', '.join(API_NAMES)}, not {name!r}")
     return profile
+
+
+def other_surface(base_url: str, profile: Profile) -> str | None:
+    """
+    Say so when *base_url* ends in another profile's path, else ``None``.
+
+    For a 401's message: with a base URL of the other API (``/platform/v1``
+    on an ``api-v1`` client), a valid key is "invalid".
+    """
+    path = urllib.parse.urlsplit(base_url).path.rstrip("/")
+    for other in PROFILES.values():
+        suffix = urllib.parse.urlsplit(other.default_base_url).path
+        if other is not profile and path.endswith(suffix):
+            return (
+                f"the base URL ends in {suffix}, the path of {other.name}, but "
+                f"this client speaks {profile.name}: pass api={other.name!r}?"
+            )
+    return None

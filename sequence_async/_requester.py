@@ -23,7 +23,7 @@ from . import errors
 from ._checks import check_request_id
 from ._ids import new_id
 from ._observe import Hooks, Observer, captured
-from ._profiles import DEFAULT, Profile
+from ._profiles import DEFAULT, Profile, other_surface
 from ._ratelimit import Limiter, Priority
 from ._retry import PollPolicy, RetryPolicy, retry_request
 from ._secret import Secret
@@ -317,6 +317,9 @@ class Requester:
             )
         except errors.SequenceError as exc:
             call.uncertain = call.uncertain or _may_have_acted(exc)
+            if isinstance(exc, errors.AuthenticationError):  # a valid key, maybe
+                hint = other_surface(shared.base_url, self.profile)
+                exc.args = (f"{exc.args[0]} ({hint})",) if hint else exc.args
             if isinstance(exc, errors.RateLimitError) and shared.limiter is not None:
                 shared.limiter.drain(
                     exc.retry_after if exc.retry_after is not None else 1.0

@@ -66,7 +66,7 @@ def test_progress_keeps_its_counts_at_60_columns(served: dict[str, str]) -> None
     )
     (progress,) = [line for line in result.stderr.splitlines() if "3/3" in line]
 
-    assert (0, "") == (result.returncode, result.stdout)
+    assert 0 == result.returncode
     assert progress.startswith("3/3  3 ok  0 failed  0 triggering  0 waiting")
     assert len(progress) <= 60
 

@@ -55,10 +55,14 @@ def run_cli(
 
 
 def interrupted(
-    args: list[str], env: dict[str, str], ready: Callable[[], object]
+    args: list[str],
+    env: dict[str, str],
+    ready: Callable[[], object],
+    *,
+    stop: signal.Signals = signal.SIGINT,
 ) -> tuple[int, str]:
     """
-    Run the CLI, call *ready* (it returns at the moment to hit), send SIGINT.
+    Run the CLI, call *ready* (it returns at the moment to hit), send *stop*.
 
     Returns the exit code and stdout.
     """
@@ -66,7 +70,7 @@ def interrupted(
         cli_command(*args), stdout=subprocess.PIPE, text=True, env=env
     ) as process:
         ready()
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         stdout, _ = process.communicate(timeout=60)
     return process.returncode, stdout
 

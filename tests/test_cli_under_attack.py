@@ -292,3 +292,115 @@ def test_a_journal_file_that_cannot_be_used_exits_2(
     assert 2 == result.returncode
     assert "not a sequence-async journal" in result.stderr
     assert "my notes\n" == notes.read_text()
+
+
+def test_trigger_many_without_json_names_every_item_that_did_not_succeed(
+    remote: Remote,
+) -> None:
+    """Counts only: an unknown outcome's key was lost (a rerun would pay twice)."""
+    remote.call(lambda server: server.set_faults("trigger_rule", errors_next=1))
+    args = ["trigger-many", "rule_0002", "rule_0001", "rule_0003", "rule_0004"]
+    args += ["--concurrency", "1", "--max-retries", "0", "--timeout", "0.5"]
+    result = run_cli(*args, env=remote.env)
+    by_rule = {line.split()[1]: line for line in result.stdout.splitlines()}
+    sent = remote.call(lambda server: server.requests_to("trigger_rule"))
+    executions = {e["rule_id"]: e["id"] for e in remote.call(lambda s: s.executions())}
+
+    assert 1 == result.returncode
+    assert ["rule_0002", "rule_0003", "rule_0004"] == sorted(by_rule)
+    key = sent[0].headers["Idempotency-Key"]
+    assert by_rule["rule_0002"].startswith("-  rule_0002  OutcomeUnknownError  ")
+    assert by_rule["rule_0002"].endswith(f"rule_0002 --idempotency-key {key}")
+    assert f"{executions['rule_0003']}  rule_0003  failed" == by_rule["rule_0003"]
+    assert by_rule["rule_0004"].startswith(
+        f"{executions['rule_0004']}  rule_0004  WaitTimeoutError  sequence-async "
+        "executions wait '{"
+    )
+
+
+def test_trigger_many_no_wait_without_json_prints_each_execution_it_started(
+    remote: Remote,
+) -> None:
+    """It printed nothing on stdout: the ids of what it had just started were lost."""
+    result = run_cli(
+        "trigger-many", "rule_0004", "rule_0005", "--no-wait", env=remote.env
+    )
+    executions = remote.call(lambda server: server.executions())
+
+    assert 0 == result.returncode
+    assert sorted(
+        f"{e['id']}  {e['rule_id']}  triggered  sequence-async executions wait"
+        for e in executions
+    ) == sorted(line.split(" '")[0] for line in result.stdout.splitlines())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["rules", "trigger", "rule_0004", "--wait"],
+        ["transfers", "create", "--from", "acc_0001", "--to", "acc_0002", "--amount=7"],
+    ],
+    ids=["rules trigger", "transfers create"],
+)
+def test_sigterm_stops_a_single_command_as_ctrl_c_does(
+    remote: Remote, args: list[str]
+) -> None:
+    """A SIGTERM (docker stop) killed it silently, exit 143: the key was lost."""
+    route = "trigger_rule" if args[0] == "rules" else "create_transfer"
+    pause = remote.call(lambda server: server.pause(route))
+    try:
+        code, stdout = interrupted(
+            args,
+            remote.env,
+            lambda: remote.wait(lambda _: pause.reached(1)),
+            stop=signal.SIGTERM,
+        )
+    finally:
+        remote.call(lambda _: pause.release())
+    key = remote.call(lambda server: server.requests_to(route))[0].headers[
+        "Idempotency-Key"
+    ]
+
+    assert 130 == code
+    assert f"--idempotency-key {key}" in stdout
+
+
+def test_a_bad_sequence_redis_url_is_a_usage_error_naming_the_variable(
+    remote: Remote,
+) -> None:
+    """It exited 1 without naming SEQUENCE_REDIS_URL (--redis gave 2)."""
+    env = remote.env | {"SEQUENCE_REDIS_URL": "http://example.invalid"}
+    result = run_cli("rules", "list", env=env)
+
+    assert 2 == result.returncode
+    assert result.stderr.startswith("sequence-async: SEQUENCE_REDIS_URL: ")
+    assert [] == remote.call(lambda server: server.requests_to("list_rules"))
+
+
+@pytest.mark.parametrize(
+    ("seed", "said"),
+    [
+        ('{"accounts": [], "keys": {}}', "has no API key"),
+        ('{"bad": 1}', "unknown fields"),
+    ],
+    ids=["no key", "not a seed"],
+)
+def test_serve_refuses_a_seed_it_cannot_serve(
+    tmp_path_factory: pytest.TempPathFactory, seed: str, said: str
+) -> None:
+    """It started, and printed SEQUENCE_API_KEY= (every command then failed)."""
+    path = tmp_path_factory.mktemp("seed") / "seed.json"
+    path.write_text(seed)
+    result = run_cli("serve", "--port", "0", "--seed", str(path), env=clean_env())
+
+    assert 2 == result.returncode
+    assert said in result.stderr
+
+
+def test_an_items_line_shows_control_characters_escaped(remote: Remote) -> None:
+    """A rule id (or a server's error text) must not drive the terminal."""
+    result = run_cli("trigger-many", "rule\x1b[2J", env=remote.env)
+
+    assert 1 == result.returncode
+    assert "\x1b" not in result.stdout
+    assert result.stdout.startswith("-  rule\\x1b[2J  ValueError: ")

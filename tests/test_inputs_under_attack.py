@@ -22,9 +22,9 @@ from sequence_async._activity import MAX_ACCOUNT_IDS, ExternalTransactions
 from sequence_async._cluster import DAY_US, ClusterLimiter
 from sequence_async.cli import main
 from sequence_async.cli._base import MAX_ITEMS
-from sequence_async.errors import BadRequestError
+from sequence_async.errors import AuthenticationError, BadRequestError
 from sequence_async.redis import RedisCoordinator
-from sequence_async.testing import FakeSequence
+from sequence_async.testing import FakeSequence, Seed
 
 from .conftest import API_KEY, FakeTransport, hostile, requester, status
 
@@ -273,3 +273,38 @@ async def test_a_trailing_question_mark_never_reaches_the_server() -> None:
             SequenceClient(API_KEY, base_url=base_url + "?x=1")
 
     assert [] == seen
+
+
+@pytest.mark.parametrize(
+    ("speaks", "path"), [("api-v1", "/platform/v1"), ("platform-v1", "/api/v1/")]
+)
+async def test_a_401_from_a_base_url_of_the_other_api_says_which_api_to_pass(
+    speaks: str, path: str
+) -> None:
+    """It was a bare "invalid API key", with a valid key."""
+    other = "platform-v1" if speaks == "api-v1" else "api-v1"
+
+    async def refused(request: web.Request) -> web.Response:
+        return web.json_response({"error": {"code": "unauthorized"}}, status=401)
+
+    app = web.Application()
+    app.router.add_route("GET", path.rstrip("/") + "/accounts", refused)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with SequenceClient(
+            API_KEY, api=speaks, base_url=f"http://127.0.0.1:{port}{path}"
+        ) as client:
+            with pytest.raises(AuthenticationError, match=f"pass api='{other}'"):
+                await client.accounts.list()
+    finally:
+        await runner.cleanup()
+
+
+def test_a_seed_with_a_field_it_does_not_have_is_refused() -> None:
+    """A misspelt "rules" was an empty organization, silently."""
+    with pytest.raises(ValueError, match=r"unknown fields \['ruels'\]"):
+        Seed.from_json('{"ruels": [], "keys": {}}')

@@ -302,13 +302,26 @@ def test_sync_tests_get_a_server(pytester: pytest.Pytester, mode: str) -> None:
 def test_without_pytest_asyncio_the_fixtures_say_to_install_it(
     pytester: pytest.Pytester,
 ) -> None:
-    """With pytest-asyncio disabled, requesting a fixture says to install it."""
+    """With pytest-asyncio absent, requesting a fixture says to install it."""
+    pytester.makepyfile(test_user=SYNC_TEST)
+    pytester.makeconftest("import sys\nsys.modules['pytest_asyncio'] = None\n")
+
+    result = pytester.runpytest_subprocess(*FAST, "-p", "no:asyncio", timeout=120)
+
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*install pytest-asyncio (pip install*"])
+
+
+def test_with_pytest_asyncio_not_loaded_the_fixtures_say_how_to_load_it(
+    pytester: pytest.Pytester,
+) -> None:
+    """Autoloading off, it said to install what was installed."""
     pytester.makepyfile(test_user=SYNC_TEST)
 
     result = pytester.runpytest_subprocess(*FAST, "-p", "no:asyncio", timeout=120)
 
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*install pytest-asyncio*"])
+    result.stdout.fnmatch_lines(["*installed but not loaded*add -p asyncio*"])
 
 
 @pytest.mark.parametrize(

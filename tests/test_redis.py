@@ -363,9 +363,12 @@ async def test_a_timed_out_wait_leaves_no_registration_behind(
         poll=FAST_POLL,
     ) as client:
         execution = await client.rules.trigger("rule_0002")
-        with pytest.raises(WaitTimeoutError) as timed_out:
-            await execution.wait(timeout=0.2)
         share = client._requester.shared.poller._share  # type: ignore[union-attr]
+        # Connected first: the wait's registration is then one script call,
+        # well inside the timeout on a loaded machine (0.2 s was not, in CI).
+        await share._link.check()  # type: ignore[union-attr]
+        with pytest.raises(WaitTimeoutError) as timed_out:
+            await execution.wait(timeout=1.0)
         await asyncio.gather(*share._link._tasks)  # type: ignore[union-attr]
         pending = [
             f for k in fresh.scan_iter(match="*:pending:*") for f in fresh.hkeys(k)

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import re
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -183,7 +185,25 @@ def _program(args: argparse.Namespace) -> list[str]:
 
 
 async def _run(command: Handler, args: argparse.Namespace, out: Output) -> int:
-    return await command(args, out)
+    # A SIGTERM (docker stop, Kubernetes) stops every command as Ctrl-C
+    # does: cancelled, it says how to find its work again, and exits 130 (a
+    # bulk run, which stops at a known point, takes both signals over).
+    task = asyncio.current_task()
+    stopped = asyncio.Event()
+
+    def stop() -> None:
+        stopped.set()
+        if task is not None:
+            task.cancel()
+
+    with contextlib.suppress(NotImplementedError, ValueError, RuntimeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
+    try:
+        return await command(args, out)
+    except asyncio.CancelledError:
+        if stopped.is_set():
+            return EXIT_INTERRUPTED
+        raise
 
 
 def _fail(

@@ -73,6 +73,9 @@ def make_client(args: argparse.Namespace) -> sq.SequenceClient:
     if not os.environ.get("SEQUENCE_API_KEY"):
         raise UsageError("set SEQUENCE_API_KEY to your API key")
     redis_url: str | None = getattr(args, "redis", None)
+    source = "--redis"
+    if not redis_url:  # checked here too: a usage error, never a traceback
+        redis_url, source = os.environ.get("SEQUENCE_REDIS_URL"), "SEQUENCE_REDIS_URL"
     settings: dict[str, Any] = {
         "base_url": args.base_url,
         "rate_limit": getattr(args, "rate_limit", None),
@@ -82,16 +85,18 @@ def make_client(args: argparse.Namespace) -> sq.SequenceClient:
         settings["timeout"] = args.request_timeout
     if args.max_retries is not None:
         settings["max_retries"] = args.max_retries
-    if not redis_url:  # SEQUENCE_REDIS_URL, if set, is read by the client
+    if not redis_url:
         return sq.SequenceClient(**settings)
     try:
         from sequence_async.redis import RedisCoordinator  # noqa: PLC0415
     except ImportError:
-        raise UsageError('--redis needs: pip install "sequence-async[redis]"') from None
+        raise UsageError(
+            f'{source} needs: pip install "sequence-async[redis]"'
+        ) from None
     try:
         coordinator = RedisCoordinator.from_url(redis_url)
     except ValueError as exc:  # CoordinatorError included: a bad URL
-        raise UsageError(f"--redis: {exc}") from None
+        raise UsageError(f"{source}: {exc}") from None
     return sq.SequenceClient(coordinator=coordinator, **settings)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import sequence_async as sq
 
-from ._output import Output
+from ._output import Output, printable
 from ._progress import ProgressLine, Summary, show_progress
 
 
@@ -39,11 +39,15 @@ async def run_bulk(
     timeout: float | None,
     max_failures: int | None,
     journal: str | None = None,
+    name_items: bool = True,
 ) -> Summary:
     """
     Trigger *requests* with a live progress line; return the summary.
 
-    ``summary.interrupted`` tells whether SIGINT or SIGTERM stopped the run.
+    Without ``--json``, each item that did not succeed (and each execution
+    not waited for) gets a line that finds it again, unless not *name_items*
+    (the demo's failures are on purpose). ``summary.interrupted`` tells
+    whether SIGINT or SIGTERM stopped the run.
     """
     summary = Summary(total=len(requests))
     started = time.monotonic()
@@ -66,7 +70,7 @@ async def run_bulk(
         )
         async with run:
             in_flight = await _consume(
-                run, line, stop, lambda o: _record(out, summary, o, stop)
+                run, line, stop, lambda o: _record(out, summary, o, stop, name_items)
             )
     finally:
         # Stopped, a second signal must not cut the list of items in flight
@@ -142,7 +146,11 @@ def status_of(outcome: sq.TriggerOutcome) -> str:
 
 
 def _record(
-    out: Output, summary: Summary, outcome: sq.TriggerOutcome, stop: asyncio.Event
+    out: Output,
+    summary: Summary,
+    outcome: sq.TriggerOutcome,
+    stop: asyncio.Event,
+    name_items: bool,
 ) -> None:
     status = status_of(outcome)
     summary.statuses[status] += 1
@@ -159,8 +167,29 @@ def _record(
                 "from_journal": outcome.from_journal,
             }
         )
-        if out.closed:  # the reader of stdout left: stop as on Ctrl-C
-            stop.set()
+    elif name_items and (line := _outcome_line(out, outcome, status)) is not None:
+        out.line(printable(line))  # (a server's error text may drive a terminal)
+    if out.closed:  # the reader of stdout left: stop as on Ctrl-C
+        stop.set()
+
+
+def _outcome_line(out: Output, outcome: sq.TriggerOutcome, status: str) -> str | None:
+    # An outcome for a person, as "execution rule status [the way back]"
+    # ("-" for no execution): nothing for an execution that executed; its
+    # wait for one not waited for or not ended; its key for a trigger that
+    # may have run, or never started.
+    execution, rule_id = outcome.execution, outcome.request.rule_id
+    if execution is not None:
+        if outcome.result is not None:  # ended: named unless it all went
+            executed = outcome.result.status == sq.ExecutionStatus.EXECUTED
+            return None if executed else f"{execution.id}  {rule_id}  {status}"
+        wait = out.command("executions", "wait", execution.to_token())
+        return f"{execution.id}  {rule_id}  {status}  {wait}"
+    key = outcome.idempotency_key
+    if key and isinstance(outcome.error, sq.OutcomeUnknownError | sq.NotStartedError):
+        again = _trigger(out, outcome.request, key)
+        return f"-  {rule_id}  {status}  {again}"
+    return f"-  {rule_id}  {status}: {str(outcome.error)[:200]}"
 
 
 def print_in_flight(out: Output, items: Sequence[sq.InFlightItem]) -> None:
@@ -180,7 +209,7 @@ def print_in_flight(out: Output, items: Sequence[sq.InFlightItem]) -> None:
         "money moves at most once):"
     )
     for item in items:
-        out.line(_in_flight_line(out, item))
+        out.line(printable(_in_flight_line(out, item)))
 
 
 def _in_flight_data(item: sq.InFlightItem) -> dict[str, Any]:
@@ -199,13 +228,18 @@ def _in_flight_line(out: Output, item: sq.InFlightItem) -> str:
     if item.execution is not None:
         wait = out.command("executions", "wait", item.execution.to_token())
         return f"{item.execution.id}  {item.request.rule_id}  {wait}"
-    amount = item.request.manual_execute_amount
-    command = out.command(
+    command = _trigger(out, item.request, item.idempotency_key)
+    return f"(triggering)  {item.request.rule_id}  {command}"
+
+
+def _trigger(out: Output, request: sq.TriggerRequest, key: str) -> str:
+    # The command that triggers *request* again with its key: at most once.
+    amount = request.manual_execute_amount
+    return out.command(
         "rules",
         "trigger",
-        item.request.rule_id,
+        request.rule_id,
         *(["--amount", str(amount)] if amount is not None else []),
         "--idempotency-key",
-        item.idempotency_key,
+        key,
     )
-    return f"(triggering)  {item.request.rule_id}  {command}"

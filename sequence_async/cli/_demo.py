@@ -100,6 +100,7 @@ async def demo_command(args: argparse.Namespace, out: Output) -> int:
                 wait=True,
                 timeout=args.timeout,
                 max_failures=None,
+                name_items=False,
             )
         http = sum(server.counts.values())
         summary.extra = {

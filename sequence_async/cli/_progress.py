@@ -100,7 +100,8 @@ class ProgressLine:
                 console=console,
                 auto_refresh=True,
                 refresh_per_second=4,
-                redirect_stdout=False,
+                # Result lines to the same terminal go above the line.
+                redirect_stdout=sys.stdout.isatty(),
                 redirect_stderr=False,
             )
             self._live.start()

@@ -51,8 +51,8 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     trigger.add_argument(
         "--idempotency-key",
         metavar="KEY",
-        help="1 to 255 printable ASCII characters (on platform-v1, 1 to 36 of "
-        "[A-Za-z0-9._:/|-]); the same key never moves money twice",
+        help="1 to 255 printable ASCII characters, no spaces (on platform-v1, "
+        "1 to 36 of [A-Za-z0-9._:/|-]); the same key never moves money twice",
     )
     trigger.add_argument(
         "--wait", action="store_true", help="wait until the execution ends"

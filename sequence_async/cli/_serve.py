@@ -134,8 +134,11 @@ def _load_seed(path: str) -> testing.Seed:
     from sequence_async import testing  # noqa: PLC0415
 
     try:
-        return testing.Seed.load(path)
+        seed = testing.Seed.load(path)
     except OSError as exc:
         raise UsageError(f"cannot read the seed {path}: {exc.strerror}") from None
     except (ValueError, TypeError, KeyError) as exc:
         raise UsageError(f"{Path(path).name} is not a seed file: {exc}") from None
+    if not seed.keys:  # every request would be a 401, and the export line empty
+        raise UsageError(f'{Path(path).name} has no API key (its "keys" are empty)')
+    return seed

@@ -53,6 +53,11 @@ _NO_PYTEST_ASYNCIO = (
     "pytest-asyncio) and mark async tests with @pytest.mark.asyncio, or set "
     "asyncio_mode = auto. anyio's pytest plugin alone cannot run it."
 )
+_NOT_LOADED = (
+    "{name} needs pytest-asyncio, which is installed but not loaded (plugin "
+    "autoloading is off: PYTEST_DISABLE_PLUGIN_AUTOLOAD): add -p asyncio "
+    "to the pytest command."
+)
 _ANYIO = (
     "{name} runs on pytest-asyncio, not anyio: mark this test "
     "@pytest.mark.asyncio instead of @pytest.mark.anyio."
@@ -83,7 +88,11 @@ def _variant(name: str, request: pytest.FixtureRequest) -> str:
     Fails the test at once when pytest-asyncio is missing or will not run it.
     """
     if not request.config.pluginmanager.hasplugin("asyncio"):
-        pytest.fail(_NO_PYTEST_ASYNCIO.format(name=name), pytrace=False)
+        installed = importlib.util.find_spec("pytest_asyncio") is not None
+        pytest.fail(
+            (_NOT_LOADED if installed else _NO_PYTEST_ASYNCIO).format(name=name),
+            pytrace=False,
+        )
     default: str = request.config.getini("asyncio_default_test_loop_scope")
     marker = request.node.get_closest_marker("asyncio")
     if marker is None:

@@ -34,6 +34,10 @@ ALL_SCOPES = (
     "READ_AUDIT_LOGS",
 )
 DEMO_API_KEY = "sk_demo_fake_sequence_key"
+# The top-level fields of a seed's JSON form (``to_json``).
+_SEED_FIELDS = frozenset(
+    ("accounts", "rules", "cards", "card_transactions", "balances", "behaviors", "keys")
+)
 _TS = "2024-01-15T10:00:00Z"
 
 
@@ -289,6 +293,7 @@ class Seed:
         """
         try:
             raw = json.loads(text)
+            _check_fields(raw)
             seed = cls(
                 accounts=list(raw.get("accounts", [])),
                 rules=list(raw.get("rules", [])),
@@ -334,6 +339,15 @@ _SHAPES: dict[str, dict[str, type]] = {
     "cards": {"id": str, "account_id": str, "status": str, "type": str},
     "card_transactions": {"id": str, "card_id": str, "direction": str},
 }
+
+
+def _check_fields(raw: Any) -> None:
+    # A misspelt field would be an empty one, silently.
+    unknown = sorted(set(raw) - _SEED_FIELDS, key=str)
+    if unknown:
+        raise ValueError(
+            f"unknown fields {unknown[:5]}; a seed has {sorted(_SEED_FIELDS)}"
+        )
 
 
 def _check_records(seed: Seed) -> None:
