@@ -32,7 +32,9 @@ from ._wire import cap_delay
 
 
 DAY = 86_400.0  # the longest lease, retry or call a coordinator takes (seconds)
-DAY_US = 86_400_000_000  # a day in microseconds, the store clock's unit
+# The longest burst window (microseconds, the store clock's unit): about 71
+# years, so that the GCRA's sums stay integers a Lua number holds exactly.
+MAX_TOLERANCE_US = 2**51
 MIN_LEASE = 0.1  # the shortest lease or retry (seconds)
 
 
@@ -201,10 +203,10 @@ class ClusterLimiter:
         spare = self._burst - 1
         room = spare / 2 if headroom is None else min(max(0.0, headroom), spare)
         self._interval = 60_000_000 / self._per_minute
-        # (A burst of more than a day's requests is a day's: an integer
-        # Redis takes, never an overflow.)
-        self._tolerance = int(min(spare * self._interval, DAY_US))
-        self._poll_tolerance = int(min((spare - room) * self._interval, DAY_US))
+        self._tolerance = int(min(spare * self._interval, MAX_TOLERANCE_US))
+        self._poll_tolerance = int(
+            min((spare - room) * self._interval, MAX_TOLERANCE_US)
+        )
         self._blocked_until = 0.0
         self._closed = False
         self._closing: asyncio.Future[None] | None = None

@@ -46,7 +46,7 @@ def check_rate(per_minute: object, burst: object) -> tuple[float, float]:
             a finite number above 0 and at most ``MAX_BURST``.
     """
     rate = check_number(per_minute, "rate_limit")
-    if rate is None or rate < MIN_RATE:
+    if rate is None or rate < MIN_RATE * (1 - 1e-9):  # (1/24/60 is one ulp under)
         raise ValueError("rate_limit must be at least one request a day (1/1440)")
     given = check_number(burst, "rate_limit_burst", allow_none=True, maximum=MAX_BURST)
     return rate, min(MAX_BURST, max(1.0, given if given is not None else rate / 10))

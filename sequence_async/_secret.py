@@ -44,22 +44,29 @@ class Secret:
         text = text.replace(self._key, "<redacted>")
         return text.replace(self._escaped, "<redacted>") if self._escaped else text
 
-    def redact_quoted(self, text: str) -> str:
+    def redact_quoted(self, text: str, *, keep: int | None = None) -> str:
         """
         *text* without the key, however a quote of the server's bytes spells it.
 
         For errors that quote what a server sent (an HTTP parser's): a repr
         may double its backslashes, once or twice, and a quote cut at a fixed
         length may keep only the key's head (any 12 characters or more of
-        it are taken out). Slower than ``redact``: for errors only.
+        it are taken out). Slower than ``redact``: for errors only. With
+        *keep*, only the first *keep* characters of the result are wanted:
+        the rest is cut before the work (a 4 MiB error page costs no more
+        than its head).
         """
         if not self._key:
             return text
+        if keep is not None:  # every spelling begun in the kept part, whole
+            text = text[: keep + 4 * len(self._key) + 12]
         once = self._escaped or self._key  # as one repr spells it
         for spelling in {self._key, once, repr(once)[1:-1]}:
+            if spelling[:12] not in text:
+                continue  # no head of it here: the common case
             for end in range(len(spelling), min(len(spelling), 12) - 1, -1):
                 text = text.replace(spelling[:end], "<redacted>")
-        return text
+        return text if keep is None else text[:keep]
 
     def redact_body(self, body: bytes) -> bytes:
         """*body* without the key: no model, message or log keeps an echo."""

@@ -364,12 +364,12 @@ def _snippet(body: bytes, secret: Secret | None = None) -> str:
     ):
         # JSON escapes may hide the key from the bytes: show the value, cleaned.
         body = encode(secret.redact_value(value)).encode()
-    # Redacted whole, then cut: a key across the cut would leave its head.
-    text = _redacted(body.decode("utf-8", "replace"), secret)
+    # Redacted, then cut: a key across the cut would leave its head.
+    text = _redacted(body.decode("utf-8", "replace"), secret, keep=_MESSAGE_CHARS)
     return text[:_MESSAGE_CHARS].strip()
 
 
-def _redacted(text: str, secret: Secret | None) -> str:
+def _redacted(text: str, secret: Secret | None, *, keep: int | None = None) -> str:
     # An error's text: a server may quote the key's head (a header cut at a
     # length), so every spelling of it goes.
-    return text if secret is None else secret.redact_quoted(text)
+    return text if secret is None else secret.redact_quoted(text, keep=keep)

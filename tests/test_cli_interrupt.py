@@ -21,9 +21,11 @@ import select
 import signal
 import struct
 import subprocess
+import sys
 import termios
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -295,3 +297,85 @@ async def test_every_trigger_the_server_ran_is_printed_after_a_stop() -> None:
 
             assert summary.interrupted
             assert [] == [key for key in ran if key not in keys]
+
+
+def test_a_line_above_the_progress_keeps_its_token_whole(remote: Remote) -> None:
+    """At 80 columns the resume command was wrapped, breaking its token."""
+    args = ["trigger-many", "rule_0004", "--no-wait"]
+    with in_terminal(args, remote.env, pipe_stdout=False) as (process, terminal):
+        text = read_to_end(terminal)
+        code = process.wait(timeout=30)
+    (execution,) = remote.call(lambda server: server.executions())
+
+    assert 0 == code
+    assert re.search(
+        rf"{execution['id']}  rule_0004  triggered  "
+        r"sequence-async executions wait '\{[^\n]*\}'\n",
+        text,
+    )
+
+
+def _reading_stdin(pid: int) -> bool:
+    # Whether the process sleeps in a read of a pipe (its stdin, here), as
+    # Linux's /proc tells.
+    return Path(f"/proc/{pid}/wchan").read_text().endswith("pipe_read")
+
+
+def test_sigterm_while_ids_are_read_from_stdin_stops_at_once_sending_nothing(
+    remote: Remote,
+) -> None:
+    """The loop took the signal, and the run began once stdin ended."""
+    with subprocess.Popen(  # noqa: S603
+        cli_command("trigger-many", "-", "--no-wait"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=remote.env,
+    ) as process:
+        assert process.stdin is not None
+        process.stdin.write(b"rule_0001\n")
+        process.stdin.flush()
+        deadline = time.monotonic() + 60
+        while not _reading_stdin(process.pid):  # the moment to hit, read off /proc
+            assert time.monotonic() < deadline, "never read stdin"
+            select.select([], [], [], 0.01)
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+        process.stdin.close()
+
+    assert 130 == code
+    assert [] == remote.call(lambda server: server.requests_to("trigger_rule"))
+
+
+# A SIGTERM that lands once a bulk run has ended (as the client closes).
+_LATE_SIGTERM = """
+import os, signal, sys
+import sequence_async as sq
+from sequence_async.cli import main
+
+closing = sq.SequenceClient.aclose
+
+async def aclose(self):
+    os.kill(os.getpid(), signal.SIGTERM)
+    await closing(self)
+
+sq.SequenceClient.aclose = aclose
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_sigterm_after_a_bulk_run_ended_is_a_ctrl_c_not_a_kill(
+    remote: Remote,
+) -> None:
+    """The run's handlers, removed, left SIGTERM's default: killed, signal 15."""
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", _LATE_SIGTERM, "trigger-many", "rule_0001", "--no-wait"],
+        env=remote.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert 130 == done.returncode
+    assert "Traceback" not in done.stderr

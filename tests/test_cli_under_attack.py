@@ -230,7 +230,9 @@ def test_a_closed_stdout_stops_the_cli_and_loses_no_key(remote: Remote) -> None:
     flight with its key, are JSON lines on stderr (lines already written to
     the pipe before it closed are the reader's to lose, not the CLI's).
     """
-    args = ["trigger-many", "rule_0001", "--repeat", "30", "--no-wait", "--json"]
+    # 400 lines pass a pipe's 64 KiB: the CLI is still writing when the
+    # reader leaves, however late the reader runs (30 fitted, on a slow CI).
+    args = ["trigger-many", "rule_0001", "--repeat", "400", "--no-wait", "--json"]
     code, first, stderr = _with_stdout_closed(args, remote.env, after_lines=1)
     made = {e["idempotency_key"] for e in remote.call(lambda s: s.executions())}
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
@@ -382,8 +384,10 @@ def test_a_bad_sequence_redis_url_is_a_usage_error_naming_the_variable(
     [
         ('{"accounts": [], "keys": {}}', "has no API key"),
         ('{"bad": 1}', "unknown fields"),
+        ('{"keys": {"": []}}', "printable ASCII, without spaces"),
+        ('{"keys": {"k; touch pwned #": []}}', "printable ASCII, without spaces"),
     ],
-    ids=["no key", "not a seed"],
+    ids=["no key", "not a seed", "empty key", "a shell command as key"],
 )
 def test_serve_refuses_a_seed_it_cannot_serve(
     tmp_path_factory: pytest.TempPathFactory, seed: str, said: str

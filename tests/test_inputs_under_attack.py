@@ -19,7 +19,7 @@ from aiohttp import web
 
 from sequence_async import SequenceClient, TriggerRequest
 from sequence_async._activity import MAX_ACCOUNT_IDS, ExternalTransactions
-from sequence_async._cluster import DAY_US, ClusterLimiter
+from sequence_async._cluster import ClusterLimiter
 from sequence_async.cli import main
 from sequence_async.cli._base import MAX_ITEMS
 from sequence_async.errors import AuthenticationError, BadRequestError
@@ -182,17 +182,20 @@ def test_a_coordinator_prefix_that_is_not_a_str_is_a_type_error() -> None:
         RedisCoordinator(redis.asyncio.Redis(), prefix=5)  # type: ignore[arg-type]
 
 
-async def test_a_burst_past_a_days_requests_on_a_coordinator_is_a_days() -> None:
-    """It raised OverflowError making the client; the tolerance now fits Redis."""
+async def test_a_huge_burst_on_a_coordinator_is_the_same_burst_in_integers() -> None:
+    """It raised OverflowError; the tolerance now fits a Lua number exactly."""
     coordinator = RedisCoordinator(redis.asyncio.Redis())
-    client = SequenceClient(
-        API_KEY, rate_limit=1 / 1440, rate_limit_burst=1e9, coordinator=coordinator
-    )
-    limiter = client._requester.shared.limiter
-    await client.aclose()
+    clients = [
+        SequenceClient(API_KEY, rate_limit=rate, rate_limit_burst=1e9, coordinator=c)
+        for rate, c in ((1 / 1440, coordinator), (60.0, coordinator))
+    ]
+    limiters = [c._requester.shared.limiter for c in clients]
+    for client in clients:
+        await client.aclose()
 
-    assert isinstance(limiter, ClusterLimiter)
-    assert DAY_US == limiter._tolerance
+    assert all(isinstance(limiter, ClusterLimiter) for limiter in limiters)
+    tolerances = [limiter._tolerance for limiter in limiters]  # type: ignore[union-attr]
+    assert [2**51, int((1e9 - 1) * 1_000_000)] == tolerances
 
 
 async def test_a_refused_setting_leaves_no_client_attached_to_the_coordinator() -> None:
@@ -244,10 +247,7 @@ def test_an_endless_stdin_of_rule_ids_is_read_no_further_than_the_limit(
     class Endless:
         read_lines = 0
 
-        def __iter__(self) -> Endless:
-            return self
-
-        def __next__(self) -> str:
+        def readline(self, _size: int = -1) -> str:
             Endless.read_lines += 1
             return "rule_0001\n"
 
@@ -308,3 +308,43 @@ def test_a_seed_with_a_field_it_does_not_have_is_refused() -> None:
     """A misspelt "rules" was an empty organization, silently."""
     with pytest.raises(ValueError, match=r"unknown fields \['ruels'\]"):
         Seed.from_json('{"ruels": [], "keys": {}}')
+
+
+def test_a_stdin_line_longer_than_any_id_is_refused_not_read_whole(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """3 GB with no newline was read whole: a MemoryError."""
+
+    class NoNewline:
+        asked: list[int] = []  # noqa: RUF012 (the class is the test's record)
+
+        def readline(self, size: int = -1) -> str:
+            NoNewline.asked.append(size)
+            return "a" * size  # an endless line, as much as asked for
+
+    monkeypatch.setattr(sys, "stdin", NoNewline())
+    monkeypatch.setenv("SEQUENCE_API_KEY", API_KEY)
+    monkeypatch.setenv("SEQUENCE_BASE_URL", "http://127.0.0.1:9/api/v1")
+
+    assert 2 == _exit_code(["trigger-many", "-"])
+    assert "longer than 1024 characters" in capsys.readouterr().err
+    assert [1026] == NoNewline.asked
+
+
+def test_one_request_a_day_however_written_is_taken() -> None:
+    """1/24/60 is one ulp under 1/1440: it was refused as below one a day."""
+    client = SequenceClient(API_KEY, rate_limit=1 / 24 / 60)
+
+    assert client._requester.shared.limiter is not None
+
+
+async def test_an_error_page_of_megabytes_quoting_the_keys_head_shows_none_of_it() -> (
+    None
+):
+    """Redacting the whole 4 MiB page held the loop for a second; now only its head."""
+    page = f"<html>{API_KEY[:20]}".encode() + b"x" * (4 << 20)
+    transport = FakeTransport(status(400, page))
+    with pytest.raises(BadRequestError) as raised:
+        await requester(transport).request("GET", "/accounts")
+
+    assert str(raised.value).startswith("400 error: <html><redacted>xxx")

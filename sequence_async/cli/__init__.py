@@ -44,6 +44,7 @@ from ._base import (
     CommandError,
     Handler,
     UsageError,
+    interrupt_on_sigterm,
     positive_float,
     retries,
 )
@@ -148,8 +149,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             ),
         )
     command: Handler = args.run
+    previous = signal.getsignal(signal.SIGTERM)
     try:
-        code = asyncio.run(_run(command, args, out))
+        interrupt_on_sigterm()
+        try:
+            code = asyncio.run(_run(command, args, out))
+        finally:  # (a caller in this process gets its own handler back)
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signal.SIGTERM, previous)
     except UsageError as exc:
         return _fail(parser, args, exc, EXIT_USAGE, type_name=False)
     except CommandError as exc:
@@ -186,8 +193,12 @@ def _program(args: argparse.Namespace) -> list[str]:
 
 async def _run(command: Handler, args: argparse.Namespace, out: Output) -> int:
     # A SIGTERM (docker stop, Kubernetes) stops every command as Ctrl-C
-    # does: cancelled, it says how to find its work again, and exits 130 (a
-    # bulk run, which stops at a known point, takes both signals over).
+    # does: cancelled, it says how to find its work again, and exits 130. A
+    # bulk command stops itself: until its run starts (stdin is read in this
+    # task, and a signal taken by the loop would wait for the read to end)
+    # the SIGTERM of interrupt_on_sigterm stops it at once, nothing sent.
+    if getattr(args, "stops_itself", False):
+        return await command(args, out)
     task = asyncio.current_task()
     stopped = asyncio.Event()
 

@@ -11,8 +11,10 @@ line, which ends up in shell history).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
+import signal
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -160,6 +162,22 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text}")
     return value
+
+
+def interrupt_on_sigterm() -> None:
+    """
+    Make a SIGTERM raise ``KeyboardInterrupt``, as Ctrl-C does.
+
+    Where the event loop does not take it over (``_run``, a bulk run), and
+    in the main thread only (signals go nowhere else): a command stopped by
+    ``docker stop`` ends as an interrupted one, exit 130.
+    """
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def at_most(maximum: int) -> Callable[[str], int]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import sequence_async as sq
 
+from ._base import interrupt_on_sigterm
 from ._output import Output, printable
 from ._progress import ProgressLine, Summary, show_progress
 
@@ -70,7 +71,10 @@ async def run_bulk(
         )
         async with run:
             in_flight = await _consume(
-                run, line, stop, lambda o: _record(out, summary, o, stop, name_items)
+                run,
+                line,
+                stop,
+                lambda o: _record(out, summary, o, stop, line if name_items else None),
             )
     finally:
         # Stopped, a second signal must not cut the list of items in flight
@@ -79,6 +83,7 @@ async def run_bulk(
             with contextlib.suppress(NotImplementedError):
                 for signum in _STOPS:
                     loop.remove_signal_handler(signum)
+            interrupt_on_sigterm()  # (removed, it would be the default: a kill)
         line.stop()
     summary.seconds = time.monotonic() - started
     if in_flight is not None:
@@ -150,8 +155,9 @@ def _record(
     summary: Summary,
     outcome: sq.TriggerOutcome,
     stop: asyncio.Event,
-    name_items: bool,
+    named: ProgressLine | None,
 ) -> None:
+    # One outcome: counted, and printed (with --json, or where *named*).
     status = status_of(outcome)
     summary.statuses[status] += 1
     if out.as_json:
@@ -167,8 +173,10 @@ def _record(
                 "from_journal": outcome.from_journal,
             }
         )
-    elif name_items and (line := _outcome_line(out, outcome, status)) is not None:
-        out.line(printable(line))  # (a server's error text may drive a terminal)
+    elif named is not None and (line := _outcome_line(out, outcome, status)):
+        line = printable(line)  # (a server's error text may drive a terminal)
+        if not named.above(line):
+            out.line(line)
     if out.closed:  # the reader of stdout left: stop as on Ctrl-C
         stop.set()
 

@@ -62,7 +62,7 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     )
     demo.add_argument("--timeout", type=positive_float, default=120.0, metavar="S")
     demo.add_argument("--rng-seed", type=int, default=7)
-    demo.set_defaults(run=demo_command)
+    demo.set_defaults(run=demo_command, stops_itself=True)
 
 
 async def demo_command(args: argparse.Namespace, out: Output) -> int:

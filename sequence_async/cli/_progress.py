@@ -100,8 +100,7 @@ class ProgressLine:
                 console=console,
                 auto_refresh=True,
                 refresh_per_second=4,
-                # Result lines to the same terminal go above the line.
-                redirect_stdout=sys.stdout.isatty(),
+                redirect_stdout=False,
                 redirect_stderr=False,
             )
             self._live.start()
@@ -111,6 +110,21 @@ class ProgressLine:
         Keep the latest counts (given to ``trigger_many(on_progress=)``).
         """
         self.latest = progress
+
+    def above(self, text: str) -> bool:
+        """
+        Print *text* above the live line when stdout is the terminal too.
+
+        Unwrapped (a resume token must copy whole), and in one piece with the
+        line's redraw. ``False`` when not drawing live: print it as usual.
+        """
+        live = self._live
+        if live is None or not sys.stdout.isatty():
+            return False
+        live.console.print(
+            text, soft_wrap=True, markup=False, highlight=False, emoji=False
+        )
+        return True
 
     def stop(self) -> None:
         """

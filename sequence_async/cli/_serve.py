@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import shlex
 import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -117,9 +118,10 @@ async def serve_command(args: argparse.Namespace, out: Output) -> int:
             out.json({"url": server.url, "api_key": server.api_key, "api": server.api})
         else:
             out.line(f"Fake Sequence API listening on {server.url}")
-            out.line(
-                f"export SEQUENCE_BASE_URL={server.url} "
-                f"SEQUENCE_API_KEY={server.api_key} SEQUENCE_API={server.api}"
+            out.line(  # (quoted: a seed's key is pasted into a shell)
+                f"export SEQUENCE_BASE_URL={shlex.quote(server.url or '')} "
+                f"SEQUENCE_API_KEY={shlex.quote(server.api_key)} "
+                f"SEQUENCE_API={server.api}"
             )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import sequence_async as sq
 
@@ -30,6 +30,9 @@ from ._base import (
 from ._bulk import run_bulk
 from ._output import Output
 from ._progress import print_summary
+
+
+_LONGEST_LINE = 1024  # a rule id (at most 255 characters) and room for spaces
 
 
 def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
@@ -64,7 +67,7 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="record every item in FILE (SQLite); the same command again resumes",
     )
-    many.set_defaults(run=trigger_many)
+    many.set_defaults(run=trigger_many, stops_itself=True)
 
 
 async def trigger_many(args: argparse.Namespace, out: Output) -> int:
@@ -101,9 +104,7 @@ def _rule_ids(values: Iterable[str], *, most: int) -> list[str]:
     # further (an endless stdin ends here, not in the machine's memory).
     ids: list[str] = []
     for value in values:
-        given: Iterable[str] = (value,)
-        if value == "-":
-            given = (line.strip() for line in sys.stdin if line.strip())
+        given: Iterable[str] = _stdin_ids() if value == "-" else (value,)
         for rule_id in given:
             if len(ids) == most:
                 raise UsageError(
@@ -112,3 +113,16 @@ def _rule_ids(values: Iterable[str], *, most: int) -> list[str]:
                 )
             ids.append(rule_id)
     return ids
+
+
+def _stdin_ids() -> Iterator[str]:
+    # Stdin's lines, stripped, blank ones left out; a line longer than any
+    # id (a stream with no newline) is refused, never read whole.
+    while line := sys.stdin.readline(_LONGEST_LINE + 2):
+        if len(line.rstrip("\r\n")) > _LONGEST_LINE:
+            raise UsageError(
+                f"a line of stdin is longer than {_LONGEST_LINE} characters: "
+                "no rule id is"
+            )
+        if stripped := line.strip():
+            yield stripped

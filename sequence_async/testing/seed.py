@@ -368,6 +368,9 @@ def _check_records(seed: Seed) -> None:
                 raise TypeError(f"rule {rule['id']}: a step needs a list of actions")
     for transaction in seed.card_transactions:
         datetime.fromisoformat(str(transaction.get("created_at")))
+    for key in seed.keys:  # what an Authorization header can carry
+        if not key or " " in key or not (key.isascii() and key.isprintable()):
+            raise ValueError("every key must be printable ASCII, without spaces")
     for permissions in seed.keys.values():
         for entry in (t for p in permissions for t in p.transfers):
             if not isinstance(entry, dict) or not isinstance(
