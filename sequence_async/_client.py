@@ -26,7 +26,7 @@ from ._journal import Journal
 from ._namespaces import Namespaces
 from ._observe import Hook
 from ._outcomes import BulkProgress, TriggerOutcome, TriggerRequest
-from ._resources import called_reason_of, triggered
+from ._resources import called_reason_of, wait_triggered
 from ._retry import PollPolicy, RetryPolicy, check_poll, resolve_retry
 from ._sqlite_journal import as_journal
 from ._transport import ClientSession
@@ -272,15 +272,14 @@ class SequenceClient(Namespaces):
             called_reason=called_reason,
             deadline=deadline,
         )
-        if deadline is not None:  # one budget: what the trigger's retries left
-            timeout = max(0.0, deadline - time.monotonic())
-        try:
-            return await execution.wait(
-                timeout, raise_on_failure=raise_on_failure, poll=poll, until=until
-            )
-        except BaseException as exc:
-            triggered(exc, execution)  # a 403 on reads, a close, a cancel...
-            raise
+        return await wait_triggered(
+            execution,
+            timeout,
+            deadline=deadline,
+            raise_on_failure=raise_on_failure,
+            poll=poll,
+            until=until,
+        )
 
     async def execution_from_id(
         self,

@@ -35,6 +35,18 @@ from ._retry import PollPolicy
 log = logging.getLogger("sequence_async")
 TOKEN_VERSION = 1
 MAX_TOKEN_CHARS = 4096
+MAX_TOKEN_FIELD = 255  # a token's request id or key, at most
+
+
+def token_field(value: object) -> str | None:
+    """
+    *value* if a token may carry it (a string of 1 to ``MAX_TOKEN_FIELD``).
+    """
+    if isinstance(value, str) and 0 < len(value) <= MAX_TOKEN_FIELD:
+        return value
+    return None
+
+
 Until = Literal["settled", "transfers_created"]
 UNTIL: Final = ("settled", "transfers_created")
 
@@ -322,7 +334,9 @@ class Execution:
                 "api": self._profile_name(),
                 "id": self.id,
                 "rule_id": self.rule_id,
-                "request_id": self.request_id,
+                # (a server's request id may be any string: left out when
+                # the token could not carry it back)
+                "request_id": token_field(self.request_id),
                 "idempotency_key": self.idempotency_key,
                 "triggered_at": self.triggered_at.isoformat(),
             },

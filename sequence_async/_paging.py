@@ -29,6 +29,8 @@ log = logging.getLogger("sequence_async")
 _AGAIN = 3  # pages seen before, in a row, that end a list
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_MAX_PAGES = 10_000
+# A cursor longer than this is no cursor (each is sent back in the next URL).
+MAX_CURSOR_CHARS = 2048
 
 
 class Paginator(Generic[T]):
@@ -112,7 +114,7 @@ class Paginator(Generic[T]):
         """
         after = self._start_after
         profile = self._requester.profile
-        seen: set[str] = set()
+        seen: set[bytes] = set()  # fingerprints of the cursors given
         pages_seen: set[bytes] = set()  # fingerprints of the pages' contents
         again = 0  # pages in a row that came before
         for _ in range(self._max_pages):
@@ -128,6 +130,14 @@ class Paginator(Generic[T]):
             data, page_info = profile.read_page(
                 envelope.data, envelope.page_info, after
             )
+            # More than asked for is no page (and a list of them, kept whole,
+            # would be memory without end).
+            if isinstance(data, list) and len(data) > self._page_size:
+                raise errors.ResponseValidationError(
+                    f"{self._path}: {len(data)} items in a page of at most "
+                    f"{self._page_size}",
+                    request_id=envelope.request_id,
+                )
             fingerprint = hashlib.blake2b(repr(data).encode(), digest_size=16).digest()
             # A server that ignores the page asked for (page numbers leave no
             # cursor to repeat) would give a page, or a cycle of pages, for
@@ -160,7 +170,13 @@ class Paginator(Generic[T]):
                         self._path,
                     )
                 return
-            if not items or after in seen:
+            if len(after) > MAX_CURSOR_CHARS:
+                raise errors.ResponseValidationError(
+                    f"{self._path}: a cursor of {len(after)} characters",
+                    request_id=envelope.request_id,
+                )
+            cursor = hashlib.blake2b(after.encode(), digest_size=16).digest()
+            if not items or cursor in seen:
                 log.warning(
                     "%s: the server sent %s; stopped paging",
                     self._path,
@@ -169,7 +185,7 @@ class Paginator(Generic[T]):
                     else "a cursor again",
                 )
                 return
-            seen.add(after)
+            seen.add(cursor)
         log.warning("%s: stopped paging after %d pages", self._path, self._max_pages)
 
 

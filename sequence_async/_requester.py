@@ -98,13 +98,15 @@ class Shared:
 
 @attrs.define(eq=False)
 class _Call:
-    # One logical call: its request (reused by every retry), how many
-    # attempts went out, and whether any of them may have been carried out
-    # without an answer that says how (then a mutating call's outcome is
-    # unknown, whatever later attempts get).
+    # One logical call: its request (reused by every retry), its deadline
+    # (no attempt runs, nor retry sleeps, past it), how many attempts went
+    # out, and whether any of them may have been carried out without an
+    # answer that says how (then a mutating call's outcome is unknown,
+    # whatever later attempts get).
     request: Request
     priority: Priority
     operation: str
+    deadline: float | None = None
     attempts: int = 0
     uncertain: bool = False
     status: int | None = None
@@ -167,7 +169,8 @@ class Requester:
                 every retry.
             request_id: The ``X-Request-ID`` (a new one by default).
             priority: The call's place in the rate limiter's queue.
-            deadline: ``time.monotonic()`` seconds no retry may sleep past.
+            deadline: ``time.monotonic()`` seconds no attempt runs past (each
+                is cut to what is left) and no retry sleeps past.
             called_reason: Sent as ``x-called-reason`` (Platform), instead
                 of the requester's own.
 
@@ -194,17 +197,17 @@ class Requester:
             ),
             priority,
             operation,
+            deadline,
         )
         telemetry = self.shared.observer.telemetry
         if telemetry is None:
-            return self._call(call, deadline)
-        return self._traced(telemetry, call, deadline, attributes)
+            return self._call(call)
+        return self._traced(telemetry, call, attributes)
 
     async def _traced(
         self,
         telemetry: Telemetry,
         call: _Call,
-        deadline: float | None,
         attributes: Mapping[str, str] | None,
     ) -> Envelope:
         # The call under its span (only when telemetry is recording).
@@ -218,7 +221,7 @@ class Requester:
             span_attributes["sequence.idempotency_key"] = request.idempotency_key
         with telemetry.span(call.operation, span_attributes) as span:
             try:
-                return await self._call(call, deadline)
+                return await self._call(call)
             finally:
                 span.set_attribute(
                     "http.request.resend_count", max(0, call.attempts - 1)
@@ -226,15 +229,13 @@ class Requester:
                 if call.status is not None:
                     span.set_attribute("http.response.status_code", call.status)
 
-    async def _call(self, call: _Call, deadline: float | None) -> Envelope:
+    async def _call(self, call: _Call) -> Envelope:
         try:
             return await self._attempt(call, checked=True)  # by request()
         except errors.SequenceError as first:
-            return await self._recover(call, first, deadline)
+            return await self._recover(call, first)
 
-    async def _recover(
-        self, call: _Call, first: errors.SequenceError, deadline: float | None
-    ) -> Envelope:
+    async def _recover(self, call: _Call, first: errors.SequenceError) -> Envelope:
         # After a failed attempt: retry what may be retried, then decide
         # whether a mutating call's outcome is unknown.
         request = call.request
@@ -248,7 +249,7 @@ class Requester:
                 lambda: self._attempt(call),
                 first,
                 policy=self.retry,
-                deadline=deadline,
+                deadline=call.deadline,
                 describe=f"{request.method} {request.path}",
                 on_retry=retrying if observer.watch_retries else None,
                 fields={
@@ -266,6 +267,13 @@ class Requester:
                     idempotency_key=key,
                 ) from exc
             raise
+
+    def _within(self, call: _Call) -> float:
+        # An attempt's timeout: the client's, or what is left of the call's
+        # deadline (an attempt cut short is a timeout: unknown if mutating).
+        if call.deadline is None:
+            return self.timeout
+        return min(self.timeout, max(call.deadline - time.monotonic(), 0.001))
 
     async def _attempt(self, call: _Call, *, checked: bool = False) -> Envelope:
         shared = self.shared
@@ -286,7 +294,7 @@ class Requester:
             await observer.request(call.operation, request, call.attempts)
         started = time.perf_counter()
         try:
-            response = await shared.transport.send(request, timeout=self.timeout)
+            response = await shared.transport.send(request, timeout=self._within(call))
         except BaseException as exc:
             # No answer: cancelled, closed or unreadable mid-request, it may
             # have acted; a connection error says whether it was sent.

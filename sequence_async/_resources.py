@@ -11,9 +11,10 @@ arguments shared with ``_rules`` (idempotency keys by the profile's rules,
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from . import _convert, errors, models
 from ._checks import (
@@ -66,7 +67,36 @@ def add_key_note(exc: BaseException, key: str) -> None:
     )
 
 
-def triggered(exc: BaseException, execution: Execution) -> None:
+async def wait_triggered(
+    execution: Execution,
+    timeout: float | None,
+    *,
+    deadline: float | None,
+    **options: Any,
+) -> models.RuleExecution:
+    """
+    Wait on a just-triggered *execution*: ``trigger_and_wait``'s second half.
+
+    With a *deadline* (``time.monotonic()`` seconds, *timeout* after the
+    call began), the wait gets what the trigger left of it; when nothing is
+    left, ``WaitTimeoutError`` at once, with no last look. Any other error
+    says the execution started (``_triggered``).
+    """
+    try:
+        rest = timeout
+        if deadline is not None:
+            rest = deadline - time.monotonic()
+            if rest <= 0:
+                raise errors.WaitTimeoutError(  # noqa: TRY301 (noted below too)
+                    execution, timeout=timeout or 0.0, last_status=None
+                )
+        return await execution.wait(rest, **options)
+    except BaseException as exc:
+        _triggered(exc, execution)  # a 403 on reads, a close, a cancel...
+        raise
+
+
+def _triggered(exc: BaseException, execution: Execution) -> None:
     """
     Say on *exc*, which ended a wait, that *execution* did start.
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from . import errors
 from ._checks import clamp, instant, is_segment, segment
-from ._execution import MAX_TOKEN_CHARS, TOKEN_VERSION, Execution
+from ._execution import MAX_TOKEN_CHARS, TOKEN_VERSION, Execution, token_field
 from ._json import loads
 from ._paging import get_execution
 from ._profiles import API_V1
@@ -104,6 +104,7 @@ async def fetch(
 def _optional(value: object, name: str) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not 0 < len(value) <= 255:
+    field = token_field(value)
+    if field is None:
         raise ValueError(f"{name} must be a short string")
-    return value
+    return field

@@ -147,9 +147,9 @@ class AiohttpTransport:
         if timeout is None:
             # A connect that stalls ends just before the total, as aiohttp's
             # ConnectionTimeoutError: then nothing was sent (not "unknown").
-            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(
-                total=seconds, sock_connect=seconds * 0.95
-            )
+            timeout = aiohttp.ClientTimeout(total=seconds, sock_connect=seconds * 0.95)
+            if len(self._timeouts) < 8:  # (the settings' few, not each deadline's)
+                self._timeouts[seconds] = timeout
         return timeout
 
     async def send(self, request: Request, *, timeout: float) -> Response:

@@ -1,0 +1,126 @@
+"""
+A hostile server on the wire (review of 2026-11-27, sixth round).
+
+A trigger answered as the budget ran out ended in a bare ``ValueError`` (read
+as "nothing was sent"); a slow trigger ran past ``trigger_and_wait``'s budget;
+a server's request id made the handle's own token unreadable; pages larger
+than asked for, or cursors of a megabyte, grew memory without end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from sequence_async import SequenceClient
+from sequence_async._execution import Execution
+from sequence_async._resources import wait_triggered
+from sequence_async._rules import RuleExecutions
+from sequence_async.errors import (
+    OutcomeUnknownError,
+    ResponseValidationError,
+    WaitTimeoutError,
+)
+
+from .conftest import API_KEY, FakeTransport, answer, envelope, hostile, requester
+
+
+async def test_a_trigger_that_spent_the_budget_is_a_wait_timeout() -> None:
+    """timeout=0 reached wait(): a bare ValueError, as if nothing had been sent."""
+    transport = FakeTransport(answer(500, {}))
+    execution = Execution(
+        id="rex_1",
+        rule_id="rule_1",
+        request_id=None,
+        idempotency_key="key-1",
+        triggered_at=datetime.now(UTC),
+        requester=requester(transport),
+    )
+    with pytest.raises(WaitTimeoutError) as raised:
+        await wait_triggered(execution, 2.0, deadline=time.monotonic() - 0.001)
+
+    assert raised.value.execution is execution
+    assert "after 2s" in str(raised.value)
+    assert [] == transport.sent  # the budget is spent: no last look either
+
+
+async def test_a_trigger_attempt_is_cut_to_what_is_left_of_the_budget() -> None:
+    """A trigger answered after 7.5 s held trigger_and_wait(timeout=2) for all of it."""
+    keys: list[str] = []
+    stalled = asyncio.Event()
+
+    async def trigger(request: web.Request) -> web.Response:
+        keys.append(request.headers["Idempotency-Key"])
+        await stalled.wait()  # never set: the client must give up first
+        raise AssertionError
+
+    async with (
+        hostile({("POST", "/rules/rule_1/trigger"): trigger}) as base_url,
+        SequenceClient(API_KEY, base_url=base_url, timeout=30, max_retries=0) as client,
+    ):
+        started = time.monotonic()
+        with pytest.raises(OutcomeUnknownError) as raised:
+            await client.trigger_and_wait("rule_1", timeout=0.5)
+        spent = time.monotonic() - started
+
+    assert keys == [raised.value.idempotency_key]
+    assert spent < 10  # the budget's 0.5 s, not the attempt's 30
+
+
+@pytest.mark.parametrize("server_id", ["", "r" * 300], ids=["empty", "300 chars"])
+async def test_a_servers_request_id_never_spoils_the_handles_token(
+    server_id: str,
+) -> None:
+    """execution_from_token refused the token to_token made: the run was lost."""
+
+    async def trigger(request: web.Request) -> web.Response:
+        data = {"execution_id": "rex_1", "status": "in_progress"}
+        return web.json_response({"request_id": server_id, "data": data}, status=202)
+
+    async with (
+        hostile({("POST", "/rules/rule_1/trigger"): trigger}) as base_url,
+        SequenceClient(API_KEY, base_url=base_url) as client,
+    ):
+        execution = await client.rules.trigger("rule_1")
+        again = client.execution_from_token(execution.to_token())
+
+    assert (execution.id, execution.idempotency_key) == (
+        again.id,
+        again.idempotency_key,
+    )
+    assert again.request_id is None
+
+
+def _page(count: int, cursor: str) -> Any:
+    item = {"id": "rex_1", "rule_id": "rule_1", "status": "executed"}
+    return answer(
+        200,
+        envelope(
+            [item] * count,
+            page_info={"end_cursor": cursor, "has_next_page": True},
+        ),
+    )
+
+
+async def test_a_page_larger_than_asked_for_is_refused() -> None:
+    """8,000 items in a page of 100, page after page: 346 MB and counting."""
+    listing = RuleExecutions(requester(FakeTransport(_page(101, "c1")))).list(
+        rule_id="rule_1"
+    )
+    with pytest.raises(ResponseValidationError, match="101 items in a page of"):
+        [item async for item in listing]
+
+
+async def test_a_cursor_longer_than_any_cursor_is_refused() -> None:
+    """Each 1 MB cursor was kept whole (and sent back): memory without end."""
+    transport = FakeTransport(_page(1, "c" * 3000))
+    pages = RuleExecutions(requester(transport)).list(rule_id="rule_1").pages()
+    with pytest.raises(ResponseValidationError, match="a cursor of 3000 characters"):
+        [page async for page in pages]
+
+    assert 1 == len(transport.sent)
