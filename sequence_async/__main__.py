@@ -2,7 +2,7 @@
 ``python -m sequence_async``: the ``sequence-async`` command line.
 """
 
-from .cli import main
+from .cli import entry
 
 
-raise SystemExit(main())
+entry()

@@ -40,9 +40,16 @@ MAX_TOKEN_FIELD = 255  # a token's request id or key, at most
 
 def token_field(value: object) -> str | None:
     """
-    *value* if a token may carry it (a string of 1 to ``MAX_TOKEN_FIELD``).
+    Return *value* if a token may carry it, else ``None``.
+
+    That is 1 to ``MAX_TOKEN_FIELD`` printable characters: printed as they
+    are, a token copies whole.
     """
-    if isinstance(value, str) and 0 < len(value) <= MAX_TOKEN_FIELD:
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_TOKEN_FIELD
+        and value.isprintable()
+    ):
         return value
     return None
 
@@ -328,20 +335,24 @@ class Execution:
         """
         Return a small JSON token from which ``execution_from_token`` resumes.
         """
-        return json.dumps(
-            {
-                "v": TOKEN_VERSION,
-                "api": self._profile_name(),
-                "id": self.id,
-                "rule_id": self.rule_id,
-                # (a server's request id may be any string: left out when
-                # the token could not carry it back)
-                "request_id": token_field(self.request_id),
-                "idempotency_key": self.idempotency_key,
-                "triggered_at": self.triggered_at.isoformat(),
-            },
-            separators=(",", ":"),
-        )
+        fields = {
+            "v": TOKEN_VERSION,
+            "api": self._profile_name(),
+            "id": self.id,
+            "rule_id": self.rule_id,
+            # (a server's request id may be any string: left out when the
+            # token could not carry it back)
+            "request_id": token_field(self.request_id),
+            "idempotency_key": self.idempotency_key,
+            "triggered_at": self.triggered_at.isoformat(),
+        }
+        # Characters as they are (an id of 255 emoji, escaped, would pass
+        # the token's length), and no request id if it still would.
+        token = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+        if len(token) > MAX_TOKEN_CHARS:
+            fields["request_id"] = None
+            token = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+        return token
 
 
 def check_until(until: object) -> None:

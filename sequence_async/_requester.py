@@ -27,7 +27,14 @@ from ._profiles import DEFAULT, Profile, other_surface
 from ._ratelimit import Limiter, Priority
 from ._retry import PollPolicy, RetryPolicy, retry_request
 from ._secret import Secret
-from ._wire import Envelope, Request, Response, build_request, decode_response
+from ._wire import (
+    Envelope,
+    Request,
+    Response,
+    build_request,
+    decode_response,
+    may_have_acted,
+)
 
 
 if TYPE_CHECKING:
@@ -270,10 +277,25 @@ class Requester:
 
     def _within(self, call: _Call) -> float:
         # An attempt's timeout: the client's, or what is left of the call's
-        # deadline (an attempt cut short is a timeout: unknown if mutating).
+        # deadline (an attempt cut short is a timeout: unknown if mutating);
+        # with nothing left, it is not sent.
         if call.deadline is None:
             return self.timeout
-        return min(self.timeout, max(call.deadline - time.monotonic(), 0.001))
+        left = call.deadline - time.monotonic()
+        if left <= 0:
+            raise _unsent(call)
+        return min(self.timeout, left)
+
+    async def _queue(self, limiter: Limiter, call: _Call) -> None:
+        # The rate limiter's wait, never past the call's deadline.
+        if call.deadline is None:
+            await limiter.acquire(call.priority)
+            return
+        try:
+            async with asyncio.timeout(call.deadline - time.monotonic()):
+                await limiter.acquire(call.priority)
+        except TimeoutError:
+            raise _unsent(call) from None
 
     async def _attempt(self, call: _Call, *, checked: bool = False) -> Envelope:
         shared = self.shared
@@ -282,7 +304,7 @@ class Requester:
             shared.check_open()
         if shared.limiter is not None:
             queued = time.perf_counter()
-            await shared.limiter.acquire(call.priority)
+            await self._queue(shared.limiter, call)
             shared.check_open()
             if observer.telemetry is not None:
                 observer.telemetry.limiter_wait.record(
@@ -324,7 +346,7 @@ class Requester:
                 secret=self.auth,
             )
         except errors.SequenceError as exc:
-            call.uncertain = call.uncertain or _may_have_acted(exc)
+            call.uncertain = call.uncertain or may_have_acted(exc)
             if isinstance(exc, errors.AuthenticationError):  # a valid key, maybe
                 hint = other_surface(shared.base_url, self.profile)
                 exc.args = (f"{exc.args[0]} ({hint})",) if hint else exc.args
@@ -333,6 +355,16 @@ class Requester:
                     exc.retry_after if exc.retry_after is not None else 1.0
                 )
             raise
+
+
+def _unsent(call: _Call) -> errors.APITimeoutError:
+    # The call's deadline came before this attempt was sent.
+    request = call.request
+    return errors.APITimeoutError(
+        f"{request.method} {request.path} reached its deadline before it was sent",
+        request_id=request.headers["X-Request-ID"],
+        sent=False,
+    )
 
 
 def _log_attempt(
@@ -364,17 +396,3 @@ def _log_attempt(
             "request_id": request_id,
         },
     )
-
-
-def _may_have_acted(exc: errors.SequenceError) -> bool:
-    # An answer that does not say "not done": a 5xx, a timeout (408), "the
-    # same key is still running" (409), a 2xx without a usable body, a 303
-    # ("done, see there") or a 301/302 (which frameworks send after a POST
-    # they carried out, as they would a 303). A 429, another 4xx, or a
-    # 307/308 ("send it there instead, unchanged") says this attempt was not
-    # carried out.
-    if isinstance(exc, errors.APIStatusError):
-        return exc.status >= 500 or exc.status in (408, 409)
-    if isinstance(exc, errors.ResponseValidationError) and 300 <= exc.status < 400:
-        return exc.status not in (307, 308)
-    return True

@@ -91,6 +91,12 @@ async def wait_triggered(
                     execution, timeout=timeout or 0.0, last_status=None
                 )
         return await execution.wait(rest, **options)
+    except errors.WaitTimeoutError as exc:  # it says the caller's timeout
+        if exc.timeout == timeout:
+            raise
+        raise errors.WaitTimeoutError(
+            execution, timeout=timeout or 0.0, last_status=exc.last_status
+        ) from None
     except BaseException as exc:
         _triggered(exc, execution)  # a 403 on reads, a close, a cancel...
         raise

@@ -49,7 +49,8 @@ def from_token(token: object, requester: Requester) -> Execution:
         if triggered_at.tzinfo is None:
             triggered_at = triggered_at.replace(tzinfo=UTC)
         instant(triggered_at, "triggered_at")
-        request_id = _optional(data.get("request_id"), "request_id")
+        # (only informational: one a token could not carry is dropped)
+        request_id = token_field(data.get("request_id"))
         key = _optional(data.get("idempotency_key"), "idempotency_key")
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"execution token is missing or bad: {exc}") from None

@@ -331,6 +331,23 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, errors.APIStatusError) and exc.status in RETRYABLE_STATUSES
 
 
+def may_have_acted(exc: errors.SequenceError) -> bool:
+    """
+    Whether a failed attempt may have been carried out by the server.
+    """
+    # An answer that does not say "not done": a 5xx, a timeout (408), "the
+    # same key is still running" (409), a 2xx without a usable body, a 303
+    # ("done, see there") or a 301/302 (which frameworks send after a POST
+    # they carried out, as they would a 303). A 429, another 4xx, or a
+    # 307/308 ("send it there instead, unchanged") says this attempt was not
+    # carried out.
+    if isinstance(exc, errors.APIStatusError):
+        return exc.status >= 500 or exc.status in (408, 409)
+    if isinstance(exc, errors.ResponseValidationError) and 300 <= exc.status < 400:
+        return exc.status not in (307, 308)
+    return True
+
+
 def next_cursor(
     page_info: Mapping[str, Any] | None, *, items: int, page_size: int
 ) -> str | None:

@@ -379,3 +379,30 @@ def test_a_sigterm_after_a_bulk_run_ended_is_a_ctrl_c_not_a_kill(
 
     assert 130 == done.returncode
     assert "Traceback" not in done.stderr
+
+
+def test_stops_while_the_cli_exits_change_nothing(remote: Remote) -> None:
+    """Stops after the summary, as it exited, killed it: signal 15, not 130."""
+    args = ["trigger-many", "rule_0004", "--repeat", "3", "--json"]
+    with subprocess.Popen(  # noqa: S603
+        cli_command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=remote.env,
+    ) as process:
+        remote.wait(lambda server: server.wait_for_requests("trigger_rule", 3))
+        process.send_signal(signal.SIGTERM)
+        assert process.stdout is not None
+        for line in process.stdout:  # the list in flight, then the summary
+            if line.startswith('{"summary"'):
+                break
+        deadline = time.monotonic() + 30
+        while process.poll() is None:  # stops all along its teardown and exit
+            assert time.monotonic() < deadline, "never exited"
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            select.select([], [], [], 0.001)
+        code = process.wait()
+
+    assert 130 == code

@@ -22,10 +22,12 @@ from sequence_async._execution import Execution
 from sequence_async._resources import wait_triggered
 from sequence_async._rules import RuleExecutions
 from sequence_async.errors import (
+    APITimeoutError,
     OutcomeUnknownError,
     ResponseValidationError,
     WaitTimeoutError,
 )
+from sequence_async.testing import Behavior, FakeSequence
 
 from .conftest import API_KEY, FakeTransport, answer, envelope, hostile, requester
 
@@ -124,3 +126,63 @@ async def test_a_cursor_longer_than_any_cursor_is_refused() -> None:
         [page async for page in pages]
 
     assert 1 == len(transport.sent)
+
+
+async def test_a_queue_in_the_rate_limiter_never_sends_a_trigger_past_its_budget(
+    server: FakeSequence,
+) -> None:
+    """12 calls of 1 s at 60/min: the 12th ran 12 s, and 9 sent late as "unknown"."""
+    async with SequenceClient(
+        server.api_key,
+        api=server.api,
+        base_url=server.url,
+        rate_limit=60,
+        rate_limit_burst=1,
+    ) as client:
+        ended = await asyncio.gather(
+            *(client.trigger_and_wait("rule_0001", timeout=0.3) for _ in range(3)),
+            return_exceptions=True,
+        )
+    unsent = [e for e in ended if isinstance(e, APITimeoutError)]
+
+    assert 1 == server.counts["trigger_rule"]  # the first token; no more came
+    assert 2 == len(unsent)
+    assert all(e.sent is False for e in unsent)
+    assert all("before it was sent" in str(e) for e in unsent)
+
+
+async def test_a_wait_timeout_of_trigger_and_wait_names_the_callers_timeout(
+    server: FakeSequence, live: SequenceClient
+) -> None:
+    """It named what the trigger had left of the budget (0.00128098s)."""
+    server.set_behavior("rule_0004", Behavior(median=86_400.0, sigma=0.0))
+    with pytest.raises(WaitTimeoutError) as raised:
+        await live.trigger_and_wait("rule_0004", timeout=0.3)
+
+    assert 0.3 == raised.value.timeout
+    assert "after 0.3s" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("ids", "server_id"),
+    [("😀" * 255, "r"), ("rex_1", "😀" * 255), ("rex_1", "bad\x00id")],
+    ids=["emoji execution id", "emoji request id", "control in request id"],
+)
+async def test_every_token_a_handle_makes_resumes(ids: str, server_id: str) -> None:
+    """Escaped, 255 emoji passed the token's length: the handle's own was refused."""
+
+    async def trigger(request: web.Request) -> web.Response:
+        data = {"execution_id": ids, "status": "in_progress"}
+        return web.json_response({"request_id": server_id, "data": data}, status=202)
+
+    async with (
+        hostile({("POST", "/rules/rule_1/trigger"): trigger}) as base_url,
+        SequenceClient(API_KEY, base_url=base_url) as client,
+    ):
+        execution = await client.rules.trigger("rule_1")
+        again = client.execution_from_token(execution.to_token())
+
+    assert (execution.id, execution.idempotency_key) == (
+        again.id,
+        again.idempotency_key,
+    )

@@ -24,6 +24,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 import sequence_async as sq
 
@@ -47,11 +48,12 @@ from ._base import (
     interrupt_on_sigterm,
     positive_float,
     retries,
+    settle,
 )
 from ._output import Output, printable
 
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "entry", "main"]
 
 _COMMANDS = (
     _demo,
@@ -181,6 +183,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def entry() -> NoReturn:
+    """
+    The ``sequence-async`` program: ``main()``, then exit with its code.
+
+    Its output is all written by then: a stop that lands while the
+    interpreter shuts down changes nothing (not a kill, signal 15).
+    """
+    interrupt_on_sigterm()  # (what main() finds, and puts back when done)
+    try:
+        code = main()
+    except KeyboardInterrupt:  # a stop as main() returned
+        code = EXIT_INTERRUPTED
+    finally:
+        settle()  # (and ignored: at exit, Python puts a handler's default back)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(code)
+
+
 def _program(args: argparse.Namespace) -> list[str]:
     # How to run this program again against the same server and API.
     program = ["sequence-async"]
@@ -207,14 +227,19 @@ async def _run(command: Handler, args: argparse.Namespace, out: Output) -> int:
         if task is not None:
             task.cancel()
 
+    loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, ValueError, RuntimeError):
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
+        loop.add_signal_handler(signal.SIGTERM, stop)
     try:
         return await command(args, out)
     except asyncio.CancelledError:
         if stopped.is_set():
             return EXIT_INTERRUPTED
         raise
+    finally:  # (the loop, closing, would leave the default: a kill)
+        with contextlib.suppress(NotImplementedError, ValueError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+        interrupt_on_sigterm()
 
 
 def _fail(

@@ -15,6 +15,7 @@ import contextlib
 import math
 import os
 import signal
+import threading
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -176,8 +177,19 @@ def interrupt_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, _interrupt)
 
 
+def settle() -> None:
+    """
+    From now on a SIGTERM changes nothing: the program's output is written.
+    """
+    _exiting.set()
+
+
+_exiting = threading.Event()
+
+
 def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
+    if not _exiting.is_set():
+        raise KeyboardInterrupt
 
 
 def at_most(maximum: int) -> Callable[[str], int]:
