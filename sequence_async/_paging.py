@@ -138,7 +138,7 @@ class Paginator(Generic[T]):
                     f"{self._page_size}",
                     request_id=envelope.request_id,
                 )
-            fingerprint = hashlib.blake2b(repr(data).encode(), digest_size=16).digest()
+            fingerprint = _digest(repr(data))
             # A server that ignores the page asked for (page numbers leave no
             # cursor to repeat) would give a page, or a cycle of pages, for
             # ever. A page seen before is not given again, and _AGAIN of them
@@ -175,7 +175,7 @@ class Paginator(Generic[T]):
                     f"{self._path}: a cursor of {len(after)} characters",
                     request_id=envelope.request_id,
                 )
-            cursor = hashlib.blake2b(after.encode(), digest_size=16).digest()
+            cursor = _digest(after)
             if not items or cursor in seen:
                 log.warning(
                     "%s: the server sent %s; stopped paging",
@@ -187,6 +187,11 @@ class Paginator(Generic[T]):
                 return
             seen.add(cursor)
         log.warning("%s: stopped paging after %d pages", self._path, self._max_pages)
+
+
+def _digest(text: str) -> bytes:
+    # What paging remembers of a page or a cursor: 16 bytes, whatever its size.
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 async def get_execution(

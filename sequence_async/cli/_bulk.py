@@ -191,8 +191,7 @@ def _outcome_line(out: Output, outcome: sq.TriggerOutcome, status: str) -> str |
         if outcome.result is not None:  # ended: named unless it all went
             executed = outcome.result.status == sq.ExecutionStatus.EXECUTED
             return None if executed else f"{execution.id}  {rule_id}  {status}"
-        wait = out.command("executions", "wait", execution.to_token())
-        return f"{execution.id}  {rule_id}  {status}  {wait}"
+        return f"{execution.id}  {rule_id}  {status}  {_wait(out, execution)}"
     key = outcome.idempotency_key
     if key and isinstance(outcome.error, sq.OutcomeUnknownError | sq.NotStartedError):
         again = _trigger(out, outcome.request, key)
@@ -234,10 +233,15 @@ def _in_flight_data(item: sq.InFlightItem) -> dict[str, Any]:
 
 def _in_flight_line(out: Output, item: sq.InFlightItem) -> str:
     if item.execution is not None:
-        wait = out.command("executions", "wait", item.execution.to_token())
+        wait = _wait(out, item.execution)
         return f"{item.execution.id}  {item.request.rule_id}  {wait}"
     command = _trigger(out, item.request, item.idempotency_key)
     return f"(triggering)  {item.request.rule_id}  {command}"
+
+
+def _wait(out: Output, execution: sq.Execution) -> str:
+    # The command that waits on *execution* again, from its token.
+    return out.command("executions", "wait", execution.to_token())
 
 
 def _trigger(out: Output, request: sq.TriggerRequest, key: str) -> str:
