@@ -315,7 +315,7 @@ class BulkRun:
             if planned is not None:
                 request, key = planned.request, planned.key
             else:
-                request = TriggerRequest(raw) if type(raw) is str else as_request(raw)
+                request = as_request(raw)
                 key = self._keys.claim(request)
         except (TypeError, ValueError) as exc:
             self._finish(rejected(index, raw, exc))

@@ -27,7 +27,7 @@ MAX_ID_CHARS: Final = 255
 FIRST_INSTANT: Final = datetime.min.replace(tzinfo=UTC) + timedelta(days=2)
 LAST_INSTANT: Final = datetime.max.replace(tzinfo=UTC) - timedelta(days=2)
 # Characters a path segment carries as they are (RFC 3986 unreserved).
-_PLAIN: Final = re.compile(r"[A-Za-z0-9_.~-]+")
+_PLAIN: Final = re.compile(rf"[A-Za-z0-9_.~-]{{1,{MAX_ID_CHARS}}}")
 # The largest amount in cents that JSON carries exactly (2**53 - 1).
 MAX_CENTS: Final = 2**53 - 1
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -78,14 +78,14 @@ def segment(value: object, name: str) -> str:
         ValueError: The value is empty, ``.`` or ``..``: it would leave its
             segment.
     """
+    if type(value) is str and _PLAIN.fullmatch(value) and value not in (".", ".."):
+        return value  # nothing to quote (the common case, and the fast one)
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
     if value in ("", ".", ".."):
         raise ValueError(f"{name} must be a non-empty id, not {value!r}")
     if len(value) > MAX_ID_CHARS or not value.isprintable():
         raise ValueError(f"{name} must be at most {MAX_ID_CHARS} printable characters")
-    if _PLAIN.fullmatch(value):
-        return value  # nothing to quote (the common case, and the fast one)
     return urllib.parse.quote(value, safe="")
 
 

@@ -13,6 +13,7 @@ the bulk-items metric).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import time
@@ -22,6 +23,7 @@ from typing import Any
 import attrs
 
 from . import errors, models
+from ._checks import MAX_ID_CHARS
 from ._execution import Execution
 from ._ids import new_id
 from ._otel import Telemetry
@@ -149,8 +151,11 @@ class Tally:
         """
         Count one item started: its trigger is in flight.
         """
-        self.counts["started"] += 1
-        self.move(None, "triggering")
+        counts = self.counts
+        counts["started"] += 1
+        counts["triggering"] += 1
+        if self._on_progress is not None:
+            self.report()
 
     def move(self, source: str | None, target: str) -> None:
         """
@@ -172,14 +177,10 @@ class Tally:
         if self._telemetry is not None:
             kind = "ok" if error is None else type(error).__name__
             self._telemetry.bulk_items.add(1, {"outcome": kind})
-        if error is None:
-            self.move(source, "succeeded")
-            return False
-        if isinstance(error, errors.NotStartedError):
-            self.move(source, "not_started")
-            return False
-        self.move(source, "failed")
-        return True
+        failed = error is not None and not isinstance(error, errors.NotStartedError)
+        ended = "failed" if failed else "succeeded" if error is None else "not_started"
+        self.move(source, ended)
+        return failed
 
     def attributes(self) -> dict[str, int]:
         """
@@ -216,6 +217,8 @@ def as_request(item: object) -> TriggerRequest:
     """
     *item* as a ``TriggerRequest`` (a rule id is one without options).
     """
+    if type(item) is str and len(item) <= MAX_ID_CHARS:
+        return _rule_request(item)
     if isinstance(item, TriggerRequest):
         return item
     if isinstance(item, str):
@@ -223,6 +226,13 @@ def as_request(item: object) -> TriggerRequest:
     raise TypeError(
         f"trigger_many takes rule ids or TriggerRequests, not {type(item).__name__}"
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _rule_request(rule_id: str) -> TriggerRequest:
+    # A rule id's request, made once: a bulk run triggers a few rules often,
+    # and a frozen request may be shared by their items.
+    return TriggerRequest(rule_id)
 
 
 def rejected(

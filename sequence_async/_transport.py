@@ -165,7 +165,6 @@ class AiohttpTransport:
             errors.ClientClosedError: The transport was closed.
         """
         session = self._session or self._open()
-        request_id = request.headers.get("X-Request-ID")
         headers = request.headers
         if not self._owned:  # a caller's session: its defaults are not ours
             headers = {**CONSTANT_HEADERS, **headers}
@@ -176,7 +175,7 @@ class AiohttpTransport:
                 params=request.params,
                 data=request.body,
                 headers=headers,
-                timeout=self._timeout(timeout),
+                timeout=self._timeouts.get(timeout) or self._timeout(timeout),
                 proxy=self._proxy,
                 proxy_headers=self._proxy_headers,
                 allow_redirects=False,
@@ -192,7 +191,7 @@ class AiohttpTransport:
                     ):
                         body = await response.read()  # framed, small and plain
                     else:
-                        body = await self._read(response, request_id)
+                        body = await self._read(response, request)
                 except errors.ResponseValidationError:
                     if response.status < 400:
                         raise
@@ -258,9 +257,8 @@ class AiohttpTransport:
             exc = aiohttp.ClientError(f"{type(exc).__name__}: {told}")
         return _scrubbed(error, exc)
 
-    async def _read(
-        self, response: aiohttp.ClientResponse, request_id: str | None
-    ) -> bytes:
+    async def _read(self, response: aiohttp.ClientResponse, request: Request) -> bytes:
+        request_id = request.headers.get("X-Request-ID")
         limit = self._limit
         given = response.headers.get("Content-Encoding", "identity").strip()
         encoding = given.lower()
