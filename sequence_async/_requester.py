@@ -21,7 +21,7 @@ import attrs
 
 from . import errors
 from ._checks import check_request_id
-from ._ids import new_id
+from ._ids import new_request_id
 from ._observe import Hooks, Observer, captured
 from ._profiles import DEFAULT, Profile, other_surface
 from ._ratelimit import Limiter, Priority
@@ -193,7 +193,7 @@ class Requester:
                 method,
                 path,
                 auth=self.auth,
-                request_id=new_id()
+                request_id=new_request_id()
                 if request_id is None
                 else check_request_id(request_id),
                 params=params,

@@ -26,6 +26,7 @@ import attrs
 from . import _convert, errors, models
 from ._checks import is_segment
 from ._execution import Execution
+from ._ids import uuid_text
 from ._journal import ItemState, Journal, JournalEntry
 from ._outcomes import TriggerOutcome, TriggerRequest, rejected
 from ._paging import list_executions
@@ -126,13 +127,8 @@ def derive_key(run_id: str, position: int) -> str:
     ``str(uuid.uuid5(uuid.UUID(run_id), f"item:{position}"))``, spelled out
     so that planning a long input costs little.
     """
-    digest = bytearray(
-        hashlib.sha1(_namespace(run_id) + b"item:%d" % position).digest()[:16]  # noqa: S324 (UUIDv5 is SHA-1)
-    )
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    digest = hashlib.sha1(_namespace(run_id) + b"item:%d" % position)  # noqa: S324 (UUIDv5 is SHA-1)
+    return uuid_text(digest.hexdigest(), 5)
 
 
 @functools.lru_cache(maxsize=8)

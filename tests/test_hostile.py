@@ -12,11 +12,15 @@ import gzip
 import json
 import logging
 import math
+import os
 import pickle
+import random
+import subprocess
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +46,7 @@ from sequence_async import (
     errors,
     models,
 )
-from sequence_async._ids import new_id
+from sequence_async._ids import new_id, new_request_id
 from sequence_async._ratelimit import Priority, TokenBucket
 from sequence_async._rules import Rules
 from sequence_async.testing import Behavior, FakeSequence
@@ -92,7 +96,8 @@ def make(_: int) -> str:
     return new_id()
 
 
-def test_ids_are_unique_across_threads() -> None:
+@pytest.mark.parametrize("make_id", [new_id, new_request_id])
+def test_ids_are_unique_across_threads(make_id: Callable[[], str]) -> None:
     """Threads making ids at once never get the same one (item 2)."""
     ids: list[list[str]] = [[] for _ in range(4)]
     interval = sys.getswitchinterval()
@@ -100,7 +105,7 @@ def test_ids_are_unique_across_threads() -> None:
     try:
         threads = [
             threading.Thread(
-                target=lambda out=out: out.extend(new_id() for _ in range(20_000))
+                target=lambda out=out: out.extend(make_id() for _ in range(20_000))
             )
             for out in ids
         ]
@@ -113,6 +118,59 @@ def test_ids_are_unique_across_threads() -> None:
 
     every = [i for out in ids for i in out]
     assert len(every) == len(set(every))
+
+
+@pytest.mark.parametrize("make_id", [new_id, new_request_id])
+def test_ids_are_version_4_uuids_that_a_seeded_random_module_does_not_repeat(
+    make_id: Callable[[], str],
+) -> None:
+    """A caller seeding ``random`` (tests, simulations) gets no repeated ids."""
+    state = random.getstate()
+    try:
+        random.seed(7)
+        first = make_id()
+        random.seed(7)
+        again = make_id()
+    finally:
+        random.setstate(state)
+    assert first != again
+    assert [uuid.UUID(i).version for i in (first, again)] == [4, 4]
+    assert [str(uuid.UUID(i)) for i in (first, again)] == [first, again]
+
+
+_FORKED = """
+import os, sys
+from sequence_async._ids import new_id, new_request_id
+make = {"new_id": new_id, "new_request_id": new_request_id}[sys.argv[1]]
+make()
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(write, " ".join(make() for _ in range(3)).encode())
+    os._exit(0)
+os.close(write)
+child = os.fdopen(read).read()
+os.waitpid(pid, 0)
+print(child)
+print(" ".join(make() for _ in range(3)))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+@pytest.mark.parametrize("name", ["new_id", "new_request_id"])
+def test_a_forked_child_makes_other_ids_than_its_parent(name: str) -> None:
+    """After os.fork(), parent and child never make the same next ids."""
+    # (In a process of its own: this one has threads, and forking it warns.)
+    done = subprocess.run(  # noqa: S603 (our own interpreter and code)
+        [sys.executable, "-c", _FORKED, name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    child, parent = (set(line.split()) for line in done.stdout.splitlines())
+    assert len(child) == len(parent) == 3
+    assert not child & parent
 
 
 async def test_a_breaking_input_lets_sent_items_finish_then_raises(
