@@ -214,8 +214,7 @@ def decode_response(
     """
     status = response.status
     server_request_id = response.headers.get("X-Request-ID") or request_id
-    if secret is not None and server_request_id != request_id:
-        # Not our own id echoed: a proxy may echo the key in any header.
+    if secret is not None:  # a proxy may echo the key in any header
         server_request_id = secret.redact(server_request_id)
     if status >= 400:
         raise error_for(
