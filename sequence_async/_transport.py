@@ -169,7 +169,7 @@ class AiohttpTransport:
         if not self._owned:  # a caller's session: its defaults are not ours
             headers = {**CONSTANT_HEADERS, **headers}
         try:
-            async with session.request(
+            response = await session.request(
                 request.method,
                 self._base_url + request.path,
                 params=request.params,
@@ -181,7 +181,8 @@ class AiohttpTransport:
                 allow_redirects=False,
                 auto_decompress=False,
                 raise_for_status=False,
-            ) as response:
+            )
+            try:
                 length = response.content_length
                 try:
                     if (
@@ -199,6 +200,10 @@ class AiohttpTransport:
                     # decides, so an unreadable one is never worth failing on.
                     body = b""
                 return Response(response.status, response.headers, body)
+            finally:
+                # (What leaving ``async with`` does, once: the answer is read,
+                # or its connection is closed, not pooled, mid-body.)
+                response.release()
         except BaseException as exc:  # noqa: BLE001 (mapped or re-raised below)
             failure = self._failure(exc, request, timeout)
         # Raised outside the except block, so that the original exception is

@@ -374,6 +374,34 @@ async def test_bodies_are_capped(kind: str) -> None:
             await client.accounts.list()
 
 
+@pytest.mark.parametrize("first", ["capped", "read"])
+async def test_a_connection_is_reused_only_after_a_whole_answer(first: str) -> None:
+    """After a capped body the next call gets a new connection and its own answer."""
+    peers: list[object] = []
+
+    async def accounts(request: web.Request) -> web.StreamResponse:
+        peers.append(request.transport and request.transport.get_extra_info("peername"))
+        if len(peers) == 1 and first == "capped":
+            return web.Response(body=b'{"data": [' + b" " * (3 * 1024 * 1024))
+        return answer([{"id": f"acc_{len(peers)}", "name": "Main"}])
+
+    once = RetryPolicy(max_retries=0)
+    async with (
+        hostile({("GET", "/accounts"): accounts}) as base_url,
+        client_of(base_url, retry=once, max_response_bytes=1024 * 1024) as client,
+    ):
+        if first == "capped":
+            with pytest.raises(ResponseTooLargeError):
+                await client.accounts.list()
+        else:
+            await client.accounts.list()
+        second = await client.accounts.list()
+
+    assert [account.id for account in second] == ["acc_2"]
+    # A whole answer leaves its connection for the next call; a cut one never.
+    assert (peers[0] == peers[1]) is (first == "read")
+
+
 async def test_bytes_after_the_end_of_a_gzip_body_are_refused_not_hoarded() -> None:
     """Endless bytes after a gzip member end the read with a typed error (12)."""
     member = gzip.compress(b'{"request_id": "r", "data": []}')
