@@ -248,7 +248,8 @@ class Recorder:
         for planned in batch:
             index = planned.index
             if index not in self._sent_at:
-                earlier = _resume.earlier_send(planned)
+                new = planned.entry is None  # (nothing earlier: no call)
+                earlier = None if new else _resume.earlier_send(planned)
                 if earlier is not None:
                     self._sent_at[index] = earlier
                 else:

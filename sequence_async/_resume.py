@@ -188,7 +188,7 @@ def plan(
                 request=request,
                 key=key,
                 identity=identity,
-                action=_action(entry, now=now, wait=wait),
+                action=Action.SEND if entry is None else _action(entry, now, wait),
                 entry=entry,
             )
         )
@@ -240,8 +240,8 @@ def not_started(index: int, item: Planned | object) -> TriggerOutcome:
     return rejected(index, item.request, error, key=item.key)
 
 
-def _action(entry: JournalEntry | None, *, now: float, wait: bool) -> Action:
-    if entry is None or entry.state is ItemState.FAILED:
+def _action(entry: JournalEntry, now: float, wait: bool) -> Action:
+    if entry.state is ItemState.FAILED:
         return Action.SEND
     if entry.state in _FINAL:
         return Action.REPLAY
