@@ -301,6 +301,11 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, help="rounds of bench 1")
     parser.add_argument(
+        "--items",
+        type=int,
+        help="triggers per run of bench 1 (10,000, #12's payroll run; 1,000 quick)",
+    )
+    parser.add_argument(
         "--no-instructions",
         action="store_true",
         help="skip 1b, the callgrind count of bench 1 (needs valgrind)",
@@ -325,7 +330,7 @@ def main() -> None:
     t = p = r = m = c = i = None
     if 1 in only:
         t = throughput.bench_throughput(
-            1_000 if quick else 2_500,
+            args.items or (1_000 if quick else 10_000),
             args.rounds or (1 if quick else 9),
             args.servers,
         )
