@@ -51,7 +51,8 @@ class Secret:
         For errors that quote what a server sent (an HTTP parser's): a repr
         may double its backslashes, once or twice, and a quote cut at a fixed
         length may keep only the key's head (any 12 characters or more of
-        it are taken out). Slower than ``redact``: for errors only. With
+        it are taken out), and a proxy may have lowercased or uppercased it.
+        Slower than ``redact``: for errors, hooks and captures only. With
         *keep*, only the first *keep* characters of the result are wanted:
         the rest is cut before the work (a 4 MiB error page costs no more
         than its head).
@@ -61,7 +62,8 @@ class Secret:
         if keep is not None:  # every spelling begun in the kept part, whole
             text = text[: keep + 4 * len(self._key) + 12]
         once = self._escaped or self._key  # as one repr spells it
-        for spelling in {self._key, once, repr(once)[1:-1]}:
+        key = self._key  # (and as a proxy may case it)
+        for spelling in {key, once, repr(once)[1:-1], key.lower(), key.upper()}:
             if spelling[:12] not in text:
                 continue  # no head of it here: the common case
             for end in range(len(spelling), min(len(spelling), 12) - 1, -1):
@@ -106,12 +108,13 @@ class Secret:
         *headers* as a dict: ``Authorization`` hidden, the key out of the rest.
 
         What hooks and captured answers see: a proxy may echo the key in any
-        header, its name included.
+        header, its name included, whole or cut, in any case
+        (``redact_quoted``).
         """
         return {
-            self.redact(name): "<redacted>"
+            self.redact_quoted(name): "<redacted>"
             if name.lower() == "authorization"
-            else self.redact(value)
+            else self.redact_quoted(value)
             for name, value in headers.items()
         }
 

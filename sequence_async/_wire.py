@@ -94,6 +94,14 @@ class Response(NamedTuple):
     headers: Mapping[str, str]
     body: bytes
 
+    def __repr__(self) -> str:
+        # Never the body nor a header's value: an error reporter that keeps
+        # a frame's locals (Sentry does) would show a key the server echoed.
+        return (
+            f"Response(status={self.status}, headers=<{len(self.headers)} headers>,"
+            f" body=<{len(self.body)} bytes>)"
+        )
+
 
 class Envelope(NamedTuple):
     """

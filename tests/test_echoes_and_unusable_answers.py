@@ -12,11 +12,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import attrs
 import pytest
+from aiohttp import web
 
 from sequence_async import (
     ExecutionFailedError,
@@ -37,7 +40,7 @@ from sequence_async._secret import Secret
 from sequence_async._transfers import Transfers
 from sequence_async._wire import Response
 
-from .conftest import API_KEY, FakeTransport, ok, requester, status
+from .conftest import API_KEY, FakeTransport, hostile, ok, requester, status
 
 
 @pytest.mark.parametrize(
@@ -208,6 +211,71 @@ async def test_hooks_and_captured_answers_never_see_a_key_echoed_in_a_header() -
     shown = f"{seen} {answers} {envelope}"
     assert API_KEY not in shown
     assert "ApiKey <redacted>" == answers[0].headers["X-Echo"]
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        f"Bearer {API_KEY[:23]}",  # a proxy's header, cut at 30 characters
+        f"apikey {API_KEY.lower()}",
+        f"APIKEY {API_KEY.upper()}",
+    ],
+)
+async def test_hooks_and_captures_never_see_a_cut_or_recased_key(echo: str) -> None:
+    """A head of the key (12 characters or more), or the key in another case."""
+    seen: list[Any] = []
+    transport = FakeTransport(Response(200, {"X-Upstream": echo}, b'{"data": []}'))
+    base = requester(transport)
+    hooked = attrs.evolve(
+        base,
+        shared=Shared(
+            transport,
+            observer=Observer(Hooks({"response": [seen.append]}), None, base.auth),
+        ),
+    )
+
+    with capture_responses() as answers:
+        await hooked.request("GET", "/rules", operation="rules.list")
+
+    shown = f"{seen[0].headers} {answers[0].headers}".lower()
+    assert API_KEY[:12].lower() not in shown
+    assert "<redacted>" in answers[0].headers["X-Upstream"]
+
+
+@pytest.mark.parametrize(
+    ("status_code", "body", "header"),
+    [
+        (503, "upstream said: %s", ""),
+        (500, '{"error": {"code": "x", "message": "token %s"}}', ""),
+        (200, "<html>%s</html>", ""),
+        (200, '{"request_id": "r", "data": {"id": 5}}', "%s"),  # not an Account
+    ],
+)
+async def test_a_traceback_with_its_locals_never_shows_an_echoed_key(
+    status_code: int, body: str, header: str
+) -> None:
+    """What an error reporter keeps of the frames (Sentry does) shows no key."""
+
+    async def echo(_: web.Request) -> web.Response:
+        return web.Response(
+            status=status_code,
+            text=body.replace("%s", API_KEY),
+            headers={"X-Upstream": header.replace("%s", API_KEY)},
+        )
+
+    async with (
+        hostile({("GET", "/accounts/a1"): echo}) as base_url,
+        SequenceClient(API_KEY, base_url=base_url, max_retries=0) as client,
+    ):
+        with pytest.raises(SequenceError) as raised:
+            await client.accounts.get("a1")
+
+    text = "".join(
+        traceback.TracebackException.from_exception(
+            raised.value, capture_locals=True
+        ).format()
+    )
+    assert API_KEY not in text
 
 
 @pytest.mark.parametrize("status_code", [400, 502, 200])
