@@ -130,9 +130,13 @@ def _check_depth(value: Any) -> None:
 
 def _snaked(value: Any) -> Any:
     if isinstance(value, dict):
-        return {
-            snake(k) if isinstance(k, str) else k: _snaked(v) for k, v in value.items()
-        }
+        snaked: dict[Any, Any] = {}
+        for k, v in value.items():
+            name = snake(k) if isinstance(k, str) else k
+            if name in snaked:  # amountInCents and amount_in_cents: which?
+                raise ValueError(f"two keys read as {name!r}, {str(k)[:40]!r} one")
+            snaked[name] = _snaked(v)
+        return snaked
     if isinstance(value, list):
         return [_snaked(v) for v in value]
     return value

@@ -127,6 +127,12 @@ class Paginator(Generic[T]):
                 priority=self._priority,
                 called_reason=self._called_reason,
             )
+            if profile.page_numbers and not isinstance(envelope.data, dict):
+                shape = type(envelope.data).__name__  # not {items, pagination}
+                raise errors.ResponseValidationError(
+                    f"{self._path}: expected a page, got {shape}",
+                    request_id=envelope.request_id,
+                )
             data, page_info = profile.read_page(
                 envelope.data, envelope.page_info, after
             )

@@ -245,7 +245,7 @@ class Profile:
 def _page_number(after: str | None) -> int:
     if after is None:
         return 0
-    if not after.isdigit() or len(after) > 9:
+    if not (after.isascii() and after.isdigit()) or len(after) > 9:
         raise ValueError(f"start_after must be a page number here, not {after[:20]!r}")
     return int(after)
 

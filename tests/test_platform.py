@@ -24,6 +24,7 @@ from sequence_async import (
     ExternalTransactions,
     NotFoundError,
     PermissionDeniedError,
+    ResponseValidationError,
     RuleExecutions,
     Rules,
     SequenceClient,
@@ -564,14 +565,37 @@ async def test_audit_logs_record_the_calls_made(
     ] == [(e.action, e.outcome, e.error_code) for e in entries]
 
 
-def test_a_platform_start_after_must_be_a_page_number() -> None:
-    """start_after on Platform is a page number, checked when the list is made."""
+@pytest.mark.parametrize("start_after", ["Y3Vyc29y", "\u0661", "\u00b2", "-1"])
+def test_a_platform_start_after_must_be_a_page_number(start_after: str) -> None:
+    """start_after on Platform is ASCII digits, checked when the list is made."""
     executions = RuleExecutions(
         requester(FakeTransport(status(500)), api="platform-v1")
     )
 
     with pytest.raises(ValueError, match="start_after must be a page number"):
-        executions.list(rule_id="r1", start_after="Y3Vyc29y")
+        executions.list(rule_id="r1", start_after=start_after)
+
+
+async def test_a_platform_list_answered_in_api_v1_s_shape_is_refused() -> None:
+    """A list as data (api-v1's page) is no Platform page: never one page of all."""
+    answer = {"request_id": "r", "data": [execution("e-1")], "page_info": {}}
+    transport = FakeTransport(Response(200, {}, json.dumps(answer).encode()))
+    executions = RuleExecutions(requester(transport, api="platform-v1"))
+
+    with pytest.raises(ResponseValidationError, match="expected a page, got list"):
+        [e async for e in executions.list(rule_id="r1")]
+
+
+async def test_a_platform_answer_with_a_key_in_both_cases_is_refused() -> None:
+    """Both amountInCents and amount_in_cents: which is the amount? Neither."""
+    details = {"type": "MANUAL", "amountInCents": 250000, "amount_in_cents": 1}
+    transport = FakeTransport(
+        platform_ok({**execution("e-1"), "triggerDetails": details})
+    )
+    executions = RuleExecutions(requester(transport, api="platform-v1"))
+
+    with pytest.raises(ResponseValidationError, match="trigger_details"):
+        await executions.get("e-1", rule_id="r1")
 
 
 async def test_platform_transfers_are_at_least_one_dollar_before_sending() -> None:
