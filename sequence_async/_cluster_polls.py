@@ -13,27 +13,23 @@ nothing. A leader that dies stops renewing: its lease ends within one lease
 period and a follower, which asks again exactly when it ends, takes over.
 While the store is away the share answers as if the process were alone.
 
-May import: ``errors``, ``models``, ``_convert``, ``_waits``, ``_cluster``,
-``_redis_scripts``.
+May import: ``errors``, ``models``, ``_checks``, ``_waits``, ``_cluster``,
+``_stored``, ``_redis_scripts``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import attrs
-
 from . import _redis_scripts as scripts
-from . import errors, models
+from ._checks import is_segment
 from ._cluster import Keys, Link, Unavailable, ints
-from ._convert import structure
-from ._json import loads
+from ._stored import decode, encode
 from ._waits import Outcome, Remote, Watch
 
 
@@ -63,6 +59,7 @@ class ClusterPolls:
         self._pending: dict[str, dict[str, list[Watch]]] = {}
         self._leading: set[str] = set()
         self._leaving: dict[str, set[str]] = {}
+        self._flushing = False
         self._reader: asyncio.Task[None] | None = None
         self._deliver: Callable[[str, Outcome], None] = _nowhere
         self._nudge: Callable[[str], None] = _nobody
@@ -103,7 +100,12 @@ class ClusterPolls:
         if not self._forget(watch.rule_id, watch.execution_id, watch):
             return
         self._leaving.setdefault(watch.rule_id, set()).add(watch.execution_id)
-        if self._link.healthy and len(self._leaving) == 1:
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        # One flush at a time, started whenever one is due and none runs.
+        if self._link.healthy and self._leaving and not self._flushing:
+            self._flushing = True
             self._link.spawn(self._flush_leaving())
 
     async def lead(self, rule_id: str) -> float | list[Remote]:
@@ -210,7 +212,9 @@ class ClusterPolls:
             del self._pending[rule_id]
         return True
 
-    async def _register(self, rule_id: str, watches: list[Watch]) -> dict[str, Outcome]:
+    async def _register(
+        self, rule_id: str, watches: list[Watch], *, again: bool = True
+    ) -> dict[str, Outcome]:
         if not watches or not self._link.healthy:
             return {}
         args: list[Any] = [3 * self._lease_ms, rule_id, STREAM_LENGTH, STREAM_TTL_MS]
@@ -233,12 +237,20 @@ class ClusterPolls:
             stored = pairs(answer)
         except Unavailable:
             return {}
-        found = {}
+        found, junk = {}, {}
         for execution_id, value in stored:
             outcome = decode(value)
-            if outcome is not None:
+            if outcome is None:  # not ours: dropped, so that the wait registers
+                junk[execution_id] = value
+            else:
                 self._forget(rule_id, execution_id, None)
                 found[execution_id] = outcome
+        if junk and again:
+            with contextlib.suppress(Unavailable):
+                keys = [self._keys.outcome(i) for i in junk]
+                await self._link.run(scripts.DROP_IF, keys, list(junk.values()))
+            rest = [w for w in watches if w.execution_id in junk]
+            found.update(await self._register(rule_id, rest, again=False))
         return found
 
     async def _refresh(self) -> None:
@@ -268,15 +280,21 @@ class ClusterPolls:
     def _recovered(self) -> None:
         self._leading.clear()  # a lease may have ended during the outage
         self._ensure_reader()
+        self._flush_soon()  # the waits that ended meanwhile
         for rule_id in list(self._pending):
             self._nudge(rule_id)
 
     async def _flush_leaving(self) -> None:
-        while self._leaving:
-            leaving, self._leaving = self._leaving, {}
-            for rule_id, ids in leaving.items():
-                with contextlib.suppress(Unavailable):
-                    await self._link.drop_fields(self._keys.pending(rule_id), list(ids))
+        try:
+            while self._leaving and self._link.healthy:
+                leaving, self._leaving = self._leaving, {}
+                for rule_id, ids in leaving.items():
+                    with contextlib.suppress(Unavailable):
+                        await self._link.drop_fields(
+                            self._keys.pending(rule_id), list(ids)
+                        )
+        finally:
+            self._flushing = False
 
     def _ensure_reader(self) -> None:
         if self._link.healthy and (self._reader is None or self._reader.done()):
@@ -312,42 +330,6 @@ class ClusterPolls:
             self._nudge(rule_id)
 
 
-def encode(outcome: Outcome) -> str:
-    """
-    Return an outcome as the JSON text the store keeps.
-    """
-    if isinstance(outcome, errors.NotFoundError):
-        return json.dumps({"missing": outcome.message})
-    data = attrs.asdict(outcome, recurse=False)
-    return json.dumps({"result": data}, default=_plain, separators=(",", ":"))
-
-
-def decode(value: str) -> Outcome | None:
-    """
-    Return the outcome a stored text holds (``None`` when it is not one).
-    """
-    data = loads(value)  # strict: no NaN, no nesting that exhausts the stack
-    if isinstance(data, dict):
-        try:
-            if "missing" in data:
-                return errors.NotFoundError(
-                    str(data["missing"]), status=404, code="resource_not_found"
-                )
-            return structure(data["result"], models.RuleExecution)
-        except (ValueError, TypeError, KeyError, errors.ResponseValidationError):
-            pass
-    log.warning("ignored a stored outcome that is not one of ours")
-    return None
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(type(value).__name__)
-
-
 def _remote(execution_id: str, value: str, now: int) -> Remote | None:
     # "expires registered age oldest", all milliseconds: the age is counted
     # on the store's clock from the age the registering client had.
@@ -355,6 +337,8 @@ def _remote(execution_id: str, value: str, now: int) -> Remote | None:
         _, registered, age, oldest = (int(part) for part in value.split())
         since = datetime.fromtimestamp(oldest / 1000, UTC)
     except (ValueError, OverflowError, OSError):  # not ours, or out of range
+        return None
+    if not is_segment(execution_id):  # no id of ours: nothing to poll
         return None
     return Remote(execution_id, (now - registered + age) / 1000, since)
 

@@ -26,14 +26,15 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
+local tat = tonumber(redis.pcall('GET', KEYS[1])) or 0
+local paused = tonumber(redis.pcall('GET', KEYS[2])) or 0
 -- Never trust a state further ahead than queues and capped pauses make it
--- (a failover to a replica whose clock is behind, a restore, a hand edit):
--- it would hold every request for as long.
+-- (a failover to a replica whose clock is behind, a restore, a hand edit),
+-- nor one that is no number (text, nan, another type: read as none): it
+-- would hold every request for as long, or fail every reservation.
 local horizon = math.max(120000000, 256 * interval)
-if tat < now or tat > now + horizon then tat = now end
-if paused > now + horizon then paused = 0 end
+if not (tat >= now and tat <= now + horizon) then tat = now end
+if not (paused <= now + horizon) then paused = 0 end
 local waits = {}
 for i = 1, tonumber(ARGV[3]) do
   local start = tat - tolerance
@@ -55,12 +56,12 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local ends = now + tonumber(ARGV[1])
 local ttl = math.floor(tonumber(ARGV[1]) / 1000) + 1000
-local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
-if ends > paused then
+local paused = tonumber(redis.pcall('GET', KEYS[2])) or 0
+if not (paused >= ends) then
   redis.call('SET', KEYS[2], string.format('%d', ends), 'PX', ttl)
 end
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if ends > tat then
+local tat = tonumber(redis.pcall('GET', KEYS[1])) or 0
+if not (tat >= ends) then
   redis.call('SET', KEYS[1], string.format('%d', ends), 'PX', ttl)
 end
 return 1
@@ -124,7 +125,8 @@ return 1
 # registration ttl (ms), rule id, stream length, stream ttl (ms), then per id:
 # id, age at registration (ms), paging bound (epoch ms). Registers (or
 # refreshes) the waits without a stored outcome; returns {id, outcome, ...}
-# for the others. A new registration is announced, so the leader adopts it.
+# for the others (a key of another type there is no outcome). A new
+# registration is announced, so the leader adopts it.
 JOIN = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -133,8 +135,8 @@ local found = {}
 local fresh = 0
 for i = 1, #KEYS - 2 do
   local id = ARGV[2 + 3 * i]
-  local stored = redis.call('GET', KEYS[2 + i])
-  if stored then
+  local stored = redis.pcall('GET', KEYS[2 + i])
+  if type(stored) == 'string' then
     found[#found + 1] = id
     found[#found + 1] = stored
   else
@@ -151,6 +153,18 @@ if fresh > 0 then
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
 return found
+"""
+
+# KEYS: outcome keys. ARGV: the text read at each (not an outcome of ours).
+# Drops each key still holding that text, so that its wait can register.
+DROP_IF = """
+local dropped = 0
+for i = 1, #KEYS do
+  if redis.pcall('GET', KEYS[i]) == ARGV[i] then
+    dropped = dropped + redis.call('DEL', KEYS[i])
+  end
+end
+return dropped
 """
 
 # KEYS: pending registry, events, then one outcome key per id. ARGV: outcome
@@ -171,10 +185,12 @@ return #ids
 """
 
 # KEYS: the key's members. ARGV: our token, ttl (ms). Counts the clients
-# that heartbeat on this key (the divisor of the fallback budget).
+# that heartbeat on this key (the divisor of the fallback budget). A key of
+# another type there (not ours) is replaced.
 MEMBERS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('TYPE', KEYS[1]).ok ~= 'zset' then redis.call('DEL', KEYS[1]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])

@@ -138,8 +138,8 @@ class RedisCoordinator:
             )
         except (ValueError, TypeError) as exc:
             scheme = str(url).partition(":")[0][:16]  # (urlsplit may raise too)
-            raise CoordinatorError(
-                f"not a usable Redis URL (scheme {scheme!r}): {exc}; "
+            raise CoordinatorError(  # (redis-py's text may quote the password)
+                f"not a usable Redis URL (scheme {scheme!r}, {type(exc).__name__}); "
                 "expected redis://HOST:PORT/DB, rediss://... or unix://PATH"
             ) from None
         coordinator = cls(client, **options)

@@ -23,9 +23,10 @@ import redis
 from sequence_async import SequenceClient
 from sequence_async import _redis_scripts as scripts
 from sequence_async._cluster import ClusterLimiter, Keys, Unavailable, ints
-from sequence_async._cluster_polls import _remote, decode, encode, pairs
+from sequence_async._cluster_polls import _remote, pairs
 from sequence_async._coordinator import key_digest, scoped
 from sequence_async._ratelimit import Priority, TokenBucket
+from sequence_async._stored import decode, encode
 from sequence_async._waits import Watch, _Group, _Waiter
 from sequence_async._wire import MAX_SERVER_DELAY
 from sequence_async.errors import NotFoundError, RateLimitError, WaitTimeoutError
@@ -118,11 +119,14 @@ def test_a_bad_url_is_a_clear_error_at_construction() -> None:
         RedisCoordinator.from_url("http://localhost:6379/0")
     with pytest.raises(CoordinatorError) as port:
         RedisCoordinator.from_url("redis://:hunter2@localhost:notaport/0")
+    with pytest.raises(CoordinatorError) as slash:  # the password's head as port
+        RedisCoordinator.from_url("redis://:hunt/er2@localhost:6379/0")
 
     with pytest.raises(CoordinatorError) as bracket:
         RedisCoordinator.from_url("redis://u:hunter2@[::1/0")
 
     assert "hunter2" not in str(port.value)
+    assert "hunt" not in str(slash.value)
     assert "hunter2" not in str(bracket.value)
     assert "'http'" in str(bad.value)
 
@@ -831,3 +835,168 @@ def test_a_lead_or_join_answer_that_is_not_ours_falls_back(answer: object) -> No
     """An odd or mistyped list from a store that is not ours: no ValueError."""
     with pytest.raises(Unavailable):
         pairs(answer)
+
+
+# -- what someone else left in our keys ---------------------------------------
+
+
+async def _leading(fresh: redis.Redis, keys: Keys, rule_id: str) -> None:
+    # Until a client holds the lease of *rule_id* (what Redis shows).
+    async with asyncio.timeout(30):
+        while fresh.get(keys.lease(rule_id)) is None:
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("stored", ["not-json", '{"result": {"id": 5}}'])
+async def test_an_outcome_key_holding_what_is_not_ours_lets_the_wait_register(
+    quick: FakeSequence, redis_url: str, fresh: redis.Redis, stored: str
+) -> None:
+    """The text is dropped, the follower's wait registers, the leader ends it."""
+    keys = _keys_of(quick)
+    quick.set_behavior("rule_0001", Behavior(median=60.0, sigma=0.0))
+
+    async with (
+        _coordinated(quick, redis_url, poll=FAST_POLL) as leader,
+        _coordinated(quick, redis_url, poll=FAST_POLL) as follower,
+    ):
+        long = await leader.rules.trigger("rule_0001")
+        holding = asyncio.create_task(long.wait(timeout=60))
+        await _leading(fresh, keys, "rule_0001")
+        quick.set_behavior("rule_0001", Behavior(median=0.05, sigma=0.0))
+        execution = await follower.rules.trigger("rule_0001")
+        fresh.set(keys.outcome(execution.id), stored, ex=3600)
+        result = await execution.wait(timeout=10)
+        kept = fresh.get(keys.outcome(execution.id))
+        holding.cancel()
+
+    assert "executed" == result.status
+    assert isinstance(kept, str)
+    assert decode(kept) == result  # the leader's, not a last look at the end
+
+
+@pytest.mark.parametrize("name", ["..", "", "a/b"])
+async def test_a_registration_of_no_usable_id_is_skipped_by_the_leader(
+    quick: FakeSequence, redis_url: str, fresh: redis.Redis, name: str
+) -> None:
+    """Another's junk in the registry never ends our waits in a bare ValueError."""
+    keys = _keys_of(quick)
+    quick.set_behavior("rule_0001", Behavior(median=1.0, sigma=0.0))
+
+    async with _coordinated(quick, redis_url, poll=FAST_POLL, lease=1.0) as client:
+        execution = await client.rules.trigger("rule_0001")
+        waiting = asyncio.create_task(execution.wait(timeout=30))
+        await _leading(fresh, keys, "rule_0001")
+        seconds, _ = fresh.time()
+        now = seconds * 1000
+        old = f"{now + 60_000} {now} 999000 {now - 999_000}"  # due at once
+        fresh.hset(keys.pending("rule_0001"), name, old)
+        result = await waiting
+        again = await client.trigger_and_wait("rule_0001", timeout=30)
+
+    assert ["executed", "executed"] == [result.status, again.status]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("budget", "abc"),
+        ("budget", "nan"),
+        ("budget", {"x": "1"}),
+        ("pause", "inf"),
+        ("members", "x"),
+    ],
+)
+async def test_a_shared_key_that_is_not_ours_is_started_afresh_without_a_warning(
+    quick: FakeSequence,
+    redis_url: str,
+    fresh: redis.Redis,
+    caplog: pytest.LogCaptureFixture,
+    case: tuple[str, str | dict[str, str]],
+) -> None:
+    """Text, NaN or another type where a number goes: no fallback, no log flood."""
+    which, planted = case
+    key = getattr(_keys_of(quick), which)
+    if isinstance(planted, dict):
+        fresh.hset(key, "x", planted["x"])
+    else:
+        fresh.set(key, planted)  # no expiry: it would stay for ever
+
+    with caplog.at_level(logging.WARNING, logger="sequence_async"):
+        async with _coordinated(quick, redis_url, rate_limit=6000, lease=1.0) as c:
+            for _ in range(3):
+                await c.accounts.list()
+            async with asyncio.timeout(30):  # a heartbeat counts the members
+                while which == "members" and fresh.type(key) != "zset":
+                    await asyncio.sleep(0.05)
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+    assert [] == warned
+    if which == "budget":
+        assert str(fresh.get(key)).isdigit()
+
+
+async def test_waits_that_ended_during_an_outage_leave_the_registry_once_it_is_back(
+    quick: FakeSequence,
+    redis_url: str,
+    fresh: redis.Redis,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Cancelled while Redis was away, on two rules: unregistered on recovery."""
+    keys = _keys_of(quick)
+    quick.set_behavior("*", Behavior(median=60.0, sigma=0.0))
+    upstream = redis_url.removeprefix("redis://").split("/")[0].rsplit(":", 1)
+    away = asyncio.Event()
+    tasks: set[asyncio.Task[Any]] = set()
+
+    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        while data := await source.read(65536):
+            if away.is_set():
+                return  # the connection stalls, then is dropped
+            sink.write(data)
+            await sink.drain()
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tasks.add(asyncio.current_task())  # type: ignore[arg-type]
+        up_reader, up_writer = await asyncio.open_connection(*upstream)
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            up_writer.close()
+            writer.close()
+
+    server, url = await _listening(proxy)
+    coordinator = RedisCoordinator.from_url(url, lease=10.0, timeout=0.5, retry=0.2)
+    try:
+        async with SequenceClient(
+            quick.api_key,
+            api=quick.api,
+            base_url=quick.url,
+            poll=FAST_POLL,
+            coordinator=coordinator,
+        ) as client:
+            waits = [
+                asyncio.create_task((await client.rules.trigger(rule)).wait())
+                for rule in ("rule_0001", "rule_0002")
+            ]
+            rules = ("rule_0001", "rule_0002")
+            async with asyncio.timeout(30):
+                while not all(fresh.hlen(keys.pending(r)) for r in rules):
+                    await asyncio.sleep(0.02)
+            with _answering_again() as back, caplog.at_level(logging.WARNING):
+                away.set()
+                async with asyncio.timeout(30):  # a call times out: Redis is away
+                    while not any("unreachable" in r.message for r in caplog.records):
+                        await asyncio.sleep(0.02)
+                for wait in waits:
+                    wait.cancel()
+                await asyncio.gather(*waits, return_exceptions=True)
+                away.clear()
+                await asyncio.wait_for(back.wait(), 30)
+            async with asyncio.timeout(10):  # well before the 30 s expiry
+                while any(fresh.hlen(keys.pending(r)) for r in rules):
+                    await asyncio.sleep(0.02)
+    finally:
+        server.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
