@@ -149,28 +149,42 @@ class Hooks:
     response: tuple[Hook, ...]
     retry: tuple[Hook, ...]
 
-    async def emit(self, hooks: tuple[Hook, ...], event: Event) -> None:
+    async def emit(
+        self, hooks: tuple[Hook, ...], event: Event, *, timeout: float
+    ) -> None:
         """
         Call every hook with *event*; log (never raise) what one raises.
+
+        A hook that takes longer than *timeout* seconds (the request's own
+        time) is cancelled, and the request goes on.
         """
+        kind = type(event).__name__.removesuffix("Event").lower()
         for hook in hooks:
+            bound = asyncio.timeout(timeout)
             try:
-                result = hook(event)
-                if inspect.isawaitable(result):
-                    await result
+                async with bound:
+                    result = hook(event)
+                    if inspect.isawaitable(result):
+                        await result
+            except TimeoutError:
+                if not bound.expired():
+                    log.exception("a %s hook raised; the request goes on", kind)
+                    continue
+                log.warning(
+                    "a %s hook took over %gs, the request's time: cancelled; "
+                    "the request goes on",
+                    kind,
+                    timeout,
+                )
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if task is None or task.cancelling():
                     raise  # this request was cancelled: never swallowed
                 log.exception(  # the hook's own, not a cancellation of ours
-                    "a %s hook raised CancelledError; the request goes on",
-                    type(event).__name__.removesuffix("Event").lower(),
+                    "a %s hook raised CancelledError; the request goes on", kind
                 )
             except Exception:
-                log.exception(
-                    "a %s hook raised; the request goes on",
-                    type(event).__name__.removesuffix("Event").lower(),
-                )
+                log.exception("a %s hook raised; the request goes on", kind)
 
 
 @attrs.frozen(kw_only=True)
@@ -255,6 +269,7 @@ class Observer:
 
     __slots__ = (
         "before",
+        "hook_timeout",
         "hooks",
         "secret",
         "telemetry",
@@ -263,9 +278,16 @@ class Observer:
     )
 
     def __init__(
-        self, hooks: Hooks, telemetry: Telemetry | None, secret: Secret | None = None
+        self,
+        hooks: Hooks,
+        telemetry: Telemetry | None,
+        secret: Secret | None = None,
+        *,
+        hook_timeout: float = 30.0,
     ) -> None:
         self.hooks = hooks
+        # A hook gets no more time than a request: the client's timeout.
+        self.hook_timeout = hook_timeout
         self.telemetry = telemetry
         # Headers reach hooks and captured answers through it: Authorization
         # hidden, and the key taken out of any header that echoes it.
@@ -284,6 +306,7 @@ class Observer:
                 **_about(operation, request, attempt),
                 headers=self.secret.redact_headers(request.headers),
             ),
+            timeout=self.hook_timeout,
         )
 
     async def response(
@@ -329,6 +352,7 @@ class Observer:
                     elapsed=elapsed,
                     headers=self.secret.redact_headers(response.headers),
                 ),
+                timeout=self.hook_timeout,
             )
 
     async def retry(
@@ -361,4 +385,5 @@ class Observer:
                 error=error,
                 delay=delay,
             ),
+            timeout=self.hook_timeout,
         )

@@ -106,12 +106,16 @@ def requester(
         max_response_bytes=max_response_bytes,
         secret=auth,
     )
+    seconds = check_timeout(timeout)
     observer = Observer(
-        Hooks(event_hooks), telemetry(tracer_provider, meter_provider), auth
+        Hooks(event_hooks),
+        telemetry(tracer_provider, meter_provider),
+        auth,
+        hook_timeout=seconds,
     )
     settings = (
         Headers(check_headers(default_headers)),
-        check_timeout(timeout),
+        seconds,
         resolve_retry(retry, max_retries),
         check_poll(poll) or PollPolicy(),
         profile,

@@ -213,6 +213,35 @@ async def test_hooks_and_captured_answers_never_see_a_key_echoed_in_a_header() -
     assert "ApiKey <redacted>" == answers[0].headers["X-Echo"]
 
 
+@pytest.mark.parametrize("kind", ["request", "response"])
+async def test_a_hook_that_never_returns_is_cancelled_and_the_request_goes_on(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hook gets the client's timeout, no more: never a hang of the call."""
+    never = asyncio.Event()
+
+    async def stuck(_: object) -> None:
+        await never.wait()
+
+    transport = FakeTransport(ok([]))
+    base = requester(transport)
+    hooked = attrs.evolve(
+        base,
+        shared=Shared(
+            transport,
+            observer=Observer(Hooks({kind: [stuck]}), None, hook_timeout=0.05),
+        ),
+    )
+
+    with caplog.at_level(logging.WARNING, logger="sequence_async"):
+        envelope = await hooked.request("GET", "/rules", operation="rules.list")
+
+    assert [] == envelope.data
+    said = [r.getMessage() for r in caplog.records]
+    warning = f"a {kind} hook took over 0.05s, the request's time: cancelled;"
+    assert [f"{warning} the request goes on"] == said
+
+
 @pytest.mark.parametrize(
     "echo",
     [
