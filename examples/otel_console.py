@@ -1,8 +1,8 @@
 """
 Tracing to the console with the OpenTelemetry SDK.
 
-Install the extra and the SDK (``pip install "sequence-async[otel]"
-opentelemetry-sdk``). The client records through the providers it is given
+Install the extra and the SDK (``pip install ".[otel]" opentelemetry-sdk`` in
+a clone of the repository). The client records through the providers it is given
 (``tracer_provider=``, ``meter_provider=``), or through the global ones when
 none is given. Here both print to stdout as JSON, under a span of the program's own:
 

@@ -68,6 +68,6 @@ def from_environment() -> Coordinator | None:
     except ImportError as exc:
         raise ImportError(
             "SEQUENCE_REDIS_URL is set, which needs redis-py: "
-            'pip install "sequence-async[redis]"'
+            'pip install "sequence-async[redis]" (".[redis]" in a clone)'
         ) from exc
     return RedisCoordinator.from_url(url)

@@ -72,8 +72,18 @@ def test_bad_numbers_are_usage_errors(served: dict[str, str], args: list[str]) -
         ],
         ["rules", "get", ".."],
         ["executions", "wait", '{"v": 1, "id": "../accounts"}'],
+        ["executions", "wait", "not a token{"],
+        ["executions", "wait", '{"v":1,"id":"rex_0000000001"'],
     ],
-    ids=["key with a space", "key too long", "transfer key", "dot id", "bad token"],
+    ids=[
+        "key with a space",
+        "key too long",
+        "transfer key",
+        "dot id",
+        "bad token",
+        "a token's brace",
+        "a cut token",
+    ],
 )
 def test_bad_local_input_exits_2_in_one_line(
     served: dict[str, str], args: list[str]

@@ -193,7 +193,7 @@ def test_ctrl_c_while_triggering_gives_the_idempotency_key(
 
 
 def test_ctrl_c_during_demo_in_a_terminal() -> None:
-    """In a terminal, Ctrl-C stops the demo: a line per item in flight, summary, 130."""
+    """In a terminal, Ctrl-C stops the demo: what was in flight, summary, 130."""
     args = ["demo", "--count", "8", "--concurrency", "4", "--median", "3600"]
     with in_terminal(args, clean_env(), pipe_stdout=False) as (process, terminal):
         # All eight started: as many triggering and waiting as items.
@@ -202,13 +202,12 @@ def test_ctrl_c_during_demo_in_a_terminal() -> None:
         process.send_signal(signal.SIGINT)
         shown = read_to_end(terminal)
         code = process.wait(timeout=30)
-    waits = re.findall(r"rex_\d+  rule_\d+  sequence-async executions wait '\{", shown)
-    triggers = re.findall(
-        r"\(triggering\)  rule_\d+  sequence-async rules trigger", shown
-    )
+    flat = " ".join(shown.split())  # (lines wrapped at the terminal's width)
 
     assert 130 == code
-    assert (8, True) == (len(waits) + len(triggers), len(waits) >= 4)
+    # Its server stopped with it: no command that could not find them.
+    assert "Interrupted; 8 were in flight on the demo's own server" in flat
+    assert "sequence-async executions wait" not in shown
     assert "Summary" in shown
     assert re.search(r"in flight\s*│\s*8", shown)
 

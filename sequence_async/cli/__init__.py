@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sequence-async",
         description="The Sequence money-automation API from the shell.",
+        epilog="The API key is read from SEQUENCE_API_KEY (never a flag: a flag "
+        "would show it in the process list and the shell's history). "
+        "'sequence-async COMMAND --help' tells each command's options.",
         parents=[_global_options(suppress=False)],
     )
     # Written after a command, a global option is parsed by that command's

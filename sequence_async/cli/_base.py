@@ -94,7 +94,8 @@ def make_client(args: argparse.Namespace) -> sq.SequenceClient:
         from sequence_async.redis import RedisCoordinator  # noqa: PLC0415
     except ImportError:
         raise UsageError(
-            f'{source} needs: pip install "sequence-async[redis]"'
+            f'{source} needs the redis extra: pip install "sequence-async[redis]"'
+            ' (".[redis]" in a clone of the repository)'
         ) from None
     try:
         coordinator = RedisCoordinator.from_url(redis_url)
@@ -149,7 +150,8 @@ def _number(text: str, kind: Callable[[str], float]) -> float:
     try:
         value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+        whole = " (a whole number)" if kind is int else ""
+        raise argparse.ArgumentTypeError(f"not a number{whole}: {text}") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be finite: {text}")
     return value

@@ -89,7 +89,13 @@ async def run_bulk(
     if in_flight is not None:
         summary.interrupted = True
         summary.in_flight = len(in_flight)
-        print_in_flight(out, in_flight)
+        if name_items or out.as_json:
+            print_in_flight(out, in_flight)
+        else:  # the demo's: its server stops with it, nothing to find again
+            out.note(
+                f"Interrupted; {len(in_flight)} were in flight on the demo's own "
+                "server, which stopped with it: nothing to find again."
+            )
     return summary
 
 

@@ -47,7 +47,9 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         default=10,
         help="rules to spread them over (10)",
     )
-    demo.add_argument("--concurrency", type=positive_int, default=16)
+    demo.add_argument(
+        "--concurrency", type=positive_int, default=16, help="triggers in flight"
+    )
     demo.add_argument(
         "--median",
         type=positive_float,
@@ -60,8 +62,16 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         default=0.04,
         help="share of executions that fail, 0 to 1 (0.04)",
     )
-    demo.add_argument("--timeout", type=positive_float, default=120.0, metavar="S")
-    demo.add_argument("--rng-seed", type=int, default=7)
+    demo.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=120.0,
+        metavar="S",
+        help="seconds each wait may take (default 120)",
+    )
+    demo.add_argument(
+        "--rng-seed", type=int, default=7, help="the server's draws (default 7)"
+    )
     demo.set_defaults(run=demo_command, stops_itself=True)
 
 

@@ -52,7 +52,13 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     )
     waiting.add_argument("id", help="execution id, or a resume token")
     waiting.add_argument("--rule-id", help="the execution's rule (platform-v1)")
-    waiting.add_argument("--timeout", type=positive_float, default=300.0, metavar="S")
+    waiting.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=300.0,
+        metavar="S",
+        help="seconds the wait may take (default 300)",
+    )
     add_coordination(waiting)
     executions.set_defaults(run=executions_command)
 
@@ -96,7 +102,7 @@ def print_finished(out: Output, result: sq.RuleExecution) -> int:
 async def _handle(
     client: sq.SequenceClient, id_or_token: str, rule_id: str | None
 ) -> sq.Execution:
-    if not id_or_token.lstrip().startswith("{"):
+    if "{" not in id_or_token:  # (no id has a brace: a broken token is refused)
         return await client.execution_from_id(id_or_token, rule_id=rule_id)
     try:
         return client.execution_from_token(id_or_token)

@@ -99,6 +99,7 @@ def rich() -> Any:
     except ImportError:
         raise UsageError(
             "the command line needs the cli extra: pip install 'sequence-async[cli]'"
+            " ('.[cli]' in a clone of the repository)"
         ) from None
     return rich
 

@@ -57,7 +57,13 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     trigger.add_argument(
         "--wait", action="store_true", help="wait until the execution ends"
     )
-    trigger.add_argument("--timeout", type=positive_float, default=300.0, metavar="S")
+    trigger.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=300.0,
+        metavar="S",
+        help="with --wait: seconds the wait may take (default 300)",
+    )
     add_coordination(trigger)
     rules.set_defaults(run=rules_command)
 

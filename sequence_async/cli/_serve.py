@@ -43,7 +43,9 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
     serve = commands.add_parser(
         "serve", parents=[common], help="run the fake Sequence server"
     )
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
     serve.add_argument("--port", type=port, default=8765, help="0 for any free port")
     serve.add_argument(
         "--seed", metavar="FILE", help="seed JSON (default: the demo organization)"
@@ -73,7 +75,9 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         metavar="S",
         help="median execution seconds, every rule",
     )
-    serve.add_argument("--rng-seed", type=int, default=0)
+    serve.add_argument(
+        "--rng-seed", type=int, default=0, help="the server's draws (default 0)"
+    )
     serve.set_defaults(run=serve_command)
 
 

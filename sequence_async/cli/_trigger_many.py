@@ -55,12 +55,27 @@ def register(commands: Subcommands, common: argparse.ArgumentParser) -> None:
         help="trigger each rule this many times",
     )
     many.add_argument("--amount", type=cents, metavar="CENTS")
-    many.add_argument("--concurrency", type=positive_int, default=16)
+    many.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=16,
+        help="triggers in flight (default 16)",
+    )
     many.add_argument(
         "--no-wait", action="store_true", help="do not wait for the executions"
     )
-    many.add_argument("--timeout", type=positive_float, default=300.0, metavar="S")
-    many.add_argument("--max-failures", type=positive_int)
+    many.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=300.0,
+        metavar="S",
+        help="seconds each wait may take (default 300)",
+    )
+    many.add_argument(
+        "--max-failures",
+        type=positive_int,
+        help="start no more items once this many have failed",
+    )
     add_coordination(many)
     many.add_argument(
         "--journal",
