@@ -299,16 +299,19 @@ class Execution:
         except TimeoutError:
             if not scope.expired():
                 raise
-            result = await self._last_look(requester, request_id, early=early)
+            result, failure = await self._last_look(requester, request_id, early=early)
             if result is None:
                 raise errors.WaitTimeoutError(
-                    self, timeout=timeout or 0.0, last_status=self.status
+                    self,
+                    timeout=timeout or 0.0,
+                    last_status=self.status,
+                    failure=failure,
                 ) from None
             return result
 
     async def _last_look(
         self, requester: Requester, request_id: str | None, *, early: bool
-    ) -> models.RuleExecution | None:
+    ) -> tuple[models.RuleExecution | None, Exception | None]:
         try:
             async with asyncio.timeout(requester.timeout):
                 snapshot = await get_execution(
@@ -323,10 +326,11 @@ class Execution:
             self._check(snapshot)
         except errors.ClientClosedError:
             raise  # not "still running": closed, as every pending wait is
-        except (errors.SequenceError, TimeoutError):
-            return None
+        except (errors.SequenceError, TimeoutError) as exc:
+            return None, exc
         self._record(snapshot)
-        return snapshot if snapshot.done or (early and snapshot.settling) else None
+        ended = snapshot.done or (early and snapshot.settling)
+        return (snapshot if ended else None), None
 
     def _profile_name(self) -> str:
         return self._api if self._requester is None else self._requester.profile.name

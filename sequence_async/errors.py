@@ -269,11 +269,19 @@ class WaitTimeoutError(SequenceError):
     execution: Execution
 
     def __init__(
-        self, execution: Execution, *, timeout: float, last_status: str | None
+        self,
+        execution: Execution,
+        *,
+        timeout: float,
+        last_status: str | None,
+        failure: Exception | None = None,
     ) -> None:
+        # (*failure*: why the last look found nothing, a server not reached)
+        why = "" if failure is None else f"; the last look failed: {_said(failure)}"
         super().__init__(
             f"execution {execution.id} not finished after {timeout:g}s "
-            f"(last status: {last_status or 'not seen yet'}); it was not cancelled"
+            f"(last status: {last_status or 'not seen yet'}{why}); it was not "
+            "cancelled"
         )
         self.execution = execution
         self.timeout = timeout
@@ -347,3 +355,8 @@ class EventLoopError(SequenceError, RuntimeError):
     A ``SequenceClient`` belongs to one event loop (one ``asyncio.run()``):
     make a new client in each.
     """
+
+
+def _said(error: Exception) -> str:
+    # An error as one line: its type, and its message if it has one.
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

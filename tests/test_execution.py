@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import random
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -169,6 +170,24 @@ async def test_timeout_carries_the_handle_and_last_status(
     assert "not cancelled" in str(info.value)
     assert ExecutionStatus.EXECUTED == result.status
     assert not other_tasks()
+
+
+async def test_a_timeout_says_why_the_last_look_found_nothing(
+    live: SequenceClient,
+) -> None:
+    """A server that cannot be reached: the error says so, not only 'not seen'."""
+    execution = await live.rules.trigger("rule_0001")
+    with socket.socket() as closed:  # a port that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    async with SequenceClient(
+        "sk_test", base_url=f"http://127.0.0.1:{port}/api/v1", max_retries=0
+    ) as elsewhere:
+        handle = elsewhere.execution_from_token(execution.to_token())
+        with pytest.raises(WaitTimeoutError) as info:
+            await handle.wait(timeout=0.5)
+
+    assert "not seen yet; the last look failed: APIConnectionError" in str(info.value)
 
 
 @pytest.mark.parametrize("timeout", [0, -1])

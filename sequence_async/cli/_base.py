@@ -150,7 +150,7 @@ def _number(text: str, kind: Callable[[str], float]) -> float:
     try:
         value = kind(text)
     except ValueError:
-        whole = " (a whole number)" if kind is int else ""
+        whole = "" if kind is float else " (a whole number)"
         raise argparse.ArgumentTypeError(f"not a number{whole}: {text}") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be finite: {text}")
