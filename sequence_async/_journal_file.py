@@ -89,6 +89,9 @@ class JournalSummary:
     created_at: float
     counts: dict[str, int]
     needs_attention: tuple[JournalEntry, ...]
+    # Of the failed items, those never sent (the run stopped before them,
+    # or wrote their intent ahead and ended): a resume sends them.
+    never_sent: int = 0
 
     def age(self, now: float | None = None) -> float:
         """Seconds since the run was created."""
@@ -111,7 +114,8 @@ def read_journal(path: str | os.PathLike[str]) -> JournalSummary:
     except OSError as exc:  # a name too long, a folder we may not enter
         raise errors.JournalError(f"{file} cannot be read: {exc.strerror}") from None
     if not found:
-        raise errors.JournalError(f"{file}: no such journal")
+        what = "a directory, not a journal" if file.is_dir() else "no such journal"
+        raise errors.JournalError(f"{file}: {what}")
     db = connect(file, read_only=True)
     try:
         with damaged(file):
@@ -129,6 +133,10 @@ def read_journal(path: str | os.PathLike[str]) -> JournalSummary:
         created_at=float(meta["created_at"]),
         counts=counts,
         needs_attention=tuple(e for e in entries if e.state in attention),
+        never_sent=sum(
+            e.state is ItemState.FAILED and e.error_type == "NotStartedError"
+            for e in entries
+        ),
     )
 
 

@@ -168,3 +168,38 @@ def test_journal_show_gives_each_key_for_a_person_whole(tmp_path: Path) -> None:
     (line,) = [line for line in shown.stdout.splitlines() if key in line]
     assert line.split() == ["7", "unknown", "rule_0001", key, "answer", "lost\\x1b[2J"]
     assert 0 == shown.returncode
+
+
+def test_journal_show_tells_the_failed_items_never_sent_apart(tmp_path: Path) -> None:
+    """Failed items that never left (a run stopped early): told apart, and why."""
+    path = tmp_path / "run.db"
+
+    async def record() -> None:
+        journal = SqliteJournal(path)
+        run_id, _ = await journal.open()
+        await journal.write(
+            [
+                JournalEntry(
+                    position=n,
+                    identity=f"position:{n}",
+                    rule_id="rule_0001",
+                    amount=None,
+                    idempotency_key=derive_key(run_id, n),
+                    state=ItemState.FAILED,
+                    error_type=error,
+                    error_message="...",
+                    updated_at=1.0,
+                )
+                for n, error in enumerate(["NotStartedError", "BadRequestError"] * 2)
+            ]
+        )
+        await journal.close()
+
+    asyncio.run(record())
+    (report,) = lines(run_cli("journal", "show", str(path), "--json"))
+    human = run_cli("journal", "show", str(path))
+    folder = run_cli("journal", "show", str(tmp_path))
+
+    assert ({"failed": 4}, 2) == (report["counts"], report["never_sent"])
+    assert "4 (2 never sent: a resume sends them)" in human.stdout
+    assert f"{tmp_path}: a directory, not a journal" in folder.stderr

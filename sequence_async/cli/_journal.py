@@ -50,6 +50,7 @@ async def show_journal(args: argparse.Namespace, out: Output) -> int:
                 "run_id": summary.run_id,
                 "age_seconds": round(age, 3),
                 "counts": summary.counts,
+                "never_sent": summary.never_sent,
                 "items": sum(summary.counts.values()),
                 "needs_attention": attention,
             }
@@ -61,7 +62,7 @@ async def show_journal(args: argparse.Namespace, out: Output) -> int:
             ("run id", summary.run_id),
             ("age", _age(age)),
             ("items", str(sum(summary.counts.values()))),
-            *((state, str(count)) for state, count in sorted(summary.counts.items())),
+            *((state, _count(summary, state)) for state in sorted(summary.counts)),
         ]
     )
     if attention:
@@ -71,6 +72,15 @@ async def show_journal(args: argparse.Namespace, out: Output) -> int:
         for item in attention:
             out.line("  " + "  ".join(text(item[column]) for column in columns))
     return EXIT_OK
+
+
+def _count(summary: sq.JournalSummary, state: str) -> str:
+    # A state's count; the failed items never sent are told apart (a run
+    # stopped early leaves its intents written ahead so): a resume sends them.
+    count = str(summary.counts[state])
+    if state == "failed" and summary.never_sent:
+        return f"{count} ({summary.never_sent} never sent: a resume sends them)"
+    return count
 
 
 def _item(entry: sq.JournalEntry) -> dict[str, Any]:
