@@ -42,15 +42,16 @@ def times(timeout: object, lease: object, retry: object) -> tuple[float, float, 
     """
     Return a coordinator's *timeout*, *lease* and *retry*, checked.
 
-    Each is seconds above 0 and at most a day; a lease or retry under
-    ``MIN_LEASE`` would beat on Redis without rest.
+    Each is seconds, at most a day; a lease or retry under ``MIN_LEASE``
+    would beat on Redis without rest, and a timeout under a millisecond
+    would call every answer an outage.
 
     Raises:
         TypeError, ValueError: One is not.
     """
     checked = []
     for value, name, floor in (
-        (timeout, "timeout", 0.0),
+        (timeout, "timeout", 0.001),
         (lease, "lease", MIN_LEASE),
         (retry, "retry", MIN_LEASE),
     ):

@@ -156,6 +156,7 @@ def test_endless_account_ids_are_refused_not_read_for_ever() -> None:
         {"retry": 5e-324},
         {"retry": 1e300},
         {"timeout": 1e300},
+        {"timeout": 1e-300},
     ],
     ids=[
         "lease max",
@@ -164,6 +165,7 @@ def test_endless_account_ids_are_refused_not_read_for_ever() -> None:
         "retry tiny",
         "retry huge",
         "timeout",
+        "timeout tiny",
     ],
 )
 def test_coordinator_times_out_of_range_are_refused(options: dict[str, Any]) -> None:
