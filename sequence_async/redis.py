@@ -283,9 +283,9 @@ class _RedisLink:
         if self._healthy:
             self._healthy = False
             log.warning(
-                "Redis is unreachable (%s: %s); this client falls back to its "
+                "Redis is unreachable (%s%s); this client falls back to its "
                 "own rate limiter (its share of the budget) and polls alone, %s",
-                *(type(exc).__name__, exc, self._again()),
+                *(type(exc).__name__, f": {exc}" if str(exc) else "", self._again()),
             )
 
     def _again(self) -> str:
