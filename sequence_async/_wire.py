@@ -95,12 +95,10 @@ class Response(NamedTuple):
     body: bytes
 
     def __repr__(self) -> str:
-        # Never the body nor a header's value: an error reporter that keeps
-        # a frame's locals (Sentry does) would show a key the server echoed.
-        return (
-            f"Response(status={self.status}, headers=<{len(self.headers)} headers>,"
-            f" body=<{len(self.body)} bytes>)"
-        )
+        # Never the body nor a header's value: an error reporter keeping a
+        # frame's locals (Sentry does) would show a key the server echoed.
+        sizes = f"headers=<{len(self.headers)}>, body=<{len(self.body)} bytes>"
+        return f"Response(status={self.status}, {sizes})"
 
 
 class Envelope(NamedTuple):
