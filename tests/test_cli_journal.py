@@ -5,6 +5,7 @@ The command line's long runs: ``--journal``, ``journal show`` and ``--redis``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 from sequence_async import ItemState, JournalEntry, SqliteJournal
@@ -136,45 +137,10 @@ def test_the_platform_api_from_the_command_line(tmp_path: Path) -> None:
     assert 0 != wrong.returncode
 
 
-def test_journal_show_gives_each_key_for_a_person_whole(tmp_path: Path) -> None:
-    """Items that need a person: one line each, the key never cut nor folded."""
-    path = tmp_path / "run.db"
+def _recorded(path: Path, items: Sequence[tuple[ItemState, str | None, str]]) -> str:
+    """A journal at *path* of items (state, error type, message); its run id."""
 
     async def record() -> str:
-        journal = SqliteJournal(path)
-        run_id, _ = await journal.open()
-        await journal.write(
-            [
-                JournalEntry(
-                    position=7,
-                    identity="position:7",
-                    rule_id="rule_0001",
-                    amount=None,
-                    idempotency_key=derive_key(run_id, 7),
-                    state=ItemState.UNKNOWN,
-                    sent_at=1.0,
-                    error_message="answer lost\x1b[2J",
-                    updated_at=1.0,
-                )
-            ]
-        )
-        await journal.close()
-        return derive_key(run_id, 7)
-
-    key = asyncio.run(record())
-
-    shown = run_cli("journal", "show", str(path), env={**clean_env(), "COLUMNS": "60"})
-
-    (line,) = [line for line in shown.stdout.splitlines() if key in line]
-    assert line.split() == ["7", "unknown", "rule_0001", key, "answer", "lost\\x1b[2J"]
-    assert 0 == shown.returncode
-
-
-def test_journal_show_tells_the_failed_items_never_sent_apart(tmp_path: Path) -> None:
-    """Failed items that never left (a run stopped early): told apart, and why."""
-    path = tmp_path / "run.db"
-
-    async def record() -> None:
         journal = SqliteJournal(path)
         run_id, _ = await journal.open()
         await journal.write(
@@ -185,17 +151,41 @@ def test_journal_show_tells_the_failed_items_never_sent_apart(tmp_path: Path) ->
                     rule_id="rule_0001",
                     amount=None,
                     idempotency_key=derive_key(run_id, n),
-                    state=ItemState.FAILED,
+                    state=state,
+                    sent_at=1.0,
                     error_type=error,
-                    error_message="...",
+                    error_message=message,
                     updated_at=1.0,
                 )
-                for n, error in enumerate(["NotStartedError", "BadRequestError"] * 2)
+                for n, (state, error, message) in enumerate(items)
             ]
         )
         await journal.close()
+        return run_id
 
-    asyncio.run(record())
+    return asyncio.run(record())
+
+
+def test_journal_show_gives_each_key_for_a_person_whole(tmp_path: Path) -> None:
+    """Items that need a person: one line each, the key never cut nor folded."""
+    path = tmp_path / "run.db"
+    unsure = (ItemState.UNKNOWN, None, "answer lost\x1b[2J")
+    key = derive_key(_recorded(path, [unsure]), 0)
+
+    shown = run_cli("journal", "show", str(path), env={**clean_env(), "COLUMNS": "60"})
+
+    (line,) = [line for line in shown.stdout.splitlines() if key in line]
+    assert line.split() == ["0", "unknown", "rule_0001", key, "answer", "lost\\x1b[2J"]
+    assert 0 == shown.returncode
+
+
+def test_journal_show_tells_the_failed_items_never_sent_apart(tmp_path: Path) -> None:
+    """Failed items that never left (a run stopped early): told apart, and why."""
+    path = tmp_path / "run.db"
+    failed = [
+        (ItemState.FAILED, e, "...") for e in ("NotStartedError", "BadRequestError")
+    ]
+    _recorded(path, failed * 2)
     (report,) = lines(run_cli("journal", "show", str(path), "--json"))
     human = run_cli("journal", "show", str(path))
     folder = run_cli("journal", "show", str(tmp_path))

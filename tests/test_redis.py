@@ -579,6 +579,42 @@ async def _answering(reply: bytes) -> tuple[asyncio.Server, str]:
     return await _listening(answer)
 
 
+@contextlib.asynccontextmanager
+async def _proxied(
+    redis_url: str, alter: Callable[[bytes], bytes | None]
+) -> AsyncIterator[str]:
+    """
+    A proxy to *redis_url*, its URL: what passes, either way, is ``alter``'s.
+
+    ``None`` from *alter*: the connection stalls, then is dropped.
+    """
+    upstream = redis_url.removeprefix("redis://").split("/")[0].rsplit(":", 1)
+    tasks: set[asyncio.Task[Any]] = set()
+
+    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        while (data := await source.read(65536)) and (sent := alter(data)):
+            sink.write(sent)
+            await sink.drain()
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tasks.add(asyncio.current_task())  # type: ignore[arg-type]
+        up_reader, up_writer = await asyncio.open_connection(*upstream)
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            up_writer.close()
+            writer.close()
+
+    server, url = await _listening(proxy)
+    try:
+        yield url
+    finally:
+        server.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def test_a_read_only_replica_at_first_contact_is_away_not_wrong(
     quick: FakeSequence,
 ) -> None:
@@ -613,26 +649,11 @@ async def test_a_redis_that_turns_to_garbage_midway_is_fallen_back_from(
 ) -> None:
     """Replies that stop being RESP after a good start: one WARNING, waits end."""
     garbage = asyncio.Event()
-    upstream = redis_url.removeprefix("redis://").split("/")[0].rsplit(":", 1)
 
-    tasks: set[asyncio.Task[Any]] = set()
+    def alter(data: bytes) -> bytes:
+        return b":notanint\r\n" if garbage.is_set() else data
 
-    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        while data := await source.read(65536):
-            sink.write(b":notanint\r\n" if garbage.is_set() else data)
-            await sink.drain()
-
-    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        tasks.add(asyncio.current_task())  # type: ignore[arg-type]
-        up_reader, up_writer = await asyncio.open_connection(*upstream)
-        try:
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        finally:
-            up_writer.close()
-            writer.close()
-
-    server, url = await _listening(proxy)
-    try:
+    async with _proxied(redis_url, alter) as url:
         with caplog.at_level(logging.WARNING, logger="sequence_async"):
             async with _coordinated(
                 quick, url, rate_limit=6000, poll=FAST_POLL
@@ -641,11 +662,6 @@ async def test_a_redis_that_turns_to_garbage_midway_is_fallen_back_from(
                 garbage.set()
                 result = await execution.wait(timeout=10)
                 again = await client.trigger_and_wait("rule_0002", timeout=10)
-    finally:
-        server.close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
     warnings = [
         r.getMessage()
         for r in caplog.records
@@ -944,29 +960,11 @@ async def test_waits_that_ended_during_an_outage_leave_the_registry_once_it_is_b
     """Cancelled while Redis was away, on two rules: unregistered on recovery."""
     keys = _keys_of(quick)
     quick.set_behavior("*", Behavior(median=60.0, sigma=0.0))
-    upstream = redis_url.removeprefix("redis://").split("/")[0].rsplit(":", 1)
     away = asyncio.Event()
-    tasks: set[asyncio.Task[Any]] = set()
+    rules = ("rule_0001", "rule_0002")
 
-    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        while data := await source.read(65536):
-            if away.is_set():
-                return  # the connection stalls, then is dropped
-            sink.write(data)
-            await sink.drain()
-
-    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        tasks.add(asyncio.current_task())  # type: ignore[arg-type]
-        up_reader, up_writer = await asyncio.open_connection(*upstream)
-        try:
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        finally:
-            up_writer.close()
-            writer.close()
-
-    server, url = await _listening(proxy)
-    coordinator = RedisCoordinator.from_url(url, lease=10.0, timeout=0.5, retry=0.2)
-    try:
+    async with _proxied(redis_url, lambda data: None if away.is_set() else data) as url:
+        coordinator = RedisCoordinator.from_url(url, lease=10.0, timeout=0.5, retry=0.2)
         async with SequenceClient(
             quick.api_key,
             api=quick.api,
@@ -976,9 +974,8 @@ async def test_waits_that_ended_during_an_outage_leave_the_registry_once_it_is_b
         ) as client:
             waits = [
                 asyncio.create_task((await client.rules.trigger(rule)).wait())
-                for rule in ("rule_0001", "rule_0002")
+                for rule in rules
             ]
-            rules = ("rule_0001", "rule_0002")
             async with asyncio.timeout(30):
                 while not all(fresh.hlen(keys.pending(r)) for r in rules):
                     await asyncio.sleep(0.02)
@@ -995,8 +992,3 @@ async def test_waits_that_ended_during_an_outage_leave_the_registry_once_it_is_b
             async with asyncio.timeout(10):  # well before the 30 s expiry
                 while any(fresh.hlen(keys.pending(r)) for r in rules):
                     await asyncio.sleep(0.02)
-    finally:
-        server.close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
