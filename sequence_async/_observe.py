@@ -269,7 +269,6 @@ class Observer:
 
     __slots__ = (
         "before",
-        "hook_timeout",
         "hooks",
         "secret",
         "telemetry",
@@ -282,12 +281,8 @@ class Observer:
         hooks: Hooks,
         telemetry: Telemetry | None,
         secret: Secret | None = None,
-        *,
-        hook_timeout: float = 30.0,
     ) -> None:
         self.hooks = hooks
-        # A hook gets no more time than a request: the client's timeout.
-        self.hook_timeout = hook_timeout
         self.telemetry = telemetry
         # Headers reach hooks and captured answers through it: Authorization
         # hidden, and the key taken out of any header that echoes it.
@@ -296,9 +291,11 @@ class Observer:
         self.watch_answers = bool(hooks.response) or telemetry is not None
         self.watch_retries = bool(hooks.retry) or telemetry is not None
 
-    async def request(self, operation: str, request: Request, attempt: int) -> None:
+    async def request(
+        self, operation: str, request: Request, attempt: int, timeout: float
+    ) -> None:
         """
-        An attempt is about to be sent.
+        An attempt is about to be sent (hooks get *timeout*: the view's).
         """
         await self.hooks.emit(
             self.hooks.request,
@@ -306,7 +303,7 @@ class Observer:
                 **_about(operation, request, attempt),
                 headers=self.secret.redact_headers(request.headers),
             ),
-            timeout=self.hook_timeout,
+            timeout=timeout,
         )
 
     async def response(
@@ -316,6 +313,8 @@ class Observer:
         attempt: int,
         response: Response,
         elapsed: float,
+        *,
+        timeout: float,
     ) -> None:
         """
         An answer came back: hooks, the captured answers, the metrics.
@@ -352,7 +351,7 @@ class Observer:
                     elapsed=elapsed,
                     headers=self.secret.redact_headers(response.headers),
                 ),
-                timeout=self.hook_timeout,
+                timeout=timeout,
             )
 
     async def retry(
@@ -362,6 +361,8 @@ class Observer:
         attempt: int,
         error: Exception,
         delay: float,
+        *,
+        timeout: float,
     ) -> None:
         """
         A failed attempt will be retried after *delay* seconds.
@@ -385,5 +386,5 @@ class Observer:
                 error=error,
                 delay=delay,
             ),
-            timeout=self.hook_timeout,
+            timeout=timeout,
         )

@@ -1,12 +1,12 @@
 """
 The one request path, and what a client shares with its views.
 
-Owns ``Shared`` (the transport and its session, the rate limiter, the poller,
-the event loop and the closed state: one per client, whatever its views) and
-``Requester`` (one per client or view: key, default headers, timeout, retry
-and poll policies). ``Requester.request`` is the only way a request goes out:
-check open, build, take a token, send, decode, retry, and decide whether a
-mutating request's outcome is unknown.
+Owns ``Shared`` (transport and session, rate limiter, poller, event loop and
+closed state: one per client, whatever its views) and ``Requester`` (one per
+client or view: key, default headers, timeout, retry and poll policies).
+``Requester.request`` is the only way a request goes out: check open, build,
+take a token, send, decode, retry, decide whether a mutating request's
+outcome is unknown.
 """
 
 from __future__ import annotations
@@ -105,11 +105,10 @@ class Shared:
 
 @attrs.define(eq=False)
 class _Call:
-    # One logical call: its request (reused by every retry), its deadline
-    # (no attempt runs, nor retry sleeps, past it), how many attempts went
-    # out, and whether any of them may have been carried out without an
-    # answer that says how (then a mutating call's outcome is unknown,
-    # whatever later attempts get).
+    # One logical call: its request (reused by every retry), its deadline (no
+    # attempt runs, nor retry sleeps, past it), how many attempts went out,
+    # and whether any may have been carried out without an answer that says
+    # how (then a mutating call's outcome is unknown, whatever comes later).
     request: Request
     priority: Priority
     operation: str
@@ -249,7 +248,8 @@ class Requester:
         observer = self.shared.observer
 
         async def retrying(error: Exception, delay: float) -> None:
-            await observer.retry(call.operation, request, call.attempts, error, delay)
+            op, n = call.operation, call.attempts  # (hooks: the view's timeout)
+            await observer.retry(op, request, n, error, delay, timeout=self.timeout)
 
         try:
             return await retry_request(
@@ -313,7 +313,7 @@ class Requester:
         call.attempts += 1
         request = call.request
         if observer.before:
-            await observer.request(call.operation, request, call.attempts)
+            await observer.request(call.operation, request, call.attempts, self.timeout)
         started = time.perf_counter()
         try:
             response = await shared.transport.send(request, timeout=self._within(call))
@@ -334,6 +334,7 @@ class Requester:
                 call.attempts,
                 response,
                 time.perf_counter() - started,
+                timeout=self.timeout,
             )
         if log.isEnabledFor(logging.DEBUG):
             _log_attempt(call, started, response.status)

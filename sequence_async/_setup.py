@@ -108,10 +108,7 @@ def requester(
     )
     seconds = check_timeout(timeout)
     observer = Observer(
-        Hooks(event_hooks),
-        telemetry(tracer_provider, meter_provider),
-        auth,
-        hook_timeout=seconds,
+        Hooks(event_hooks), telemetry(tracer_provider, meter_provider), auth
     )
     settings = (
         Headers(check_headers(default_headers)),

@@ -39,6 +39,7 @@ from sequence_async._requester import Shared
 from sequence_async._secret import Secret
 from sequence_async._transfers import Transfers
 from sequence_async._wire import Response
+from sequence_async.testing import FakeSequence
 
 from .conftest import API_KEY, FakeTransport, hostile, ok, requester, status
 
@@ -224,13 +225,10 @@ async def test_a_hook_that_never_returns_is_cancelled_and_the_request_goes_on(
         await never.wait()
 
     transport = FakeTransport(ok([]))
-    base = requester(transport)
+    base = requester(transport, timeout=0.05)
     hooked = attrs.evolve(
         base,
-        shared=Shared(
-            transport,
-            observer=Observer(Hooks({kind: [stuck]}), None, hook_timeout=0.05),
-        ),
+        shared=Shared(transport, observer=Observer(Hooks({kind: [stuck]}), None)),
     )
 
     with caplog.at_level(logging.WARNING, logger="sequence_async"):
@@ -240,6 +238,32 @@ async def test_a_hook_that_never_returns_is_cancelled_and_the_request_goes_on(
     said = [r.getMessage() for r in caplog.records]
     warning = f"a {kind} hook took over 0.05s, the request's time: cancelled;"
     assert [f"{warning} the request goes on"] == said
+
+
+async def test_a_view_s_timeout_is_what_its_hooks_get(
+    server: FakeSequence, caplog: pytest.LogCaptureFixture
+) -> None:
+    """with_options(timeout=...) bounds the hooks of the view's requests too."""
+    never = asyncio.Event()
+
+    async def stuck(_: object) -> None:
+        await never.wait()
+
+    async with SequenceClient(
+        server.api_key,
+        api=server.api,
+        base_url=server.url,
+        timeout=3600,
+        event_hooks={"response": [stuck]},
+    ) as client:
+        with caplog.at_level(logging.WARNING, logger="sequence_async"):
+            async with asyncio.timeout(30):  # (held by the hook: a failure)
+                rules = await client.with_options(timeout=0.05).rules.list()
+
+    assert rules
+    assert ["a response hook took over 0.05s"] == [
+        r.getMessage().split(",")[0] for r in caplog.records
+    ]
 
 
 @pytest.mark.parametrize(
