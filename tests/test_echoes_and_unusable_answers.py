@@ -214,16 +214,16 @@ async def test_hooks_and_captured_answers_never_see_a_key_echoed_in_a_header() -
     assert "ApiKey <redacted>" == answers[0].headers["X-Echo"]
 
 
+async def stuck(_: object) -> None:
+    """A hook that never returns."""
+    await asyncio.Event().wait()
+
+
 @pytest.mark.parametrize("kind", ["request", "response"])
 async def test_a_hook_that_never_returns_is_cancelled_and_the_request_goes_on(
     kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A hook gets the client's timeout, no more: never a hang of the call."""
-    never = asyncio.Event()
-
-    async def stuck(_: object) -> None:
-        await never.wait()
-
     transport = FakeTransport(ok([]))
     base = requester(transport, timeout=0.05)
     hooked = attrs.evolve(
@@ -244,11 +244,6 @@ async def test_a_view_s_timeout_is_what_its_hooks_get(
     server: FakeSequence, caplog: pytest.LogCaptureFixture
 ) -> None:
     """with_options(timeout=...) bounds the hooks of the view's requests too."""
-    never = asyncio.Event()
-
-    async def stuck(_: object) -> None:
-        await never.wait()
-
     async with SequenceClient(
         server.api_key,
         api=server.api,
