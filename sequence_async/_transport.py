@@ -142,14 +142,13 @@ class AiohttpTransport:
         )
         return self._session
 
-    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
-        timeout = self._timeouts.get(seconds)
-        if timeout is None:
-            # A connect that stalls ends just before the total, as aiohttp's
-            # ConnectionTimeoutError: then nothing was sent (not "unknown").
-            timeout = aiohttp.ClientTimeout(total=seconds, sock_connect=seconds * 0.95)
-            if len(self._timeouts) < 8:  # (the settings' few, not each deadline's)
-                self._timeouts[seconds] = timeout
+    def _new_timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        # One not in self._timeouts (send looks there first). A connect that
+        # stalls ends just before the total, as aiohttp's
+        # ConnectionTimeoutError: then nothing was sent (not "unknown").
+        timeout = aiohttp.ClientTimeout(total=seconds, sock_connect=seconds * 0.95)
+        if len(self._timeouts) < 8:  # (the settings' few, not each deadline's)
+            self._timeouts[seconds] = timeout
         return timeout
 
     async def send(self, request: Request, *, timeout: float) -> Response:
@@ -175,7 +174,7 @@ class AiohttpTransport:
                 params=request.params,
                 data=request.body,
                 headers=headers,
-                timeout=self._timeouts.get(timeout) or self._timeout(timeout),
+                timeout=self._timeouts.get(timeout) or self._new_timeout(timeout),
                 proxy=self._proxy,
                 proxy_headers=self._proxy_headers,
                 allow_redirects=False,
