@@ -155,23 +155,16 @@ def test_ctrl_c_while_triggering_gives_the_idempotency_key(
     """A trigger still in flight at Ctrl-C comes back with its key, ready to retry."""
     pause = remote.call(lambda server: server.pause("trigger_rule"))
     args = ["trigger-many", "rule_0001", "--amount", "250", *(["--json"] * as_json)]
-    with subprocess.Popen(  # noqa: S603
-        cli_command(*args),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=remote.env,
-    ) as process:
-        try:
-            remote.wait(lambda _: pause.reached(1))
-            process.send_signal(signal.SIGINT)
-            stdout, stderr = process.communicate(timeout=60)
-        finally:
-            remote.call(lambda _: pause.release())
+    try:
+        code, stdout, stderr = interrupted(
+            args, remote.env, lambda: remote.wait(lambda _: pause.reached(1))
+        )
+    finally:
+        remote.call(lambda _: pause.release())
     (held,) = remote.call(lambda server: server.requests_to("trigger_rule"))
     key = {k.lower(): v for k, v in held.headers.items()}["idempotency-key"]
 
-    assert 130 == process.returncode
+    assert 130 == code
     if as_json:
         item, summary = json_lines(stdout)
         assert {
@@ -227,7 +220,7 @@ def test_ctrl_c_in_rules_trigger_says_how_to_find_the_execution(
         else (lambda s: s.wait_for_requests("get_rule_execution"))
     )
     try:
-        code, stdout = interrupted(args, remote.env, lambda: remote.wait(reached))
+        code, stdout, _ = interrupted(args, remote.env, lambda: remote.wait(reached))
     finally:
         remote.call(lambda _: pause.release())
     (held,) = remote.call(lambda server: server.requests_to("trigger_rule"))

@@ -60,19 +60,23 @@ def interrupted(
     ready: Callable[[], object],
     *,
     stop: signal.Signals = signal.SIGINT,
-) -> tuple[int, str]:
+) -> tuple[int, str, str]:
     """
     Run the CLI, call *ready* (it returns at the moment to hit), send *stop*.
 
-    Returns the exit code and stdout.
+    Returns the exit code, stdout and stderr.
     """
     with subprocess.Popen(  # noqa: S603
-        cli_command(*args), stdout=subprocess.PIPE, text=True, env=env
+        cli_command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     ) as process:
         ready()
         process.send_signal(stop)
-        stdout, _ = process.communicate(timeout=60)
-    return process.returncode, stdout
+        stdout, stderr = process.communicate(timeout=60)
+    return process.returncode, stdout, stderr
 
 
 def clean_env() -> dict[str, str]:

@@ -63,7 +63,7 @@ def test_ctrl_c_in_transfers_create_prints_the_retry_with_its_key(
     args = ["--base-url", base_url, "transfers", "create", "--json"]
     args += ["--from", "acc_0001", "--to", "acc_0002", "--amount", "700"]
     try:
-        code, stdout = interrupted(
+        code, stdout, _ = interrupted(
             args, env, lambda: remote.wait(lambda _: pause.reached(1))
         )
     finally:
@@ -192,7 +192,7 @@ def test_ctrl_c_in_transfers_create_keeps_an_empty_description(
     args = ["transfers", "create", "--json", "--description", ""]
     args += ["--from", "acc_0001", "--to", "acc_0002", "--amount", "700"]
     try:
-        code, stdout = interrupted(
+        code, stdout, _ = interrupted(
             args, remote.env, lambda: remote.wait(lambda _: pause.reached(1))
         )
     finally:
@@ -351,7 +351,7 @@ def test_sigterm_stops_a_single_command_as_ctrl_c_does(
     route = "trigger_rule" if args[0] == "rules" else "create_transfer"
     pause = remote.call(lambda server: server.pause(route))
     try:
-        code, stdout = interrupted(
+        code, stdout, _ = interrupted(
             args,
             remote.env,
             lambda: remote.wait(lambda _: pause.reached(1)),

@@ -965,13 +965,7 @@ async def test_waits_that_ended_during_an_outage_leave_the_registry_once_it_is_b
 
     async with _proxied(redis_url, lambda data: None if away.is_set() else data) as url:
         coordinator = RedisCoordinator.from_url(url, lease=10.0, timeout=0.5, retry=0.2)
-        async with SequenceClient(
-            quick.api_key,
-            api=quick.api,
-            base_url=quick.url,
-            poll=FAST_POLL,
-            coordinator=coordinator,
-        ) as client:
+        async with _falling_back(quick, coordinator) as client:
             waits = [
                 asyncio.create_task((await client.rules.trigger(rule)).wait())
                 for rule in rules
