@@ -58,7 +58,7 @@ _STATUS_ERRORS: Final[Mapping[int, type[errors.APIStatusError]]] = {
 
 class Headers(dict[str, str]):
     """
-    Request headers whose repr hides the ``Authorization`` value.
+    Request headers whose repr hides the ``Authorization`` values.
     """
 
     __slots__ = ()
@@ -66,7 +66,7 @@ class Headers(dict[str, str]):
     def __repr__(self) -> str:
         return repr(
             {
-                k: "<redacted>" if k.lower() == "authorization" else v
+                k: "<redacted>" if k.lower().endswith("authorization") else v
                 for k, v in self.items()
             }
         )

@@ -561,16 +561,21 @@ async def test_tokens_with_escaping_ids_are_refused() -> None:
             client.execution_from_token(token)
 
 
-async def test_the_key_is_not_in_tracebacks_or_pickles() -> None:
-    """Neither a caller's timeout traceback nor a pickle holds the key (item 17)."""
+@pytest.mark.parametrize("borrowed", [False, True], ids=["own session", "caller's"])
+async def test_the_key_is_not_in_tracebacks_or_pickles(borrowed: bool) -> None:
+    """Neither a caller's timeout traceback nor a pickle holds the key (item 17).
+
+    On either session: the headers merged for one are hidden in a repr too.
+    """
 
     async def stall(_: web.Request) -> web.Response:
         await asyncio.sleep(3600)
         raise AssertionError  # pragma: no cover
 
     async with (
+        aiohttp.ClientSession() as session,
         hostile({("GET", "/accounts"): stall}) as base_url,
-        client_of(base_url) as client,
+        client_of(base_url, session=session if borrowed else None) as client,
     ):
         with pytest.raises(TimeoutError) as info:
             async with asyncio.timeout(0.2):

@@ -1,0 +1,139 @@
+"""
+Sending below ``ClientSession.request``, on a session of ours.
+
+For a session the transport made, ``ClientSession._request`` does much that
+never applies (cookies, redirects, traces, middlewares, auth from the URL,
+its own timer) at about 15% of a request's cost. ``start`` does what is left,
+with aiohttp's own pieces: a ``ClientRequest``, a connection from the
+session's connector, the request written and the answer's head read.
+
+``FITS`` says whether this aiohttp has those pieces as aiohttp 3.14 has
+them; if not, or when something watches the session (a trace config, or a
+patched ``_request``: aioresponses, an APM agent), the transport goes
+through ``ClientSession.request`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from collections.abc import Mapping
+
+import aiohttp
+import yarl
+from aiohttp.client_proto import ResponseHandler
+
+from sequence_async._wire import Request
+
+
+REQUEST = aiohttp.ClientSession._request  # noqa: SLF001 (is it patched?)
+# As aiohttp retries a reused connection the server closed (RFC 9112 9.3.1).
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+
+def _fits() -> bool:
+    version = tuple(int(n) for n in re.findall(r"\d+", aiohttp.__version__)[:2])
+    try:
+        request = set(inspect.signature(aiohttp.ClientRequest).parameters)
+        reading = ResponseHandler.set_response_params
+        response = set(inspect.signature(reading).parameters)
+    except (TypeError, ValueError):  # pragma: no cover (no signature to read)
+        return False
+    return (
+        (3, 14) <= version < (4, 0)
+        and {"loop", "session", "proxy", "proxy_headers"} <= request
+        and {"skip_payload", "read_until_eof", "auto_decompress"} <= response
+        # Wrapped before this import (an agent): it is to see every request.
+        and inspect.isfunction(REQUEST)
+        and REQUEST.__module__ == "aiohttp.client"
+        and not hasattr(REQUEST, "__wrapped__")
+    )
+
+
+FITS = _fits()
+_STALE = (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)
+
+
+def _bare_os_error(exc: BaseException) -> bool:
+    # An OSError aiohttp did not wrap (a timeout's excepted), which
+    # ClientSession.request raises as ClientOSError.
+    if not isinstance(exc, OSError) or isinstance(exc, aiohttp.ClientError):
+        return False
+    return not (isinstance(exc, TimeoutError) and exc.errno is None)
+
+
+def watched(session: aiohttp.ClientSession) -> bool:
+    """
+    Whether *session*'s requests must go through ``ClientSession.request``.
+    """
+    patched = type(session)._request is not REQUEST  # noqa: SLF001
+    return patched or bool(session.trace_configs)
+
+
+async def start(
+    session: aiohttp.ClientSession,
+    url: yarl.URL,
+    request: Request,
+    headers: Mapping[str, str],
+    *,
+    timeout: aiohttp.ClientTimeout,
+    proxy: yarl.URL | None,
+    proxy_headers: Mapping[str, str] | None,
+) -> aiohttp.ClientResponse:
+    """
+    Send *request* to *url* and return the answer, its head read.
+
+    The caller bounds the whole (``asyncio.timeout``); the connect phase
+    (pool wait, DNS, TCP, TLS) ends within ``timeout.connect``, as aiohttp's
+    ``ConnectionTimeoutError``: then nothing was sent. A connection the
+    server closed meanwhile is retried once at once for an idempotent
+    method, as ``ClientSession.request`` does.
+
+    Raises:
+        aiohttp.ClientError: As ``ClientSession.request`` raises them.
+    """
+    connector = session.connector
+    assert connector is not None  # noqa: S101 (a session of ours keeps it)
+    loop = asyncio.get_running_loop()
+    for again in (request.method in _IDEMPOTENT, False):
+        req = aiohttp.ClientRequest(
+            request.method,
+            url,
+            params=request.params,
+            headers=headers,
+            data=request.body,
+            loop=loop,
+            session=session,
+            proxy=proxy,
+            proxy_headers=proxy_headers,
+        )
+        try:
+            connection = await connector.connect(req, traces=[], timeout=timeout)
+        except TimeoutError as exc:
+            message = f"Connection timeout to host {req.url}"
+            raise aiohttp.ConnectionTimeoutError(message) from exc
+        protocol = connection.protocol
+        assert protocol is not None  # noqa: S101 (aiohttp's own invariant)
+        protocol.set_response_params(
+            skip_payload=request.method == "HEAD",
+            read_until_eof=True,
+            auto_decompress=False,
+        )
+        try:
+            response = await req.send(connection)
+            try:
+                await response.start(connection)
+            except BaseException:
+                response.close()
+                raise
+        except BaseException as exc:
+            connection.close()
+            if again and isinstance(exc, _STALE):
+                await req.close()  # (its body's writer, ended)
+                continue
+            if _bare_os_error(exc):
+                raise aiohttp.ClientOSError(*exc.args) from exc
+            raise
+        return response
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,227 @@
+"""
+Connections: one the server closed, a connect that stalls, a proxy.
+
+On a session the client makes (sent below ``ClientSession.request``) and on
+a caller's (sent through it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from sequence_async import RetryPolicy, SequenceClient, errors
+
+from .conftest import API_KEY
+
+
+Reply = Callable[[int, int, bytes], Awaitable[bytes | None]]
+NO_RETRIES = RetryPolicy(max_retries=0)
+ACCOUNTS = b'{"data": [], "page_info": {"has_next_page": false}}'
+TRIGGERED = b'{"data": {"execution_id": "rex_1"}}'
+PROXY_LOGIN = aiohttp.encode_basic_auth("user", "p@ss")
+
+
+def answer(body: bytes, status: str = "200 OK") -> bytes:
+    """A whole HTTP/1.1 answer, its connection kept open."""
+    head = (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+@contextlib.asynccontextmanager
+async def raw_server(reply: Reply) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """
+    A loopback HTTP/1.1 server written by hand; yields its base URL and heads.
+
+    ``reply(connection, request, head)`` (both counted from 1) gives the
+    bytes to answer, or None to close the connection without a word.
+    """
+    heads: list[bytes] = []
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        connection, n = connections, 0
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                n += 1
+                heads.append(head)
+                length = 0
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                out = await reply(connection, n, head)
+                if out is None:
+                    break
+                writer.write(out)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/api/v1", heads
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def closing_second_request(body: bytes) -> Reply:
+    """Answers, but closes the first connection when its second request comes."""
+
+    async def reply(connection: int, request: int, _: bytes) -> bytes | None:
+        return None if (connection, request) == (1, 2) else answer(body)
+
+    return reply
+
+
+@pytest.fixture(params=[False, True], ids=["own session", "caller's"])
+async def session(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """None (the client makes its session) or a caller's aiohttp session."""
+    if not request.param:
+        yield None
+        return
+    async with aiohttp.ClientSession() as given:
+        yield given
+
+
+async def test_a_get_on_a_connection_the_server_closed_is_sent_again_at_once(
+    session: aiohttp.ClientSession | None,
+) -> None:
+    """A pooled connection closed under a GET: a new one, no retry spent."""
+    async with (
+        raw_server(closing_second_request(ACCOUNTS)) as (base_url, heads),
+        SequenceClient(
+            API_KEY, base_url=base_url, retry=NO_RETRIES, session=session
+        ) as client,
+    ):
+        await client.accounts.list()
+        await client.accounts.list()  # on the pooled connection: closed
+
+    assert 3 == len(heads)
+    assert heads[1].split(b"\r\n")[0] == heads[2].split(b"\r\n")[0]
+
+
+async def test_a_trigger_on_a_connection_the_server_closed_is_never_sent_again_by_the_transport(  # noqa: E501
+    session: aiohttp.ClientSession | None,
+) -> None:
+    """A POST that met a closed connection: unknown, not silently resent."""
+    async with (
+        raw_server(closing_second_request(TRIGGERED)) as (base_url, heads),
+        SequenceClient(
+            API_KEY, base_url=base_url, retry=NO_RETRIES, session=session
+        ) as client,
+    ):
+        await client.rules.trigger("r1")
+        with pytest.raises(errors.OutcomeUnknownError) as info:
+            await client.rules.trigger("r1", idempotency_key="order-2")
+
+    assert 2 == len(heads)
+    assert "order-2" == info.value.idempotency_key
+
+
+async def test_a_connect_that_stalls_ends_before_the_attempt_as_never_sent(
+    session: aiohttp.ClientSession | None,
+) -> None:
+    """A TLS handshake never answered: "could not connect", safe to send again."""
+    accepted = asyncio.Event()
+
+    async def mute(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+        writer.close()
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with SequenceClient(
+            API_KEY,
+            base_url=f"https://127.0.0.1:{port}/api/v1",
+            retry=NO_RETRIES,
+            timeout=0.3,
+            session=session,
+        ) as client:
+            with pytest.raises(errors.APITimeoutError) as info:
+                await client.rules.trigger("r1", idempotency_key="order-1")
+    finally:
+        server.close()
+
+    assert accepted.is_set()
+    assert info.value.sent is False
+    assert "could not connect within 0.3s" in str(info.value)
+
+
+async def test_requests_go_through_the_environment_proxy_with_its_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTP_PROXY: the proxy gets the absolute URL, its login, our headers.
+
+    To an http target the login goes with each request (aiohttp sends proxy
+    headers only in an https target's CONNECT); a traceback's locals never
+    show it, nor the key.
+    """
+    # (What the proxy saw, its secrets as booleans: the locals of this
+    # function are in the traceback looked at.)
+    seen: list[tuple[str, bool, bool, str | None]] = []
+
+    async def proxy(request: web.Request) -> web.Response:
+        seen.append(
+            (
+                str(request.url),
+                request.headers.get("Proxy-Authorization") == PROXY_LOGIN,
+                request.headers.get("Authorization") == f"ApiKey {API_KEY}",
+                request.headers.get("User-Agent"),
+            )
+        )
+        if request.path.endswith("/a1"):
+            await asyncio.Event().wait()  # a stall, cut by the caller
+        return web.Response(body=ACCOUNTS, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", proxy)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://user:p%40ss@{host}:{port}")
+    try:
+        async with SequenceClient(API_KEY, base_url="http://api.test/api/v1") as c:
+            await c.accounts.list()
+            with pytest.raises(TimeoutError) as info:
+                async with asyncio.timeout(0.2):
+                    await c.accounts.get("a1")
+    finally:
+        await runner.cleanup()
+
+    text = "".join(
+        traceback.TracebackException.from_exception(
+            info.value, capture_locals=True
+        ).format()
+    )
+    assert API_KEY not in text
+    assert PROXY_LOGIN not in text
+    (url, logged_in, keyed, agent), _ = seen
+    assert "http://api.test/api/v1/accounts" == url
+    assert (True, True) == (logged_in, keyed)
+    assert agent is not None
+    assert agent.startswith("sequence-async/")
