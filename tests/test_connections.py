@@ -18,8 +18,9 @@ import pytest
 from aiohttp import web
 
 from sequence_async import RetryPolicy, SequenceClient, errors
+from sequence_async._transport.direct import Limit
 
-from .conftest import API_KEY
+from .conftest import API_KEY, hostile
 
 
 Reply = Callable[[int, int, bytes], Awaitable[bytes | None]]
@@ -225,3 +226,99 @@ async def test_requests_go_through_the_environment_proxy_with_its_credentials(
     assert (True, True) == (logged_in, keyed)
     assert agent is not None
     assert agent.startswith("sequence-async/")
+
+
+async def stall(_: web.Request) -> web.Response:
+    """A handler that never answers (the server's cleanup cancels it)."""
+    await asyncio.Event().wait()
+    raise AssertionError  # pragma: no cover
+
+
+async def half_body(request: web.Request) -> web.StreamResponse:
+    """A head and half a body, then nothing."""
+    response = web.StreamResponse(headers={"Content-Length": "100"})
+    await response.prepare(request)
+    await response.write(b'{"data": [')
+    return await stall(request)
+
+
+@pytest.mark.parametrize("handler", [stall, half_body], ids=["no head", "half a body"])
+async def test_an_answer_that_stalls_ends_the_attempt_at_its_timeout(
+    session: aiohttp.ClientSession | None,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> None:
+    """A stalled head or body: "timed out after", the request maybe sent."""
+    async with (
+        hostile({("GET", "/accounts"): handler}) as base_url,
+        SequenceClient(
+            API_KEY, base_url=base_url, retry=NO_RETRIES, timeout=0.2, session=session
+        ) as client,
+    ):
+        with pytest.raises(errors.APITimeoutError) as info:
+            await client.accounts.list()
+        task = asyncio.current_task()
+        assert task is not None
+        assert 0 == task.cancelling()  # the attempt's own cancellation, undone
+
+    assert info.value.sent is True
+    assert "timed out after 0.2s" in str(info.value)
+
+
+async def test_a_callers_cancellation_goes_through_a_pending_attempt(
+    session: aiohttp.ClientSession | None,
+) -> None:
+    """Cancelled from outside while waiting for an answer: CancelledError."""
+    arrived = asyncio.Event()
+
+    async def noted(request: web.Request) -> web.Response:
+        arrived.set()
+        return await stall(request)
+
+    async with (
+        hostile({("GET", "/accounts"): noted}) as base_url,
+        SequenceClient(API_KEY, base_url=base_url, session=session) as client,
+    ):
+        call = asyncio.ensure_future(client.accounts.list())
+        await arrived.wait()
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+
+async def limited(limit: Limit, work: Awaitable[object]) -> object:
+    """*work* awaited under *limit*, as the transport does."""
+    try:
+        done = await work
+    except BaseException as exc:
+        limit.end(exc)
+        raise
+    limit.end(None)
+    return done
+
+
+async def test_the_attempt_limit_turns_its_own_cancellation_into_a_timeout() -> None:
+    """Limit: its own cancellation ends as TimeoutError, with no cancel left over."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    limit = Limit(loop, 0)
+
+    with pytest.raises(TimeoutError):
+        await limited(limit, loop.create_future())
+
+    assert 0 == task.cancelling()
+
+
+async def test_a_cancellation_from_elsewhere_wins_over_the_attempt_limit() -> None:
+    """Limit: cancelled at once by its limit and from elsewhere: CancelledError."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    limit = Limit(loop, 0)
+    loop.call_soon(task.cancel)  # in the same turn of the loop as the limit
+
+    with pytest.raises(asyncio.CancelledError):
+        await limited(limit, loop.create_future())
+
+    assert 1 == task.cancelling()  # one cancellation left: the other one's
+    task.uncancel()  # (the test's own task goes on)

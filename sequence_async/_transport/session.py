@@ -51,6 +51,7 @@ class AiohttpTransport:
         "_closed",
         "_direct",
         "_limit",
+        "_loop",
         "_merge",
         "_owned",
         "_proxy",
@@ -88,6 +89,7 @@ class AiohttpTransport:
         self._proxy_headers: dict[str, str] | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._direct = False
+        self._loop: asyncio.AbstractEventLoop  # (set by _open, read if _direct)
         # The headers added to each request's (not the session's defaults):
         # on a caller's session, or below ClientSession.request.
         self._added = CONSTANT_HEADERS
@@ -132,6 +134,7 @@ class AiohttpTransport:
         )
         # Sent below ClientSession.request (see direct) when this aiohttp
         # allows it and nothing watches the session (checked per request).
+        self._loop = asyncio.get_running_loop()
         self._direct = direct.FITS
         self._merge = self._direct or self._added is not CONSTANT_HEADERS
         return self._session
@@ -172,19 +175,26 @@ class AiohttpTransport:
             headers = Headers({**self._added, **headers})  # (its repr: no key)
         try:
             if self._direct and not direct.watched(session):
-                async with asyncio.timeout(timeout):
+                limit = direct.Limit(self._loop, timeout)
+                try:
                     response = await direct.start(
                         session,
                         yarl.URL(self._base_url + request.path),
                         request,
                         headers,
+                        loop=self._loop,
                         timeout=self._timeout(timeout),
                         proxy=self._proxy,
                         proxy_headers=self._proxy_headers,
                     )
-                    return await answers.whole(
+                    answer = await answers.whole(
                         response, request, limit=self._limit, redact=self._redact
                     )
+                except BaseException as exc:
+                    limit.end(exc)  # a TimeoutError if the limit cut it
+                    raise
+                limit.end(None)
+                return answer
             response = await session.request(
                 request.method,
                 self._base_url + request.path,
