@@ -102,16 +102,30 @@ async def session(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
         yield given
 
 
-async def test_a_get_on_a_connection_the_server_closed_is_sent_again_at_once(
-    session: aiohttp.ClientSession | None,
-) -> None:
-    """A pooled connection closed under a GET: a new one, no retry spent."""
+@contextlib.asynccontextmanager
+async def client_of_closing_server(
+    body: bytes, session: aiohttp.ClientSession | None
+) -> AsyncIterator[tuple[SequenceClient, list[bytes]]]:
+    """
+    A client (no retries) of a server closing its first connection at once.
+
+    The server answers *body*, but closes its first connection when the
+    second request comes on it; yields the client and the heads it saw.
+    """
     async with (
-        raw_server(closing_second_request(ACCOUNTS)) as (base_url, heads),
+        raw_server(closing_second_request(body)) as (base_url, heads),
         SequenceClient(
             API_KEY, base_url=base_url, retry=NO_RETRIES, session=session
         ) as client,
     ):
+        yield client, heads
+
+
+async def test_a_get_on_a_connection_the_server_closed_is_sent_again_at_once(
+    session: aiohttp.ClientSession | None,
+) -> None:
+    """A pooled connection closed under a GET: a new one, no retry spent."""
+    async with client_of_closing_server(ACCOUNTS, session) as (client, heads):
         await client.accounts.list()
         await client.accounts.list()  # on the pooled connection: closed
 
@@ -119,16 +133,11 @@ async def test_a_get_on_a_connection_the_server_closed_is_sent_again_at_once(
     assert heads[1].split(b"\r\n")[0] == heads[2].split(b"\r\n")[0]
 
 
-async def test_a_trigger_on_a_connection_the_server_closed_is_never_sent_again_by_the_transport(  # noqa: E501
+async def test_a_trigger_on_a_pooled_connection_closed_is_never_resent_by_itself(
     session: aiohttp.ClientSession | None,
 ) -> None:
     """A POST that met a closed connection: unknown, not silently resent."""
-    async with (
-        raw_server(closing_second_request(TRIGGERED)) as (base_url, heads),
-        SequenceClient(
-            API_KEY, base_url=base_url, retry=NO_RETRIES, session=session
-        ) as client,
-    ):
+    async with client_of_closing_server(TRIGGERED, session) as (client, heads):
         await client.rules.trigger("r1")
         with pytest.raises(errors.OutcomeUnknownError) as info:
             await client.rules.trigger("r1", idempotency_key="order-2")
