@@ -146,6 +146,15 @@ def test_the_key_is_not_in_the_constructors_locals(
         assert API_KEY not in text
 
 
+@pytest.mark.parametrize(
+    "base_url", ["http://:8080/api/v1", "http://a..b/api/v1", f"http://{'a' * 64}.io"]
+)
+def test_a_base_url_without_a_usable_host_is_refused(base_url: str) -> None:
+    """No host, or one IDNA cannot spell: refused here, not by aiohttp later."""
+    with pytest.raises(ValueError, match="no usable host"):
+        SequenceClient(API_KEY, base_url=base_url)
+
+
 @pytest.mark.parametrize("base_url", ["", "   "])
 def test_an_empty_base_url_is_refused(base_url: str) -> None:
     """An empty --base-url (an unset shell variable) never means production."""

@@ -28,6 +28,9 @@ NO_RETRIES = RetryPolicy(max_retries=0)
 ACCOUNTS = b'{"data": [], "page_info": {"has_next_page": false}}'
 TRIGGERED = b'{"data": {"execution_id": "rex_1"}}'
 PROXY_LOGIN = aiohttp.encode_basic_auth("user", "p@ss")
+ECHOING_HEAD = (
+    f"HTTP/1.1 200 OK\r\nX-Echo: {API_KEY}\r\nContent-Length: 100\r\n\r\n"
+).encode()
 
 
 def answer(body: bytes, status: str = "200 OK") -> bytes:
@@ -37,6 +40,43 @@ def answer(body: bytes, status: str = "200 OK") -> bytes:
         f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """Read one request, its body too; return its head."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return head
+
+
+async def serve_replies(
+    reply: Reply,
+    connection: int,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    heads: list[bytes] | None = None,
+) -> None:
+    """Answer one connection's requests with *reply*, until it says None."""
+    n = 0
+    try:
+        while head := await read_request(reader):
+            n += 1
+            if heads is not None:
+                heads.append(head)
+            out = await reply(connection, n, head)
+            if out is None:
+                break
+            writer.write(out)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
 
 
 @contextlib.asynccontextmanager
@@ -53,26 +93,7 @@ async def raw_server(reply: Reply) -> AsyncIterator[tuple[str, list[bytes]]]:
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal connections
         connections += 1
-        connection, n = connections, 0
-        try:
-            while head := await reader.readuntil(b"\r\n\r\n"):
-                n += 1
-                heads.append(head)
-                length = 0
-                for line in head.split(b"\r\n"):
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                await reader.readexactly(length)
-                out = await reply(connection, n, head)
-                if out is None:
-                    break
-                writer.write(out)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        await serve_replies(reply, connections, reader, writer, heads)
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -331,3 +352,121 @@ async def test_a_cancellation_from_elsewhere_wins_over_the_attempt_limit() -> No
 
     assert 1 == task.cancelling()  # one cancellation left: the other one's
     task.uncancel()  # (the test's own task goes on)
+
+
+def traceback_text(error: BaseException) -> str:
+    """*error*'s traceback as an error reporter keeping locals shows it."""
+    return "".join(
+        traceback.TracebackException.from_exception(error, capture_locals=True).format()
+    )
+
+
+async def test_a_key_echoed_in_a_head_before_a_broken_body_is_in_no_traceback(
+    session: aiohttp.ClientSession | None,
+) -> None:
+    """An answer whose head echoes the key, its body cut: no frame shows it."""
+
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(ECHOING_HEAD + b"{")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(cut, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with SequenceClient(
+            API_KEY,
+            base_url=f"http://127.0.0.1:{port}/api/v1",
+            retry=NO_RETRIES,
+            session=session,
+        ) as client:
+            with pytest.raises(errors.APIConnectionError) as info:
+                await client.accounts.list()
+    finally:
+        server.close()
+    text = traceback_text(info.value)
+
+    assert API_KEY not in text
+
+
+async def test_an_answer_nobody_asked_for_is_never_taken_for_the_next_one() -> None:
+    """A stray answer on a pooled connection: the next trigger gets its own."""
+    pooled, stray_sent = asyncio.Event(), asyncio.Event()
+    connections = 0
+
+    async def later(_: int, __: int, ___: bytes) -> bytes:
+        return answer(b'{"data": {"execution_id": "rex_2"}}')
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        if connections > 1:
+            await serve_replies(later, connections, reader, writer)
+            return
+        await read_request(reader)
+        writer.write(answer(TRIGGERED))
+        await pooled.wait()
+        writer.write(answer(b'{"data": {"execution_id": "rex_STRAY"}}'))
+        stray_sent.set()
+        await reader.read()  # (until the client closes it)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with SequenceClient(
+            API_KEY, base_url=f"http://127.0.0.1:{port}/api/v1", retry=NO_RETRIES
+        ) as client:
+            first = await client.rules.trigger("r1", idempotency_key="order-1")
+            pooled.set()  # (its answer read, the connection is back in the pool)
+            await stray_sent.wait()
+            await asyncio.sleep(0)  # one turn: the client reads the stray bytes
+            second = await client.rules.trigger("r1", idempotency_key="order-2")
+    finally:
+        server.close()
+
+    assert ("rex_1", "rex_2") == (first.id, second.id)
+
+
+async def test_a_broken_proxy_url_fails_as_not_sent_and_shows_no_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTP_PROXY with a bad port: APIConnectionError(sent=False), no password."""
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://user:PROXY_PASSWORD@127.0.0.1:99999")
+
+    async with SequenceClient(
+        API_KEY, base_url="http://api.test/api/v1", retry=NO_RETRIES
+    ) as client:
+        with pytest.raises(errors.APIConnectionError) as info:
+            await client.rules.trigger("r1", idempotency_key="order-1")
+
+    text = traceback_text(info.value)
+
+    assert info.value.sent is False
+    assert "HTTP_PROXY" in str(info.value)
+    assert "PROXY_PASSWORD" not in text
+
+
+async def test_closing_the_client_ends_the_calls_waiting_for_a_connection() -> None:
+    """aclose() with the pool full: every call, waiting or not, ClientClosedError."""
+    arrived = 0
+    full = asyncio.Event()
+
+    async def noted(request: web.Request) -> web.Response:
+        nonlocal arrived
+        arrived += 1
+        if arrived == 100:  # the pool's size: the 101st waits for a slot
+            full.set()
+        return await stall(request)
+
+    async with hostile({("GET", "/accounts"): noted}) as base_url:
+        client = SequenceClient(API_KEY, base_url=base_url, retry=NO_RETRIES)
+        calls = [asyncio.ensure_future(client.accounts.list()) for _ in range(101)]
+        await full.wait()
+        await client.aclose()
+        ended = await asyncio.gather(*calls, return_exceptions=True)
+
+    assert {errors.ClientClosedError} == {type(e) for e in ended}

@@ -53,6 +53,7 @@ def _fits() -> bool:
 
 FITS = _fits()
 _STALE = (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)
+_TRIES = 3
 
 
 def _bare_os_error(exc: BaseException) -> bool:
@@ -112,6 +113,29 @@ def watched(session: aiohttp.ClientSession) -> bool:
     return patched or bool(session.trace_configs)
 
 
+async def _connection(
+    connector: aiohttp.BaseConnector,
+    req: aiohttp.ClientRequest,
+    timeout: aiohttp.ClientTimeout,
+) -> aiohttp.connector.Connection:
+    # A connection for *req*, never one that already holds bytes nobody
+    # asked for (a stray answer on a pooled connection, a server speaking
+    # first): they would be read as req's answer. Such a connection is
+    # closed and another one taken, a few times.
+    for _ in range(_TRIES):
+        try:
+            connection = await connector.connect(req, traces=[], timeout=timeout)
+        except TimeoutError as exc:
+            message = f"Connection timeout to host {req.url}"
+            raise aiohttp.ConnectionTimeoutError(message) from exc
+        protocol = connection.protocol
+        if protocol is not None and not protocol.should_close:
+            return connection
+        connection.close()
+    unasked = ConnectionError(f"{_TRIES} connections held bytes sent unasked")
+    raise aiohttp.ClientConnectorError(req.connection_key, unasked)
+
+
 async def start(
     session: aiohttp.ClientSession,
     url: yarl.URL,
@@ -149,13 +173,9 @@ async def start(
             proxy=proxy,
             proxy_headers=proxy_headers,
         )
-        try:
-            connection = await connector.connect(req, traces=[], timeout=timeout)
-        except TimeoutError as exc:
-            message = f"Connection timeout to host {req.url}"
-            raise aiohttp.ConnectionTimeoutError(message) from exc
+        connection = await _connection(connector, req, timeout)
         protocol = connection.protocol
-        assert protocol is not None  # noqa: S101 (aiohttp's own invariant)
+        assert protocol is not None  # noqa: S101 (checked by _connection)
         protocol.set_response_params(
             skip_payload=request.method == "HEAD",
             read_until_eof=True,

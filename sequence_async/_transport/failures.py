@@ -13,6 +13,7 @@ their length only; the key is taken out of every message.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 
@@ -85,6 +86,12 @@ def failure(
         error = errors.APIConnectionError(
             f"{what} failed: {type(exc).__name__}: {told}", request_id=request_id
         )
+    elif isinstance(exc, asyncio.CancelledError) and closed and not _cancelling():
+        # aiohttp's connector, closed, cancels the calls waiting for one of
+        # its connections (not their tasks).
+        error = errors.ClientClosedError(
+            "the SequenceClient was closed during the request"
+        )
     else:
         # Cancellation (a caller's asyncio.timeout too) and our own typed
         # errors pass unchanged, but without aiohttp's frames.
@@ -94,6 +101,12 @@ def failure(
         # aiohttp's request_info (its headers hold the key too).
         exc = aiohttp.ClientError(f"{type(exc).__name__}: {told}")
     return scrubbed(error, exc)
+
+
+def _cancelling() -> bool:
+    # Whether the running task itself is being cancelled.
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def scrubbed(error: BaseException, cause: BaseException | None) -> BaseException:

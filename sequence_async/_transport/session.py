@@ -31,6 +31,18 @@ from . import answers, direct, failures
 ClientSession = aiohttp.ClientSession
 
 
+def _environment_proxy(url: yarl.URL) -> yarl.URL | None:
+    # The proxy the environment names for *url*, if any (checked whole here,
+    # so that a bad one fails before any request, not inside aiohttp).
+    raw = urllib.request.getproxies().get(url.scheme)
+    if not raw or urllib.request.proxy_bypass(url.host or ""):
+        return None
+    proxy = yarl.URL(raw if "://" in raw else f"http://{raw}")
+    if proxy.scheme not in ("http", "https") or not proxy.host or proxy.port is None:
+        raise ValueError("not an http(s) URL with a host")
+    return proxy
+
+
 class AiohttpTransport:
     """
     Sends requests through one aiohttp session.
@@ -105,9 +117,20 @@ class AiohttpTransport:
         # that costs two thread hops per request and reads ~/.netrc, whose
         # credentials would clash with our Authorization header.
         url = yarl.URL(self._base_url)
-        raw = urllib.request.getproxies().get(url.scheme)
-        if raw and not urllib.request.proxy_bypass(url.host or ""):
-            proxy = yarl.URL(raw if "://" in raw else f"http://{raw}")
+        try:
+            proxy = _environment_proxy(url)
+        except ValueError:
+            proxy = None
+            bad = True  # (raised below, out of this block: no secret kept)
+        else:
+            bad = False
+        if bad:
+            name = f"{url.scheme.upper()}_PROXY"
+            raise errors.APIConnectionError(
+                f"not sent: {name} (or {name.lower()}) is not a usable proxy URL",
+                sent=False,
+            )
+        if proxy is not None:
             self._proxy = proxy.with_user(None)
             self._proxy_headers = dict(CONSTANT_HEADERS)  # (as aiohttp sends it)
             if proxy.user is not None:
@@ -175,41 +198,48 @@ class AiohttpTransport:
             headers = Headers({**self._added, **headers})  # (its repr: no key)
         try:
             if self._direct and not direct.watched(session):
+                # (aiohttp's answer is never a local here: its repr shows
+                # the headers, which may echo the key, and this frame is in
+                # every traceback that leaves send.)
                 limit = direct.Limit(self._loop, timeout)
                 try:
-                    response = await direct.start(
-                        session,
-                        yarl.URL(self._base_url + request.path),
-                        request,
-                        headers,
-                        loop=self._loop,
-                        timeout=self._timeout(timeout),
-                        proxy=self._proxy,
-                        proxy_headers=self._proxy_headers,
-                    )
                     answer = await answers.whole(
-                        response, request, limit=self._limit, redact=self._redact
+                        await direct.start(
+                            session,
+                            yarl.URL(self._base_url + request.path),
+                            request,
+                            headers,
+                            loop=self._loop,
+                            timeout=self._timeout(timeout),
+                            proxy=self._proxy,
+                            proxy_headers=self._proxy_headers,
+                        ),
+                        request,
+                        limit=self._limit,
+                        redact=self._redact,
                     )
                 except BaseException as exc:
                     limit.end(exc)  # a TimeoutError if the limit cut it
                     raise
                 limit.end(None)
                 return answer
-            response = await session.request(
-                request.method,
-                self._base_url + request.path,
-                params=request.params,
-                data=request.body,
-                headers=headers,
-                timeout=self._timeout(timeout),
-                proxy=self._proxy,
-                proxy_headers=self._proxy_headers,
-                allow_redirects=False,
-                auto_decompress=False,
-                raise_for_status=False,
-            )
             return await answers.whole(
-                response, request, limit=self._limit, redact=self._redact
+                await session.request(
+                    request.method,
+                    self._base_url + request.path,
+                    params=request.params,
+                    data=request.body,
+                    headers=headers,
+                    timeout=self._timeout(timeout),
+                    proxy=self._proxy,
+                    proxy_headers=self._proxy_headers,
+                    allow_redirects=False,
+                    auto_decompress=False,
+                    raise_for_status=False,
+                ),
+                request,
+                limit=self._limit,
+                redact=self._redact,
             )
         except BaseException as exc:  # noqa: BLE001 (mapped or re-raised below)
             failure = failures.failure(
