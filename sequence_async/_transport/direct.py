@@ -22,7 +22,6 @@ from collections.abc import Mapping
 
 import aiohttp
 import yarl
-from aiohttp.client_proto import ResponseHandler
 
 from sequence_async._wire import Request
 
@@ -34,11 +33,13 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 def _fits() -> bool:
     version = tuple(int(n) for n in re.findall(r"\d+", aiohttp.__version__)[:2])
-    try:
+    try:  # (an internal module of aiohttp's: it may move)
+        from aiohttp.client_proto import ResponseHandler  # noqa: PLC0415
+
         request = set(inspect.signature(aiohttp.ClientRequest).parameters)
         reading = ResponseHandler.set_response_params
         response = set(inspect.signature(reading).parameters)
-    except (TypeError, ValueError):  # pragma: no cover (no signature to read)
+    except (ImportError, AttributeError, TypeError, ValueError):  # pragma: no cover
         return False
     return (
         (3, 14) <= version < (4, 0)
