@@ -429,13 +429,23 @@ async def test_an_answer_nobody_asked_for_is_never_taken_for_the_next_one() -> N
     assert ("rex_1", "rex_2") == (first.id, second.id)
 
 
+@pytest.mark.parametrize(
+    "proxy",
+    [
+        "http://user:PROXY_PASSWORD@127.0.0.1:99999",  # a bad port
+        "http://us%3Aer:PROXY_PASSWORD@127.0.0.1:1",  # a ":" in the login
+        "http://user:PROXY_PASSWORD@a..b:1",  # a host IDNA cannot spell
+        "socks5://user:PROXY_PASSWORD@127.0.0.1:1080",  # not http(s)
+    ],
+)
 async def test_a_broken_proxy_url_fails_as_not_sent_and_shows_no_password(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, proxy: str
 ) -> None:
-    """HTTP_PROXY with a bad port: APIConnectionError(sent=False), no password."""
+    """A proxy aiohttp cannot use: APIConnectionError(sent=False), no password."""
     for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", "http://user:PROXY_PASSWORD@127.0.0.1:99999")
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    del proxy  # (this frame's locals are in the traceback looked at)
 
     async with SequenceClient(
         API_KEY, base_url="http://api.test/api/v1", retry=NO_RETRIES
@@ -470,3 +480,24 @@ async def test_closing_the_client_ends_the_calls_waiting_for_a_connection() -> N
         ended = await asyncio.gather(*calls, return_exceptions=True)
 
     assert {errors.ClientClosedError} == {type(e) for e in ended}
+
+
+async def test_closing_a_callers_session_ends_the_calls_waiting_for_it() -> None:
+    """The caller closes its session= with calls waiting: typed errors only."""
+    arrived = asyncio.Event()
+
+    async def noted(request: web.Request) -> web.Response:
+        arrived.set()
+        return await stall(request)
+
+    async with hostile({("GET", "/accounts"): noted}) as base_url:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1))
+        async with SequenceClient(
+            API_KEY, base_url=base_url, retry=NO_RETRIES, session=session
+        ) as client:
+            calls = [asyncio.ensure_future(client.accounts.list()) for _ in range(3)]
+            await arrived.wait()  # one in flight, two waiting for the connection
+            await session.close()
+            ended = await asyncio.gather(*calls, return_exceptions=True)
+
+    assert all(isinstance(e, errors.APIConnectionError) for e in ended), ended

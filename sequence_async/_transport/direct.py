@@ -16,6 +16,7 @@ through ``ClientSession.request`` instead.
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import re
 from collections.abc import Mapping
@@ -54,7 +55,7 @@ def _fits() -> bool:
 
 FITS = _fits()
 _STALE = (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)
-_TRIES = 3
+_TRIES = 16  # (the pool's strayed connections, then a new one)
 
 
 def _bare_os_error(exc: BaseException) -> bool:
@@ -119,10 +120,11 @@ async def _connection(
     req: aiohttp.ClientRequest,
     timeout: aiohttp.ClientTimeout,
 ) -> aiohttp.connector.Connection:
-    # A connection for *req*, never one that already holds bytes nobody
-    # asked for (a stray answer on a pooled connection, a server speaking
-    # first): they would be read as req's answer. Such a connection is
-    # closed and another one taken, a few times.
+    # A connection for *req*, but not a pooled one that holds bytes nobody
+    # asked for (a stray answer the loop has read): they would be read as
+    # req's answer. Such a connection is closed and another one taken. (Bytes
+    # not read yet, or sent after the request, cannot be told from its
+    # answer: HTTP/1.1 has no way to.)
     for _ in range(_TRIES):
         try:
             connection = await connector.connect(req, traces=[], timeout=timeout)
@@ -133,7 +135,7 @@ async def _connection(
         if protocol is not None and not protocol.should_close:
             return connection
         connection.close()
-    unasked = ConnectionError(f"{_TRIES} connections held bytes sent unasked")
+    unasked = OSError(errno.EPROTO, f"{_TRIES} connections held bytes sent unasked")
     raise aiohttp.ClientConnectorError(req.connection_key, unasked)
 
 

@@ -92,6 +92,18 @@ def failure(
         error = errors.ClientClosedError(
             "the SequenceClient was closed during the request"
         )
+    elif (
+        isinstance(exc, asyncio.CancelledError)
+        and session is not None
+        and session.closed
+        and not _cancelling()
+    ):
+        # The same, when a caller closes the session given as session=.
+        error = errors.APIConnectionError(
+            f"{what} failed: the aiohttp session given as session= was closed "
+            "during the request",
+            request_id=request_id,
+        )
     else:
         # Cancellation (a caller's asyncio.timeout too) and our own typed
         # errors pass unchanged, but without aiohttp's frames.

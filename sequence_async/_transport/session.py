@@ -31,16 +31,22 @@ from . import answers, direct, failures
 ClientSession = aiohttp.ClientSession
 
 
-def _environment_proxy(url: yarl.URL) -> yarl.URL | None:
-    # The proxy the environment names for *url*, if any (checked whole here,
-    # so that a bad one fails before any request, not inside aiohttp).
+def _environment_proxy(url: yarl.URL) -> tuple[yarl.URL | None, str | None]:
+    # The proxy the environment names for *url*, if any, without its login,
+    # and that login as a Proxy-Authorization value. Checked whole here (a
+    # ValueError), so that a bad one fails before any request, not inside
+    # aiohttp, and from a frame whose locals no error keeps.
     raw = urllib.request.getproxies().get(url.scheme)
     if not raw or urllib.request.proxy_bypass(url.host or ""):
-        return None
+        return None, None
     proxy = yarl.URL(raw if "://" in raw else f"http://{raw}")
     if proxy.scheme not in ("http", "https") or not proxy.host or proxy.port is None:
         raise ValueError("not an http(s) URL with a host")
-    return proxy
+    proxy.host.encode("idna")  # (a UnicodeError, a ValueError, as aiohttp's)
+    login = None
+    if proxy.user is not None:  # (a ":" in the user: a ValueError)
+        login = aiohttp.encode_basic_auth(proxy.user, proxy.password or "")
+    return proxy.with_user(None), login
 
 
 class AiohttpTransport:
@@ -83,6 +89,10 @@ class AiohttpTransport:
         max_response_bytes: int,
         secret: Secret | None = None,
     ) -> None:
+        try:  # as aiohttp will parse it (urlsplit, which checked it, is lenient)
+            yarl.URL(base_url + "/x")
+        except ValueError as exc:  # (a base URL holds no secret: refused so)
+            raise ValueError(f"base_url is not a usable URL: {exc}") from None
         self._base_url = base_url
         self._redact = secret.redact_quoted if secret is not None else str
         given: object = session
@@ -118,9 +128,9 @@ class AiohttpTransport:
         # credentials would clash with our Authorization header.
         url = yarl.URL(self._base_url)
         try:
-            proxy = _environment_proxy(url)
+            proxy, login = _environment_proxy(url)
         except ValueError:
-            proxy = None
+            proxy = login = None
             bad = True  # (raised below, out of this block: no secret kept)
         else:
             bad = False
@@ -131,13 +141,12 @@ class AiohttpTransport:
                 sent=False,
             )
         if proxy is not None:
-            self._proxy = proxy.with_user(None)
+            self._proxy = proxy
             self._proxy_headers = dict(CONSTANT_HEADERS)  # (as aiohttp sends it)
-            if proxy.user is not None:
+            if login is not None:
                 # aiohttp 3.14 deprecates proxy_auth= for this header, and
                 # sends proxy headers only in a CONNECT (an https target):
                 # to an http one, the login goes with every request.
-                login = aiohttp.encode_basic_auth(proxy.user, proxy.password or "")
                 self._proxy_headers["Proxy-Authorization"] = login
                 if url.scheme == "http":
                     self._added = {**CONSTANT_HEADERS, "Proxy-Authorization": login}
