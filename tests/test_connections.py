@@ -80,6 +80,18 @@ async def serve_replies(
 
 
 @contextlib.asynccontextmanager
+async def listening(
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[int]:
+    """A loopback TCP server running *handler* per connection; yields its port."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+@contextlib.asynccontextmanager
 async def raw_server(reply: Reply) -> AsyncIterator[tuple[str, list[bytes]]]:
     """
     A loopback HTTP/1.1 server written by hand; yields its base URL and heads.
@@ -95,13 +107,8 @@ async def raw_server(reply: Reply) -> AsyncIterator[tuple[str, list[bytes]]]:
         connections += 1
         await serve_replies(reply, connections, reader, writer, heads)
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with listening(serve) as port:
         yield f"http://127.0.0.1:{port}/api/v1", heads
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 def closing_second_request(body: bytes) -> Reply:
@@ -179,20 +186,18 @@ async def test_a_connect_that_stalls_ends_before_the_attempt_as_never_sent(
             await asyncio.Event().wait()
         writer.close()
 
-    server = await asyncio.start_server(mute, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with SequenceClient(
+    async with (
+        listening(mute) as port,
+        SequenceClient(
             API_KEY,
             base_url=f"https://127.0.0.1:{port}/api/v1",
             retry=NO_RETRIES,
             timeout=0.3,
             session=session,
-        ) as client:
-            with pytest.raises(errors.APITimeoutError) as info:
-                await client.rules.trigger("r1", idempotency_key="order-1")
-    finally:
-        server.close()
+        ) as client,
+    ):
+        with pytest.raises(errors.APITimeoutError) as info:
+            await client.rules.trigger("r1", idempotency_key="order-1")
 
     assert accepted.is_set()
     assert info.value.sent is False
@@ -372,19 +377,17 @@ async def test_a_key_echoed_in_a_head_before_a_broken_body_is_in_no_traceback(
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(cut, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with SequenceClient(
+    async with (
+        listening(cut) as port,
+        SequenceClient(
             API_KEY,
             base_url=f"http://127.0.0.1:{port}/api/v1",
             retry=NO_RETRIES,
             session=session,
-        ) as client:
-            with pytest.raises(errors.APIConnectionError) as info:
-                await client.accounts.list()
-    finally:
-        server.close()
+        ) as client,
+    ):
+        with pytest.raises(errors.APIConnectionError) as info:
+            await client.accounts.list()
     text = traceback_text(info.value)
 
     assert API_KEY not in text
@@ -412,19 +415,17 @@ async def test_an_answer_nobody_asked_for_is_never_taken_for_the_next_one() -> N
         await reader.read()  # (until the client closes it)
         writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with SequenceClient(
+    async with (
+        listening(serve) as port,
+        SequenceClient(
             API_KEY, base_url=f"http://127.0.0.1:{port}/api/v1", retry=NO_RETRIES
-        ) as client:
-            first = await client.rules.trigger("r1", idempotency_key="order-1")
-            pooled.set()  # (its answer read, the connection is back in the pool)
-            await stray_sent.wait()
-            await asyncio.sleep(0)  # one turn: the client reads the stray bytes
-            second = await client.rules.trigger("r1", idempotency_key="order-2")
-    finally:
-        server.close()
+        ) as client,
+    ):
+        first = await client.rules.trigger("r1", idempotency_key="order-1")
+        pooled.set()  # (its answer read, the connection is back in the pool)
+        await stray_sent.wait()
+        await asyncio.sleep(0)  # one turn: the client reads the stray bytes
+        second = await client.rules.trigger("r1", idempotency_key="order-2")
 
     assert ("rex_1", "rex_2") == (first.id, second.id)
 
