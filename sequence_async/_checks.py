@@ -258,14 +258,6 @@ def check_base_url(value: str) -> str:
         raise ValueError(
             f"base_url must be an http:// or https:// URL, not {value[:100]!r}"
         )
-    try:  # a host, and one IDNA can spell (not "a..b"): as aiohttp will
-        (parts.hostname or "").encode("idna")
-    except UnicodeError:
-        bad_host = True
-    else:
-        bad_host = not parts.hostname
-    if bad_host:
-        raise ValueError(f"base_url has no usable host: {value[:100]!r}")
     return value.rstrip("/")
 
 

@@ -86,23 +86,22 @@ def failure(
         error = errors.APIConnectionError(
             f"{what} failed: {type(exc).__name__}: {told}", request_id=request_id
         )
-    elif isinstance(exc, asyncio.CancelledError) and closed and not _cancelling():
-        # aiohttp's connector, closed, cancels the calls waiting for one of
-        # its connections (not their tasks).
-        error = errors.ClientClosedError(
-            "the SequenceClient was closed during the request"
-        )
     elif (
         isinstance(exc, asyncio.CancelledError)
-        and session is not None
-        and session.closed
+        and (closed or (session is not None and session.closed))
         and not _cancelling()
     ):
-        # The same, when a caller closes the session given as session=.
-        error = errors.APIConnectionError(
-            f"{what} failed: the aiohttp session given as session= was closed "
-            "during the request",
-            request_id=request_id,
+        # aiohttp's connector, closed, cancels the calls waiting for one of
+        # its connections (not their tasks): our close, or the caller's of
+        # the session given as session=.
+        error = (
+            errors.ClientClosedError("the SequenceClient was closed during the request")
+            if closed
+            else errors.APIConnectionError(
+                f"{what} failed: the aiohttp session given as session= was closed "
+                "during the request",
+                request_id=request_id,
+            )
         )
     else:
         # Cancellation (a caller's asyncio.timeout too) and our own typed

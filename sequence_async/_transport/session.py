@@ -31,6 +31,14 @@ from . import answers, direct, failures
 ClientSession = aiohttp.ClientSession
 
 
+def _spelled(url: yarl.URL) -> yarl.URL:
+    # *url*, once its host is known to be one IDNA can spell (not "a..b", no
+    # label over 63 characters): else the UnicodeError (a ValueError) that
+    # aiohttp would raise from inside a request.
+    (url.host or "").encode("idna")
+    return url
+
+
 def _environment_proxy(url: yarl.URL) -> tuple[yarl.URL | None, str | None]:
     # The proxy the environment names for *url*, if any, without its login,
     # and that login as a Proxy-Authorization value. Checked whole here (a
@@ -39,10 +47,9 @@ def _environment_proxy(url: yarl.URL) -> tuple[yarl.URL | None, str | None]:
     raw = urllib.request.getproxies().get(url.scheme)
     if not raw or urllib.request.proxy_bypass(url.host or ""):
         return None, None
-    proxy = yarl.URL(raw if "://" in raw else f"http://{raw}")
+    proxy = _spelled(yarl.URL(raw if "://" in raw else f"http://{raw}"))
     if proxy.scheme not in ("http", "https") or not proxy.host or proxy.port is None:
         raise ValueError("not an http(s) URL with a host")
-    proxy.host.encode("idna")  # (a UnicodeError, a ValueError, as aiohttp's)
     login = None
     if proxy.user is not None:  # (a ":" in the user: a ValueError)
         login = aiohttp.encode_basic_auth(proxy.user, proxy.password or "")
@@ -89,8 +96,8 @@ class AiohttpTransport:
         max_response_bytes: int,
         secret: Secret | None = None,
     ) -> None:
-        try:  # as aiohttp will parse it (urlsplit, which checked it, is lenient)
-            yarl.URL(base_url + "/x")
+        try:  # as aiohttp will use it (urlsplit, which checked it, is lenient)
+            _spelled(yarl.URL(base_url + "/x"))
         except ValueError as exc:  # (a base URL holds no secret: refused so)
             raise ValueError(f"base_url is not a usable URL: {exc}") from None
         self._base_url = base_url
